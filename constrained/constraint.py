@@ -1,0 +1,124 @@
+"""Constraints at two levels: text (:class:`Constraint`) and tokens (:class:`BoundConstraint`).
+
+A :class:`Constraint` is a regular language, given as a pattern, plus an optional commit-time ``check`` for
+what a finite automaton cannot express (``uniqueItems``, column scoping in SQL, ...). It is compiled once;
+:meth:`Constraint.bind` ties it to a tokenizer's vocabulary once; the bound form then opens canvases that are
+queried at every denoising step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from .errors import RegexError
+from .lattice import Canvas, StateSets
+from .token_dfa import DEAD, DEFAULT_TIMEOUT_S, TokenDFA, build_token_dfa
+from .vocabulary import TokenVocabulary, as_vocabulary, byte_vocabulary
+
+#: The commit-time check: ``None`` when the text is fine, otherwise what it violates.
+Check = Callable[[str], "str | None"]
+
+
+@dataclass(frozen=True, eq=False)
+class Constraint:
+    """A set of accepted texts: the regular ``pattern`` (whole-text match) and, optionally, a ``check``.
+
+    ``post_checked`` names what ``check`` verifies beyond the pattern, so a user sees which parts of the
+    constraint the masks enforce while denoising and which are verified when a block is committed.
+    """
+
+    pattern: str
+    check: Check | None = None
+    post_checked: tuple[str, ...] = ()
+    kind: str = "regex"
+    compile_timeout_s: float = field(default=DEFAULT_TIMEOUT_S, repr=False)
+
+    @cached_property
+    def _text_dfa(self) -> TokenDFA:
+        return build_token_dfa(self.pattern, byte_vocabulary(), timeout_s=self.compile_timeout_s)
+
+    def compile(self) -> Constraint:
+        """Build the text automaton now (it is otherwise built on first use); raises on a bad pattern."""
+        _ = self._text_dfa
+        return self
+
+    def matches_pattern(self, text: str) -> bool:
+        """Membership in the regular part alone."""
+        dfa = self._text_dfa
+        state = dfa.walk(list(text.encode("utf-8")))
+        return state != DEAD and bool(dfa.accepting[state])
+
+    def violation(self, text: str) -> str | None:
+        """Why ``text`` is rejected, or ``None`` when it is accepted."""
+        if not self.matches_pattern(text):
+            return f"text does not match the {self.kind} constraint"
+        return self.check(text) if self.check is not None else None
+
+    def accepts(self, text: str) -> bool:
+        """Exact membership of a whole text."""
+        return self.violation(text) is None
+
+    def bind(self, tokenizer: Any, *, eos_token_id: int | None = None) -> BoundConstraint:
+        """The token-level constraint for a tokenizer (Hugging Face, ``{token: id}`` mapping, or vocabulary)."""
+        vocabulary = as_vocabulary(tokenizer, eos_token_id)
+        dfa = build_token_dfa(self.pattern, vocabulary, timeout_s=self.compile_timeout_s)
+        return BoundConstraint(self, vocabulary, dfa, tokenizer if hasattr(tokenizer, "encode") else None)
+
+
+class BoundConstraint:
+    """A constraint tied to one vocabulary: opens canvases and checks token sequences."""
+
+    def __init__(self, constraint: Constraint, vocabulary: TokenVocabulary, dfa: TokenDFA, tokenizer: Any) -> None:
+        self.constraint = constraint
+        self.vocabulary = vocabulary
+        self.dfa = dfa
+        self.tokenizer = tokenizer
+        self._sets = StateSets(dfa)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.vocabulary.size
+
+    @property
+    def eos_token_ids(self) -> tuple[int, ...]:
+        return self.vocabulary.end_token_ids
+
+    @property
+    def initial_state(self) -> int:
+        return self.dfa.initial
+
+    def canvas(self, length: int, *, final: bool = True, start: int | None = None) -> Canvas:
+        """A fresh, all-open canvas; ``final=False`` for a block that others will follow."""
+        return Canvas(self._sets, length, final=final, start=start)
+
+    def canvas_from(self, tokens: Sequence[int | None], *, final: bool = True, start: int | None = None) -> Canvas:
+        """A canvas with some positions decided (``None`` marks the open ones)."""
+        canvas = self.canvas(len(tokens), final=final, start=start)
+        canvas.decide({i: token for i, token in enumerate(tokens) if token is not None})
+        return canvas
+
+    def feasible(self, tokens: Sequence[int | None], *, final: bool = True, start: int | None = None) -> bool:
+        return self.canvas_from(tokens, final=final, start=start).feasible()
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """The text of a token sequence, up to its first end token."""
+        return self.vocabulary.decode(list(token_ids))
+
+    def accepts_tokens(self, token_ids: Sequence[int]) -> bool:
+        """Whether the tokens (text then optional end tokens) form an accepted text, commit check included."""
+        state = self.dfa.walk(list(token_ids))
+        return state != DEAD and bool(self.dfa.accepting[state]) and self.constraint.accepts(self.decode(token_ids))
+
+
+def regex(pattern: str) -> Constraint:
+    """A constraint from a regular expression (Rust ``regex`` syntax, matched against the whole text)."""
+    if not isinstance(pattern, str):
+        raise RegexError(f"a pattern must be a string, got {type(pattern).__name__}")
+    for construct, name in (("(?=", "lookahead"), ("(?!", "negative lookahead"), ("(?<=", "lookbehind"),
+                            ("(?<!", "negative lookbehind")):
+        if construct in pattern:
+            raise RegexError(f"{name} {construct!r} is not a regular construct and cannot be compiled into masks")
+    return Constraint(pattern).compile()

@@ -1,0 +1,65 @@
+"""Typed errors. Every failure a user can cause names what is wrong.
+
+All errors derive from :class:`ConstrainedError`, so callers can catch the family at once while tests and
+tools match the precise kind.
+"""
+
+from __future__ import annotations
+
+
+class ConstrainedError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class SchemaError(ConstrainedError, ValueError):
+    """The JSON Schema itself is invalid (fails its meta-schema, or is not a schema at all)."""
+
+    def __init__(self, message: str, pointer: str = "") -> None:
+        super().__init__(f"{message} (at {pointer or '/'})")
+        self.pointer = pointer
+
+
+class UnsupportedSchema(ConstrainedError):
+    """A schema keyword that can be neither compiled into the masks nor checked at commit time."""
+
+    def __init__(self, keyword: str, pointer: str, reason: str = "") -> None:
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"unsupported keyword {keyword!r} at {pointer or '/'}{detail}")
+        self.keyword = keyword
+        self.pointer = pointer
+
+
+class RegexError(ConstrainedError, ValueError):
+    """A regular expression is malformed or uses syntax no finite automaton expresses (backreferences, lookaround)."""
+
+
+class CompileTimeout(ConstrainedError):
+    """Compiling a constraint exceeded its time or memory bound."""
+
+
+class VocabularyError(ConstrainedError, ValueError):
+    """A tokenizer cannot be read, or its vocabulary cannot spell any text the constraint accepts."""
+
+
+class DenoiserError(ConstrainedError, ValueError):
+    """A model cannot serve as a denoiser as asked: no mask token, prompt longer than its context, non-finite logits."""
+
+
+class ConstraintUnsatisfiable(ConstrainedError):
+    """No output satisfying the constraint exists within the limits given; carries what was produced so far."""
+
+    def __init__(self, message: str, partial: str | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class DatabaseError(ConstrainedError, ValueError):
+    """A database given for SQL generation is missing, unreadable, not SQLite, or has no tables."""
+
+
+class GrammarError(ConstrainedError, ValueError):
+    """A grammar is malformed, or too large to approximate within the requested bounds."""
+
+
+class PuzzleError(ConstrainedError, ValueError):
+    """A puzzle is malformed: wrong size, illegal characters, or contradictory givens."""

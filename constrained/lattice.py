@@ -1,0 +1,305 @@
+"""The canvas mask lattice: exact per-position token masks over a partly decided canvas.
+
+A canvas has ``L`` positions, some decided (token fixed), the rest open. With the token automaton ``δ``:
+
+* ``F[i]``, the states reachable at position ``i`` from the start over every filling of positions ``< i``
+  consistent with the decided tokens (forward sweep);
+* ``B[i]``, the states from which positions ``i..L-1`` can be filled, consistent with the decided tokens,
+  so that the canvas ends in an admissible state (backward sweep);
+* token ``t`` is allowed at open position ``i`` iff some ``q`` in ``F[i]`` has ``δ(q, t)`` in ``B[i + 1]``.
+
+That is exact: every allowed token extends to a whole accepted canvas, and every token of an accepted
+canvas is allowed. The work is done on state *sets*, interned as small integers and memoized per automaton
+(``post``, ``pre`` and the mask of an ``(F, B)`` pair), so the sweeps of a denoising run quickly become
+dictionary look-ups: interior positions of a canvas share their sets, and so do successive steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .errors import ConstraintUnsatisfiable
+from .token_dfa import DEAD, TokenDFA
+
+#: Marks an open position in :attr:`Canvas.tokens`.
+OPEN = None
+_ANY = -1  # the "any token" pseudo-class in memo keys
+#: Memo tables are dropped wholesale past these sizes, bounding memory over long runs.
+_SET_MEMO_LIMIT = 500_000
+_MASK_MEMO_LIMIT = 2_048
+
+
+def _bound(memo: dict, limit: int) -> None:
+    if len(memo) >= limit:
+        memo.clear()
+
+
+class StateSets:
+    """Interned state sets and the memoized set operations of one token automaton.
+
+    Sets are numbered in order of first appearance; two equal sets always get the same number, so the
+    lattice can compare and memoize sets as plain integers.
+    """
+
+    def __init__(self, dfa: TokenDFA) -> None:
+        self.dfa = dfa
+        self._members: list[np.ndarray] = []
+        self._number: dict[bytes, int] = {}
+        self._post: dict[tuple[int, int], int] = {}
+        self._pre: dict[tuple[int, int], int] = {}
+        self._masks: dict[tuple[int, int], torch.Tensor] = {}
+        self.empty = self.intern(np.zeros(dfa.n_states, dtype=bool))
+        self.accepting = self.intern(dfa.accepting)
+        self.live = self.intern(np.ones(dfa.n_states, dtype=bool))
+
+    def intern(self, members: np.ndarray) -> int:
+        key = np.packbits(members).tobytes()
+        number = self._number.get(key)
+        if number is None:
+            number = self._number[key] = len(self._members)
+            self._members.append(members)
+        return number
+
+    def single(self, state: int) -> int:
+        members = np.zeros(self.dfa.n_states, dtype=bool)
+        members[state] = True
+        return self.intern(members)
+
+    def members(self, set_id: int) -> np.ndarray:
+        return self._members[set_id]
+
+    def is_empty(self, set_id: int) -> bool:
+        return set_id == self.empty
+
+    def intersects(self, a: int, b: int) -> bool:
+        return bool((self._members[a] & self._members[b]).any())
+
+    def post(self, set_id: int, token_class: int) -> int:
+        """States reached from the set by one token of the class (``_ANY``: by any token)."""
+        key = (set_id, token_class)
+        result = self._post.get(key)
+        if result is None:
+            rows = self.dfa.table[self._members[set_id]]
+            targets = rows if token_class == _ANY else rows[:, token_class]
+            reached = np.zeros(self.dfa.n_states + 1, dtype=bool)
+            reached[targets.ravel()] = True  # DEAD lands in the extra last slot
+            result = self._post[key] = self.intern(reached[:-1])
+            _bound(self._post, _SET_MEMO_LIMIT)
+        return result
+
+    def pre(self, set_id: int, token_class: int) -> int:
+        """States from which one token of the class (``_ANY``: some token) leads into the set."""
+        key = (set_id, token_class)
+        result = self._pre.get(key)
+        if result is None:
+            inside = np.append(self._members[set_id], False)
+            table = self.dfa.table
+            hits = inside[table].any(axis=1) if token_class == _ANY else inside[table[:, token_class]]
+            result = self._pre[key] = self.intern(hits)
+            _bound(self._pre, _SET_MEMO_LIMIT)
+        return result
+
+    def allowed_classes(self, forward: int, backward: int) -> np.ndarray:
+        """Classes ``c`` with some ``q`` in ``forward`` and ``δ(q, c)`` in ``backward``."""
+        inside = np.append(self._members[backward], False)
+        return inside[self.dfa.table[self._members[forward]]].any(axis=0)
+
+    def token_mask(self, forward: int, backward: int) -> torch.Tensor:
+        """The bool ``[V]`` mask of tokens leading from ``forward`` into ``backward`` (shared, read-only)."""
+        key = (forward, backward)
+        mask = self._masks.get(key)
+        if mask is None:
+            _bound(self._masks, _MASK_MEMO_LIMIT)
+            mask = self._masks[key] = torch.from_numpy(self.allowed_classes(forward, backward)[self.dfa.token_class])
+        return mask
+
+
+class Canvas:
+    """One canvas under a token automaton: decide positions, then ask for exact masks.
+
+    ``final`` canvases must end accepted (text, then end tokens as padding); others may end in any live
+    state, from which :meth:`end_state` lets the next canvas ``start``.
+    """
+
+    def __init__(self, sets: StateSets, length: int, *, final: bool = True, start: int | None = None) -> None:
+        if length <= 0:
+            raise ValueError(f"canvas length must be positive, got {length}")
+        self._sets = sets
+        self._dfa = sets.dfa
+        self.length = length
+        self.final = final
+        self.tokens: list[int | None] = [OPEN] * length
+        start_state = self._dfa.initial if start is None else start
+        if not 0 <= start_state < self._dfa.n_states:
+            raise ValueError(f"start state {start_state} is not a state of this automaton")
+        self._forward = [sets.single(start_state)] + [sets.empty] * length
+        self._backward = [sets.empty] * length + [sets.accepting if final else sets.live]
+        self._sweep_forward(0, length)
+        self._sweep_backward(length, 0)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._dfa.vocab_size
+
+    def _class_of(self, position: int) -> int:
+        token = self.tokens[position]
+        return _ANY if token is OPEN else int(self._dfa.token_class[token])
+
+    def _sweep_forward(self, first: int, settled_after: int) -> None:
+        """Recompute ``F`` from position ``first``; stop once unchanged past ``settled_after``."""
+        for i in range(first, self.length):
+            new = self._sets.post(self._forward[i], self._class_of(i))
+            if new == self._forward[i + 1] and i >= settled_after:
+                return
+            self._forward[i + 1] = new
+
+    def _sweep_backward(self, last: int, settled_before: int) -> None:
+        """Recompute ``B`` from position ``last`` down; stop once unchanged before ``settled_before``."""
+        for i in range(min(last, self.length - 1), -1, -1):
+            new = self._sets.pre(self._backward[i + 1], self._class_of(i))
+            if new == self._backward[i] and i < settled_before:
+                return
+            self._backward[i] = new
+
+    def decide(self, changes: Mapping[int, int | None]) -> None:
+        """Fix positions to tokens (or reopen them with ``None``) and update the sweeps incrementally."""
+        if not changes:
+            return
+        for position, token in changes.items():
+            if not 0 <= position < self.length:
+                raise IndexError(f"position {position} outside a canvas of length {self.length}")
+            if token is not OPEN and not 0 <= token < self.vocab_size:
+                raise ValueError(f"token id {token} outside the vocabulary (size {self.vocab_size})")
+            self.tokens[position] = token
+        low, high = min(changes), max(changes)
+        self._sweep_forward(low, high)
+        self._sweep_backward(high, low)
+
+    def feasible(self) -> bool:
+        """Whether the open positions can still be filled into an admissible canvas."""
+        return self._sets.intersects(self._forward[0], self._backward[0])
+
+    def allowed(self, position: int) -> torch.Tensor:
+        """The bool ``[V]`` mask of tokens that keep the canvas completable at ``position``."""
+        token = self.tokens[position]
+        if token is not OPEN:
+            mask = torch.zeros(self.vocab_size, dtype=torch.bool)
+            mask[token] = self.feasible()
+            return mask
+        return self._sets.token_mask(self._forward[position], self._backward[position + 1]).clone()
+
+    def masks(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """Bool ``[L, V]``: for open positions the exact allowed tokens, for decided ones just their token.
+
+        An infeasible canvas allows nothing anywhere.
+        """
+        if not self.feasible():
+            return torch.zeros(self.length, self.vocab_size, dtype=torch.bool, device=device)
+        rows: dict[tuple[int, int], int] = {}
+        row_of_position = []
+        for i, token in enumerate(self.tokens):
+            key = (self._forward[i], self._backward[i + 1]) if token is OPEN else (-1, -1)
+            row_of_position.append(rows.setdefault(key, len(rows)))
+        distinct = [
+            self._sets.token_mask(*key) if key != (-1, -1) else torch.zeros(self.vocab_size, dtype=torch.bool)
+            for key in rows
+        ]
+        result = torch.stack(distinct)[torch.tensor(row_of_position)]
+        decided = [i for i, token in enumerate(self.tokens) if token is not OPEN]
+        if decided:
+            result[decided, [self.tokens[i] for i in decided]] = True
+        return result.to(device) if device is not None else result
+
+    def packed_masks(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """The masks as a bitmask, int32 ``[L, ceil(V / 32)]``, bit ``t % 32`` of word ``t // 32`` for token ``t``."""
+        bits = self.masks().numpy()
+        padded_width = -(-self.vocab_size // 32) * 32
+        padded = np.zeros((self.length, padded_width), dtype=bool)
+        padded[:, : self.vocab_size] = bits
+        packed = np.packbits(padded, axis=1, bitorder="little").view(np.int32)
+        tensor = torch.from_numpy(packed)
+        return tensor.to(device) if device is not None else tensor
+
+    def end_state(self) -> int:
+        """The automaton state after a fully decided, feasible canvas (where the next canvas starts)."""
+        if OPEN in self.tokens:
+            raise ValueError("the canvas still has open positions")
+        if not self.feasible():
+            raise ConstraintUnsatisfiable("the canvas violates its constraint")
+        return int(np.flatnonzero(self._sets.members(self._forward[self.length]))[0])
+
+    def complete(self) -> bool:
+        """Every position decided and the canvas admissible."""
+        return OPEN not in self.tokens and self.feasible()
+
+    def map_decode(self, logprobs: torch.Tensor) -> list[int]:
+        """The most probable admissible canvas consistent with the decided tokens (Viterbi over states).
+
+        ``logprobs`` is ``[L, V]``; decided positions keep their tokens. Raises
+        :class:`ConstraintUnsatisfiable` when no admissible canvas exists.
+        """
+        if tuple(logprobs.shape) != (self.length, self.vocab_size):
+            raise ValueError(f"logprobs must be [{self.length}, {self.vocab_size}], got {list(logprobs.shape)}")
+        if not self.feasible():
+            raise ConstraintUnsatisfiable("no admissible canvas is consistent with the decided tokens")
+        return viterbi(self._dfa, self._sets, self._forward[0], self._backward, self.tokens, logprobs)
+
+
+def viterbi(
+    dfa: TokenDFA, sets: StateSets, start: int, backward: Sequence[int], tokens: Sequence[int | None],
+    logprobs: torch.Tensor,
+) -> list[int]:
+    """Best-scoring path through ``states × positions``, restricted to states that can still finish."""
+    logprobs = logprobs.detach().to(torch.float64).cpu()
+    token_class = torch.from_numpy(dfa.token_class).long()
+    table = torch.from_numpy(dfa.table).long()
+    n_states, n_classes = table.shape
+    score = torch.full((n_states,), -torch.inf, dtype=torch.float64)
+    score[torch.from_numpy(sets.members(start))] = 0.0
+    back_state, back_class, best_tokens = [], [], []
+    for i, token in enumerate(tokens):
+        row = logprobs[i].nan_to_num(nan=-torch.inf)
+        if token is OPEN:
+            class_best = torch.full((n_classes,), -torch.inf, dtype=torch.float64)
+            class_best.scatter_reduce_(0, token_class, row, reduce="amax")
+        else:
+            class_best = torch.full((n_classes,), -torch.inf, dtype=torch.float64)
+            class_best[token_class[token]] = row[token] if torch.isfinite(row[token]) else 0.0
+        reachable = torch.from_numpy(np.append(sets.members(backward[i + 1]), False))
+        candidate = score[:, None] + class_best[None, :]
+        candidate[~reachable[table]] = -torch.inf
+        flat_target = table.clamp(min=0).reshape(-1)
+        new_score = torch.full((n_states,), -torch.inf, dtype=torch.float64)
+        new_score.scatter_reduce_(0, flat_target, candidate.reshape(-1), reduce="amax")
+        is_best = (candidate.reshape(-1) == new_score[flat_target]) & torch.isfinite(candidate.reshape(-1))
+        origin = torch.full((n_states,), n_states * n_classes, dtype=torch.long)
+        origin.scatter_reduce_(0, flat_target[is_best], torch.nonzero(is_best).reshape(-1), reduce="amin")
+        back_state.append(origin // n_classes)
+        back_class.append(origin % n_classes)
+        best_tokens.append((token, row))
+        score = new_score
+    if not torch.isfinite(score).any():
+        raise ConstraintUnsatisfiable("no admissible canvas has finite probability under the logits")
+    state = int(torch.argmax(score))
+    path: list[int] = []
+    for i in range(len(tokens) - 1, -1, -1):
+        chosen_class = int(back_class[i][state])
+        token, row = best_tokens[i]
+        if token is OPEN:
+            in_class = token_class == chosen_class
+            token = int(torch.argmax(torch.where(in_class, row, torch.tensor(-torch.inf, dtype=torch.float64))))
+            if not in_class[token]:  # every token of the class had -inf: take any member
+                token = int(torch.nonzero(in_class)[0])
+        path.append(token)
+        state = int(back_state[i][state])
+    path.reverse()
+    return path
+
+
+def batch_masks(canvases: Iterable[Canvas], device: torch.device | str | None = None) -> torch.Tensor:
+    """Masks of several canvases of equal length, bool ``[B, L, V]``."""
+    stacked = torch.stack([canvas.masks() for canvas in canvases])
+    return stacked.to(device) if device is not None else stacked

@@ -1,0 +1,265 @@
+"""The token-level automaton of one (pattern, vocabulary) pair, compacted by token classes.
+
+outlines-core's ``Index`` determinizes the pattern and walks every token through it. We keep what the
+canvas lattice needs in a compact, array form:
+
+* states renumbered ``0..S-1``, only those from which acceptance is still reachable (live), plus ``DONE``
+  (index ``S``), the state after the first end token;
+* tokens grouped into *classes* of identical behaviour in every state (all letter-only tokens inside a
+  string, say): the table is ``[S + 1, C]`` instead of ``[S + 1, V]``, usually a few hundred columns
+  rather than tens of thousands;
+* end tokens (EOS, pad) form one class leading from accepting states to ``DONE`` and from ``DONE`` to itself,
+  so a canvas can hold the text followed by padding, and nothing after the padding.
+
+The build runs in a child process under a time and memory bound (determinization can blow up), and the
+result is cached on disk keyed by pattern and vocabulary fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CompileTimeout, RegexError, VocabularyError
+from .vocabulary import TokenVocabulary
+
+#: Bumped whenever the table layout changes, so stale cache files are never read.
+FORMAT_VERSION = 2
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MEMORY_BYTES = 8 << 30
+DEAD = -1
+
+
+def cache_dir() -> Path:
+    """Where compiled automata are kept: ``$CONSTRAINED_CACHE`` or ``~/.cache/constrained``."""
+    return Path(os.environ.get("CONSTRAINED_CACHE", Path.home() / ".cache" / "constrained"))
+
+
+@dataclass(frozen=True)
+class TokenDFA:
+    """A deterministic automaton over token classes.
+
+    ``table[q, c]`` is the state after a token of class ``c`` in state ``q`` (``DEAD`` if it breaks the
+    pattern); ``token_class[t]`` maps a token id to its class; ``accepting[q]`` says a text may end in ``q``.
+    """
+
+    table: np.ndarray  # int32 [S + 1, C]
+    token_class: np.ndarray  # int32 [V]
+    accepting: np.ndarray  # bool [S + 1]
+    initial: int
+    end_class: int
+
+    @property
+    def n_states(self) -> int:
+        """States including ``DONE``."""
+        return self.table.shape[0]
+
+    @property
+    def done(self) -> int:
+        return self.n_states - 1
+
+    @property
+    def n_classes(self) -> int:
+        return self.table.shape[1]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.token_class.shape[0]
+
+    def step(self, state: int, token_id: int) -> int:
+        """The state after one token, or ``DEAD``."""
+        return DEAD if state == DEAD else int(self.table[state, self.token_class[token_id]])
+
+    def walk(self, token_ids: list[int], state: int | None = None) -> int:
+        """The state after a token sequence, or ``DEAD`` as soon as it leaves the language."""
+        state = self.initial if state is None else state
+        for token_id in token_ids:
+            state = self.step(state, token_id)
+            if state == DEAD:
+                break
+        return state
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, table=self.table, token_class=self.token_class, accepting=self.accepting,
+                 scalars=np.array([self.initial, self.end_class]))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> TokenDFA:
+        with np.load(path) as data:
+            initial, end_class = (int(x) for x in data["scalars"])
+            return cls(data["table"], data["token_class"], data["accepting"], initial, end_class)
+
+
+def _live_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
+    """States from which an accepting state is reachable (backward closure over the state graph)."""
+    live = accepting.copy()
+    padded = np.append(live, False)
+    while True:
+        grown = live | padded[table].any(axis=1)
+        if np.array_equal(grown, live):
+            return live
+        live = grown
+        padded = np.append(live, False)
+
+
+def _class_signatures(states: np.ndarray, tokens: np.ndarray, targets: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Token classes: tokens with the same transition in every state share a class.
+
+    Each token's column of the transition table is hashed with two independent random linear hashes
+    (128 bits together), which is collision-free for any realistic vocabulary and never builds the dense
+    ``[S, V]`` table.
+    """
+    rng = np.random.default_rng(0x5EED)
+    n_states = int(states.max(initial=0)) + 1
+    signature = np.zeros((vocab_size, 2), dtype=np.uint64)
+    for column in range(2):
+        weights = rng.integers(1, 2**63, size=n_states, dtype=np.uint64) | np.uint64(1)
+        terms = weights[states] * (targets.astype(np.uint64) + np.uint64(1))
+        np.add.at(signature[:, column], tokens, terms)
+    _, classes = np.unique(signature, axis=0, return_inverse=True)
+    return classes.reshape(-1).astype(np.int32)
+
+
+#: A marker appended to every pattern: U+10FFFF (private use, plane 16), spelled by one synthetic token.
+#: outlines-core 0.2.x drops a token's transition whenever the token's last byte is read from an accepting
+#: position (regex-automata reports matches one byte late), so ``(ab)+`` would refuse a second ``ab``. With
+#: the marker appended, the only accepting positions follow the marker and nothing is lost; a state is
+#: accepting for us iff the marker leads from it to the end. Real tokens with the marker's lead byte (0xF4:
+#: only plane-16 private-use characters) are left out of the index so that no state sits inside the marker.
+_MARKER_PATTERN = "\\x{10FFFF}"
+_MARKER_BYTES = "\U0010ffff".encode("utf-8")
+
+
+def _compile_tables(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
+    """Determinize through outlines-core and compact the result (runs inside the bounded child)."""
+    import outlines_core
+
+    end_ids = set(vocabulary.end_token_ids)
+    marker_id = vocabulary.size
+    spelled: dict[bytes, list[int]] = {_MARKER_BYTES: [marker_id]}
+    for token_id, piece in enumerate(vocabulary.token_bytes):
+        if piece is not None and token_id not in end_ids and _MARKER_BYTES[0] not in piece:
+            spelled.setdefault(piece, []).append(token_id)
+    try:
+        index = outlines_core.Index(
+            f"(?:{pattern}){_MARKER_PATTERN}", outlines_core.Vocabulary(vocabulary.end_token_ids[0], spelled)
+        )
+    except (ValueError, RuntimeError, TypeError) as error:
+        if "vocabulary provided is incompatible" in str(error):
+            raise VocabularyError(f"the vocabulary cannot spell any text the constraint accepts: {error}") from None
+        raise RegexError(f"cannot compile pattern {pattern[:200]!r}: {error}") from None
+    transitions = index.get_transitions()
+    finals = set(index.get_final_states())
+    accepting_ids = {q for q, row in transitions.items() if row.get(marker_id) in finals}
+    state_ids = sorted((set(transitions) | {index.get_initial_state()}) - finals)
+    number = {state: n for n, state in enumerate(state_ids)}
+    entries = [
+        (number[q], t, number[r])
+        for q, row in transitions.items()
+        if q in number
+        for t, r in row.items()
+        if r in number and t != marker_id and t not in end_ids
+    ]
+    states, tokens, targets = (
+        (np.array(column, dtype=np.int64) for column in zip(*entries)) if entries else (np.zeros(0, np.int64),) * 3
+    )
+
+    token_class = _class_signatures(states, tokens, targets, vocabulary.size)
+    end_class = int(token_class.max(initial=-1)) + 1
+    token_class[list(end_ids)] = end_class
+    n_states = len(state_ids) + 1  # + DONE
+    done = n_states - 1
+    table = np.full((n_states, end_class + 1), DEAD, dtype=np.int32)
+    table[states, token_class[tokens]] = targets
+    accepting = np.zeros(n_states, dtype=bool)
+    accepting[[number[q] for q in accepting_ids]] = True
+    table[accepting, end_class] = done
+    table[done, end_class] = done
+    accepting[done] = True
+
+    live = _live_states(table, accepting)
+    table[~live] = DEAD
+    table[np.isin(table, np.flatnonzero(~live))] = DEAD
+    return TokenDFA(table, token_class, accepting, number[index.get_initial_state()], end_class)
+
+
+def _child(pattern: str, vocabulary: TokenVocabulary, memory_bytes: int, conn) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    try:
+        conn.send(("ok", _compile_tables(pattern, vocabulary)))
+    except MemoryError:
+        conn.send(("memory", None))
+    except (RegexError, VocabularyError) as error:
+        conn.send(("error", error))
+    finally:
+        conn.close()
+
+
+def _build_bounded(pattern: str, vocabulary: TokenVocabulary, timeout_s: float, memory_bytes: int) -> TokenDFA:
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(pattern, vocabulary, memory_bytes, sender), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout_s):
+            raise CompileTimeout(f"building the token automaton took longer than {timeout_s:g} s")
+        status, payload = receiver.recv()
+    except EOFError:
+        raise CompileTimeout(f"building the token automaton exceeded {memory_bytes >> 20} MiB of memory") from None
+    finally:
+        process.kill()
+        process.join()
+        receiver.close()
+    if status == "memory":
+        raise CompileTimeout(f"building the token automaton exceeded {memory_bytes >> 20} MiB of memory")
+    if status == "error":
+        raise payload
+    return payload
+
+
+_MEMORY_CACHE: dict[str, TokenDFA] = {}
+
+
+def build_token_dfa(
+    pattern: str,
+    vocabulary: TokenVocabulary,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    use_disk_cache: bool = True,
+) -> TokenDFA:
+    """The compacted token automaton of ``pattern`` over ``vocabulary``: from memory, disk, or a bounded build.
+
+    Raises :class:`VocabularyError` when no token sequence of this vocabulary spells an accepted text.
+    """
+    key = hashlib.sha256(f"{FORMAT_VERSION}\0{vocabulary.fingerprint}\0{pattern}".encode()).hexdigest()
+    if key in _MEMORY_CACHE:
+        return _MEMORY_CACHE[key]
+    path = cache_dir() / "token_dfa" / key[:2] / f"{key}.npz"
+    dfa = None
+    if use_disk_cache and path.exists():
+        try:
+            dfa = TokenDFA.load(path)
+        except (OSError, ValueError, KeyError):
+            dfa = None  # a truncated or foreign file: rebuild it
+    if dfa is None:
+        dfa = _build_bounded(pattern, vocabulary, timeout_s, memory_bytes)
+        if use_disk_cache:
+            try:
+                dfa.save(path)
+            except OSError:
+                pass  # a read-only home is no reason to fail; the next run rebuilds
+    if (dfa.table[dfa.initial] == DEAD).all() and not dfa.accepting[dfa.initial]:
+        raise VocabularyError("the vocabulary cannot spell any text the constraint accepts")
+    _MEMORY_CACHE[key] = dfa
+    return dfa

@@ -1,0 +1,155 @@
+"""The canvas lattice, specified against brute force: masks are exactly the tokens of admissible canvases."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import constrained
+from constrained import ConstraintUnsatisfiable
+
+VOCAB = {"a": 0, "b": 1, "ab": 2, "c": 3, "</s>": 4, "bc": 5, "ca": 6, "{": 7, "}": 8, '"': 9}
+END = VOCAB["</s>"]
+PATTERNS = ["a(b|a)*c", "(ab|c)+", "(ab)+c?", '\\{"(a|b)*"\\}', "a?b?c?", "(a|b){2,4}c"]
+LENGTH = 5
+
+
+def admissible_canvases(bound: constrained.BoundConstraint, length: int, final: bool) -> list[tuple[int, ...]]:
+    """Every canvas of the given length the constraint admits, by enumeration."""
+    result = []
+    for tokens in itertools.product(range(len(VOCAB)), repeat=length):
+        text_end = tokens.index(END) if END in tokens else length
+        if any(t != END for t in tokens[text_end:]):
+            continue
+        state = bound.dfa.walk(list(tokens))
+        if state == -1:
+            continue
+        if final and not bound.dfa.accepting[state]:
+            continue
+        result.append(tokens)
+    return result
+
+
+@pytest.fixture(scope="module")
+def bound_patterns():
+    return {pattern: constrained.regex(pattern).bind(VOCAB) for pattern in PATTERNS}
+
+
+@pytest.fixture(scope="module")
+def enumerated(bound_patterns):
+    return {
+        (pattern, final): admissible_canvases(bound, LENGTH, final)
+        for pattern, bound in bound_patterns.items()
+        for final in (True, False)
+    }
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    pattern=st.sampled_from(PATTERNS),
+    final=st.booleans(),
+    decided=st.dictionaries(st.integers(0, LENGTH - 1), st.integers(0, len(VOCAB) - 1), max_size=3),
+)
+def test_masks_equal_brute_force(bound_patterns, enumerated, pattern, final, decided):
+    bound = bound_patterns[pattern]
+    canvas = bound.canvas(LENGTH, final=final)
+    canvas.decide(decided)
+    consistent = [c for c in enumerated[(pattern, final)] if all(c[i] == t for i, t in decided.items())]
+    expected = torch.zeros(LENGTH, len(VOCAB), dtype=torch.bool)
+    for tokens in consistent:
+        expected[range(LENGTH), list(tokens)] = True
+    assert canvas.feasible() == bool(consistent)
+    assert torch.equal(canvas.masks(), expected)
+    for position in range(LENGTH):
+        assert torch.equal(canvas.allowed(position), expected[position])
+
+
+@settings(max_examples=60, deadline=None)
+@given(pattern=st.sampled_from(PATTERNS), order=st.permutations(range(LENGTH)), data=st.data())
+def test_any_reveal_order_of_allowed_tokens_ends_accepted(bound_patterns, pattern, order, data):
+    """Soundness: deciding positions one by one, each with any allowed token, never strands the canvas."""
+    bound = bound_patterns[pattern]
+    canvas = bound.canvas(LENGTH)
+    if not canvas.feasible():
+        return
+    for position in order:
+        choices = torch.nonzero(canvas.allowed(position)).flatten().tolist()
+        assert choices, "a feasible canvas offers a token at every open position"
+        canvas.decide({position: data.draw(st.sampled_from(choices))})
+        assert canvas.feasible()
+    assert canvas.complete()
+    assert bound.accepts_tokens(canvas.tokens)
+    assert bound.constraint.accepts(bound.decode(canvas.tokens))
+
+
+def test_incremental_updates_match_a_fresh_canvas(bound_patterns):
+    bound = bound_patterns["(ab|c)+"]
+    canvas = bound.canvas(LENGTH)
+    steps = [{0: 2}, {3: 3}, {0: None}, {1: 3, 4: END}, {3: None, 2: 0}]
+    for change in steps:
+        canvas.decide(change)
+        fresh = bound.canvas_from(canvas.tokens)
+        assert torch.equal(canvas.masks(), fresh.masks())
+        assert canvas.feasible() == fresh.feasible()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pattern=st.sampled_from(PATTERNS),
+    decided=st.dictionaries(st.integers(0, LENGTH - 1), st.integers(0, len(VOCAB) - 1), max_size=2),
+    seed=st.integers(0, 2**16),
+)
+def test_map_decode_is_the_best_admissible_canvas(bound_patterns, enumerated, pattern, decided, seed):
+    bound = bound_patterns[pattern]
+    logprobs = torch.randn(LENGTH, len(VOCAB), generator=torch.Generator().manual_seed(seed)).log_softmax(-1)
+    canvas = bound.canvas(LENGTH)
+    canvas.decide(decided)
+    consistent = [c for c in enumerated[(pattern, True)] if all(c[i] == t for i, t in decided.items())]
+    if not consistent:
+        with pytest.raises(ConstraintUnsatisfiable):
+            canvas.map_decode(logprobs)
+        return
+    best = canvas.map_decode(logprobs)
+    assert tuple(best) in consistent
+
+    def score(tokens):
+        return sum(float(logprobs[i, t]) for i, t in enumerate(tokens) if i not in decided)
+
+    assert score(best) == pytest.approx(max(score(c) for c in consistent))
+
+
+def test_non_final_blocks_chain_through_end_state(bound_patterns):
+    bound = bound_patterns["a(b|a)*c"]
+    first = bound.canvas(3, final=False)
+    first.decide({0: 0, 1: 1, 2: 0})  # "aba": not accepted yet, but live
+    assert first.feasible()
+    second = bound.canvas(2, start=first.end_state())
+    assert torch.nonzero(second.allowed(0)).flatten().tolist() == [0, 1, 2, 3, 5]  # a, b, ab, c, bc
+    second.decide({0: 3, 1: END})
+    assert second.complete()
+
+
+def test_padding_only_after_the_text(bound_patterns):
+    canvas = bound_patterns["a?b?c?"].canvas(3)
+    canvas.decide({0: END})
+    assert canvas.masks()[1:].nonzero()[:, 1].unique().tolist() == [END]
+
+
+def test_packed_masks_round_trip(bound_patterns):
+    canvas = bound_patterns["(ab|c)+"].canvas(LENGTH)
+    packed = canvas.packed_masks()
+    assert packed.dtype == torch.int32 and packed.shape == (LENGTH, 1)
+    bits = torch.tensor([[(int(word) >> b) & 1 for b in range(len(VOCAB))] for word in packed[:, 0]], dtype=torch.bool)
+    assert torch.equal(bits, canvas.masks())
+
+
+def test_batch_masks_stack_canvases(bound_patterns):
+    bound = bound_patterns["(ab|c)+"]
+    canvases = [bound.canvas(LENGTH), bound.canvas_from([3, None, None, None, None])]
+    batch = constrained.lattice.batch_masks(canvases)
+    assert batch.shape == (2, LENGTH, len(VOCAB))
+    assert torch.equal(batch[1], canvases[1].masks())
