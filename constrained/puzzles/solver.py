@@ -1,0 +1,253 @@
+"""The solve loop: a denoiser proposes, propagation disposes, and contradictions remask the least confident choices.
+
+What one *pass* is (the unit we count as ``steps`` and try to minimise): one call of the denoiser on the current
+canvas, returning log-probabilities for every cell. With that one output in hand the solver then
+
+1. restricts every open cell to its candidates after propagation (the mask),
+2. repeatedly takes the open cell whose renormalised top probability is highest (the most confident one),
+   commits its most probable candidate that survives propagation (a candidate whose propagation fails is
+   refuted and the next most probable is tried), and propagates, so that one pass usually commits many cells
+   and the forced cells come for free,
+3. stops when the grid is full (solved) or when a cell has no surviving candidate: a conflict.
+
+On a conflict the solver finds which decisions caused it (a short chronological prefix of the decisions, then a
+deletion filter; the test is propagation plus a probe of the stuck cell), records that set as a *nogood*
+(those cell values cannot hold together in any solution), and remasks the lowest-confidence decision in it.
+Then, by default, the pass ends and the denoiser is asked again on the canvas with that cell open: the model
+sees the consequence of its mistake. ``remasks_per_pass > 1`` lets one pass's log-probabilities drive several
+backtracks (fewer passes, staler guidance); the benchmark reports which setting produced its figures.
+
+Everything the denoiser is asked to decide is decided from its own ranking; propagation only removes values that
+cannot be right, and the nogoods only remove combinations proved impossible. Nogoods are kept for the whole
+solve, so the search cannot revisit a refuted combination: with ``max_passes`` and ``max_remasks`` large enough,
+every puzzle with a solution is solved, and an unsatisfiable one is proved so (an empty nogood).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from constrained.errors import ConstraintUnsatisfiable, DenoiserError
+from constrained.puzzles.classical import solve_classical
+from constrained.puzzles.grid import GridPuzzle
+from constrained.puzzles.propagation import Contradiction, Nogood, Propagator, bit, is_single
+from constrained.puzzles.symbols import SymbolVocabulary
+
+Canvas = list[int | None]
+Denoiser = Callable[[Canvas], "torch.Tensor | np.ndarray"]
+"""Anything that maps the canvas (token id per cell, ``None`` where open) to log-probabilities ``[n_cells, V]``."""
+
+_FLOOR = -1e30  # stands in for -inf so that a row the denoiser masked out entirely renormalises to uniform
+
+
+@dataclass(frozen=True)
+class PuzzleResult:
+    """A solved puzzle. ``steps``: denoiser forward passes (0 when propagation alone solved it)."""
+
+    puzzle: GridPuzzle
+    values: tuple[int, ...]
+    tokens: tuple[int, ...]
+    steps: int
+    remasks: int
+    unique: bool | None
+    """True: no other solution; False: another exists (the returned one is still valid); None: check gave up."""
+
+    @property
+    def solution(self) -> str:
+        """Row-major symbols, e.g. the 81-character line of a 9x9 Sudoku."""
+        return self.puzzle.format(self.values)
+
+    @property
+    def grid(self) -> list[list[str]]:
+        cols = self.puzzle.cols
+        text = self.solution
+        return [list(text[r * cols : (r + 1) * cols]) for r in range(self.puzzle.rows)]
+
+
+class UniformDenoiser:
+    """The model-free baseline: independent uniform-random probabilities for every (cell, token), seeded.
+
+    Under the solver's masks its only influence is a random order of cells and values; the figures it gets show
+    how much the constraints alone do.
+    """
+
+    def __init__(self, vocab_size: int, seed: int = 0) -> None:
+        self.vocab_size = vocab_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, canvas: Canvas) -> torch.Tensor:
+        weights = torch.rand(len(canvas), self.vocab_size, generator=self.generator, dtype=torch.float64) + 1e-12
+        return torch.log(weights / weights.sum(dim=-1, keepdim=True))
+
+
+@dataclass
+class _Decision:
+    cell: int
+    value: int
+    confidence: float
+
+
+@dataclass
+class _Search:
+    """The solver's mutable state: decisions in order, learned nogoods, and the propagated candidates."""
+
+    prop: Propagator
+    base: list[int]
+    decisions: list[_Decision] = field(default_factory=list)
+    nogoods: list[Nogood] = field(default_factory=list)
+
+    def state(self, decisions: Sequence[_Decision]) -> list[int]:
+        """Candidates under ``decisions`` (raises Contradiction)."""
+        return self.prop.assign(self.base, {d.cell: d.value for d in decisions}, self.nogoods)
+
+    def fails(self, decisions: Sequence[_Decision], stuck: int | None) -> bool:
+        """Whether ``decisions`` already admit no completion: propagation fails, or every value of ``stuck`` does."""
+        try:
+            cands = self.state(decisions)
+        except Contradiction:
+            return True
+        if stuck is None:
+            return False
+        for value in range(1, self.prop.puzzle.size + 1):
+            if cands[stuck] & bit(value):
+                try:
+                    self.prop.assign(cands, {stuck: value}, self.nogoods)
+                    return False
+                except Contradiction:
+                    pass
+        return True
+
+    def conflict_set(self, stuck: int | None) -> list[_Decision]:
+        """A small set of current decisions that together admit no completion (all of them do, by assumption)."""
+        decisions = self.decisions
+        if not self.fails(decisions, stuck):
+            raise RuntimeError("conflict analysis called on decisions that do not fail")
+        low, high = 0, len(decisions)  # fails(decisions[:high]) holds; find the shortest failing prefix
+        while low < high:
+            middle = (low + high) // 2
+            if self.fails(decisions[:middle], stuck):
+                high = middle
+            else:
+                low = middle + 1
+        kept = list(decisions[:high])
+        # Deletion filter: try dropping the most confident first, so the set keeps the doubtful decisions.
+        for decision in sorted(kept[:-1], key=lambda d: -d.confidence):
+            trial = [d for d in kept if d is not decision]
+            if self.fails(trial, stuck):
+                kept = trial
+        return kept
+
+
+def _scores(output: torch.Tensor | np.ndarray, n_cells: int, vocabulary: SymbolVocabulary) -> np.ndarray:
+    """The denoiser's log-probabilities at the symbol tokens, ``[n_cells, size]``, validated."""
+    logits = torch.as_tensor(output)
+    if logits.ndim != 2 or logits.shape[0] != n_cells or logits.shape[1] <= max(vocabulary.token_ids):
+        raise DenoiserError(
+            f"denoiser must return log-probabilities [{n_cells}, V>={max(vocabulary.token_ids) + 1}], "
+            f"got shape {tuple(logits.shape)}"
+        )
+    picked = logits[:, list(vocabulary.token_ids)].detach().to("cpu", torch.float64).numpy()
+    if np.isnan(picked).any() or np.isposinf(picked).any():
+        raise DenoiserError("denoiser returned NaN or +inf log-probabilities at puzzle symbol tokens")
+    return np.maximum(picked, _FLOOR)
+
+
+def _most_confident(cands: list[int], scores: np.ndarray) -> tuple[int, list[int], float]:
+    """The open cell whose renormalised top candidate probability is highest, its candidates best-first, and that
+    probability."""
+    size = scores.shape[1]
+    allowed = ((np.asarray(cands, dtype=np.int64)[:, None] >> np.arange(size)) & 1).astype(bool)
+    masked = np.where(allowed, scores, -np.inf)
+    weights = np.exp(masked - masked.max(axis=1, keepdims=True))
+    probs = weights / weights.sum(axis=1, keepdims=True)
+    confidence = probs.max(axis=1)
+    confidence[allowed.sum(axis=1) <= 1] = -1.0
+    cell = int(np.argmax(confidence))
+    ranked = [int(v) + 1 for v in np.argsort(-masked[cell], kind="stable") if allowed[cell, v]]
+    return cell, ranked, float(confidence[cell])
+
+
+def solve(
+    puzzle: GridPuzzle,
+    denoiser: Denoiser,
+    vocabulary: SymbolVocabulary | None = None,
+    *,
+    level: str = "gac",
+    max_passes: int = 1000,
+    max_remasks: int = 20_000,
+    remasks_per_pass: int = 1,
+    check_unique: bool = True,
+    unique_node_limit: int = 200_000,
+) -> PuzzleResult:
+    """Solve ``puzzle`` with ``denoiser`` guiding every choice (see the module docstring for what a pass does).
+
+    ``vocabulary`` maps values to the denoiser's token ids (default: the symbols as ids ``0..size-1``).
+    Raises ConstraintUnsatisfiable when no solution exists or the pass/remask bounds run out (``partial`` holds
+    the canvas reached), DenoiserError when the denoiser's output has the wrong shape or NaNs.
+    """
+    vocabulary = vocabulary or SymbolVocabulary.plain(puzzle.symbols)
+    if vocabulary.symbols != puzzle.symbols:
+        raise DenoiserError(f"vocabulary spells {vocabulary.symbols}, the puzzle uses {puzzle.symbols}")
+    if remasks_per_pass < 1:
+        raise ValueError("remasks_per_pass must be at least 1")
+    prop = Propagator(puzzle, level)
+    try:
+        base = prop.initial()
+    except Contradiction as exc:
+        raise ConstraintUnsatisfiable(f"puzzle has no solution: {exc.reason}", puzzle.format(puzzle.givens)) from None
+    search = _Search(prop, base)
+    cands = base
+    steps = remasks = 0
+
+    def partial() -> str:
+        return puzzle.format([m.bit_length() if is_single(m) else None for m in cands])
+
+    while not all(is_single(m) for m in cands):
+        if steps >= max_passes:
+            raise ConstraintUnsatisfiable(f"not solved within {max_passes} denoiser passes", partial())
+        canvas: Canvas = [vocabulary.token_ids[m.bit_length() - 1] if is_single(m) else None for m in cands]
+        scores = _scores(denoiser(canvas), puzzle.n_cells, vocabulary)
+        steps += 1
+        conflicts = 0
+        while conflicts < remasks_per_pass and not all(is_single(m) for m in cands):
+            cell, ranked, confidence = _most_confident(cands, scores)
+            for value in ranked:
+                try:
+                    cands = prop.assign(cands, {cell: value}, search.nogoods)
+                except Contradiction:
+                    continue
+                search.decisions.append(_Decision(cell, value, confidence))
+                break
+            else:
+                stuck: int | None = cell
+                while True:  # learn, remask, and repeat while the remasked state still fails
+                    culprits = search.conflict_set(stuck)
+                    if not culprits:
+                        raise ConstraintUnsatisfiable("puzzle has no solution (refuted by search)", partial())
+                    search.nogoods.append(tuple((d.cell, d.value) for d in culprits))
+                    weakest = min(culprits, key=lambda d: d.confidence)
+                    search.decisions.remove(weakest)
+                    remasks += 1
+                    conflicts += 1
+                    if remasks > max_remasks:
+                        raise ConstraintUnsatisfiable(f"not solved within {max_remasks} remasks", partial())
+                    try:
+                        cands = search.state(search.decisions)
+                        break
+                    except Contradiction:
+                        stuck = None
+    values = tuple(m.bit_length() for m in cands)
+    problems = puzzle.violations(values)
+    if problems:  # propagation is meant to make this impossible; never hand back a broken grid
+        raise ConstraintUnsatisfiable("internal error, solution breaks rules: " + "; ".join(problems), partial())
+    unique = None
+    if check_unique:
+        check = solve_classical(puzzle, max_solutions=2, node_limit=unique_node_limit, level=level)
+        unique = len(check.solutions) == 1 if check.complete else (False if len(check.solutions) > 1 else None)
+    return PuzzleResult(
+        puzzle, values, tuple(vocabulary.token_ids[v - 1] for v in values), steps, remasks, unique
+    )

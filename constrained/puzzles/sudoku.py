@@ -1,0 +1,116 @@
+"""Sudoku in and out: parse the usual one-line and grid forms, print a grid, and the ``solve_sudoku`` entry point."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from constrained.errors import DenoiserError, PuzzleError
+from constrained.puzzles.grid import GridPuzzle
+from constrained.puzzles.kinds import SYMBOLS, sudoku
+from constrained.puzzles.solver import Denoiser, PuzzleResult, UniformDenoiser, solve
+from constrained.puzzles.symbols import SymbolVocabulary
+
+BLANKS = ".0"
+
+SudokuInput = str | Sequence[Sequence[Any]]
+
+
+def _side(count: int, what: str) -> int:
+    """Side of a Sudoku with ``count`` cells (4, 9, 16 or 25): it must be a square of a square."""
+    box = round(count**0.25)
+    if box < 2 or box**4 != count or box * box > len(SYMBOLS):
+        raise PuzzleError(f"a Sudoku has 16, 81, 256 or 625 cells; this {what} has {count}")
+    return box * box
+
+
+def parse_sudoku(puzzle: SudokuInput) -> GridPuzzle:
+    """A Sudoku from an 81-character line (``.`` or ``0`` blank; whitespace ignored; 16/256/625 for other sizes)
+    or a grid (list of rows; cells are symbols, ints, or ``None``/``0``/``"."`` for blanks).
+
+    Errors name the problem: wrong length, illegal character (with its position), contradictory givens.
+    """
+    if isinstance(puzzle, str):
+        text = "".join(puzzle.split())
+        n = _side(len(text), "text")
+        cells: list[Any] = list(text)
+    elif isinstance(puzzle, Sequence) and all(isinstance(row, Sequence) and not isinstance(row, str) for row in puzzle):
+        n = len(puzzle)
+        if n == 0 or any(len(row) != n for row in puzzle):
+            raise PuzzleError(f"a grid must be square; got rows of lengths {[len(row) for row in puzzle]}")
+        _side(n * n, "grid")
+        cells = [cell for row in puzzle for cell in row]
+    else:
+        raise PuzzleError(f"expected an 81-character string or a grid (list of rows), got {type(puzzle).__name__}")
+    symbols = SYMBOLS[:n]
+    givens: list[int | None] = []
+    for index, cell in enumerate(cells):
+        where = f"r{index // n + 1}c{index % n + 1}"
+        if cell is None or (isinstance(cell, str) and cell in BLANKS) or (isinstance(cell, int) and cell == 0):
+            givens.append(None)
+        elif isinstance(cell, int) and not isinstance(cell, bool) and 1 <= cell <= n:
+            givens.append(cell)
+        elif isinstance(cell, str) and len(cell) == 1 and cell.upper() in symbols:
+            givens.append(symbols.index(cell.upper()) + 1)
+        else:
+            raise PuzzleError(
+                f"illegal cell {cell!r} at {where} (position {index}): use {symbols} or {BLANKS!r} for a blank"
+            )
+    return sudoku(math.isqrt(n), givens=givens)
+
+
+def format_sudoku(values: str, pretty: bool = False) -> str:
+    """A solution line as-is, or (``pretty``) as rows with box separators for people to read."""
+    n = _side(len(values), "text")
+    if not pretty:
+        return values
+    box = math.isqrt(n)
+    lines = []
+    for r in range(n):
+        if r and r % box == 0:
+            lines.append("+".join(["-" * (2 * box - 1)] * box))
+        row = values[r * n : (r + 1) * n]
+        lines.append("|".join(" ".join(row[b : b + box]) for b in range(0, n, box)))
+    return "\n".join(lines)
+
+
+def model_denoiser(model: Any, tokenizer: Any, puzzle: GridPuzzle, vocabulary: SymbolVocabulary) -> Denoiser:
+    """The seam where a model adapter plugs in: turn ``model`` into ``canvas -> log-probs [n_cells, V]``.
+
+    The adapters for DiffusionGemma and masked LMs (``constrained/denoisers/``, with the prompt from
+    ``constrained/prompts.py::sudoku_prompt``) are not wired yet; until then pass ``denoiser=`` instead.
+    """
+    raise DenoiserError(
+        f"no adapter turns a {type(model).__name__} into a Sudoku denoiser yet; pass denoiser=<callable> instead"
+    )
+
+
+def solve_sudoku(
+    puzzle: SudokuInput,
+    model: Any = None,
+    tokenizer: Any = None,
+    denoiser: Denoiser | None = None,
+    *,
+    seed: int = 0,
+    **options: Any,
+) -> PuzzleResult:
+    """Solve a Sudoku, the denoiser guiding each pass (see ``solver.solve``; ``options`` go there).
+
+    Tokens: ``tokenizer`` (HF tokenizer or ``{token: id}`` dict) decides which token id writes each symbol
+    (VocabularyError if a symbol is not a single token); without one the symbols are ids ``0..n-1``.
+    Denoiser: ``denoiser`` if given, else one made from ``model`` (see ``model_denoiser``), else the seeded
+    ``UniformDenoiser`` baseline.
+    """
+    grid = parse_sudoku(puzzle)
+    vocabulary = (
+        SymbolVocabulary.from_tokenizer(tokenizer, grid.symbols)
+        if tokenizer is not None
+        else SymbolVocabulary.plain(grid.symbols)
+    )
+    if denoiser is None:
+        if model is not None:
+            denoiser = model_denoiser(model, tokenizer, grid, vocabulary)
+        else:
+            denoiser = UniformDenoiser(vocabulary.vocab_size, seed)
+    return solve(grid, denoiser, vocabulary, **options)
