@@ -27,6 +27,7 @@ from .token_dfa import DEAD, TokenDFA
 #: Marks an open position in :attr:`Canvas.tokens`.
 OPEN = None
 _ANY = -1  # the "any token" pseudo-class in memo keys
+_UNSET = -1  # a sweep entry not computed yet (differs from every interned set)
 #: Memo tables are dropped wholesale past these sizes, bounding memory over long runs.
 _SET_MEMO_LIMIT = 500_000
 _MASK_MEMO_LIMIT = 2_048
@@ -50,7 +51,7 @@ class StateSets:
         self._number: dict[bytes, int] = {}
         self._post: dict[tuple[int, int], int] = {}
         self._pre: dict[tuple[int, int], int] = {}
-        self._masks: dict[tuple[int, int], torch.Tensor] = {}
+        self._masks: dict[tuple[int, int], np.ndarray] = {}
         self.empty = self.intern(np.zeros(dfa.n_states, dtype=bool))
         self.accepting = self.intern(dfa.accepting)
         self.live = self.intern(np.ones(dfa.n_states, dtype=bool))
@@ -107,13 +108,13 @@ class StateSets:
         inside = np.append(self._members[backward], False)
         return inside[self.dfa.table[self._members[forward]]].any(axis=0)
 
-    def token_mask(self, forward: int, backward: int) -> torch.Tensor:
-        """The bool ``[V]`` mask of tokens leading from ``forward`` into ``backward`` (shared, read-only)."""
+    def token_mask(self, forward: int, backward: int) -> np.ndarray:
+        """The bool ``[V]`` mask of tokens leading from ``forward`` into ``backward`` (shared: do not modify)."""
         key = (forward, backward)
         mask = self._masks.get(key)
         if mask is None:
             _bound(self._masks, _MASK_MEMO_LIMIT)
-            mask = self._masks[key] = torch.from_numpy(self.allowed_classes(forward, backward)[self.dfa.token_class])
+            mask = self._masks[key] = self.allowed_classes(forward, backward)[self.dfa.token_class]
         return mask
 
 
@@ -132,13 +133,15 @@ class Canvas:
         self.length = length
         self.final = final
         self.tokens: list[int | None] = [OPEN] * length
+        self._mask_buffer: np.ndarray | None = None
+        self._row_keys: list[tuple[int, int] | None] = []
         start_state = self._dfa.initial if start is None else start
         if not 0 <= start_state < self._dfa.n_states:
             raise ValueError(f"start state {start_state} is not a state of this automaton")
-        self._forward = [sets.single(start_state)] + [sets.empty] * length
-        self._backward = [sets.empty] * length + [sets.accepting if final else sets.live]
-        self._sweep_forward(0, length)
-        self._sweep_backward(length, 0)
+        self._forward = [sets.single(start_state)] + [_UNSET] * length
+        self._backward = [_UNSET] * length + [sets.accepting if final else sets.live]
+        self._sweep_forward([0])
+        self._sweep_backward([length - 1])
 
     @property
     def vocab_size(self) -> int:
@@ -148,21 +151,29 @@ class Canvas:
         token = self.tokens[position]
         return _ANY if token is OPEN else int(self._dfa.token_class[token])
 
-    def _sweep_forward(self, first: int, settled_after: int) -> None:
-        """Recompute ``F`` from position ``first``; stop once unchanged past ``settled_after``."""
-        for i in range(first, self.length):
+    def _sweep_forward(self, changed: list[int]) -> None:
+        """Recompute ``F`` after the positions in ``changed`` (ascending), skipping stretches that settle."""
+        pending = iter(changed)
+        i = next(pending, None)
+        while i is not None and i < self.length:
             new = self._sets.post(self._forward[i], self._class_of(i))
-            if new == self._forward[i + 1] and i >= settled_after:
-                return
+            if new == self._forward[i + 1]:
+                i = next((j for j in pending if j > i), None)  # settled: resume at the next change
+                continue
             self._forward[i + 1] = new
+            i += 1
 
-    def _sweep_backward(self, last: int, settled_before: int) -> None:
-        """Recompute ``B`` from position ``last`` down; stop once unchanged before ``settled_before``."""
-        for i in range(min(last, self.length - 1), -1, -1):
+    def _sweep_backward(self, changed: list[int]) -> None:
+        """Recompute ``B`` before the positions in ``changed`` (descending), skipping stretches that settle."""
+        pending = iter(changed)
+        i = next(pending, None)
+        while i is not None and i >= 0:
             new = self._sets.pre(self._backward[i + 1], self._class_of(i))
-            if new == self._backward[i] and i < settled_before:
-                return
+            if new == self._backward[i]:
+                i = next((j for j in pending if j < i), None)
+                continue
             self._backward[i] = new
+            i -= 1
 
     def decide(self, changes: Mapping[int, int | None]) -> None:
         """Fix positions to tokens (or reopen them with ``None``) and update the sweeps incrementally."""
@@ -174,9 +185,8 @@ class Canvas:
             if token is not OPEN and not 0 <= token < self.vocab_size:
                 raise ValueError(f"token id {token} outside the vocabulary (size {self.vocab_size})")
             self.tokens[position] = token
-        low, high = min(changes), max(changes)
-        self._sweep_forward(low, high)
-        self._sweep_backward(high, low)
+        self._sweep_forward(sorted(changes))
+        self._sweep_backward(sorted(changes, reverse=True))
 
     def feasible(self) -> bool:
         """Whether the open positions can still be filled into an admissible canvas."""
@@ -189,7 +199,7 @@ class Canvas:
             mask = torch.zeros(self.vocab_size, dtype=torch.bool)
             mask[token] = self.feasible()
             return mask
-        return self._sets.token_mask(self._forward[position], self._backward[position + 1]).clone()
+        return torch.from_numpy(self._sets.token_mask(self._forward[position], self._backward[position + 1]).copy())
 
     def masks(self, device: torch.device | str | None = None) -> torch.Tensor:
         """Bool ``[L, V]``: for open positions the exact allowed tokens, for decided ones just their token.
@@ -198,27 +208,36 @@ class Canvas:
         """
         if not self.feasible():
             return torch.zeros(self.length, self.vocab_size, dtype=torch.bool, device=device)
-        rows: dict[tuple[int, int], int] = {}
-        row_of_position = []
-        for i, token in enumerate(self.tokens):
-            key = (self._forward[i], self._backward[i + 1]) if token is OPEN else (-1, -1)
-            row_of_position.append(rows.setdefault(key, len(rows)))
-        distinct = [
-            self._sets.token_mask(*key) if key != (-1, -1) else torch.zeros(self.vocab_size, dtype=torch.bool)
-            for key in rows
-        ]
-        result = torch.stack(distinct)[torch.tensor(row_of_position)]
-        decided = [i for i, token in enumerate(self.tokens) if token is not OPEN]
-        if decided:
-            result[decided, [self.tokens[i] for i in decided]] = True
+        result = torch.from_numpy(self._mask_array().copy())
         return result.to(device) if device is not None else result
+
+    def _mask_array(self) -> np.ndarray:
+        """The masks of a feasible canvas, numpy bool ``[L, V]``, owned by the canvas.
+
+        Kept between calls: only rows whose ``(F[i], B[i + 1])`` pair (or decided token) changed since the
+        last call are rewritten, typically a few dozen of 256 per denoising step.
+        """
+        if self._mask_buffer is None:
+            self._mask_buffer = np.zeros((self.length, self.vocab_size), dtype=bool)
+            self._row_keys = [None] * self.length
+        buffer, keys = self._mask_buffer, self._row_keys
+        for i, token in enumerate(self.tokens):
+            key = (self._forward[i], self._backward[i + 1]) if token is OPEN else (-1, token)
+            if keys[i] != key:
+                keys[i] = key
+                if token is OPEN:
+                    buffer[i] = self._sets.token_mask(*key)
+                else:
+                    buffer[i] = False
+                    buffer[i, token] = True
+        return buffer
 
     def packed_masks(self, device: torch.device | str | None = None) -> torch.Tensor:
         """The masks as a bitmask, int32 ``[L, ceil(V / 32)]``, bit ``t % 32`` of word ``t // 32`` for token ``t``."""
-        bits = self.masks().numpy()
         padded_width = -(-self.vocab_size // 32) * 32
         padded = np.zeros((self.length, padded_width), dtype=bool)
-        padded[:, : self.vocab_size] = bits
+        if self.feasible():
+            padded[:, : self.vocab_size] = self._mask_array()
         packed = np.packbits(padded, axis=1, bitorder="little").view(np.int32)
         tensor = torch.from_numpy(packed)
         return tensor.to(device) if device is not None else tensor
