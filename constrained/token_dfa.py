@@ -161,17 +161,17 @@ def _compile_tables(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     finals = set(index.get_final_states())
     accepting_ids = {q for q, row in transitions.items() if row.get(marker_id) in finals}
     state_ids = sorted((set(transitions) | {index.get_initial_state()}) - finals)
-    number = {state: n for n, state in enumerate(state_ids)}
-    entries = [
-        (number[q], t, number[r])
-        for q, row in transitions.items()
-        if q in number
-        for t, r in row.items()
-        if r in number and t != marker_id and t not in end_ids
-    ]
-    states, tokens, targets = (
-        (np.array(column, dtype=np.int64) for column in zip(*entries)) if entries else (np.zeros(0, np.int64),) * 3
-    )
+    renumber = np.full(max(transitions.keys() | finals | {index.get_initial_state()}) + 1, DEAD, dtype=np.int64)
+    renumber[state_ids] = np.arange(len(state_ids))
+    sources, tokens, targets = [], [], []
+    for q in state_ids:
+        row = transitions.get(q, {})
+        sources.append(np.full(len(row), renumber[q], dtype=np.int64))
+        tokens.append(np.fromiter(row.keys(), dtype=np.int64, count=len(row)))
+        targets.append(renumber[np.fromiter(row.values(), dtype=np.int64, count=len(row))])
+    states, tokens, targets = (np.concatenate(part) for part in (sources, tokens, targets))
+    keep = (targets != DEAD) & (tokens < vocabulary.size) & ~np.isin(tokens, list(end_ids))
+    states, tokens, targets = states[keep], tokens[keep], targets[keep]
 
     token_class = _class_signatures(states, tokens, targets, vocabulary.size)
     end_class = int(token_class.max(initial=-1)) + 1
@@ -181,7 +181,7 @@ def _compile_tables(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     table = np.full((n_states, end_class + 1), DEAD, dtype=np.int32)
     table[states, token_class[tokens]] = targets
     accepting = np.zeros(n_states, dtype=bool)
-    accepting[[number[q] for q in accepting_ids]] = True
+    accepting[renumber[list(accepting_ids)]] = True
     table[accepting, end_class] = done
     table[done, end_class] = done
     accepting[done] = True
@@ -189,7 +189,7 @@ def _compile_tables(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     live = _live_states(table, accepting)
     table[~live] = DEAD
     table[np.isin(table, np.flatnonzero(~live))] = DEAD
-    return TokenDFA(table, token_class, accepting, number[index.get_initial_state()], end_class)
+    return TokenDFA(table, token_class, accepting, int(renumber[index.get_initial_state()]), end_class)
 
 
 def _child(pattern: str, vocabulary: TokenVocabulary, memory_bytes: int, conn) -> None:
