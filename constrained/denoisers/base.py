@@ -1,0 +1,106 @@
+"""What the constrained sampler needs from a diffusion model, whatever its family.
+
+Two families of text diffusion models refine a fixed-length canvas:
+
+* **uniform noise** (DiffusionGemma): the canvas always holds real tokens; each step the model's prediction is
+  sampled everywhere, a confident subset is *accepted* and the rest is replaced by random tokens. Acceptance is
+  per step, not permanent; the block's output is the argmax of the last prediction.
+* **mask noise** (LLaDA, Dream, MDLM, BERT-as-denoiser): the canvas starts as mask tokens; each step some masked
+  positions are unmasked and stay fixed for the rest of the block.
+
+A :class:`Denoiser` hides the model and its own acceptance rule behind five calls so that one sampler can apply a
+constraint to either family: ``predict`` (logits with the disallowed tokens at ``-inf``), ``propose`` (which
+positions the model's own rule wants to accept, most confident first), ``renoise`` (what non-accepted positions
+become), ``converged`` (the family's stopping rule) and ``commit`` (append a finished block to the context).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import torch
+
+from ..errors import DenoiserError
+
+Noise = Literal["uniform", "mask"]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The denoiser's wish for one step.
+
+    ``tokens[i]`` is the token it would place at ``i``; ``order`` lists the positions its acceptance rule selects,
+    most confident first (the sampler accepts them in this order while the constraint stays satisfiable);
+    ``confidence[i]`` ranks every position (higher is surer), used to pick what to reopen on a failed commit.
+    """
+
+    tokens: torch.Tensor  # long [L]
+    order: torch.Tensor  # long [k]
+    confidence: torch.Tensor  # float [L]
+
+
+@runtime_checkable
+class Denoiser(Protocol):
+    """One diffusion model driven block by block; see the module docstring for the two families."""
+
+    noise: Noise
+    canvas_length: int
+    vocab_size: int
+    steps: int
+
+    def begin(self, prompt_ids: list[int], max_new_tokens: int) -> None:
+        """Take the prompt as context for the first block; raise :class:`DenoiserError` if it cannot fit."""
+
+    def new_canvas(self, generator: torch.Generator, length: int | None = None) -> torch.Tensor:
+        """The starting canvas of a block (random or mask tokens), ``canvas_length`` long unless ``length`` says;
+        resets per-block state (self-conditioning, stopping history)."""
+
+    def predict(self, canvas: torch.Tensor, remaining: int, allowed: torch.Tensor | None) -> torch.Tensor:
+        """Processed logits ``[L, V]`` for ``canvas``; tokens outside ``allowed`` get ``-inf``.
+
+        ``remaining`` counts the steps left in the block, from ``steps`` down to 1 (schedules depend on it).
+        """
+
+    def propose(self, logits: torch.Tensor, canvas: torch.Tensor, generator: torch.Generator) -> Proposal:
+        """Apply the model family's own acceptance rule to ``logits``."""
+
+    def renoise(
+        self, canvas: torch.Tensor, keep: torch.Tensor, allowed: torch.Tensor | None, generator: torch.Generator
+    ) -> torch.Tensor:
+        """The next canvas: ``canvas`` where ``keep``, noise elsewhere (drawn from ``allowed`` when given)."""
+
+    def draft(self, logits: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+        """The block as it would read now: what a streamer shows and what the block commits when it stops."""
+
+    def converged(self, logits: torch.Tensor, draft: torch.Tensor, canvas: torch.Tensor) -> bool:
+        """The family's stopping rule (stable and confident predictions); mask models stop when nothing is open."""
+
+    def commit(self, block: list[int]) -> None:
+        """Append a finished block to the context of the next one."""
+
+
+def check_finite(logits: torch.Tensor, source: str) -> None:
+    """Non-finite logits would turn every later choice into noise; refuse them where they appear."""
+    if not torch.isfinite(logits).all():
+        bad = (~torch.isfinite(logits)).nonzero()[0].tolist()
+        raise DenoiserError(f"{source} returned non-finite logits (first at index {bad})")
+
+
+def mask_logits(logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """``logits`` with every token outside ``allowed`` at ``-inf`` (unchanged when there is no constraint)."""
+    if allowed is None:
+        return logits
+    if allowed.shape != logits.shape:
+        raise DenoiserError(f"mask shape {tuple(allowed.shape)} does not match logits shape {tuple(logits.shape)}")
+    return logits.masked_fill(~allowed.to(logits.device), float("-inf"))
+
+
+def uniform_from_allowed(allowed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One token per row of ``allowed`` ``[L, V]``, uniformly among that row's allowed tokens.
+
+    Drawing noise from the allowed set keeps a renoised canvas inside what the constraint can still become, so
+    the model is not asked to condition on tokens that can never appear there.
+    """
+    scores = torch.rand(allowed.shape, generator=generator, device=allowed.device)
+    return scores.masked_fill(~allowed, -1.0).argmax(dim=-1)

@@ -1,0 +1,150 @@
+"""Masked diffusion (LLaDA, Dream, MDLM, BERT-as-denoiser) as a :class:`~.base.Denoiser`.
+
+A masked diffusion model sees ``context + canvas`` with the undecided canvas positions set to a mask token and
+predicts every position at once. Each step unmasks some positions for good:
+
+* **low-confidence remasking** (LLaDA): with ``n`` masked positions and ``r`` steps left, the ``ceil(n / r)``
+  most confident predictions are kept and the others stay masked, so the block finishes within its steps;
+* **confidence-threshold parallel decoding** (Fast-dLLM): every masked position whose confidence reaches
+  ``threshold`` is kept, and at least the single most confident one.
+
+Confidence is the probability of the predicted token. Any ``AutoModelForMaskedLM`` works through
+:meth:`MaskedDiffusionDenoiser.from_masked_lm`; any callable returning ``[B, N, V]`` logits for a masked sequence
+(LLaDA, Dream) works directly. Dream is trained autoregressive-style, so its logits are *shifted*: the logits at
+index ``i`` predict the token at ``i + 1``; ``shifted=True`` reads them one position earlier.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from ..errors import DenoiserError
+from .base import Proposal, check_finite, mask_logits
+
+LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class MaskedDiffusionDenoiser:
+    """A masked-diffusion model behind a ``logits_fn(input_ids [1, N]) -> logits [1, N, V]``."""
+
+    noise = "mask"
+
+    def __init__(
+        self,
+        logits_fn: LogitsFn,
+        *,
+        mask_token_id: int | None,
+        vocab_size: int,
+        canvas_length: int = 32,
+        steps: int | None = None,
+        threshold: float | None = None,
+        temperature: float = 0.0,
+        shifted: bool = False,
+        max_positions: int | None = None,
+        device: torch.device | str = "cpu",
+        name: str = "masked diffusion model",
+    ) -> None:
+        if mask_token_id is None:
+            raise DenoiserError(f"{name} has no mask token, so it cannot start from a masked canvas")
+        if not 0 <= mask_token_id < vocab_size:
+            raise DenoiserError(f"mask token id {mask_token_id} is outside the vocabulary of {vocab_size}")
+        if threshold is not None and not 0.0 < threshold <= 1.0:
+            raise DenoiserError(f"confidence threshold must be in (0, 1], got {threshold}")
+        self.logits_fn = logits_fn
+        self.mask_token_id = int(mask_token_id)
+        self.vocab_size = int(vocab_size)
+        self.canvas_length = int(canvas_length)
+        self.steps = int(steps) if steps is not None else self.canvas_length
+        self.threshold = threshold
+        self.temperature = float(temperature)
+        self.shifted = shifted
+        self.max_positions = max_positions
+        self.device = torch.device(device)
+        self.name = name
+        self._context: list[int] = []
+        self._remaining = self.steps
+
+    @classmethod
+    def from_masked_lm(cls, model, tokenizer=None, *, mask_token_id: int | None = None, **options):
+        """Any transformers ``AutoModelForMaskedLM`` (BERT, RoBERTa, ModernBERT) used as a denoiser."""
+        if mask_token_id is None and tokenizer is not None:
+            mask_token_id = getattr(tokenizer, "mask_token_id", None)
+        if mask_token_id is None:
+            mask_token_id = getattr(model.config, "mask_token_id", None)
+        model.eval()
+
+        @torch.no_grad()
+        def logits_fn(input_ids: torch.Tensor) -> torch.Tensor:
+            return model(input_ids=input_ids).logits
+
+        options.setdefault("max_positions", getattr(model.config, "max_position_embeddings", None))
+        options.setdefault("device", model.device)
+        options.setdefault("name", type(model).__name__)
+        return cls(logits_fn, mask_token_id=mask_token_id, vocab_size=model.config.vocab_size, **options)
+
+    def begin(self, prompt_ids: list[int], max_new_tokens: int) -> None:
+        if self.shifted and not prompt_ids:
+            raise DenoiserError(f"{self.name} has shifted logits: the first canvas token needs a context token before it")
+        if self.max_positions is not None and len(prompt_ids) + max_new_tokens > self.max_positions:
+            raise DenoiserError(
+                f"prompt of {len(prompt_ids)} tokens plus {max_new_tokens} new tokens exceeds the context of "
+                f"{self.name} ({self.max_positions} positions)"
+            )
+        self._context = list(prompt_ids)
+
+    def new_canvas(self, generator: torch.Generator, length: int | None = None) -> torch.Tensor:
+        return torch.full((length or self.canvas_length,), self.mask_token_id, dtype=torch.long, device=self.device)
+
+    @torch.no_grad()
+    def predict(self, canvas: torch.Tensor, remaining: int, allowed: torch.Tensor | None) -> torch.Tensor:
+        self._remaining = remaining  # the unmasking schedule of the following propose() depends on it
+        context = torch.tensor(self._context, dtype=torch.long, device=self.device)
+        ids = torch.cat([context, canvas]).unsqueeze(0)
+        output = self.logits_fn(ids)
+        logits = getattr(output, "logits", output)
+        if logits.dim() != 3 or logits.shape[1] != ids.shape[1]:
+            raise DenoiserError(f"{self.name} returned logits of shape {tuple(logits.shape)} for input {tuple(ids.shape)}")
+        start = len(self._context) - (1 if self.shifted else 0)
+        logits = logits[0, start : start + canvas.shape[0]].float()
+        check_finite(logits, self.name)
+        logits = logits[:, : self.vocab_size]
+        if allowed is None:
+            # The mask token means "undecided"; predicting it would decide nothing.
+            logits = logits.clone()
+            logits[:, self.mask_token_id] = float("-inf")
+        if self.temperature > 0:
+            logits = logits / self.temperature
+        return mask_logits(logits, allowed)
+
+    def propose(self, logits: torch.Tensor, canvas: torch.Tensor, generator: torch.Generator) -> Proposal:
+        probs = torch.softmax(logits, dim=-1)
+        if self.temperature > 0:
+            tokens = torch.multinomial(probs, num_samples=1, generator=generator).view(-1)
+        else:
+            tokens = probs.argmax(dim=-1)
+        confidence = probs.gather(-1, tokens.unsqueeze(-1)).view(-1)
+        masked = canvas == self.mask_token_id
+        candidates = torch.where(masked, confidence, torch.full_like(confidence, -1.0))
+        ranked = torch.argsort(candidates, descending=True)[: int(masked.sum())]
+        if self.threshold is not None:
+            count = max(1, int((candidates >= self.threshold).sum()))
+        else:
+            count = math.ceil(int(masked.sum()) / max(1, self._remaining))
+        return Proposal(tokens=tokens, order=ranked[:count], confidence=confidence)
+
+    def renoise(
+        self, canvas: torch.Tensor, keep: torch.Tensor, allowed: torch.Tensor | None, generator: torch.Generator
+    ) -> torch.Tensor:
+        return torch.where(keep, canvas, torch.full_like(canvas, self.mask_token_id))
+
+    def draft(self, logits: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+        return torch.where(canvas == self.mask_token_id, logits.argmax(dim=-1), canvas)
+
+    def converged(self, logits: torch.Tensor, draft: torch.Tensor, canvas: torch.Tensor) -> bool:
+        return not bool((canvas == self.mask_token_id).any())
+
+    def commit(self, block: list[int]) -> None:
+        self._context.extend(block)

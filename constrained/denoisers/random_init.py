@@ -1,0 +1,124 @@
+"""Randomly initialised models and a synthetic byte-level tokenizer, for tests and benchmarks without a hub.
+
+A random-init model produces noise, which is exactly what exercises a constrained sampler hardest: nothing but the
+constraint makes its output valid. The tokenizer is byte-level BPE (every byte is a token, so any text is
+spellable) plus multi-byte pieces, JSON-flavoured ones first and synthetic fillers up to the requested size, so
+that the constraint sees realistic token classes (pieces that cross a string's closing quote, ``": "``, digits).
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    BertConfig,
+    BertForMaskedLM,
+    DiffusionGemmaConfig,
+    DiffusionGemmaForBlockDiffusion,
+    DiffusionGemmaTextConfig,
+    Gemma4VisionConfig,
+    PreTrainedTokenizerFast,
+)
+
+from ..vocabulary import _gpt2_byte_decoder
+
+SPECIALS = ("<pad>", "<eos>", "<bos>", "<mask>")
+JSON_PIECES = (
+    '{"', '"}', '": ', '":', '", "', '","', ', "', '",', '"]', '["', '[]', '{}', '""', ', ', 'true', 'false',
+    'null', 'name', 'id', 'type', 'value', 'city', 'street', 'address', 'email', 'age', 'tags', 'the', 'ing',
+    'er', 'on', 'an', 'es', 'in', 'at', 'com', '.com', '00', '10', '12', '20', '99', '-0', '.5', 'e+', '\\"',
+    '\\n', '  ', '\n', '},', '],', '}}', '}]',
+)
+
+
+def _fillers():
+    """Synthetic multi-byte pieces in a fixed order: printable pairs, then lowercase triples, then `` ``+triples."""
+    printable = string.ascii_letters + string.digits + string.punctuation + " "
+    yield from ("".join(pair) for pair in itertools.product(printable, repeat=2))
+    yield from ("".join(t) for t in itertools.product(string.ascii_lowercase, repeat=3))
+    yield from (" " + "".join(t) for t in itertools.product(string.ascii_lowercase, repeat=3))
+
+
+def byte_tokenizer(vocab_size: int = 320) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer of exactly ``vocab_size`` tokens (at least 260 and at most ~45K).
+
+    Ids: ``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2, ``<mask>`` 3, the 256 bytes, then multi-byte pieces. It has no
+    merges, so encoding spells text byte by byte while decoding understands every piece.
+    """
+    to_char = {byte: char for char, byte in _gpt2_byte_decoder().items()}
+
+    def piece(text: str) -> str:
+        return "".join(to_char[b] for b in text.encode("utf-8"))
+
+    vocab = {name: i for i, name in enumerate(SPECIALS)}
+    for byte in range(256):
+        vocab[to_char[byte]] = len(vocab)
+    for text in itertools.chain(JSON_PIECES, _fillers()):
+        if len(vocab) >= vocab_size:
+            break
+        vocab.setdefault(piece(text), len(vocab))
+    if len(vocab) != vocab_size:
+        raise ValueError(f"cannot build a byte tokenizer of {vocab_size} tokens (got {len(vocab)})")
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", mask_token="<mask>"
+    )
+
+
+def diffusion_gemma(
+    vocab_size: int,
+    *,
+    canvas_length: int = 8,
+    hidden_size: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    experts: int = 2,
+    max_positions: int = 1024,
+    seed: int = 0,
+) -> DiffusionGemmaForBlockDiffusion:
+    """A text-only-in-practice DiffusionGemma: the vision tower transformers always builds is kept minimal."""
+    head_dim = max(8, hidden_size // heads)
+    text = DiffusionGemmaTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=1,
+        head_dim=head_dim,
+        global_head_dim=head_dim,
+        sliding_window=64,
+        layer_types=["sliding_attention"] * (layers - 1) + ["full_attention"],
+        max_position_embeddings=max_positions,
+        num_experts=experts,
+        top_k_experts=1,
+        moe_intermediate_size=hidden_size,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
+    vision = Gemma4VisionConfig(
+        hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=1, num_key_value_heads=1,
+        head_dim=8, position_embedding_size=8, patch_size=2,
+    )
+    config = DiffusionGemmaConfig(
+        text_config=text, vision_config=vision, canvas_length=canvas_length,
+        boi_token_id=vocab_size + 1, eoi_token_id=vocab_size + 2, image_token_id=vocab_size + 3,
+    )
+    torch.manual_seed(seed)
+    return DiffusionGemmaForBlockDiffusion(config).eval()
+
+
+def masked_lm(vocab_size: int, *, hidden_size: int = 32, layers: int = 2, max_positions: int = 512, seed: int = 0):
+    """A BERT masked LM of the given vocabulary, used as a masked-diffusion denoiser."""
+    config = BertConfig(
+        vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=2,
+        intermediate_size=2 * hidden_size, max_position_embeddings=max_positions, pad_token_id=0,
+    )
+    torch.manual_seed(seed)
+    return BertForMaskedLM(config).eval()

@@ -1,0 +1,300 @@
+"""The constrained denoising loop: a constraint's canvas between a diffusion model's logits and its choices.
+
+Per step, for the block being denoised:
+
+1. the canvas lattice gives the exact allowed tokens of every position given what is decided so far, and the
+   denoiser's logits outside them become ``-inf`` (so sampling, entropies, confidences and self-conditioning all
+   see the constrained distribution);
+2. the denoiser's own rule proposes positions to accept, most confident first;
+3. each proposed token is decided in that order and kept only if the canvas stays feasible: the masks guarantee
+   that any one token is completable, but two tokens accepted together may not be (``{"a": 1`` at position 3 and
+   ``]`` at position 7), and the less confident one of a clashing pair is the one given up;
+4. the rest is remasked (mask models) or renoised from its allowed tokens (uniform-noise models).
+
+A block ends when the denoiser's stopping rule fires or its steps run out. Its output (the denoiser's draft) is
+committed only if it satisfies the constraint: jointly feasible, and when the text ends in it, passing the
+constraint's commit-time ``check`` too. Otherwise the offending positions (the ones that clash, or for a failed
+check the least confident ones) are reopened and denoised again, at most ``max_retries`` times; then the exact
+constrained MAP decode of the last logits gives an admissible block, and if even that fails the commit-time check
+the run raises :class:`ConstraintUnsatisfiable` with the text so far, never returning an invalid one.
+
+Longer outputs are generated block by block (block-autoregressive). The lattice canvas of each block spans the
+*whole remaining budget*, not only the block: the positions after the block stay open, so a block is only ever
+accepted if the text can still be finished within ``max_new_tokens``; the next block starts from the automaton
+state the committed one reaches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .constraint import BoundConstraint
+from .denoisers.base import Denoiser, Proposal
+from .errors import ConstraintUnsatisfiable, DenoiserError
+from .lattice import Canvas
+
+#: Receives ``(step, draft tokens of the current block)`` after every denoiser forward pass.
+DraftCallback = Callable[[int, torch.Tensor], None]
+
+DEFAULT_MAX_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What a run produced: the committed blocks as denoised (end tokens included) and the cost."""
+
+    blocks: tuple[tuple[int, ...], ...]
+    forward_passes: int
+    end_token_ids: tuple[int, ...]
+
+    @property
+    def token_ids(self) -> list[int]:
+        """The text's tokens: everything before the first end token."""
+        tokens: list[int] = []
+        for block in self.blocks:
+            for token in block:
+                if token in self.end_token_ids:
+                    return tokens
+                tokens.append(token)
+        return tokens
+
+
+@dataclass
+class _Round:
+    """The state after one round of denoising steps on a block."""
+
+    canvas: torch.Tensor
+    logits: torch.Tensor
+    proposal: Proposal
+    draft: torch.Tensor
+
+
+class ConstrainedSampler:
+    """Run a :class:`Denoiser` under an optional :class:`BoundConstraint` (``None``: the model's own sampler)."""
+
+    def __init__(
+        self,
+        denoiser: Denoiser,
+        bound: BoundConstraint | None,
+        generator: torch.Generator,
+        *,
+        end_token_ids: tuple[int, ...] = (),
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        on_draft: DraftCallback | None = None,
+    ) -> None:
+        self.denoiser = denoiser
+        self.bound = bound
+        self.generator = generator
+        self.end_token_ids = tuple(bound.eos_token_ids) if bound is not None else tuple(end_token_ids)
+        self.max_retries = max_retries
+        self.on_draft = on_draft
+        self.forward_passes = 0
+        self._mask_key: tuple | None = None
+        self._mask_value: torch.Tensor | None = None
+
+    # ---------------------------------------------------------------- public entry points
+
+    def generate(self, prompt_ids: list[int], max_new_tokens: int) -> Sample:
+        """Up to ``max_new_tokens`` tokens of text after the prompt, block by block."""
+        if max_new_tokens <= 0:
+            raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
+        length = self.denoiser.canvas_length
+        n_blocks = math.ceil(max_new_tokens / length)
+        self.denoiser.begin(prompt_ids, n_blocks * length)
+        blocks: list[tuple[int, ...]] = []
+        state = None
+        for index in range(n_blocks):
+            last = index == n_blocks - 1
+            canvas = self._budget_canvas(n_blocks * length - index * length, max_new_tokens - index * length, state)
+            if canvas is not None and not canvas.feasible():
+                raise ConstraintUnsatisfiable(
+                    f"no text accepted by the constraint fits in max_new_tokens={max_new_tokens}",
+                    partial=self._text(blocks),
+                )
+            block = self._block(canvas, length, prefix=blocks, last=last)
+            blocks.append(tuple(block))
+            if last or any(token in self.end_token_ids for token in block):
+                break
+            if self.bound is not None:
+                state = self.bound.canvas_from(block, final=False, start=state).end_state()
+            self.denoiser.commit(block)
+        return Sample(tuple(blocks), self.forward_passes, self.end_token_ids)
+
+    def infill(self, prompt_ids: list[int], tokens: list[int | None]) -> Sample:
+        """Regenerate the ``None`` positions of a whole-text canvas, keeping the others exactly."""
+        if self.bound is None:
+            raise ValueError("infill needs a constraint")
+        canvas = self.bound.canvas_from(tokens, final=True)
+        if not canvas.feasible():
+            raise ConstraintUnsatisfiable("no accepted text agrees with the kept tokens", partial=None)
+        self.denoiser.begin(prompt_ids, len(tokens))
+        block = self._block(canvas, len(tokens), prefix=[], last=True)
+        return Sample((tuple(block),), self.forward_passes, self.end_token_ids)
+
+    # ---------------------------------------------------------------- one block
+
+    def _budget_canvas(self, positions: int, text_budget: int, state: int | None) -> Canvas | None:
+        """The lattice canvas of the rest of the run, positions past ``max_new_tokens`` fixed to an end token."""
+        if self.bound is None:
+            return None
+        canvas = self.bound.canvas(positions, final=True, start=state)
+        canvas.decide({i: self.end_token_ids[0] for i in range(max(text_budget, 0), positions)})
+        return canvas
+
+    def _block(self, cv: Canvas | None, length: int, *, prefix: list, last: bool) -> list[int]:
+        """Denoise positions ``0..length-1`` of ``cv`` until they form an admissible block; see the module doc."""
+        canvas = self.denoiser.new_canvas(self.generator, length)
+        fixed = torch.zeros(length, dtype=torch.bool)
+        if cv is not None:
+            given = {i: token for i, token in enumerate(cv.tokens[:length]) if token is not None}
+            user_fixed = set(given)
+            if given:
+                positions = torch.tensor(sorted(given))
+                canvas[positions] = torch.tensor([given[i] for i in sorted(given)], device=canvas.device)
+                fixed[positions] = True
+        for attempt in range(self.max_retries + 1):
+            result = self._denoise(cv, canvas, fixed)
+            block = result.draft.tolist()
+            if cv is None:
+                return block
+            reopen = self._clashes(cv, result.draft, result.proposal.confidence, length)
+            if not reopen:
+                violation = self._violation(prefix, block, last)
+                if violation is None:
+                    return block
+                reopen = self._least_confident(result.proposal.confidence, block, user_fixed, attempt)
+            if attempt == self.max_retries:
+                return self._map_fallback(cv, result.logits, length, user_fixed, prefix, last)
+            cv.decide({i: None for i in reopen})
+            fixed = torch.tensor([token is not None for token in cv.tokens[:length]])
+            allowed = self._block_masks(cv, length) if self.denoiser.noise == "uniform" else None
+            canvas = self.denoiser.renoise(result.draft.clone(), fixed, allowed, self.generator)
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def _denoise(self, cv: Canvas | None, canvas: torch.Tensor, fixed: torch.Tensor) -> _Round:
+        """One round of up to ``steps`` denoising steps; ``fixed`` positions are kept throughout."""
+        persistent = self.denoiser.noise == "mask"
+        fixed = fixed.clone()
+        result = None
+        for remaining in range(self.denoiser.steps, 0, -1):
+            allowed = self._block_masks(cv, canvas.shape[0]) if cv is not None else None
+            logits = self.denoiser.predict(canvas, remaining, allowed)
+            self.forward_passes += 1
+            proposal = self.denoiser.propose(logits, canvas, self.generator)
+            accepted = self._accept(cv, proposal, fixed)
+            if cv is not None and any(accepted.values()) and not cv.feasible():
+                raise AssertionError("accepted tokens left the canvas infeasible")
+            keep = fixed.clone()
+            chosen = [i for i, ok in accepted.items() if ok]
+            keep[chosen] = True
+            next_canvas = canvas.clone()
+            next_canvas[chosen] = proposal.tokens[chosen]
+            noise_allowed = None
+            if cv is not None and not persistent:
+                noise_allowed = self._block_masks(cv, canvas.shape[0])
+                cv.decide({i: None for i in chosen if not fixed[i]})
+            canvas = self.denoiser.renoise(next_canvas, keep, noise_allowed, self.generator)
+            if persistent:
+                fixed = keep
+            draft = self.denoiser.draft(logits, canvas)
+            if self.on_draft is not None:
+                self.on_draft(self.forward_passes, draft)
+            result = _Round(canvas, logits, proposal, draft)
+            if self.denoiser.converged(logits, draft, canvas):
+                break
+        if result is None:
+            raise DenoiserError("the denoiser is configured with zero steps")
+        return result
+
+    def _accept(self, cv: Canvas | None, proposal: Proposal, fixed: torch.Tensor) -> dict[int, bool]:
+        """Decide the proposed positions in order while the canvas stays feasible; ``{position: accepted}``."""
+        outcome: dict[int, bool] = {}
+        for position in proposal.order.tolist():
+            if cv is None or fixed[position]:
+                outcome[position] = True
+                continue
+            token = int(proposal.tokens[position])
+            cv.decide({position: token})
+            outcome[position] = cv.feasible()
+            if not outcome[position]:
+                cv.decide({position: None})
+        return outcome
+
+    def _clashes(self, cv: Canvas, draft: torch.Tensor, confidence: torch.Tensor, length: int) -> list[int]:
+        """Decide the whole draft, surest first; the positions that would break feasibility stay open."""
+        clashes = []
+        for position in torch.argsort(confidence, descending=True).tolist():
+            if position >= length or cv.tokens[position] is not None:
+                continue
+            cv.decide({position: int(draft[position])})
+            if not cv.feasible():
+                cv.decide({position: None})
+                clashes.append(position)
+        return clashes
+
+    def _least_confident(self, confidence: torch.Tensor, block: list[int], user_fixed: set, attempt: int) -> list[int]:
+        """For a failed commit-time check: a growing share of the least confident text positions."""
+        text = [i for i, token in enumerate(block) if token not in self.end_token_ids and i not in user_fixed]
+        if not text:
+            return []
+        count = max(1, math.ceil(len(text) * (attempt + 1) / (self.max_retries + 1)))
+        return sorted(text, key=lambda i: float(confidence[i]))[:count]
+
+    def _violation(self, prefix: list, block: list[int], last: bool) -> str | None:
+        """The commit-time check, once the text ends in this block."""
+        if not last and not any(token in self.end_token_ids for token in block):
+            return None
+        return self.bound.constraint.violation(self._text([*prefix, tuple(block)]))
+
+    def _map_fallback(
+        self, cv: Canvas, logits: torch.Tensor, length: int, user_fixed: set, prefix: list, last: bool
+    ) -> list[int]:
+        """The most probable admissible block under the last logits; the run fails if even it fails the check."""
+        cv.decide({i: None for i in range(length) if i not in user_fixed and cv.tokens[i] is not None})
+        logprobs = torch.zeros(cv.length, cv.vocab_size, dtype=torch.float32)
+        rows = torch.log_softmax(logits.float(), dim=-1).cpu()
+        width = min(rows.shape[1], cv.vocab_size)
+        logprobs[:length] = float("-inf")
+        logprobs[:length, :width] = rows[:, :width]
+        block = cv.map_decode(logprobs)[:length]
+        cv.decide(dict(enumerate(block)))
+        violation = self._violation(prefix, block, last)
+        if violation is not None:
+            raise ConstraintUnsatisfiable(
+                f"the constrained decode still violates the constraint: {violation}",
+                partial=self._text([*prefix, tuple(block)]),
+            )
+        return block
+
+    # ---------------------------------------------------------------- helpers
+
+    def _block_masks(self, cv: Canvas, length: int) -> torch.Tensor:
+        """Allowed tokens ``[length, V_model]`` of the block's positions (cached while the canvas is unchanged)."""
+        key = (id(cv), tuple(cv.tokens[:length]), tuple(cv.tokens[length:]) if length < cv.length else ())
+        if key != self._mask_key:
+            rows = cv.masks() if length == cv.length else torch.stack([cv.allowed(i) for i in range(length)])
+            width = self.denoiser.vocab_size
+            if rows.shape[1] < width:
+                rows = torch.cat([rows, torch.zeros(length, width - rows.shape[1], dtype=torch.bool)], dim=1)
+            elif rows.shape[1] > width:
+                rows = rows[:, :width]
+                if not rows.any(dim=1).all():
+                    raise DenoiserError(
+                        f"the model's vocabulary ({width}) lacks tokens the constraint needs (tokenizer has "
+                        f"{cv.vocab_size})"
+                    )
+            self._mask_key, self._mask_value = key, rows.to(self._device)
+        return self._mask_value
+
+    @property
+    def _device(self) -> torch.device:
+        return getattr(self.denoiser, "device", torch.device("cpu"))
+
+    def _text(self, blocks: list) -> str | None:
+        if self.bound is None:
+            return None
+        return self.bound.decode(Sample(tuple(blocks), 0, self.end_token_ids).token_ids)
