@@ -39,6 +39,8 @@ from .lattice import Canvas
 
 #: Receives ``(step, draft tokens of the current block)`` after every denoiser forward pass.
 DraftCallback = Callable[[int, torch.Tensor], None]
+#: Receives each block's tokens as it is committed.
+CommitCallback = Callable[[list[int]], None]
 
 DEFAULT_MAX_RETRIES = 2
 
@@ -85,6 +87,7 @@ class ConstrainedSampler:
         end_token_ids: tuple[int, ...] = (),
         max_retries: int = DEFAULT_MAX_RETRIES,
         on_draft: DraftCallback | None = None,
+        on_commit: CommitCallback | None = None,
     ) -> None:
         self.denoiser = denoiser
         self.bound = bound
@@ -92,6 +95,7 @@ class ConstrainedSampler:
         self.end_token_ids = tuple(bound.eos_token_ids) if bound is not None else tuple(end_token_ids)
         self.max_retries = max_retries
         self.on_draft = on_draft
+        self.on_commit = on_commit
         self.forward_passes = 0
         self._mask_key: tuple | None = None
         self._mask_value: torch.Tensor | None = None
@@ -117,6 +121,8 @@ class ConstrainedSampler:
                 )
             block = self._block(canvas, length, prefix=blocks, last=last)
             blocks.append(tuple(block))
+            if self.on_commit is not None:
+                self.on_commit(block)
             if last or any(token in self.end_token_ids for token in block):
                 break
             if self.bound is not None:
@@ -133,6 +139,8 @@ class ConstrainedSampler:
             raise ConstraintUnsatisfiable("no accepted text agrees with the kept tokens", partial=None)
         self.denoiser.begin(prompt_ids, len(tokens))
         block = self._block(canvas, len(tokens), prefix=[], last=True)
+        if self.on_commit is not None:
+            self.on_commit(block)
         return Sample((tuple(block),), self.forward_passes, self.end_token_ids)
 
     # ---------------------------------------------------------------- one block

@@ -1,0 +1,39 @@
+"""Diffusion models behind one step-wise interface (:class:`~.base.Denoiser`), one adapter per model family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import DenoiserError
+from .base import Denoiser, Proposal
+from .diffusion_gemma import DiffusionGemmaDenoiser
+from .masked_lm import MaskedDiffusionDenoiser
+
+
+def as_denoiser(model: Any, tokenizer: Any = None, **options: Any) -> Denoiser:
+    """The adapter for ``model``: a ready :class:`Denoiser`, a DiffusionGemma, or any masked LM.
+
+    ``options`` go to the adapter (``steps``, and ``canvas_length``/``threshold``/``temperature`` for masked
+    models); ``None`` values are dropped so that each adapter keeps its own defaults.
+    """
+    options = {key: value for key, value in options.items() if value is not None}
+    if isinstance(model, (DiffusionGemmaDenoiser, MaskedDiffusionDenoiser)):
+        return model
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) == "diffusion_gemma":
+        allowed = {"steps", "entropy_bound", "t_min", "t_max", "stability_threshold", "confidence_threshold"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise DenoiserError(f"DiffusionGemma does not take {sorted(unknown)}")
+        return DiffusionGemmaDenoiser(model, **options)
+    if type(model).__name__.endswith("ForMaskedLM"):
+        return MaskedDiffusionDenoiser.from_masked_lm(model, tokenizer, **options)
+    if isinstance(model, Denoiser):
+        return model
+    raise DenoiserError(
+        f"{type(model).__name__} is neither a DiffusionGemmaForBlockDiffusion nor a *ForMaskedLM model; wrap a "
+        "model returning [B, L, V] logits for a masked canvas in MaskedDiffusionDenoiser"
+    )
+
+
+__all__ = ["Denoiser", "DiffusionGemmaDenoiser", "MaskedDiffusionDenoiser", "Proposal", "as_denoiser"]

@@ -1,0 +1,205 @@
+"""Public generation API: ``generate`` for any constraint, ``generate_json`` for a JSON Schema.
+
+Both return a :class:`GenerationResult`. ``model=None`` uses the built-in denoiser
+(``constrained.default_model.load_default()``); otherwise pass a ``DiffusionGemmaForBlockDiffusion``, any
+``*ForMaskedLM`` model, or a ready :class:`~constrained.denoisers.Denoiser`, with its tokenizer.
+
+Progress can be watched per denoising step: ``callback(step, draft_text)`` receives the whole text as it would
+read now, and a transformers ``TextDiffusionStreamer``-style ``streamer`` receives what ``generate`` in
+transformers sends it (``put`` the prompt ids, ``put_draft(value=...)`` the current block's draft ids after every
+step, ``put`` each committed block's text ids, ``end``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .constraint import BoundConstraint, Constraint
+from .denoisers import Denoiser, as_denoiser
+from .errors import ConstraintUnsatisfiable, DenoiserError
+from .json_schema import json_schema
+from .prompts import json_prompt
+from .sampler import DEFAULT_MAX_RETRIES, ConstrainedSampler, Sample
+from .vocabulary import as_vocabulary
+
+DEFAULT_MAX_NEW_TOKENS = 128
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """The generated ``text`` (and parsed ``value`` for JSON), with its cost in denoiser forward passes."""
+
+    text: str
+    token_ids: list[int]
+    steps: int
+    value: Any = None
+    blocks: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def tokens_per_forward(self) -> float:
+        """Text tokens per denoiser forward pass, the usual speed figure of diffusion decoding."""
+        return len(self.token_ids) / self.steps if self.steps else 0.0
+
+
+@dataclass
+class Session:
+    """What one call needs, resolved once: the denoiser, the tokenizer, the bound constraint, the RNG."""
+
+    denoiser: Denoiser
+    tokenizer: Any
+    bound: BoundConstraint | None
+    generator: torch.Generator
+
+    def prompt_ids(self, prompt: str | list[int]) -> list[int]:
+        """Token ids pass through; a text becomes ``<bos>`` + its tokens (the convention of ``model/blocks.py``)."""
+        if not isinstance(prompt, str):
+            return [int(token) for token in prompt]
+        if not hasattr(self.tokenizer, "encode"):
+            raise DenoiserError("a text prompt needs a tokenizer with encode(); pass token ids instead")
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        return ([bos] if bos is not None else []) + list(self.tokenizer.encode(prompt, add_special_tokens=False))
+
+    def end_token_ids(self) -> tuple[int, ...]:
+        if self.bound is not None:
+            return tuple(self.bound.eos_token_ids)
+        return tuple(as_vocabulary(self.tokenizer).end_token_ids)
+
+    def decode(self, token_ids: list[int]) -> str:
+        """Exact bytes under a constraint (what it judged); the tokenizer's own decode otherwise."""
+        if self.bound is not None:
+            return self.bound.decode(token_ids)
+        if hasattr(self.tokenizer, "decode"):
+            return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        vocabulary = as_vocabulary(self.tokenizer)
+        return b"".join(vocabulary.token_bytes[t] or b"" for t in token_ids).decode("utf-8", errors="replace")
+
+
+def open_session(
+    constraint: Constraint | None, model: Any, tokenizer: Any, steps: int | None, seed: int | None, options: dict
+) -> Session:
+    """Resolve the model (built-in when ``None``), wrap it as a denoiser, bind the constraint, seed the RNG."""
+    if model is None:
+        from .default_model import load_default
+
+        model, default_tokenizer = load_default()
+        tokenizer = tokenizer if tokenizer is not None else default_tokenizer
+    if tokenizer is None:
+        raise DenoiserError("a tokenizer is needed with an explicit model (the constraint is bound to its vocabulary)")
+    denoiser = as_denoiser(model, tokenizer, steps=steps, **options)
+    bound = constraint.bind(tokenizer) if constraint is not None else None
+    device = getattr(denoiser, "device", torch.device("cpu"))
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,))))
+    return Session(denoiser, tokenizer, bound, generator)
+
+
+def run_sampler(
+    session: Session,
+    prompt_ids: list[int],
+    action: Callable[[ConstrainedSampler], Sample],
+    *,
+    callback: Callable[[int, str], None] | None,
+    streamer: Any,
+    max_retries: int,
+) -> GenerationResult:
+    """Run ``action`` on a sampler wired to the callback and streamer, and package the result."""
+    committed: list[int] = []
+    ends = session.end_token_ids()
+
+    def text_ids(tokens: list[int]) -> list[int]:
+        cut = next((i for i, token in enumerate(tokens) if token in ends), len(tokens))
+        return tokens[:cut]
+
+    def on_draft(step: int, draft: torch.Tensor) -> None:
+        if streamer is not None and hasattr(streamer, "put_draft"):
+            streamer.put_draft(value=draft.unsqueeze(0).cpu())
+        if callback is not None:
+            callback(step, _draft_text(session, text_ids(committed + draft.tolist())))
+
+    def on_commit(block: list[int]) -> None:
+        committed.extend(block)
+        if streamer is not None:
+            streamer.put(torch.tensor([text_ids(block)], dtype=torch.long))
+
+    sampler = ConstrainedSampler(
+        session.denoiser, session.bound, session.generator, end_token_ids=ends, max_retries=max_retries,
+        on_draft=on_draft, on_commit=on_commit,
+    )
+    if streamer is not None:
+        streamer.put(torch.tensor([prompt_ids], dtype=torch.long))
+    try:
+        sample = action(sampler)
+    finally:
+        if streamer is not None:
+            streamer.end()
+    token_ids = sample.token_ids
+    return GenerationResult(session.decode(token_ids), token_ids, sample.forward_passes, blocks=sample.blocks)
+
+
+def _draft_text(session: Session, token_ids: list[int]) -> str:
+    """Drafts may hold special tokens (a random model's argmax); show them as nothing rather than fail."""
+    if hasattr(session.tokenizer, "decode"):
+        return session.tokenizer.decode(token_ids, skip_special_tokens=True)
+    vocabulary = as_vocabulary(session.tokenizer)
+    return b"".join(vocabulary.token_bytes[t] or b"" for t in token_ids).decode("utf-8", errors="replace")
+
+
+def generate(
+    constraint: Constraint | None,
+    prompt: str | list[int],
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    steps: int | None = None,
+    seed: int | None = None,
+    callback: Callable[[int, str], None] | None = None,
+    streamer: Any = None,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    **denoiser_options: Any,
+) -> GenerationResult:
+    """Generate up to ``max_new_tokens`` tokens after ``prompt`` that ``constraint`` accepts.
+
+    ``constraint=None`` runs the model's own sampler unchanged (for DiffusionGemma, token for token what
+    transformers' ``generate`` produces with the same seed). ``steps`` is the number of denoising steps per block.
+    Raises :class:`ConstraintUnsatisfiable` (with the partial text) when no accepted text fits in the budget,
+    :class:`DenoiserError` for a model that cannot serve (no mask token, prompt too long, non-finite logits).
+    """
+    session = open_session(constraint, model, tokenizer, steps, seed, denoiser_options)
+    prompt_ids = session.prompt_ids(prompt)
+    return run_sampler(
+        session, prompt_ids, lambda sampler: sampler.generate(prompt_ids, max_new_tokens),
+        callback=callback, streamer=streamer, max_retries=max_retries,
+    )
+
+
+def generate_json(
+    schema: Any,
+    prompt: str,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    steps: int | None = None,
+    seed: int | None = None,
+    callback: Callable[[int, str], None] | None = None,
+    streamer: Any = None,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    **denoiser_options: Any,
+) -> GenerationResult:
+    """A JSON value valid under ``schema`` for the request ``prompt``; ``.value`` holds it parsed."""
+    result = generate(
+        json_schema(schema), json_prompt(schema, prompt), model=model, tokenizer=tokenizer,
+        max_new_tokens=max_new_tokens, steps=steps, seed=seed, callback=callback, streamer=streamer,
+        max_retries=max_retries, **denoiser_options,
+    )
+    try:
+        value = json.loads(result.text)
+    except json.JSONDecodeError as error:
+        raise ConstraintUnsatisfiable(f"the generated text is not JSON: {error}", partial=result.text) from error
+    return GenerationResult(result.text, result.token_ids, result.steps, value, result.blocks)
