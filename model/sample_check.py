@@ -1,0 +1,116 @@
+"""Sanity check of the trained checkpoint with transformers' own, unconstrained ``generate``.
+
+``python -m model.sample_check [--per-kind N] [--steps S]`` samples held-out items (never trained on, see
+:func:`model.corpus.split_of`) and prints, per task, how often the raw model output is already right. This is the
+model alone, without any constraint: it shows what the denoiser has learned, and is the baseline that the
+constrained sampler improves on (the real benchmark is ``benchmarks/quality.py``).
+
+Metrics: JSON: parses, whole-object exact match, field exact match (top-level properties of the target whose
+value the output reproduces); SQL: exact string match, parses; Sudoku: fraction of blank cells filled correctly,
+fraction of givens copied, whole grids right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import sqlglot
+import torch
+
+from constrained.default_model import checkpoint_dir, load
+from model import blocks, corpus
+
+
+def generate_answers(model, tokenizer, prompts: list[str], steps: int, seed: int) -> list[str]:
+    """Answers from ``model.generate`` on left-padded prompts, cut at the first end token."""
+    contexts = [blocks.prompt_ids(tokenizer, p) for p in prompts]
+    width = max(map(len, contexts))
+    ids = torch.full((len(contexts), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, context in enumerate(contexts):
+        ids[row, width - len(context) :] = torch.tensor(context)
+        mask[row, width - len(context) :] = 1
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=mask, max_denoising_steps=steps)
+    return [blocks.answer_text(tokenizer, row[width:].tolist()) for row in out.sequences]
+
+
+def json_scores(items: list[corpus.Item], answers: list[str]) -> dict:
+    parsed = fields = fields_right = exact = 0
+    for item, answer in zip(items, answers):
+        target = json.loads(item.target)
+        try:
+            value = json.loads(answer)
+            parsed += 1
+        except ValueError:
+            value = None
+        exact += value == target
+        for key, expected in target.items():
+            fields += 1
+            fields_right += isinstance(value, dict) and value.get(key) == expected
+    return {"n": len(items), "parses": parsed / len(items), "exact": exact / len(items),
+            "field_exact_match": fields_right / max(1, fields)}
+
+
+def sql_scores(items: list[corpus.Item], answers: list[str]) -> dict:
+    parses = 0
+    for answer in answers:
+        try:
+            sqlglot.parse_one(answer, read="sqlite")
+            parses += 1
+        except sqlglot.errors.SqlglotError:
+            pass
+    exact = sum(a.strip() == i.target for i, a in zip(items, answers))
+    return {"n": len(items), "parses": parses / len(items), "exact": exact / len(items)}
+
+
+def sudoku_scores(items: list[corpus.Item], answers: list[str]) -> dict:
+    blanks = blanks_right = givens = givens_right = solved = 0
+    for item, answer in zip(items, answers):
+        puzzle = item.meta["puzzle"]
+        solved += answer == item.target
+        for i, (p, s) in enumerate(zip(puzzle, item.target)):
+            got = answer[i] if i < len(answer) else None
+            if p == ".":
+                blanks += 1
+                blanks_right += got == s
+            else:
+                givens += 1
+                givens_right += got == s
+    return {"n": len(items), "blank_cell_accuracy": blanks_right / blanks, "given_copy_accuracy": givens_right / givens,
+            "solved": solved / len(items)}
+
+
+SCORERS = {"json": json_scores, "sql": sql_scores, "sudoku": sudoku_scores}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--per-kind", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=32, help="max denoising steps per canvas")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--show", type=int, default=3, help="print this many samples per task")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint directory (default: the shipped one)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, tokenizer = load(args.checkpoint or checkpoint_dir())
+    stream = corpus.items("held_out")
+    by_kind: dict[str, list[corpus.Item]] = {k: [] for k in corpus.KINDS}
+    while any(len(v) < args.per_kind for v in by_kind.values()):
+        item = next(stream)
+        if len(by_kind[item.kind]) < args.per_kind:
+            by_kind[item.kind].append(item)
+    for kind, items in by_kind.items():
+        answers = generate_answers(model, tokenizer, [i.prompt for i in items], args.steps, args.seed)
+        print(json.dumps({"task": kind, **SCORERS[kind](items, answers)}))
+        for item, answer in list(zip(items, answers))[: args.show]:
+            print(f"  want {item.target!r}\n  got  {answer!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""Train the built-in denoiser: ``python -m model.train [--steps N] [--max-minutes M] [--out DIR]``.
+
+Objective (what DiffusionGemma's ``EntropyBoundSampler`` expects at sampling time): the sampler starts from a canvas
+of uniformly random tokens, keeps the tokens it accepts and re-draws the others uniformly. So training corrupts a
+clean canvas by replacing each token, with probability ``t ~ U(0, 1)`` per example, by a uniformly random vocabulary
+token, and asks for the clean canvas back (cross-entropy over every canvas position, since the model is not told
+which ones were corrupted). Self-conditioning: for half of the batches, a first pass without gradients produces
+logits that are fed back as ``self_conditioning_logits``, as the sampler does with the previous step's logits.
+
+Items longer than one canvas are trained block-autoregressively, exactly as :mod:`model.blocks` lays them out for
+generation: a random block of the answer is the canvas, the prompt plus the earlier (clean) blocks is the context.
+
+Everything is seeded (corpus, tokenizer, init, noise, batches), so the same arguments give the same checkpoint on
+the same software stack when the run finishes its ``--steps``. ``--max-minutes`` caps the run on a slow or busy
+machine: the learning-rate schedule follows whichever of step count and elapsed time is further along, so a capped
+run still ends with a decayed learning rate (but then depends on the machine's speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from transformers import DiffusionGemmaForBlockDiffusion, PreTrainedTokenizerFast
+from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
+    DiffusionGemmaGenerationConfig,
+    EntropyBoundSamplerConfig,
+)
+
+from model import architecture, blocks, corpus, tokenizer as tokenizer_lib
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "checkpoint"
+TOKENIZER_TEXTS = 20_000
+
+
+@dataclass
+class Example:
+    """One training canvas and the context it is denoised against."""
+
+    kind: str
+    context: list[int]
+    canvas: list[int]
+
+
+def examples(tok: PreTrainedTokenizerFast, canvas_length: int, seed: int, max_context: int):
+    """Endless seeded stream of :class:`Example`, one random block per corpus item."""
+    rng = random.Random(seed)
+    for item in corpus.items("train", seed=seed):
+        first = blocks.prompt_ids(tok, item.prompt)
+        canvases = blocks.answer_blocks(tok, item.target, canvas_length)
+        index = rng.randrange(len(canvases))
+        context = blocks.block_context(first, canvases, index)
+        if len(context) <= max_context:
+            yield Example(item.kind, context, canvases[index])
+
+
+def collate(batch: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-pad contexts (RoPE is relative, so left padding leaves the context-to-canvas geometry intact)."""
+    width = max(len(e.context) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, e in enumerate(batch):
+        ids[row, width - len(e.context) :] = torch.tensor(e.context)
+        mask[row, width - len(e.context) :] = 1
+    canvas = torch.tensor([e.canvas for e in batch], dtype=torch.long)
+    return ids, mask, canvas
+
+
+def corrupt(canvas: torch.Tensor, vocab_size: int, generator: torch.Generator) -> torch.Tensor:
+    """Replace each token by a uniform random one with probability ``t``, ``t ~ U(0, 1)`` drawn per example."""
+    t = torch.rand(canvas.shape[0], 1, generator=generator)
+    hit = torch.rand(canvas.shape, generator=generator) < t
+    noise = torch.randint(0, vocab_size, canvas.shape, generator=generator)
+    return torch.where(hit, noise, canvas)
+
+
+def denoising_loss(
+    model: DiffusionGemmaForBlockDiffusion,
+    context: torch.Tensor,
+    context_mask: torch.Tensor,
+    canvas: torch.Tensor,
+    noisy: torch.Tensor,
+    self_condition: bool,
+) -> torch.Tensor:
+    """Per-example mean cross-entropy of the clean canvas given the noisy one (shape ``[batch]``)."""
+    encoded = model.model.encoder(input_ids=context, attention_mask=context_mask)
+    cache = encoded.past_key_values
+    decoder_mask = torch.cat([context_mask, torch.ones_like(canvas)], dim=1)
+    sc_logits = None
+    if self_condition:
+        with torch.no_grad():
+            sc_logits = model(past_key_values=cache, decoder_input_ids=noisy, decoder_attention_mask=decoder_mask).logits
+    logits = model(
+        past_key_values=cache,
+        decoder_input_ids=noisy,
+        decoder_attention_mask=decoder_mask,
+        self_conditioning_logits=sc_logits,
+    ).logits
+    loss = F.cross_entropy(logits.transpose(1, 2), canvas, reduction="none")
+    return loss.mean(dim=1)
+
+
+def learning_rate(step: int, progress: float, peak: float, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to a tenth of the peak as ``progress`` goes 0 -> 1."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def generation_config(tok: PreTrainedTokenizerFast, canvas_length: int) -> DiffusionGemmaGenerationConfig:
+    """Defaults for transformers' own ``generate``: two canvases, 32 steps, EOS/pad ids of this tokenizer."""
+    return DiffusionGemmaGenerationConfig(
+        max_new_tokens=2 * canvas_length,
+        max_denoising_steps=32,
+        sampler_config=EntropyBoundSamplerConfig(entropy_bound=0.1),
+        t_min=0.4,
+        t_max=0.8,
+        stability_threshold=1,
+        confidence_threshold=0.005,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+
+
+def save_checkpoint(model: DiffusionGemmaForBlockDiffusion, tok: PreTrainedTokenizerFast, out: Path, stats: dict) -> None:
+    """Config, weights, generation config, tokenizer and the training record, into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    tokenizer_lib.save(tok, out)
+    (out / "training.json").write_text(json.dumps(stats, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=1800, help="optimizer steps (the LR schedule spans them)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--max-minutes", type=float, default=60.0, help="stop early (and save) after this long")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--seed", type=int, default=corpus.TRAIN_SEED)
+    parser.add_argument("--max-context", type=int, default=320, help="skip examples with a longer context")
+    parser.add_argument("--log-every", type=int, default=25)
+    parser.add_argument("--save-every", type=int, default=250)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    console = Console(stderr=False)
+    started = time.monotonic()
+
+    texts = corpus.take(TOKENIZER_TEXTS, "train", seed=args.seed)
+    tok = tokenizer_lib.train_tokenizer(s for item in texts for s in (item.prompt, item.target))
+    config = architecture.tiny_config(len(tok), pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, bos_id=tok.bos_token_id)
+    model = architecture.build(config)
+    model.generation_config = generation_config(tok, config.canvas_length)
+    model.train()
+    params = sum(p.numel() for p in model.parameters())
+    console.print(f"vocab {len(tok)}, canvas {config.canvas_length}, parameters {params:,}")
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    generator = torch.Generator().manual_seed(args.seed)
+    stream = examples(tok, config.canvas_length, args.seed, args.max_context)
+    history: list[dict] = []
+    running: dict[str, list[float]] = {k: [] for k in corpus.KINDS}
+    step = 0
+    interactive = sys.stdout.isatty()
+    columns = (TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=not interactive) as progress:
+        task = progress.add_task("train", total=args.steps, loss="-")
+        for step in range(1, args.steps + 1):
+            batch = [next(stream) for _ in range(args.batch_size)]
+            context, context_mask, canvas = collate(batch, tok.pad_token_id)
+            noisy = corrupt(canvas, config.text_config.vocab_size, generator)
+            self_condition = bool(torch.rand((), generator=generator) < 0.5)
+            # Progress is the further of steps and time, so a run stopped by the time budget still ends decayed.
+            done = max((step - 1) / args.steps, (time.monotonic() - started) / 60 / args.max_minutes)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step - 1, done, args.lr, args.warmup)
+            per_example = denoising_loss(model, context, context_mask, canvas, noisy, self_condition)
+            loss = per_example.mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            for e, value in zip(batch, per_example.tolist()):
+                running[e.kind].append(value)
+            progress.update(task, advance=1, loss=f"{loss.item():.3f}")
+            if step % args.log_every == 0 or step == args.steps:
+                record = {"step": step, "minutes": round((time.monotonic() - started) / 60, 2),
+                          "loss": round(sum(sum(v) for v in running.values()) / max(1, sum(len(v) for v in running.values())), 4)}
+                record.update({f"loss_{k}": round(sum(v) / len(v), 4) for k, v in running.items() if v})
+                history.append(record)
+                running = {k: [] for k in corpus.KINDS}
+                if not interactive:
+                    print(json.dumps(record), flush=True)
+            elapsed = (time.monotonic() - started) / 60
+            if step % args.save_every == 0:
+                save_checkpoint(model, tok, args.out, _stats(args, step, elapsed, params, history))
+            if elapsed > args.max_minutes:
+                console.print(f"time budget reached after {step} steps")
+                break
+    elapsed = (time.monotonic() - started) / 60
+    save_checkpoint(model, tok, args.out, _stats(args, step, elapsed, params, history))
+    console.print(f"saved {args.out} after {step} steps, {elapsed:.1f} min, last loss {history[-1] if history else '-'}")
+
+
+def _stats(args: argparse.Namespace, step: int, minutes: float, params: int, history: list[dict]) -> dict:
+    return {
+        "steps_done": step,
+        "steps_planned": args.steps,
+        "batch_size": args.batch_size,
+        "peak_lr": args.lr,
+        "seed": args.seed,
+        "minutes": round(minutes, 2),
+        "parameters": params,
+        "history": history,
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The training corpus: deterministic, split-disjoint, and every target is a correct answer to its prompt."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import jsonschema
+import pytest
+import sqlglot
+
+from constrained.errors import PuzzleError
+from constrained.prompts import compact_json_schema, compact_sql_schema, json_prompt, sql_prompt, sudoku_prompt
+from model import corpus
+
+N = 600
+
+
+@pytest.fixture(scope="module")
+def train_items() -> list[corpus.Item]:
+    return corpus.take(N, "train")
+
+
+@pytest.fixture(scope="module")
+def held_out_items() -> list[corpus.Item]:
+    return corpus.take(200, "held_out")
+
+
+def _full(items: list[corpus.Item]) -> list[tuple]:
+    return [(i.kind, i.prompt, i.target, json.dumps(i.meta, sort_keys=True)) for i in items]
+
+
+def test_same_seed_same_items(train_items):
+    assert _full(corpus.take(N, "train")) == _full(train_items)
+
+
+def test_other_seed_other_items(train_items):
+    assert _full(corpus.take(50, "train", seed=1)) != _full(train_items[:50])
+
+
+def test_all_three_tasks_are_present(train_items):
+    kinds = {i.kind for i in train_items}
+    assert kinds == set(corpus.KINDS)
+
+
+def test_splits_are_disjoint_by_construction(train_items, held_out_items):
+    assert all(corpus.split_of(i.prompt) == "train" for i in train_items)
+    assert all(corpus.split_of(i.prompt) == "held_out" for i in held_out_items)
+    assert not {i.prompt for i in train_items} & {i.prompt for i in held_out_items}
+
+
+def test_unknown_split_is_refused():
+    with pytest.raises(ValueError):
+        next(corpus.items("validation"))
+
+
+def test_json_targets_validate_and_keep_schema_order(train_items):
+    items = [i for i in train_items if i.kind == "json"]
+    assert len(items) > 100
+    checker = jsonschema.FormatChecker()
+    for item in items:
+        schema = item.meta["schema"]
+        value = json.loads(item.target)
+        jsonschema.Draft202012Validator(schema, format_checker=checker).validate(value)
+        # MaskBench's instance text: default separators, no ASCII escaping, properties in schema order.
+        assert item.target == json.dumps(value, ensure_ascii=False)
+        order = list(schema["properties"])
+        assert list(value) == [k for k in order if k in value]
+        assert item.prompt == json_prompt(schema, item.prompt.split("\nText: ", 1)[1].rsplit("\nJSON:", 1)[0])
+
+
+def test_json_values_are_stated_in_the_text(train_items):
+    """Extraction is learnable only if each scalar in the target appears in the text (booleans may be yes/no)."""
+    for item in (i for i in train_items if i.kind == "json"):
+        text = item.prompt.split("\nText: ", 1)[1]
+
+        def scalars(v):
+            if isinstance(v, dict):
+                for x in v.values():
+                    yield from scalars(x)
+            elif isinstance(v, list):
+                for x in v:
+                    yield from scalars(x)
+            else:
+                yield v
+
+        for scalar in scalars(json.loads(item.target)):
+            if isinstance(scalar, bool):
+                continue
+            assert str(scalar) in text, (scalar, text)
+
+
+def test_sql_targets_parse_and_run_on_their_schema(train_items):
+    items = [i for i in train_items if i.kind == "sql"]
+    assert len(items) > 80
+    for item in items:
+        sqlglot.parse_one(item.target, read="sqlite")
+        tables = item.meta["tables"]
+        assert compact_sql_schema({t: [c for c, _ in cols] for t, cols in tables.items()}) in item.prompt
+        db = sqlite3.connect(":memory:")
+        for table, cols in tables.items():
+            db.execute(f"CREATE TABLE {table} ({', '.join(f'{c} {kind}' for c, kind in cols)})")
+        db.execute(item.target).fetchall()
+        db.close()
+
+
+def test_sql_uses_several_templates(train_items):
+    queries = [i.target for i in train_items if i.kind == "sql"]
+    for keyword in ("WHERE", "GROUP BY", "ORDER BY", "LIMIT", "JOIN", "count(*)"):
+        assert any(keyword in q for q in queries), keyword
+
+
+def _is_solution(grid: str) -> bool:
+    rows = [grid[r * 9 : r * 9 + 9] for r in range(9)]
+    cols = ["".join(row[c] for row in rows) for c in range(9)]
+    boxes = ["".join(rows[r][c] for r in range(br, br + 3) for c in range(bc, bc + 3)) for br in (0, 3, 6) for bc in (0, 3, 6)]
+    return all(sorted(unit) == list("123456789") for unit in rows + cols + boxes)
+
+
+def test_sudoku_targets_solve_their_puzzles(train_items):
+    items = [i for i in train_items if i.kind == "sudoku"]
+    assert len(items) > 50
+    for item in items:
+        puzzle = item.meta["puzzle"]
+        assert len(item.target) == 81 and _is_solution(item.target)
+        assert all(p in (".", s) for p, s in zip(puzzle, item.target))
+        assert item.prompt == sudoku_prompt(puzzle)
+
+
+def test_solution_check_rejects_a_broken_grid():
+    grid = corpus.solved_grid(__import__("random").Random(3))
+    assert _is_solution(grid)
+    assert not _is_solution(grid[1] + grid[0] + grid[2:])  # two different digits of a row swapped
+
+
+def test_sudoku_prompt_uses_one_digit_per_cell_and_refuses_bad_puzzles():
+    puzzle = "." * 40 + "5" + "." * 40
+    prompt = sudoku_prompt(puzzle)
+    assert "0" * 40 + "5" + "0" * 40 in prompt
+    for bad in ("1" * 80, "x" * 81, "1" * 82):
+        with pytest.raises(PuzzleError):
+            sudoku_prompt(bad)
+
+
+def test_compact_json_schema_sketches_types_order_and_optionality():
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "age": {"type": "integer"},
+            "email": {"type": "string", "format": "email"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "status": {"enum": ["on", "off"]},
+        },
+        "required": ["name", "email"],
+    }
+    assert compact_json_schema(schema) == (
+        '{name: string, age?: integer, email: string<email>, tags?: [string], status?: "on"|"off"}'
+    )
+    assert compact_json_schema({"anyOf": [{"type": "string"}, {"type": "null"}]}) == "string|null"
+    assert compact_json_schema(True) == "any"
+
+
+def test_sql_prompt_shape():
+    text = compact_sql_schema({"singer": ["singer_id", "name"], "concert": ["concert_id", "year"]})
+    assert text == "singer(singer_id, name); concert(concert_id, year)"
+    assert sql_prompt(text, "How many singers?") == f"Tables: {text}\nQuestion: How many singers?\nSQL:"

@@ -1,0 +1,69 @@
+"""The shipped checkpoint: present, small, loads offline through ``load_default()``, and runs on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from constrained import default_model
+from constrained.errors import ConstrainedError, DenoiserError
+from constrained.prompts import sudoku_prompt
+from model import blocks
+
+MAX_BYTES = 30 * 1024 * 1024
+
+
+def test_checkpoint_files_are_shipped_and_small():
+    directory = default_model.checkpoint_dir()
+    for name in default_model.REQUIRED_FILES:
+        assert (directory / name).is_file(), name
+    total = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    assert total <= MAX_BYTES, f"checkpoint is {total / 2**20:.1f} MiB"
+
+
+def test_load_default_is_cached_and_in_eval_mode():
+    model, tokenizer = default_model.load_default()
+    assert default_model.load_default()[0] is model
+    assert not model.training
+    assert model.config.text_config.vocab_size == len(tokenizer)
+    assert model.generation_config.eos_token_id == tokenizer.eos_token_id
+
+
+def test_config_is_the_tiny_text_model():
+    model, _ = default_model.load_default()
+    params = sum(p.numel() for p in model.parameters())
+    vision = sum(p.numel() for n, p in model.named_parameters() if "vision" in n)
+    assert params < 10_000_000
+    assert vision < 10_000  # the architecture always builds a vision tower; ours is a stub
+    assert model.config.canvas_length == 96
+
+
+def test_forward_pass_gives_finite_canvas_logits():
+    model, tokenizer = default_model.load_default()
+    context = torch.tensor([blocks.prompt_ids(tokenizer, sudoku_prompt("." * 81))])
+    canvas = torch.randint(0, len(tokenizer), (1, model.config.canvas_length), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = model(input_ids=context, decoder_input_ids=canvas).logits
+    assert logits.shape == (1, model.config.canvas_length, len(tokenizer))
+    assert torch.isfinite(logits).all()
+
+
+def test_training_record_shows_the_loss_went_down():
+    record = json.loads((default_model.checkpoint_dir() / "training.json").read_text())
+    history = record["history"]
+    assert len(history) >= 2
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+
+
+def test_missing_checkpoint_raises_a_typed_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(default_model, "checkpoint_dir", lambda: tmp_path)
+    default_model.load_default.cache_clear()
+    try:
+        with pytest.raises(DenoiserError, match="model.train") as info:
+            default_model.load_default()
+        assert isinstance(info.value, ConstrainedError)
+    finally:
+        monkeypatch.undo()
+        default_model.load_default.cache_clear()

@@ -1,0 +1,92 @@
+"""The built-in denoiser's tokenizer: exact round trips, one token per digit, fixed special ids, compact JSON/SQL."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import PreTrainedTokenizerFast
+
+from constrained.default_model import checkpoint_dir
+from model import blocks, corpus
+from model import tokenizer as tokenizer_lib
+
+
+@pytest.fixture(scope="module")
+def tok() -> PreTrainedTokenizerFast:
+    path = checkpoint_dir() / "tokenizer.json"
+    if not path.is_file():
+        pytest.skip("no shipped checkpoint yet (python -m model.train)")
+    return PreTrainedTokenizerFast.from_pretrained(str(checkpoint_dir()))
+
+
+@pytest.fixture(scope="module")
+def small_trained() -> PreTrainedTokenizerFast:
+    """A tokenizer trained here on a small corpus, so the recipe itself is tested, not just its saved output."""
+    texts = [s for item in corpus.take(300, "train") for s in (item.prompt, item.target)]
+    return tokenizer_lib.train_tokenizer(texts, vocab_size=600)
+
+
+@pytest.fixture(scope="module", params=["shipped", "small"])
+def any_tok(request) -> PreTrainedTokenizerFast:
+    return request.getfixturevalue("tok" if request.param == "shipped" else "small_trained")
+
+
+def test_special_tokens_have_fixed_ids(any_tok):
+    assert (any_tok.pad_token_id, any_tok.eos_token_id, any_tok.bos_token_id, any_tok.mask_token_id) == (0, 1, 2, 3)
+    assert any_tok.encode("hello", add_special_tokens=False) == any_tok.encode("hello")  # nothing added implicitly
+
+
+def test_shipped_vocabulary_size(tok):
+    assert len(tok) == tokenizer_lib.DEFAULT_VOCAB_SIZE
+
+
+@pytest.mark.parametrize("text", ["0123456789", "year 2024, price 12.50", "Sudoku: " + "0" * 81, "x=1000000"])
+def test_every_digit_is_its_own_token(any_tok, text):
+    pieces = any_tok.convert_ids_to_tokens(any_tok.encode(text))
+    digit_pieces = [p for p in pieces if any(ch.isdigit() for ch in p)]
+    assert all(len(p.lstrip("Ġ")) == 1 for p in digit_pieces), pieces
+    assert sum(len(p.lstrip("Ġ")) for p in digit_pieces) == sum(ch.isdigit() for ch in text)
+
+
+def test_round_trip_is_exact_on_corpus_texts(any_tok):
+    for item in corpus.take(150, "held_out"):
+        for text in (item.prompt, item.target):
+            assert any_tok.decode(any_tok.encode(text), clean_up_tokenization_spaces=False) == text
+
+
+@pytest.mark.parametrize("text", ['{"name": "Zoë Müller", "city": "Bogotá"}', "naïve — 東京 ✓", " two  spaces\n\ttab "])
+def test_round_trip_is_exact_on_any_unicode(tok, text):
+    assert tok.decode(tok.encode(text), clean_up_tokenization_spaces=False) == text
+
+
+def test_json_and_sql_tokenize_compactly(tok):
+    assert len(tok.encode("SELECT")) == 1
+    assert len(tok.encode(" FROM")) == 1
+    assert len(tok.encode('{"name": "Anna"}')) <= 6
+    assert len(tok.encode("SELECT count(*) FROM singer")) <= 8
+
+
+def test_block_layout_fills_with_eos_and_round_trips(tok):
+    length = 8
+    for answer in ("abc", "SELECT name FROM singer WHERE age > 30", ""):
+        canvases = blocks.answer_blocks(tok, answer, length)
+        flat = [t for c in canvases for t in c]
+        assert all(len(c) == length for c in canvases)
+        assert tok.eos_token_id in canvases[-1]
+        text_len = len(tok.encode(answer))
+        assert flat[text_len:] == [tok.eos_token_id] * (len(flat) - text_len)
+        assert blocks.answer_text(tok, flat) == answer
+
+
+def test_exactly_full_canvas_gets_an_eos_only_canvas(tok):
+    answer = "1234567"  # seven digit tokens + <eos> == one canvas of 8; eight digits need a second canvas
+    assert len(blocks.answer_blocks(tok, answer, 8)) == 1
+    two = blocks.answer_blocks(tok, answer + "8", 8)
+    assert len(two) == 2 and two[1] == [tok.eos_token_id] * 8
+
+
+def test_context_is_bos_prompt_then_previous_canvases(tok):
+    first = blocks.prompt_ids(tok, "Q:")
+    assert first[0] == tok.bos_token_id and first[1:] == tok.encode("Q:")
+    canvases = [[5] * 4, [6] * 4, [7] * 4]
+    assert blocks.block_context(first, canvases, 0) == first
+    assert blocks.block_context(first, canvases, 2) == first + [5] * 4 + [6] * 4

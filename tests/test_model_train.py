@@ -1,0 +1,55 @@
+"""The training recipe: the noise matches the sampler's, batches keep geometry, and a few steps learn."""
+
+from __future__ import annotations
+
+import torch
+
+from model import architecture, corpus, train
+from model import tokenizer as tokenizer_lib
+
+
+def test_corruption_replaces_tokens_uniformly_at_random():
+    canvas = torch.zeros((64, 96), dtype=torch.long)
+    noisy = train.corrupt(canvas, 4096, torch.Generator().manual_seed(0))
+    changed = (noisy != canvas).float().mean(dim=1)
+    # t ~ U(0, 1) per example: some canvases barely touched, some almost fully noised, about half on average.
+    assert changed.min() < 0.2 and changed.max() > 0.8 and 0.3 < changed.mean() < 0.7
+    assert noisy.max() > 4000  # the whole vocabulary, as the sampler's uniform renoising draws
+
+
+def test_collate_left_pads_contexts():
+    batch = [train.Example("json", [2, 7, 8], [1] * 4), train.Example("sql", [2, 9], [1] * 4)]
+    ids, mask, canvas = train.collate(batch, pad_id=0)
+    assert ids.tolist() == [[2, 7, 8], [0, 2, 9]]
+    assert mask.tolist() == [[1, 1, 1], [0, 1, 1]]
+    assert canvas.shape == (2, 4)
+
+
+def test_learning_rate_warms_up_then_decays():
+    lrs = [train.learning_rate(s, s / 100, 1e-3, 10) for s in range(101)]
+    assert lrs[0] < lrs[9] == max(lrs)
+    assert abs(lrs[-1] - 1e-4) < 1e-9
+    # A run cut short by its time budget (progress 1 at step 40) is fully decayed all the same.
+    assert train.learning_rate(40, 1.0, 1e-3, 10) == lrs[-1]
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    texts = [s for item in corpus.take(200, "train") for s in (item.prompt, item.target)]
+    tok = tokenizer_lib.train_tokenizer(texts, vocab_size=400)
+    config = architecture.tiny_config(len(tok), pad_id=0, eos_id=1, bos_id=2, canvas_length=16, hidden=64, layers=2)
+    model = architecture.build(config)
+    stream = train.examples(tok, 16, seed=5, max_context=120)
+    batch = [next(stream) for _ in range(4)]
+    context, mask, canvas = train.collate(batch, tok.pad_token_id)
+    noisy = train.corrupt(canvas, len(tok), torch.Generator().manual_seed(1))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(6):
+        loss = train.denoising_loss(model, context, mask, canvas, noisy, self_condition=step % 2 == 1).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < losses[0] - 0.5
