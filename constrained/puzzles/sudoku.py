@@ -9,6 +9,7 @@ from typing import Any
 from constrained.errors import DenoiserError, PuzzleError
 from constrained.puzzles.grid import GridPuzzle
 from constrained.puzzles.kinds import SYMBOLS, sudoku
+from constrained.puzzles.model_denoiser import AdapterDenoiser
 from constrained.puzzles.solver import Denoiser, PuzzleResult, UniformDenoiser, solve
 from constrained.puzzles.symbols import SymbolVocabulary
 
@@ -75,15 +76,20 @@ def format_sudoku(values: str, pretty: bool = False) -> str:
     return "\n".join(lines)
 
 
-def model_denoiser(model: Any, tokenizer: Any, puzzle: GridPuzzle, vocabulary: SymbolVocabulary) -> Denoiser:
-    """The seam where a model adapter plugs in: turn ``model`` into ``canvas -> log-probs [n_cells, V]``.
+def model_denoiser(model: Any, tokenizer: Any, puzzle: GridPuzzle, seed: int = 0) -> Denoiser:
+    """The seam where a model plugs in: ``model`` (anything ``constrained.denoisers.as_denoiser`` takes) as
+    ``canvas -> log-probs [81, V]``, prompted with ``constrained.prompts.sudoku_prompt`` the way the built-in model
+    was trained (``<bos>`` + prompt; the solution's digits start the canvas, ``<eos>`` after them)."""
+    if tokenizer is None:
+        raise DenoiserError("a model needs its tokenizer: pass tokenizer= with model=")
+    from constrained.denoisers import as_denoiser
+    from constrained.prompts import sudoku_prompt
+    from model.blocks import prompt_ids
 
-    The adapters for DiffusionGemma and masked LMs (``constrained/denoisers/``, with the prompt from
-    ``constrained/prompts.py::sudoku_prompt``) are not wired yet; until then pass ``denoiser=`` instead.
-    """
-    raise DenoiserError(
-        f"no adapter turns a {type(model).__name__} into a Sudoku denoiser yet; pass denoiser=<callable> instead"
-    )
+    if puzzle.size != 9:
+        raise DenoiserError(f"the Sudoku prompt covers 9x9 grids; this one is {puzzle.rows}x{puzzle.cols}")
+    ids = prompt_ids(tokenizer, sudoku_prompt(puzzle.format(puzzle.givens)))
+    return AdapterDenoiser(as_denoiser(model, tokenizer), ids, puzzle.n_cells, tokenizer.eos_token_id, seed)
 
 
 def solve_sudoku(
@@ -100,7 +106,8 @@ def solve_sudoku(
     Tokens: ``tokenizer`` (HF tokenizer or ``{token: id}`` dict) decides which token id writes each symbol
     (VocabularyError if a symbol is not a single token); without one the symbols are ids ``0..n-1``.
     Denoiser: ``denoiser`` if given, else one made from ``model`` (see ``model_denoiser``), else the seeded
-    ``UniformDenoiser`` baseline.
+    ``UniformDenoiser`` baseline. (``model=None`` is meant to mean the built-in model once it is trained; until
+    then it means the uniform baseline.)
     """
     grid = parse_sudoku(puzzle)
     vocabulary = (
@@ -110,7 +117,7 @@ def solve_sudoku(
     )
     if denoiser is None:
         if model is not None:
-            denoiser = model_denoiser(model, tokenizer, grid, vocabulary)
+            denoiser = model_denoiser(model, tokenizer, grid, seed)
         else:
             denoiser = UniformDenoiser(vocabulary.vocab_size, seed)
     return solve(grid, denoiser, vocabulary, **options)

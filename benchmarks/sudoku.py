@@ -1,0 +1,186 @@
+"""Sudoku benchmark over ../shared/data/sudoku: the denoiser-guided solve loop beside the classical reference.
+
+Per puzzle set, in one run:
+
+- ``uniform``: the solve loop (``constrained.puzzles.solver.solve``) with the seeded UniformDenoiser: the
+  constraints alone, no model. Figures: solve rate, forward passes (mean, p50, p99, max; 0 means propagation
+  alone solved it), remasks, time per puzzle.
+- ``--denoiser module:factory``: the same loop with a model denoiser; ``factory(puzzle, vocabulary)`` must return
+  a ``canvas -> logprobs[81, V]`` callable (this is where a model adapter plugs in).
+- ``classical``: plain propagation (naked and hidden singles) and depth-first backtracking: nodes and time.
+
+Every returned grid is checked against the rules and the givens; a wrong grid counts as unsolved.
+
+    python benchmarks/sudoku.py                       # both sets, first 200 puzzles each
+    python benchmarks/sudoku.py --sample 1000 puzzles2_17_clue
+    python benchmarks/sudoku.py --limit 0 --json out.json puzzles3_magictour_top1465   # all puzzles
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import itertools
+import json
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from constrained.errors import ConstraintUnsatisfiable  # noqa: E402
+from constrained.puzzles.classical import solve_classical  # noqa: E402
+from constrained.puzzles.grid import GridPuzzle  # noqa: E402
+from constrained.puzzles.solver import Denoiser, UniformDenoiser, solve  # noqa: E402
+from constrained.puzzles.sudoku import parse_sudoku  # noqa: E402
+from constrained.puzzles.symbols import SymbolVocabulary  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "sudoku"
+SETS = ("puzzles2_17_clue", "puzzles3_magictour_top1465")
+
+DenoiserFactory = Callable[[GridPuzzle, SymbolVocabulary], Denoiser]
+
+
+def load(name: str) -> list[str]:
+    path = DATA / name
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def run_loop(
+    lines: list[str], factory: DenoiserFactory, options: dict[str, Any]
+) -> dict[str, Any]:
+    steps: list[int] = []
+    remasks: list[int] = []
+    seconds: list[float] = []
+    failures: list[str] = []
+    for line in lines:
+        puzzle = parse_sudoku(line)
+        vocabulary = SymbolVocabulary.plain(puzzle.symbols)
+        denoiser = factory(puzzle, vocabulary)
+        began = time.perf_counter()
+        try:
+            result = solve(puzzle, denoiser, vocabulary, check_unique=False, **options)
+        except ConstraintUnsatisfiable as exc:
+            failures.append(f"{line}: {exc}")
+            continue
+        finally:
+            seconds.append(time.perf_counter() - began)
+        if puzzle.violations(result.values):
+            failures.append(f"{line}: invalid grid returned")
+            continue
+        steps.append(result.steps)
+        remasks.append(result.remasks)
+    return {
+        "puzzles": len(lines),
+        "solved": len(steps),
+        "solve_rate": len(steps) / len(lines) if lines else float("nan"),
+        "passes_mean": statistics.fmean(steps) if steps else float("nan"),
+        "passes_p50": percentile(steps, 50),
+        "passes_p99": percentile(steps, 99),
+        "passes_max": max(steps, default=0),
+        "zero_pass_share": sum(s == 0 for s in steps) / len(steps) if steps else float("nan"),
+        "remasks_mean": statistics.fmean(remasks) if remasks else float("nan"),
+        "remasks_p99": percentile(remasks, 99),
+        "seconds_mean": statistics.fmean(seconds),
+        "seconds_p99": percentile(seconds, 99),
+        "failures": failures[:10],
+    }
+
+
+def run_classical(lines: list[str], level: str) -> dict[str, Any]:
+    nodes: list[int] = []
+    seconds: list[float] = []
+    solved = 0
+    for line in lines:
+        puzzle = parse_sudoku(line)
+        result = solve_classical(puzzle, level=level)
+        nodes.append(result.nodes)
+        seconds.append(result.seconds)
+        if result.solutions and not puzzle.violations(result.solutions[0]):
+            solved += 1
+    return {
+        "puzzles": len(lines),
+        "solved": solved,
+        "solve_rate": solved / len(lines) if lines else float("nan"),
+        "nodes_mean": statistics.fmean(nodes),
+        "nodes_p99": percentile(nodes, 99),
+        "nodes_max": max(nodes),
+        "seconds_mean": statistics.fmean(seconds),
+        "seconds_p99": percentile(seconds, 99),
+    }
+
+
+def uniform_factory(seed: int) -> DenoiserFactory:
+    """A fresh UniformDenoiser per puzzle, seeds ``seed, seed + 1, ...`` so every run is reproducible."""
+    seeds = itertools.count(seed)
+    return lambda puzzle, vocabulary: UniformDenoiser(vocabulary.vocab_size, next(seeds))
+
+
+def load_factory(spec: str) -> DenoiserFactory:
+    module_name, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sets", nargs="*", default=list(SETS), help=f"files under {DATA} (default: {SETS})")
+    parser.add_argument("--limit", type=int, default=200, help="first N puzzles of each set (0: all)")
+    parser.add_argument("--sample", type=int, default=0, help="a random sample of N puzzles instead (seeded)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--level", default="gac", choices=["singles", "gac"], help="propagation in the loop")
+    parser.add_argument("--remasks-per-pass", type=int, default=1)
+    parser.add_argument("--classical-level", default="singles", choices=["singles", "gac"])
+    parser.add_argument("--denoiser", help="module:factory returning a model denoiser for (puzzle, vocabulary)")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    options = {"level": args.level, "remasks_per_pass": args.remasks_per_pass}
+    report: dict[str, Any] = {"settings": vars(args), "sets": {}}
+    for name in args.sets:
+        lines = load(name)
+        if args.sample:
+            lines = random.Random(args.seed).sample(lines, min(args.sample, len(lines)))
+        elif args.limit:
+            lines = lines[: args.limit]
+        figures: dict[str, Any] = {}
+        if args.denoiser:
+            figures["model"] = run_loop(lines, load_factory(args.denoiser), options)
+        figures["uniform"] = run_loop(lines, uniform_factory(args.seed), options)
+        figures["classical"] = run_classical(lines, args.classical_level)
+        report["sets"][name] = figures
+        print(f"\n{name}: {len(lines)} puzzles")
+        for solver, row in figures.items():
+            if "passes_mean" in row:
+                print(
+                    f"  {solver:<9} solved {row['solved']}/{row['puzzles']} ({row['solve_rate']:.1%})  "
+                    f"passes mean {row['passes_mean']:.2f} p50 {row['passes_p50']:.0f} "
+                    f"p99 {row['passes_p99']:.1f} max {row['passes_max']}  "
+                    f"zero-pass {row['zero_pass_share']:.1%}  remasks mean {row['remasks_mean']:.2f}  "
+                    f"time mean {row['seconds_mean'] * 1e3:.1f} ms p99 {row['seconds_p99'] * 1e3:.1f} ms"
+                )
+            else:
+                print(
+                    f"  {solver:<9} solved {row['solved']}/{row['puzzles']} ({row['solve_rate']:.1%})  "
+                    f"nodes mean {row['nodes_mean']:.1f} p99 {row['nodes_p99']:.0f} max {row['nodes_max']}  "
+                    f"time mean {row['seconds_mean'] * 1e3:.1f} ms p99 {row['seconds_p99'] * 1e3:.1f} ms"
+                )
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
