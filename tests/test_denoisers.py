@@ -1,0 +1,185 @@
+"""The denoiser adapters: DiffusionGemma re-enacts transformers' generate exactly; masked models follow their rules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSamplerConfig
+
+from constrained.denoisers import DiffusionGemmaDenoiser, MaskedDiffusionDenoiser, as_denoiser
+from constrained.denoisers.random_init import byte_tokenizer, diffusion_gemma, masked_lm
+from constrained.errors import DenoiserError
+from constrained.sampler import ConstrainedSampler
+
+torch.set_num_threads(1)
+PAD, EOS = 0, 1
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return byte_tokenizer(300)
+
+
+@pytest.fixture(scope="module")
+def gemma(tokenizer):
+    return diffusion_gemma(len(tokenizer), canvas_length=8)
+
+
+def ours(model, prompt, max_new_tokens, seed, **options):
+    """Our unconstrained path, padded after the first end token as transformers pads it."""
+    sampler = ConstrainedSampler(
+        DiffusionGemmaDenoiser(model, **options), None, torch.Generator().manual_seed(seed), end_token_ids=(EOS,)
+    )
+    sample = sampler.generate(prompt, max_new_tokens)
+    tokens = [t for block in sample.blocks for t in block]
+    if EOS in tokens:
+        first = tokens.index(EOS)
+        tokens = tokens[: first + 1] + [PAD] * (len(tokens) - first - 1)
+    return tokens, sample.forward_passes
+
+
+def theirs(model, prompt, max_new_tokens, seed, **options):
+    torch.manual_seed(seed)
+    out = model.generate(
+        torch.tensor([prompt]), max_new_tokens=max_new_tokens, eos_token_id=EOS, pad_token_id=PAD, **options
+    )
+    tokens = out.sequences[0, len(prompt):].tolist()
+    passes = round(sum(t != PAD for t in tokens) / float(out.tokens_per_forward[0]))
+    return tokens, passes
+
+
+def test_unconstrained_diffusion_gemma_is_transformers_generate(gemma):
+    # three canvases under the default 48-step schedule: every random draw and float op lines up
+    prompt = [2, 50, 60, 70]
+    assert ours(gemma, prompt, 20, 0) == theirs(gemma, prompt, 20, 0)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_same_tokens_as_transformers_with_other_settings(gemma, seed):
+    options = dict(entropy_bound=0.5, t_min=0.2, t_max=1.5)
+    mine = ours(gemma, [2, 9], 16, seed, steps=10, **options)
+    sampler_config = EntropyBoundSamplerConfig(entropy_bound=0.5)
+    assert mine == theirs(gemma, [2, 9], 16, seed, max_denoising_steps=10, sampler_config=sampler_config, t_min=0.2,
+                          t_max=1.5)
+
+
+def test_same_stop_at_end_token_as_transformers(tokenizer):
+    model = diffusion_gemma(len(tokenizer), canvas_length=8, seed=3)
+    with torch.no_grad():
+        model.lm_head.weight[EOS] *= 40  # the end token now wins many positions
+    mine = ours(model, [2, 5], 24, 0, steps=6)
+    assert mine == theirs(model, [2, 5], 24, 0, max_denoising_steps=6)
+    assert len(mine[0]) == 8 and EOS in mine[0]  # no second canvas after the end token
+
+
+def test_same_early_stop_as_transformers(gemma):
+    # a criterion that holds at once: each of the three canvases ends after one step, in both implementations
+    mine = ours(gemma, [2, 5], 24, 4, steps=6, stability_threshold=0, confidence_threshold=1e3)
+    assert mine == theirs(gemma, [2, 5], 24, 4, max_denoising_steps=6, stability_threshold=0, confidence_threshold=1e3)
+    assert mine[1] == 3
+
+
+def test_gemma_settings_come_from_generation_config(gemma):
+    denoiser = DiffusionGemmaDenoiser(gemma)
+    assert (denoiser.steps, denoiser.entropy_bound, denoiser.t_min, denoiser.t_max) == (48, 0.1, 0.4, 0.8)
+    assert DiffusionGemmaDenoiser(gemma, steps=7).steps == 7
+    assert isinstance(as_denoiser(gemma, steps=5), DiffusionGemmaDenoiser)
+
+
+def test_gemma_prompt_longer_than_context(tokenizer):
+    model = diffusion_gemma(len(tokenizer), canvas_length=8, max_positions=32)
+    denoiser = DiffusionGemmaDenoiser(model)
+    with pytest.raises(DenoiserError, match="exceeds the model's context"):
+        denoiser.begin(list(range(4, 30)), 8)
+    with pytest.raises(DenoiserError, match="non-empty prompt"):
+        denoiser.begin([], 8)
+
+
+def test_gemma_non_finite_logits(tokenizer):
+    model = diffusion_gemma(len(tokenizer), canvas_length=8, seed=1)
+    with torch.no_grad():
+        model.lm_head.weight[7, 0] = float("nan")
+    sampler = ConstrainedSampler(DiffusionGemmaDenoiser(model, steps=2), None, torch.Generator(), end_token_ids=(EOS,))
+    with pytest.raises(DenoiserError, match="non-finite logits"):
+        sampler.generate([2, 3], 8)
+
+
+def scripted(rows: list[list[float]], vocab: int = 6, **options) -> MaskedDiffusionDenoiser:
+    """A masked-diffusion hook whose logits for sequence index ``j`` are ``rows[j]`` (padded with -5)."""
+
+    def logits_fn(ids: torch.Tensor) -> torch.Tensor:
+        out = torch.full((1, ids.shape[1], vocab), -5.0)
+        for j, row in enumerate(rows[: ids.shape[1]]):
+            out[0, j, : len(row)] = torch.tensor(row)
+        return out
+
+    return MaskedDiffusionDenoiser(logits_fn, mask_token_id=vocab - 1, vocab_size=vocab, **options)
+
+
+def test_dream_shifted_logits_read_one_position_earlier():
+    # sequence index j "predicts" token j: unshifted, canvas position k (index 2 + k) gets token 2 + k;
+    # shifted, the logits at index 2 + k predict index 3 + k, so position k reads the row before: token 1 + k
+    rows = [[10.0 if t == j else 0.0 for t in range(5)] for j in range(5)]
+    for shifted, expected in ((False, [2, 3]), (True, [1, 2])):
+        denoiser = scripted(rows, canvas_length=2, steps=2, shifted=shifted)
+        sample = ConstrainedSampler(denoiser, None, torch.Generator(), end_token_ids=(9,)).generate([0, 0], 2)
+        assert list(sample.blocks[0]) == expected
+
+
+def test_shifted_model_needs_a_context_token():
+    with pytest.raises(DenoiserError, match="shifted"):
+        scripted([[0.0]], shifted=True).begin([], 4)
+
+
+def test_low_confidence_remasking_unmasks_evenly():
+    # 6 positions in 3 steps: two per step, the most confident first
+    rows = [[0.0]] * 2 + [[float(k)] + [0.0] * 3 for k in (1, 6, 2, 5, 3, 4)]
+    denoiser = scripted(rows, canvas_length=6, steps=3)
+    denoiser.begin([4, 4], 6)
+    canvas = denoiser.new_canvas(torch.Generator())
+    logits = denoiser.predict(canvas, 3, None)
+    proposal = denoiser.propose(logits, canvas, torch.Generator())
+    assert proposal.order.tolist() == [1, 3]
+
+
+def test_threshold_decoding_takes_every_confident_position():
+    rows = [[0.0]] * 2 + [[9.0, 0, 0, 0], [9.0, 0, 0, 0], [0.5, 0, 0, 0], [9.0, 0, 0, 0]]
+    denoiser = scripted(rows, canvas_length=4, steps=4, threshold=0.9)
+    denoiser.begin([4, 4], 4)
+    canvas = denoiser.new_canvas(torch.Generator())
+    proposal = denoiser.propose(denoiser.predict(canvas, 4, None), canvas, torch.Generator())
+    assert sorted(proposal.order.tolist()) == [0, 1, 3]
+
+
+def test_masked_lm_adapter(tokenizer):
+    bert = masked_lm(len(tokenizer))
+    denoiser = as_denoiser(bert, tokenizer, canvas_length=8, steps=4)
+    assert isinstance(denoiser, MaskedDiffusionDenoiser) and denoiser.mask_token_id == tokenizer.mask_token_id
+    sample = ConstrainedSampler(denoiser, None, torch.Generator(), end_token_ids=(EOS,)).generate([2, 40], 16)
+    assert all(tokenizer.mask_token_id not in block for block in sample.blocks)
+    assert sample.forward_passes <= 2 * 4
+
+
+def test_masked_model_without_mask_token(tokenizer):
+    bert = masked_lm(len(tokenizer))
+    with pytest.raises(DenoiserError, match="no mask token"):
+        MaskedDiffusionDenoiser.from_masked_lm(bert, tokenizer=None)
+
+
+def test_masked_model_prompt_longer_than_context(tokenizer):
+    denoiser = MaskedDiffusionDenoiser.from_masked_lm(masked_lm(len(tokenizer), max_positions=24), tokenizer)
+    with pytest.raises(DenoiserError, match="exceeds the context"):
+        denoiser.begin(list(range(4, 20)), 16)
+
+
+def test_masked_model_non_finite_logits():
+    denoiser = scripted([[float("inf")]] * 4, canvas_length=2)
+    sampler = ConstrainedSampler(denoiser, None, torch.Generator(), end_token_ids=(9,))
+    with pytest.raises(DenoiserError, match="non-finite"):
+        sampler.generate([0, 0], 2)
+
+
+def test_unknown_model_kind():
+    with pytest.raises(DenoiserError, match="neither"):
+        as_denoiser(torch.nn.Linear(2, 2))
