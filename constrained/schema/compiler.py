@@ -1,0 +1,457 @@
+"""JSON Schema -> one regex over JSON text, plus the list of what the commit-time validator must verify.
+
+The walk is over schema nodes with their JSON pointers. ``$ref`` is inlined (bounded recursion: a reference met
+``max_recursion`` times on the current path compiles to the empty language, so deeper nesting is simply not
+generated), ``allOf`` merges, ``anyOf``/``oneOf`` alternate, and each JSON type compiles its own keywords.
+Whatever the regex cannot express exactly is appended to ``post_checked`` (keyword and pointer); the validator
+(jsonschema, the ground truth) then runs on the whole document at commit time. Over-approximation is therefore
+always paired with a post-check entry; under-approximation (a valid text the regex refuses: non-canonical
+escapes, exponents in bounded numbers, nesting past the bounds) only costs completeness.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from constrained.errors import CompileTimeout, UnsupportedSchema
+from constrained.schema import formats
+from constrained.schema.ecma import PatternNotCompilable, simple_repetition, translate
+from constrained.schema.keywords import KNOWN, POST_CHECKED, UNSUPPORTED
+from constrained.schema.layout import Layout, Regex, alternation, any_value, key_not_in, literal
+from constrained.schema.merge import merge
+from constrained.schema.numbers import INTEGER, NUMBER, Bound, BoundTooCostly, bounded_number, to_decimal
+from constrained.schema.refs import RefResolver, escape_pointer_token
+from constrained.schema.strings import CHAR, literal_text, string_of_length
+
+ALL_TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Bounds that keep the regex (and its automaton) small."""
+
+    max_recursion: int = 2  # times one $ref may be re-entered on a path
+    any_depth: int = 2  # nesting of unconstrained values (extra properties, `{}` schemas)
+    indent: int = 8  # spaces allowed after a newline
+    max_repeat_cost: int = 4000  # counted repetition: copies x regex length above this -> unbounded + post-check
+    max_string_repeat: int = 128  # longest string length bound compiled exactly
+    max_regex_length: int = 2_000_000
+    time_budget_s: float = 5.0
+    max_branch_product: int = 64  # anyOf x anyOf products merged; beyond, the second is post-checked
+
+
+@dataclass
+class Compiled:
+    pattern: str
+    post_checked: list[str] = field(default_factory=list)
+    formats: set[str] = field(default_factory=set)
+
+
+class SchemaCompiler:
+    """One compilation; holds the document, the options and what has been post-checked so far."""
+
+    def __init__(
+        self,
+        root: Any,
+        *,
+        legacy: bool,
+        validate: Callable[[Any, Any], bool],
+        known_format: Callable[[str], bool],
+        options: Options = Options(),
+    ) -> None:
+        self.root = root
+        self.legacy = legacy  # drafts 4-7: $ref replaces its siblings; array-form items; boolean exclusives
+        self.validate = validate  # (value, subschema) -> valid? (jsonschema on the whole document's resolver)
+        self.known_format = known_format
+        self.options = options
+        self.layout = Layout(indent=options.indent)
+        self.refs = RefResolver(root)
+        self.post_checked: list[str] = []
+        self.formats: set[str] = set()
+        self._ref_stack: list[str] = []
+        self._deadline = time.monotonic() + options.time_budget_s
+        self._any = any_value(self.layout, options.any_depth)
+        self._cache: dict[str, Regex] = {}
+        self._cut = 0  # recursion cut-offs so far (results depending on a cut-off are not cached)
+
+    # ---- bookkeeping
+
+    def post(self, keyword: str, pointer: str) -> None:
+        entry = f"{keyword} at {pointer or '/'}"
+        if entry not in self.post_checked:
+            self.post_checked.append(entry)
+
+    def _tick(self) -> None:
+        if time.monotonic() > self._deadline:
+            raise CompileTimeout(f"schema compilation exceeded {self.options.time_budget_s} s")
+
+    def compile(self) -> Compiled:
+        regex = self.node(self.root, "")
+        if regex is None:
+            raise UnsupportedSchema("$ref" if self._cut else "schema", "", "no finite JSON text satisfies the schema"
+                                    + (" within the recursion bound" if self._cut else ""))
+        if len(regex) > self.options.max_regex_length:
+            raise CompileTimeout(f"regex of {len(regex)} characters exceeds {self.options.max_regex_length}")
+        return Compiled(regex, self.post_checked, self.formats)
+
+    # ---- schema nodes
+
+    def node(self, schema: Any, ptr: str) -> Regex:
+        self._tick()
+        if schema is True or schema == {}:
+            return self._any
+        if schema is False:
+            return None
+        if not isinstance(schema, dict):
+            raise UnsupportedSchema("schema", ptr, "not an object or boolean")
+        target, ptr, pushed = self._deref(schema, ptr)
+        try:
+            return None if target is None else self._node(target, ptr)
+        finally:
+            self._pop(pushed)
+
+    def _pop(self, count: int) -> None:
+        if count:
+            del self._ref_stack[-count:]
+
+    def _deref(self, schema: Any, ptr: str) -> tuple[Optional[dict], str, int]:
+        """Follow top-level ``$ref`` chains (merging siblings from 2019-09 on).
+
+        Returns the schema to compile (None: the recursion bound cut it off, or ``false``), its pointer and how
+        many references were pushed on the path stack (the caller pops them when done with the node).
+        """
+        pushed = 0
+        while True:
+            if schema is True:
+                return {}, ptr, pushed
+            if schema is False:
+                return None, ptr, pushed
+            ref = schema.get("$ref")
+            if not isinstance(ref, str):
+                return schema, ptr, pushed
+            if self._ref_stack.count(ref) >= self.options.max_recursion:
+                self._cut += 1
+                return None, ptr, pushed
+            target, target_ptr = self.refs.resolve(ref, f"{ptr}/$ref")
+            self._ref_stack.append(ref)
+            pushed += 1
+            siblings = {k: v for k, v in schema.items() if k != "$ref"}
+            if self.legacy or not (siblings.keys() - _ANNOTATION_KEYS):
+                schema, ptr = target, target_ptr
+                continue
+            return {"allOf": [target], **siblings}, ptr, pushed
+
+    def _node(self, schema: dict, ptr: str) -> Regex:
+        for key in schema.keys() & UNSUPPORTED:
+            raise UnsupportedSchema(key, f"{ptr}/{key}", "dynamic references are not supported")
+        for key in schema.keys() & POST_CHECKED:
+            if key in ("then", "else") and "if" not in schema:
+                continue  # without `if`, `then`/`else` have no effect
+            self.post(key, f"{ptr}/{key}")
+        if "allOf" in schema:
+            schema = self._merge_all(schema, ptr)
+        branches_key = [k for k in ("anyOf", "oneOf") if k in schema]
+        if branches_key:
+            return self._branches(schema, ptr, branches_key)
+        return self._typed(schema, ptr)
+
+    def _merge_all(self, schema: dict, ptr: str) -> dict:
+        merged = {k: v for k, v in schema.items() if k != "allOf"}
+        for i, sub in enumerate(schema["allOf"]):
+            sub_ptr = f"{ptr}/allOf/{i}"
+            sub, sub_ptr, pushed = self._deref(sub, sub_ptr)
+            try:
+                if sub is None:
+                    return {"enum": []}
+                for key in sub.keys() & UNSUPPORTED:
+                    raise UnsupportedSchema(key, f"{sub_ptr}/{key}", "dynamic references are not supported")
+                if "allOf" in sub:
+                    sub = self._merge_all(sub, sub_ptr)
+                for key in sub.keys() & POST_CHECKED:
+                    self.post(key, f"{sub_ptr}/{key}")
+                for key in ("anyOf", "oneOf"):
+                    if key in sub and key in merged:
+                        product = [
+                            {"allOf": [x, y]} for x in merged[key] for y in sub[key]
+                        ]
+                        if len(product) <= self.options.max_branch_product:
+                            merged[key] = product
+                        else:
+                            self.post(key, f"{sub_ptr}/{key}")
+                        sub = {k: v for k, v in sub.items() if k != key}
+                        if key == "oneOf":
+                            self.post("oneOf", f"{sub_ptr}/oneOf")
+                merged, inexact = merge(merged, sub)
+                for key in inexact:
+                    self.post(key, f"{sub_ptr}/{key}")
+            finally:
+                self._pop(pushed)
+        return merged
+
+    def _branches(self, schema: dict, ptr: str, keys: list[str]) -> Regex:
+        base = {k: v for k, v in schema.items() if k not in keys}
+        key = keys[0]
+        if len(keys) == 2:
+            # both anyOf and oneOf: alternate over anyOf, keep oneOf inside each branch
+            base["oneOf"] = schema["oneOf"]
+        if key == "oneOf" or "oneOf" in base:
+            self.post("oneOf", f"{ptr}/oneOf")
+        parts = []
+        for i, branch in enumerate(schema[key]):
+            sub = dict(base)
+            sub["allOf"] = [*base.get("allOf", []), branch]
+            parts.append(self._node_at(sub, f"{ptr}/{key}/{i}"))
+        return alternation(parts)
+
+    def _node_at(self, schema: dict, ptr: str) -> Regex:
+        """A synthesized node (a branch merged with its parent): compile without re-reporting post-checks."""
+        if "allOf" in schema:
+            schema = self._merge_all(schema, ptr)
+        keys = [k for k in ("anyOf", "oneOf") if k in schema]
+        if keys:
+            return self._branches(schema, ptr, keys)
+        return self._typed(schema, ptr)
+
+    # ---- types
+
+    def _typed(self, schema: dict, ptr: str) -> Regex:
+        if "enum" in schema or "const" in schema:
+            return self._enum(schema, ptr)
+        declared = schema.get("type", list(ALL_TYPES))
+        types = [declared] if isinstance(declared, str) else list(declared)
+        if "number" in types and "integer" in types:
+            types.remove("integer")
+        parts: list[Regex] = []
+        for t in types:
+            if t == "object":
+                parts.append(self._object(schema, ptr))
+            elif t == "array":
+                parts.append(self._array(schema, ptr))
+            elif t == "string":
+                parts.append(self._string(schema, ptr))
+            elif t in ("number", "integer"):
+                parts.append(self._number(schema, ptr, integer=(t == "integer")))
+            elif t == "boolean":
+                parts.append("(?:true|false)")
+            elif t == "null":
+                parts.append("null")
+            elif t == "any":
+                parts.append(self._any)
+            else:
+                raise UnsupportedSchema("type", f"{ptr}/type", f"unknown type {t!r}")
+        return alternation(parts)
+
+    def _enum(self, schema: dict, ptr: str) -> Regex:
+        values = [schema["const"]] if "const" in schema else list(schema["enum"])
+        if "const" in schema and "enum" in schema:
+            values = [v for v in values if any(_same(v, e) for e in schema["enum"])]
+        rest = {k: v for k, v in schema.items() if k not in ("enum", "const")}
+        kept = [v for v in values if self.validate(v, rest)] if rest.keys() - _ANNOTATION_KEYS else values
+        return alternation([literal(self.layout, v) for v in kept])
+
+    def _number(self, schema: dict, ptr: str, integer: bool) -> Regex:
+        lo = hi = None
+        if "minimum" in schema:
+            excl = self.legacy and schema.get("exclusiveMinimum") is True
+            lo = Bound(to_decimal(schema["minimum"]), not excl)
+        if "maximum" in schema:
+            excl = self.legacy and schema.get("exclusiveMaximum") is True
+            hi = Bound(to_decimal(schema["maximum"]), not excl)
+        ex_lo, ex_hi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+        if isinstance(ex_lo, (int, float)) and not isinstance(ex_lo, bool):
+            cand = Bound(to_decimal(ex_lo), False)
+            lo = cand if lo is None or cand.value >= lo.value else lo
+        if isinstance(ex_hi, (int, float)) and not isinstance(ex_hi, bool):
+            cand = Bound(to_decimal(ex_hi), False)
+            hi = cand if hi is None or cand.value <= hi.value else hi
+        multiple = schema.get("multipleOf")
+        if multiple is not None:
+            if to_decimal(multiple) == 1:
+                integer = True  # exact: the multiples of 1 are the integers
+            else:
+                self.post("multipleOf", f"{ptr}/multipleOf")
+        try:
+            return bounded_number(lo, hi, integer=integer)
+        except BoundTooCostly:
+            self.post("minimum/maximum", ptr)
+            return INTEGER if integer else NUMBER
+
+    def _string(self, schema: dict, ptr: str) -> Regex:
+        min_len = int(schema.get("minLength", 0))
+        max_len = schema.get("maxLength")
+        max_len = None if max_len is None else int(max_len)
+        if max_len is not None and max_len < min_len:
+            return None
+        has_length = min_len > 0 or max_len is not None
+        fmt = schema.get("format")
+        pattern = schema.get("pattern")
+        if isinstance(fmt, str) and fmt in formats.REGEXES:
+            self.formats.add(fmt)
+            if fmt not in formats.EXACT:
+                self.post(f"format {fmt}", f"{ptr}/format")
+            if pattern is not None:
+                self.post("pattern", f"{ptr}/pattern")
+            if has_length:
+                self.post("minLength/maxLength", ptr)
+            return f'"{formats.REGEXES[fmt]}"'
+        if isinstance(fmt, str) and self.known_format(fmt):
+            self.formats.add(fmt)
+            self.post(f"format {fmt}", f"{ptr}/format")
+        if pattern is not None:
+            simple = simple_repetition(pattern)
+            if simple is not None:
+                char, lo, hi = simple
+                lo2 = max(lo, min_len)
+                hi2 = hi if max_len is None else (max_len if hi is None else min(hi, max_len))
+                if hi2 is not None and hi2 < lo2:
+                    return None
+                return self._bounded_string(lo2, hi2, char, ptr)
+            try:
+                body = translate(pattern)
+            except PatternNotCompilable:
+                self.post("pattern", f"{ptr}/pattern")
+            else:
+                if has_length:
+                    self.post("minLength/maxLength", ptr)
+                return f'"{body}"'
+        return self._bounded_string(min_len, max_len, CHAR, ptr)
+
+    def _bounded_string(self, lo: int, hi: Optional[int], char: str, ptr: str) -> str:
+        limit = self.options.max_string_repeat
+        if hi is not None and hi > limit:
+            self.post("maxLength", f"{ptr}/maxLength")
+            hi = None
+        if lo > limit:
+            self.post("minLength", f"{ptr}/minLength")
+            lo = limit
+        return string_of_length(lo, hi, char)
+
+    def _object(self, schema: dict, ptr: str) -> Regex:
+        props: dict = schema.get("properties", {}) or {}
+        required = [r for r in schema.get("required", []) if isinstance(r, str)] if isinstance(
+            schema.get("required", []), list) else []
+        extra = schema.get("additionalProperties", True)
+        patterns: dict = schema.get("patternProperties", {}) or {}
+        names = list(props)
+        for name in required:
+            if name not in props:
+                names.append(name)
+        pattern_post = bool(patterns) and (
+            len(patterns) > 1 or extra is not False or any(_search(p, n) for p in patterns for n in names)
+        )
+        if pattern_post:
+            self.post("patternProperties", f"{ptr}/patternProperties")
+        rule = schema.get("propertyNames", True)
+        items: list[tuple[str, str]] = []
+        for name in names:
+            if name in props:
+                sub, sub_ptr = props[name], f"{ptr}/properties/{escape_pointer_token(name)}"
+            else:
+                matching = [p for p in patterns if _search(p, name)]
+                sub = {"allOf": [patterns[p] for p in matching]} if matching else extra
+                sub_ptr = f"{ptr}/required"
+            value = None if (rule is not True and not self.validate(name, rule)) else self.node(sub, sub_ptr)
+            if value is None:
+                if name in required:
+                    return None
+                continue
+            kind = "required" if name in required else "optional"
+            items.append((self.layout.member(literal_text(name), value), kind))
+        tails: list[Regex] = []
+        for pat, sub in patterns.items():
+            value = self.node(sub, f"{ptr}/patternProperties/{escape_pointer_token(pat)}")
+            if value is None:
+                continue
+            try:
+                key = f'"{translate(pat)}"'
+            except PatternNotCompilable:
+                key = f'"{CHAR}*"'
+                self.post("patternProperties", f"{ptr}/patternProperties")
+            tails.append(self.layout.member(key, value))
+        if extra is not False:
+            value = self._any if extra is True else self.node(extra, f"{ptr}/additionalProperties")
+            if value is not None:
+                tails.append(self.layout.member(key_not_in(names), value))
+        if rule is not True and tails:
+            self.post("propertyNames", f"{ptr}/propertyNames")
+        count_min, count_max = schema.get("minProperties", 0), schema.get("maxProperties")
+        n_required = sum(1 for _, kind in items if kind == "required")
+        if count_min > n_required or (count_max is not None and (tails or len(items) > count_max)):
+            self.post("minProperties/maxProperties", ptr)
+        return self.layout.members(items, alternation(tails))
+
+    def _array(self, schema: dict, ptr: str) -> Regex:
+        items = schema.get("items")
+        prefix: list = []
+        rest: Any = True
+        rest_ptr = f"{ptr}/items"
+        if isinstance(items, list):
+            prefix, rest, rest_ptr = items, schema.get("additionalItems", True), f"{ptr}/additionalItems"
+            prefix_key = "items"
+        else:
+            prefix = schema.get("prefixItems", []) if not self.legacy else []
+            prefix_key = "prefixItems"
+            if items is not None:
+                rest = items
+        min_items = int(schema.get("minItems", 0))
+        max_items = schema.get("maxItems")
+        max_items = None if max_items is None else int(max_items)
+        head: list[tuple[str, bool]] = []
+        for i, sub in enumerate(prefix):
+            if max_items is not None and i >= max_items:
+                break
+            value = self.node(sub, f"{ptr}/{prefix_key}/{i}")
+            if value is None:
+                if i < min_items:
+                    return None
+                max_items = i
+                break
+            head.append((value, i < min_items))
+        rest_regex = None
+        if max_items is None or max_items > len(head):
+            rest_regex = self.node(rest, rest_ptr)
+        if rest_regex is None:
+            if min_items > len(head):
+                return None
+            return self.layout.array(head, None, 0, 0)
+        rest_min = max(0, min_items - len(prefix))
+        rest_max = None if max_items is None else max_items - len(prefix)
+        cost = len(rest_regex) + 8
+        budget = self.options.max_repeat_cost
+        if rest_max is not None and rest_max * cost > budget and rest_max > 1:
+            self.post("maxItems", f"{ptr}/maxItems")
+            rest_max = None
+        if rest_min * cost > budget and rest_min > 1:
+            self.post("minItems", f"{ptr}/minItems")
+            rest_min = max(1, budget // cost)
+        return self.layout.array(head, rest_regex, rest_min, rest_max)
+
+
+_ANNOTATION_KEYS = frozenset({
+    "$schema", "$id", "id", "$comment", "title", "description", "default", "examples", "readOnly", "writeOnly",
+    "deprecated", "$defs", "definitions", "$anchor",
+})
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b or (
+        isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
+        and not isinstance(b, bool) and a == b
+    )
+
+
+def _search(pattern: str, name: str) -> bool:
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return True
+
+
+def unknown_keywords(schema: Any) -> set[str]:
+    """Keys of a schema object that are not JSON Schema keywords (ignored, as the validator ignores them)."""
+    return set(schema) - KNOWN if isinstance(schema, dict) else set()
+
+

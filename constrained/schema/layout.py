@@ -1,0 +1,166 @@
+"""JSON text layout: whitespace, separators, ordered members, arrays, literal values, any value.
+
+Whitespace is bounded so the automaton stays finite and small. After ``{``, ``[`` and ``,`` and before ``}``
+and ``]`` we allow nothing, one space, or a newline followed by up to ``indent`` spaces; after ``:`` nothing or
+one space. That admits ``json.dumps`` output with its default separators (``", "``, ``": "``), compact output
+(``","``, ``":"``) and ``indent=2`` output nested up to ``indent // 2`` levels.
+
+Regexes are plain strings; ``None`` stands for the empty language and is propagated (an optional member whose
+value is impossible is left out; a required one empties its object).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from constrained.schema.numbers import NUMBER
+from constrained.schema.strings import CHAR, Ranges, char_set, escape, literal_text, subtract
+
+Regex = Optional[str]
+
+#: Raw key characters for keys spelled without escapes (the only keys the complement of known names admits).
+KEY_CHARS: Ranges = subtract([(0, 0x10FFFF)], [(0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C)])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Whitespace policy, shared by every piece of one compiled schema."""
+
+    indent: int = 8
+
+    @property
+    def item_ws(self) -> str:
+        return f"(?:[ ]|\\n[ ]{{0,{self.indent}}})?" if self.indent else "[ ]?"
+
+    @property
+    def colon(self) -> str:
+        return ":[ ]?"
+
+    @property
+    def comma(self) -> str:
+        return "," + self.item_ws
+
+    def member(self, key: str, value: str) -> str:
+        """``key`` is a regex for the quoted key."""
+        return key + self.colon + value
+
+    def members(self, items: list[tuple[str, str]], tail: Regex = None) -> str:
+        """An object with ``items`` (regex, 'required' | 'optional') in order, then any number of ``tail``.
+
+        Every in-order subset that keeps the required ones is accepted with correct commas. Built right to
+        left: ``after`` = the rest when something was already written (each member led by a comma), ``first``
+        = the alternatives for the rest when nothing was written yet. Each optional member before the first
+        required one repeats ``after`` once (quadratic only in that leading run of optional members).
+        """
+        comma = self.comma
+        after = f"(?:{comma}{tail})*" if tail else ""
+        first = [f"{tail}{after}"] if tail else []
+        empty_ok = True
+        for regex, kind in reversed(items):
+            if kind == "required":
+                first, empty_ok = [regex + after], False
+                after = comma + regex + after
+            else:
+                first = [regex + after, *first]
+                after = f"(?:{comma}{regex})?" + after
+        ws = self.item_ws
+        if not first:
+            return f"\\{{{ws}\\}}"
+        body = first[0] if len(first) == 1 and not empty_ok else "(?:" + "|".join(first) + ")"
+        if empty_ok:
+            body += "?"
+        return f"\\{{{ws}{body}{ws}\\}}"
+
+    def array(self, head: list[tuple[str, bool]], rest: Regex, rest_min: int, rest_max: Optional[int]) -> str:
+        """An array: ``head`` elements (regex, required) in order, then ``rest`` elements, their count in
+        [rest_min, rest_max]. An optional head element only ends the array early, so the optional parts
+        nest (``a(,b(,c)?)?``) and the text stays linear.
+        """
+        comma = self.comma
+        has_rest = rest is not None and (rest_max is None or rest_max > 0)
+
+        def from_index(j: int, lead: str) -> str:
+            if j == len(head):
+                if not has_rest:
+                    return ""
+                if lead:
+                    return _counted(lead + rest, rest_min, rest_max)
+                more = _counted(comma + rest, max(rest_min - 1, 0), None if rest_max is None else rest_max - 1)
+                return rest + more if rest_min > 0 else f"(?:{rest}{more})?"
+            regex, required = head[j]
+            inner = lead + regex + from_index(j + 1, comma)
+            return inner if required else f"(?:{inner})?"
+
+        body = from_index(0, "")
+        ws = self.item_ws
+        return f"\\[{ws}{body}{ws}\\]" if body else f"\\[{ws}\\]"
+
+
+def _counted(unit: str, lo: int, hi: Optional[int]) -> str:
+    if hi is not None and hi == 0:
+        return ""
+    if (lo, hi) == (0, None):
+        return f"(?:{unit})*"
+    if (lo, hi) == (1, None):
+        return f"(?:{unit})+"
+    if (lo, hi) == (0, 1):
+        return f"(?:{unit})?"
+    if hi is None:
+        return f"(?:{unit}){{{lo},}}"
+    if lo == hi == 1:
+        return unit
+    return f"(?:{unit}){{{lo}}}" if lo == hi else f"(?:{unit}){{{lo},{hi}}}"
+
+
+def alternation(parts: list[Regex]) -> Regex:
+    kept = list(dict.fromkeys(p for p in parts if p is not None))
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else "(?:" + "|".join(kept) + ")"
+
+
+STRING = f'"{CHAR}*"'
+SCALAR = f"(?:{STRING}|{NUMBER}|true|false|null)"
+
+
+def any_value(layout: Layout, depth: int) -> str:
+    """Any JSON value nested at most ``depth`` containers deep."""
+    value = SCALAR
+    for _ in range(depth):
+        member = layout.member(STRING, value)
+        obj = f"\\{{{layout.item_ws}(?:{member}(?:{layout.comma}{member})*)?{layout.item_ws}\\}}"
+        arr = f"\\[{layout.item_ws}(?:{value}(?:{layout.comma}{value})*)?{layout.item_ws}\\]"
+        value = f"(?:{SCALAR}|{obj}|{arr})"
+    return value
+
+
+def literal(layout: Layout, value: Any) -> str:
+    """The JSON text of one value, members in their given order, with the layout's whitespace."""
+    if isinstance(value, dict):
+        items = [(layout.member(literal_text(str(k)), literal(layout, v)), "required") for k, v in value.items()]
+        return layout.members(items)
+    if isinstance(value, list):
+        return layout.array([(literal(layout, v), True) for v in value], None, 0, 0)
+    return escape(json.dumps(value, ensure_ascii=False))
+
+
+def key_not_in(names: list[str]) -> str:
+    """A quoted key spelled without escapes whose text is none of ``names`` (complement through a trie)."""
+    trie: dict = {}
+    for name in names:
+        node = trie
+        for ch in name:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+    any_key = char_set(KEY_CHARS) + "*"
+
+    def below(node: dict) -> str:
+        children = [ch for ch in node if ch and 0x20 <= ord(ch) and ch not in '"\\']
+        parts = [char_set(subtract(KEY_CHARS, [(ord(c), ord(c)) for c in children])) + any_key]
+        parts += [escape(ch) + below(node[ch]) for ch in children]
+        body = "(?:" + "|".join(parts) + ")"
+        return body if "" in node else body + "?"
+
+    return '"' + below(trie) + '"'
