@@ -1,1 +1,29 @@
-"""Grid puzzles (Sudoku, Latin squares, Killer Sudoku, Futoshiki) as canvas constraints solved by denoising."""
+"""Grid puzzles (Sudoku 4x4/9x9/16x16, Latin squares, Killer Sudoku, Futoshiki) as canvas constraints, solved by
+denoising.
+
+- ``grid``: the declarative form (cells, values ``1..n``, all-different groups, givens, cages, inequalities);
+  ``kinds``: each kind in a few lines on top of it.
+- ``propagation``: candidates after propagation (naked/hidden singles, all-different arc consistency, cage sums,
+  inequalities, learned nogoods) and contradiction detection.
+- ``canvas``: the puzzle as a canvas over a tokenizer's vocabulary (one position per cell, one token per
+  symbol; ``symbols`` checks every symbol is a single token). 16x16 uses ``1``-``9`` then ``A``-``G``.
+- ``solver``: the solve loop (one denoiser forward per pass, confident commits checked by propagation,
+  contradictions remask the least confident culprit); ``UniformDenoiser`` is the model-free baseline.
+- ``classical``: propagation plus backtracking, the reference solver and the uniqueness check.
+- ``sudoku``: parsing, printing and ``solve_sudoku``; ``model_denoiser``: a diffusion model as a denoiser.
+"""
+
+from constrained.puzzles.canvas import PuzzleCanvas
+from constrained.puzzles.classical import ClassicalResult, solve_classical
+from constrained.puzzles.grid import Cage, GridPuzzle, Inequality
+from constrained.puzzles.kinds import futoshiki, killer_sudoku, latin_square
+from constrained.puzzles.solver import Denoiser, PuzzleResult, UniformDenoiser, solve
+from constrained.puzzles.sudoku import format_sudoku, parse_sudoku, solve_sudoku
+from constrained.puzzles.symbols import SymbolVocabulary
+
+__all__ = [
+    "Cage", "ClassicalResult", "Denoiser", "GridPuzzle", "Inequality", "PuzzleCanvas", "PuzzleResult",
+    "SymbolVocabulary", "UniformDenoiser", "format_sudoku", "futoshiki", "killer_sudoku", "latin_square",
+    "parse_sudoku", "solve", "solve_classical", "solve_sudoku",
+]
+# The Sudoku *kind* is ``kinds.sudoku``: the name ``sudoku`` here is the parse/solve submodule.

@@ -33,6 +33,9 @@ Nogood = tuple[tuple[int, int], ...]
 
 LEVELS = ("singles", "gac")
 
+_GAC_MEMO_LIMIT = 200_000
+"""Group states remembered per Propagator before the memo starts afresh (bounds memory on long searches)."""
+
 _CAGE_ENUMERATION_LIMIT = 4096
 """Cages whose candidate product exceeds this fall back to sum bounds (enumeration would cost more than it saves)."""
 
@@ -83,6 +86,7 @@ class Propagator:
         self.peers = [tuple(sorted(p - {c})) for c, p in enumerate(peers)]
         self.cell_groups = [tuple(g) for g in cell_groups]
         self.full_group = [len(g) == puzzle.size for g in self.groups]
+        self.gac_memo: dict[tuple[int, ...], tuple[int, ...] | None] = {}
         self.cages = puzzle.cages
         self.cell_cages: list[list[int]] = [[] for _ in range(self.n_cells)]
         for index, cage in enumerate(self.cages):
@@ -220,70 +224,22 @@ class _Run:
             raise Contradiction(f"group {g} has fewer candidate values than cells")
 
     def _alldifferent_gac(self, g: int) -> None:
-        """Régin's filter: keep an edge (cell, value) only if some maximum matching of the group uses it."""
-        p, cands = self.p, self.cands
+        """Régin's filter, memoised: the same group contents recur constantly during search and conflict analysis."""
+        p = self.p
         group = p.groups[g]
-        k = len(group)
-        masks = [cands[c] for c in group]
+        masks = tuple(self.cands[c] for c in group)
         if all(m & (m - 1) == 0 for m in masks):
             return  # all fixed: singles already enforce difference
-        size = p.puzzle.size
-        match_value = [-1] * size  # value index -> cell position in group
-        match_cell = [-1] * k
-
-        def augment(i: int, seen: list[bool]) -> bool:
-            m = masks[i]
-            while m:
-                low = m & -m
-                v = low.bit_length() - 1
-                m ^= low
-                if not seen[v]:
-                    seen[v] = True
-                    if match_value[v] < 0 or augment(match_value[v], seen):
-                        match_value[v] = i
-                        match_cell[i] = v
-                        return True
-            return False
-
-        for i in sorted(range(k), key=lambda i: bin(masks[i]).count("1")):
-            if not augment(i, [False] * size):
-                raise Contradiction(f"group {g} cannot take distinct values")
-        # Directed graph: cell i -> its matched value (node k + v); value v -> every cell i with v in
-        # masks[i] other than its match. An unmatched edge survives iff both ends share an SCC or its value
-        # end is reachable from a free value (even alternating path).
-        n_nodes = k + size
-        adjacency: list[list[int]] = [[] for _ in range(n_nodes)]
-        for i in range(k):
-            adjacency[i].append(k + match_cell[i])
-            m = masks[i]
-            while m:
-                low = m & -m
-                v = low.bit_length() - 1
-                m ^= low
-                if v != match_cell[i]:
-                    adjacency[k + v].append(i)
-        reachable = [False] * n_nodes
-        stack = [k + v for v in range(size) if match_value[v] < 0]
-        for node in stack:
-            reachable[node] = True
-        while stack:
-            node = stack.pop()
-            for nxt in adjacency[node]:
-                if not reachable[nxt]:
-                    reachable[nxt] = True
-                    stack.append(nxt)
-        component = _strongly_connected_components(adjacency)
-        for i in range(k):
-            keep = 1 << match_cell[i]
-            m = masks[i] & ~keep
-            while m:
-                low = m & -m
-                v = low.bit_length() - 1
-                m ^= low
-                if reachable[k + v] or component[k + v] == component[i]:
-                    keep |= low
-            if keep != masks[i]:
-                self.narrow(group[i], keep)
+        if masks in p.gac_memo:
+            kept = p.gac_memo[masks]
+        else:
+            if len(p.gac_memo) >= _GAC_MEMO_LIMIT:
+                p.gac_memo.clear()
+            kept = p.gac_memo[masks] = _regin(masks, p.puzzle.size)
+        if kept is None:
+            raise Contradiction(f"group {g} cannot take distinct values")
+        for cell, keep in zip(group, kept):
+            self.narrow(cell, keep)
 
     def _inequality(self, index: int) -> None:
         rule = self.p.inequalities[index]
@@ -325,6 +281,71 @@ class _Run:
         )
         for cell, mask, keep in zip(cage.cells, masks, supported):
             self.narrow(cell, mask & keep)
+
+
+def _regin(masks: tuple[int, ...], size: int) -> tuple[int, ...] | None:
+    """Régin's filter: keep an edge (cell, value) only if some maximum matching of the group uses it.
+
+    Returns the kept masks, or None when no assignment of distinct values exists.
+    """
+    k = len(masks)
+    match_value = [-1] * size  # value index -> cell position in group
+    match_cell = [-1] * k
+
+    def augment(i: int, seen: list[bool]) -> bool:
+        m = masks[i]
+        while m:
+            low = m & -m
+            v = low.bit_length() - 1
+            m ^= low
+            if not seen[v]:
+                seen[v] = True
+                if match_value[v] < 0 or augment(match_value[v], seen):
+                    match_value[v] = i
+                    match_cell[i] = v
+                    return True
+        return False
+
+    for i in sorted(range(k), key=lambda i: bin(masks[i]).count("1")):
+        if not augment(i, [False] * size):
+            return None
+    # Directed graph: cell i -> its matched value (node k + v); value v -> every cell i with v in masks[i]
+    # other than its match. An unmatched edge survives iff both ends share an SCC or its value end is
+    # reachable from a free value (even alternating path).
+    n_nodes = k + size
+    adjacency: list[list[int]] = [[] for _ in range(n_nodes)]
+    for i in range(k):
+        adjacency[i].append(k + match_cell[i])
+        m = masks[i]
+        while m:
+            low = m & -m
+            v = low.bit_length() - 1
+            m ^= low
+            if v != match_cell[i]:
+                adjacency[k + v].append(i)
+    reachable = [False] * n_nodes
+    stack = [k + v for v in range(size) if match_value[v] < 0]
+    for node in stack:
+        reachable[node] = True
+    while stack:
+        node = stack.pop()
+        for nxt in adjacency[node]:
+            if not reachable[nxt]:
+                reachable[nxt] = True
+                stack.append(nxt)
+    component = _strongly_connected_components(adjacency)
+    kept = []
+    for i in range(k):
+        keep = 1 << match_cell[i]
+        m = masks[i] & ~keep
+        while m:
+            low = m & -m
+            v = low.bit_length() - 1
+            m ^= low
+            if reachable[k + v] or component[k + v] == component[i]:
+                keep |= low
+        kept.append(keep)
+    return tuple(kept)
 
 
 def _cage_supports(masks: list[int], total: int, distinct: bool) -> list[int]:
