@@ -195,3 +195,12 @@ def test_uniform_denoiser_is_seeded() -> None:
     canvas: list[int | None] = [None] * 4
     assert torch.equal(UniformDenoiser(7, 3)(canvas), UniformDenoiser(7, 3)(canvas))
     assert torch.allclose(UniformDenoiser(7, 3)(canvas).exp().sum(-1), torch.ones(4, dtype=torch.float64))
+
+
+def test_commit_threshold_asks_the_denoiser_again_before_weak_guesses() -> None:
+    puzzle = latin_square(5)
+    eager = solve(puzzle, UniformDenoiser(5, 4), check_unique=False)
+    careful = solve(puzzle, UniformDenoiser(5, 4), check_unique=False, commit_threshold=1.01)
+    assert eager.steps <= 1 + eager.remasks  # a pass ends only to be asked again after a remask
+    assert careful.steps > eager.steps  # one guess per pass, the rest left for the next pass
+    assert_sound(puzzle, careful)

@@ -16,6 +16,8 @@ deletion filter; the test is propagation plus a probe of the stuck cell), record
 Then, by default, the pass ends and the denoiser is asked again on the canvas with that cell open: the model
 sees the consequence of its mistake. ``remasks_per_pass > 1`` lets one pass's log-probabilities drive several
 backtracks (fewer passes, staler guidance); the benchmark reports which setting produced its figures.
+``commit_threshold > 0`` does the opposite: a pass stops committing once the most confident open cell falls
+below it (after at least one commit), so a model is asked again before its weaker guesses are taken.
 
 Everything the denoiser is asked to decide is decided from its own ranking; propagation only removes values that
 cannot be right, and the nogoods only remove combinations proved impossible. Nogoods are kept for the whole
@@ -180,6 +182,7 @@ def solve(
     max_passes: int = 1000,
     max_remasks: int = 20_000,
     remasks_per_pass: int = 1,
+    commit_threshold: float = 0.0,
     check_unique: bool = True,
     unique_node_limit: int = 200_000,
 ) -> PuzzleResult:
@@ -212,15 +215,18 @@ def solve(
         canvas: Canvas = [vocabulary.token_ids[m.bit_length() - 1] if is_single(m) else None for m in cands]
         scores = _scores(denoiser(canvas), puzzle.n_cells, vocabulary)
         steps += 1
-        conflicts = 0
+        conflicts = commits = 0
         while conflicts < remasks_per_pass and not all(is_single(m) for m in cands):
             cell, ranked, confidence = _most_confident(cands, scores)
+            if commits and confidence < commit_threshold:
+                break
             for value in ranked:
                 try:
                     cands = prop.assign(cands, {cell: value}, search.nogoods)
                 except Contradiction:
                     continue
                 search.decisions.append(_Decision(cell, value, confidence))
+                commits += 1
                 break
             else:
                 stuck: int | None = cell
