@@ -113,3 +113,22 @@ def test_nogood_removes_the_last_open_value() -> None:
 def test_unknown_level_is_rejected() -> None:
     with pytest.raises(ValueError, match="level"):
         Propagator(sudoku(2), "sat")
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: killer_sudoku([((0, 0), 3)]), "distinct cells"),
+        (lambda: killer_sudoku([((0, 1), 3)], givens=[2, 2] + [None] * 79), "repeats"),
+        (lambda: killer_sudoku([((0, 1), 3)], givens=[4] + [None] * 80), "exceeds 3"),
+        (lambda: futoshiki(3, [(0, 1)], givens=[3, 1] + [None] * 7), "is not less than"),
+        (lambda: futoshiki(3, [(0, 0)]), "two different cells"),
+        (lambda: latin_square(3, givens=[4] + [None] * 8), "outside 1..3"),
+        (lambda: latin_square(3, givens=[None] * 8), "expected 9 givens"),
+    ],
+)
+def test_malformed_puzzles_name_the_problem(build, message: str) -> None:
+    from constrained.errors import PuzzleError
+
+    with pytest.raises(PuzzleError, match=message):
+        build()

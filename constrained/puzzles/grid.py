@@ -138,8 +138,8 @@ def _validate(puzzle: GridPuzzle) -> None:
         if len(group) > puzzle.size:
             raise PuzzleError(f"group of {len(group)} cells cannot be all-different over {puzzle.size} values")
     for cage in puzzle.cages:
-        if not cage.cells or any(not 0 <= c < n for c in cage.cells):
-            raise PuzzleError(f"a cage must list cells of the grid, got {cage.cells}")
+        if not cage.cells or len(set(cage.cells)) != len(cage.cells) or any(not 0 <= c < n for c in cage.cells):
+            raise PuzzleError(f"a cage must list distinct cells of the grid, got {cage.cells}")
     for rule in puzzle.inequalities:
         if not (0 <= rule.smaller < n and 0 <= rule.larger < n) or rule.smaller == rule.larger:
             raise PuzzleError(f"an inequality must relate two different cells, got {rule}")
