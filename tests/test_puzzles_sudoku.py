@@ -133,3 +133,24 @@ def test_first_real_puzzles_are_solved(name: str) -> None:
         result = solve_sudoku(line, seed=index)
         assert result.unique is True
         assert all(p in ".0" or p == s for p, s in zip(line, result.solution))
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="shared data not present")
+def test_benchmark_script_reports_every_solver(tmp_path: Path) -> None:
+    import importlib.util
+    import json
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "sudoku.py"
+    spec = importlib.util.spec_from_file_location("sudoku_benchmark", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "figures.json"
+    threads = torch.get_num_threads()
+    try:
+        assert module.main(["--limit", "3", "--json", str(out), "puzzles3_magictour_top1465"]) == 0
+    finally:
+        torch.set_num_threads(threads)  # the script pins one thread for timing; leave the session as it was
+    figures = json.loads(out.read_text())["sets"]["puzzles3_magictour_top1465"]
+    assert figures["uniform"]["solve_rate"] == 1.0 and figures["classical"]["solve_rate"] == 1.0
+    assert figures["uniform"]["puzzles"] == 3 and figures["classical"]["nodes_mean"] > 0
