@@ -113,3 +113,12 @@ def test_vocabulary_from_a_hugging_face_tokenizer() -> None:
     assert vocabulary.token_ids == tuple(range(2, 11)) and vocabulary.vocab_size == len(tokenizer)
     with pytest.raises(VocabularyError, match="'A' is not a single token"):
         SymbolVocabulary.from_tokenizer(tokenizer, tuple("123456789ABCDEFG"))
+
+
+def test_vocabulary_must_spell_the_puzzles_symbols() -> None:
+    from constrained.puzzles.solver import UniformDenoiser, solve
+
+    with pytest.raises(VocabularyError, match="spells"):
+        PuzzleCanvas(sudoku(2), DIGITS)
+    with pytest.raises(VocabularyError, match="spells"):
+        solve(sudoku(2), UniformDenoiser(40), DIGITS)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from constrained.errors import ConstraintUnsatisfiable, PuzzleError
+from constrained.errors import ConstraintUnsatisfiable, PuzzleError, VocabularyError
 from constrained.puzzles.classical import best_completion, solve_classical
 from constrained.puzzles.grid import GridPuzzle
 from constrained.puzzles.propagation import Contradiction, Propagator, bit
@@ -36,7 +36,7 @@ class PuzzleCanvas:
         self.puzzle = puzzle
         self.vocabulary = vocabulary or SymbolVocabulary.plain(puzzle.symbols)
         if self.vocabulary.symbols != puzzle.symbols:
-            raise PuzzleError(f"vocabulary spells {self.vocabulary.symbols}, the puzzle uses {puzzle.symbols}")
+            raise VocabularyError(f"vocabulary spells {self.vocabulary.symbols}, the puzzle uses {puzzle.symbols}")
         self.length = puzzle.n_cells
         self.search_node_limit = search_node_limit
         self._prop = Propagator(puzzle, level)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from constrained.errors import ConstraintUnsatisfiable, DenoiserError
+from constrained.errors import ConstraintUnsatisfiable, DenoiserError, VocabularyError
 from constrained.puzzles.classical import solve_classical
 from constrained.puzzles.grid import GridPuzzle
 from constrained.puzzles.propagation import Contradiction, Nogood, Propagator, bit, is_single
@@ -194,7 +194,7 @@ def solve(
     """
     vocabulary = vocabulary or SymbolVocabulary.plain(puzzle.symbols)
     if vocabulary.symbols != puzzle.symbols:
-        raise DenoiserError(f"vocabulary spells {vocabulary.symbols}, the puzzle uses {puzzle.symbols}")
+        raise VocabularyError(f"vocabulary spells {vocabulary.symbols}, the puzzle uses {puzzle.symbols}")
     if remasks_per_pass < 1:
         raise ValueError("remasks_per_pass must be at least 1")
     prop = Propagator(puzzle, level)
