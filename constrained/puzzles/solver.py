@@ -19,6 +19,12 @@ backtracks (fewer passes, staler guidance); the benchmark reports which setting 
 ``commit_threshold > 0`` does the opposite: a pass stops committing once the most confident open cell falls
 below it (after at least one commit), so a model is asked again before its weaker guesses are taken.
 
+Within a pass there is no search beyond that: each commit is one propagation check of the denoiser's own
+ranking (a one-step lookahead), and conflict analysis only names culprits, it never picks values. Because
+confidence is renormalised over the remaining candidates, a cell with few candidates tends to be confident; under
+the uniform baseline this makes the order close to "fewest candidates first", which is why constraints alone
+already need few passes.
+
 Everything the denoiser is asked to decide is decided from its own ranking; propagation only removes values that
 cannot be right, and the nogoods only remove combinations proved impossible. Nogoods are kept for the whole
 solve, so the search cannot revisit a refuted combination: with ``max_passes`` and ``max_remasks`` large enough,
