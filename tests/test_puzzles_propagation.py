@@ -132,3 +132,22 @@ def test_malformed_puzzles_name_the_problem(build, message: str) -> None:
 
     with pytest.raises(PuzzleError, match=message):
         build()
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(2, 6), data=st.data())
+def test_all_different_filter_keeps_exactly_the_supported_values(size: int, data: st.DataObject) -> None:
+    """Régin's filter against brute force: a value stays iff some distinct assignment of the group uses it."""
+    import itertools
+
+    from constrained.puzzles.propagation import _regin
+
+    k = data.draw(st.integers(1, size))
+    masks = tuple(data.draw(st.integers(1, (1 << size) - 1)) for _ in range(k))
+    supports = [0] * k
+    for values in itertools.permutations(range(size), k):
+        if all(masks[i] >> values[i] & 1 for i in range(k)):
+            for i in range(k):
+                supports[i] |= 1 << values[i]
+    expected = tuple(supports) if any(supports) else None
+    assert _regin(masks, size) == expected

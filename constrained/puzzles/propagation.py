@@ -284,9 +284,14 @@ class _Run:
 
 
 def _regin(masks: tuple[int, ...], size: int) -> tuple[int, ...] | None:
-    """Régin's filter: keep an edge (cell, value) only if some maximum matching of the group uses it.
+    """Régin's filter: keep value ``v`` at cell ``j`` only if some assignment of distinct values to the whole
+    group (a matching covering every cell) gives ``j`` the value ``v``.
 
-    Returns the kept masks, or None when no assignment of distinct values exists.
+    Returns the kept masks, or None when no such assignment exists. With a maximum matching in hand, an unmatched
+    edge (v, j) is in some other maximum matching iff it closes an alternating cycle or lies on an alternating
+    path from a free value. Since the only way into a matched value is from the cell that holds it, both tests
+    reduce to reachability between *cells*: ``i -> j`` when ``j`` could take the value matched to ``i``. With at
+    most a couple of dozen cells, bitmask transitive closure is cheaper than a general SCC algorithm.
     """
     k = len(masks)
     match_value = [-1] * size  # value index -> cell position in group
@@ -306,43 +311,35 @@ def _regin(masks: tuple[int, ...], size: int) -> tuple[int, ...] | None:
                     return True
         return False
 
-    for i in sorted(range(k), key=lambda i: bin(masks[i]).count("1")):
+    for i in range(k):
         if not augment(i, [False] * size):
             return None
-    # Directed graph: cell i -> its matched value (node k + v); value v -> every cell i with v in masks[i]
-    # other than its match. An unmatched edge survives iff both ends share an SCC or its value end is
-    # reachable from a free value (even alternating path).
-    n_nodes = k + size
-    adjacency: list[list[int]] = [[] for _ in range(n_nodes)]
+    reach = [0] * k  # reach[i]: cells reachable from cell i (through the values they are matched to)
     for i in range(k):
-        adjacency[i].append(k + match_cell[i])
-        m = masks[i]
-        while m:
-            low = m & -m
-            v = low.bit_length() - 1
-            m ^= low
-            if v != match_cell[i]:
-                adjacency[k + v].append(i)
-    reachable = [False] * n_nodes
-    stack = [k + v for v in range(size) if match_value[v] < 0]
-    for node in stack:
-        reachable[node] = True
-    while stack:
-        node = stack.pop()
-        for nxt in adjacency[node]:
-            if not reachable[nxt]:
-                reachable[nxt] = True
-                stack.append(nxt)
-    component = _strongly_connected_components(adjacency)
+        b = 1 << match_cell[i]
+        for j in range(k):
+            if j != i and masks[j] & b:
+                reach[i] |= 1 << j
+    for m in range(k):  # Warshall's transitive closure on bitmasks
+        bm, rm = 1 << m, reach[m]
+        for i in range(k):
+            if reach[i] & bm:
+                reach[i] |= rm
+    free = ((1 << size) - 1) & ~sum(1 << v for v in match_cell)
+    from_free = 0  # cells reachable from a free value
+    if free:
+        for j in range(k):
+            if masks[j] & free:
+                from_free |= (1 << j) | reach[j]
     kept = []
-    for i in range(k):
-        keep = 1 << match_cell[i]
-        m = masks[i] & ~keep
+    for j in range(k):
+        keep = (1 << match_cell[j]) | (masks[j] & free)
+        m = masks[j] & ~keep
         while m:
             low = m & -m
-            v = low.bit_length() - 1
             m ^= low
-            if reachable[k + v] or component[k + v] == component[i]:
+            owner = match_value[low.bit_length() - 1]
+            if (from_free >> owner) & 1 or (reach[j] >> owner) & 1:
                 keep |= low
         kept.append(keep)
     return tuple(kept)
@@ -396,50 +393,3 @@ def _cage_bounds(masks: list[int], total: int) -> list[int]:
                 allowed |= bit(v)
         keep.append(allowed)
     return keep
-
-
-def _strongly_connected_components(adjacency: list[list[int]]) -> list[int]:
-    """Tarjan's algorithm, iterative; returns a component id per node."""
-    n = len(adjacency)
-    index = [-1] * n
-    low = [0] * n
-    on_stack = [False] * n
-    component = [-1] * n
-    stack: list[int] = []
-    counter = 0
-    n_components = 0
-    for root in range(n):
-        if index[root] >= 0:
-            continue
-        work = [(root, 0)]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack[root] = True
-        while work:
-            node, edge = work[-1]
-            if edge < len(adjacency[node]):
-                work[-1] = (node, edge + 1)
-                nxt = adjacency[node][edge]
-                if index[nxt] < 0:
-                    index[nxt] = low[nxt] = counter
-                    counter += 1
-                    stack.append(nxt)
-                    on_stack[nxt] = True
-                    work.append((nxt, 0))
-                elif on_stack[nxt]:
-                    low[node] = min(low[node], index[nxt])
-            else:
-                work.pop()
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
-                if low[node] == index[node]:
-                    while True:
-                        member = stack.pop()
-                        on_stack[member] = False
-                        component[member] = n_components
-                        if member == node:
-                            break
-                    n_components += 1
-    return component
