@@ -97,8 +97,7 @@ class ConstrainedSampler:
         self.on_draft = on_draft
         self.on_commit = on_commit
         self.forward_passes = 0
-        self._mask_key: tuple | None = None
-        self._mask_value: torch.Tensor | None = None
+        self._masks_cache: dict[tuple, torch.Tensor] = {}
 
     # ---------------------------------------------------------------- public entry points
 
@@ -281,10 +280,15 @@ class ConstrainedSampler:
     # ---------------------------------------------------------------- helpers
 
     def _block_masks(self, cv: Canvas, length: int) -> torch.Tensor:
-        """Allowed tokens ``[length, V_model]`` of the block's positions (cached while the canvas is unchanged)."""
-        key = (id(cv), tuple(cv.tokens[:length]), tuple(cv.tokens[length:]) if length < cv.length else ())
-        if key != self._mask_key:
-            rows = cv.masks() if length == cv.length else torch.stack([cv.allowed(i) for i in range(length)])
+        """Allowed tokens ``[length, V_model]`` of the block's positions.
+
+        Cached by the canvas's decisions: a uniform-noise step asks twice (before acceptance, with only the
+        pinned positions decided, which repeats every step; after it, for the noise), so two entries are kept.
+        """
+        key = (id(cv), tuple(cv.tokens))
+        rows = self._masks_cache.get(key)
+        if rows is None:
+            rows = cv.masks()[:length]
             width = self.denoiser.vocab_size
             if rows.shape[1] < width:
                 rows = torch.cat([rows, torch.zeros(length, width - rows.shape[1], dtype=torch.bool)], dim=1)
@@ -295,8 +299,10 @@ class ConstrainedSampler:
                         f"the model's vocabulary ({width}) lacks tokens the constraint needs (tokenizer has "
                         f"{cv.vocab_size})"
                     )
-            self._mask_key, self._mask_value = key, rows.to(self._device)
-        return self._mask_value
+            if len(self._masks_cache) >= 2:
+                self._masks_cache.pop(next(iter(self._masks_cache)))
+            rows = self._masks_cache[key] = rows.to(self._device)
+        return rows
 
     @property
     def _device(self) -> torch.device:

@@ -88,19 +88,23 @@ def check_finite(logits: torch.Tensor, source: str) -> None:
 
 
 def mask_logits(logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
-    """``logits`` with every token outside ``allowed`` at ``-inf`` (unchanged when there is no constraint)."""
+    """``logits`` with every token outside ``allowed`` set to ``-inf``, *in place* (callers pass a fresh tensor)."""
     if allowed is None:
         return logits
     if allowed.shape != logits.shape:
         raise DenoiserError(f"mask shape {tuple(allowed.shape)} does not match logits shape {tuple(logits.shape)}")
-    return logits.masked_fill(~allowed.to(logits.device), float("-inf"))
+    return logits.masked_fill_(~allowed.to(logits.device), float("-inf"))
 
 
 def uniform_from_allowed(allowed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One token per row of ``allowed`` ``[L, V]``, uniformly among that row's allowed tokens.
 
     Drawing noise from the allowed set keeps a renoised canvas inside what the constraint can still become, so
-    the model is not asked to condition on tokens that can never appear there.
+    the model is not asked to condition on tokens that can never appear there. One uniform draw per row picks
+    a rank among the row's allowed tokens (found by binary search in the running count), which is several
+    times cheaper than a random score per vocabulary entry.
     """
-    scores = torch.rand(allowed.shape, generator=generator, device=allowed.device)
-    return scores.masked_fill(~allowed, -1.0).argmax(dim=-1)
+    counts = allowed.sum(dim=-1)
+    rank = (torch.rand(allowed.shape[0], generator=generator, device=allowed.device) * counts).long()
+    running = allowed.cumsum(dim=-1, dtype=torch.int32)
+    return torch.searchsorted(running, (rank + 1).to(torch.int32).unsqueeze(-1)).view(-1)

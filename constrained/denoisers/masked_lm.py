@@ -110,10 +110,9 @@ class MaskedDiffusionDenoiser:
         start = len(self._context) - (1 if self.shifted else 0)
         logits = logits[0, start : start + canvas.shape[0]].float()
         check_finite(logits, self.name)
-        logits = logits[:, : self.vocab_size]
+        logits = logits[:, : self.vocab_size].clone()
         if allowed is None:
             # The mask token means "undecided"; predicting it would decide nothing.
-            logits = logits.clone()
             logits[:, self.mask_token_id] = float("-inf")
         if self.temperature > 0:
             logits = logits / self.temperature
