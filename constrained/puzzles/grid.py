@@ -64,12 +64,6 @@ class GridPuzzle:
         """Number of values in the domain (9 for classic Sudoku)."""
         return len(self.symbols)
 
-    def with_givens(self, givens: tuple[int | None, ...] | list[int | None]) -> GridPuzzle:
-        """The same rules with other givens (how kinds build a concrete puzzle from a rule template)."""
-        return GridPuzzle(
-            self.rows, self.cols, self.symbols, self.groups, tuple(givens), self.cages, self.inequalities, self.name
-        )
-
     def format(self, values: list[int | None] | tuple[int | None, ...], blank: str = ".") -> str:
         """Values as one string of symbols, row-major, ``blank`` for open cells (an 81-character Sudoku line)."""
         return "".join(blank if v is None else self.symbols[v - 1] for v in values)
