@@ -262,7 +262,7 @@ class ConstrainedSampler:
     ) -> list[int]:
         """The most probable admissible block under the last logits; the run fails if even it fails the check."""
         cv.decide({i: None for i in range(length) if i not in user_fixed and cv.tokens[i] is not None})
-        logprobs = torch.zeros(cv.length, cv.vocab_size, dtype=torch.float32)
+        logprobs = torch.zeros(len(cv.tokens), cv.vocab_size, dtype=torch.float32)
         rows = torch.log_softmax(logits.float(), dim=-1).cpu()
         width = min(rows.shape[1], cv.vocab_size)
         logprobs[:length] = float("-inf")

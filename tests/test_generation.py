@@ -146,3 +146,15 @@ def test_schema_that_cannot_fit_max_new_tokens():
     schema = {"type": "object", "properties": {"k": {"type": "string", "minLength": 300}}, "required": ["k"]}
     with pytest.raises(ConstraintUnsatisfiable, match="max_new_tokens"):
         generate_json(schema, "x", model=model("bert"), tokenizer=tokenizer(), max_new_tokens=16, **OPTIONS["bert"])
+
+
+def test_built_in_model_when_its_checkpoint_is_present():
+    from constrained.default_model import load_default
+
+    try:
+        load_default()
+    except DenoiserError as missing:
+        pytest.skip(f"built-in checkpoint not available: {missing}")
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}
+    result = generate_json(schema, "I live in Oslo.", max_new_tokens=32, steps=8, seed=0)
+    jsonschema.validate(result.value, schema)
