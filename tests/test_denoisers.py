@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -183,3 +185,17 @@ def test_masked_model_non_finite_logits():
 def test_unknown_model_kind():
     with pytest.raises(DenoiserError, match="neither"):
         as_denoiser(torch.nn.Linear(2, 2))
+
+
+def test_dream_and_llada_are_recognised_by_model_type():
+    class RemoteCode(torch.nn.Module):
+        def __init__(self, model_type):
+            super().__init__()
+            self.config = SimpleNamespace(model_type=model_type, vocab_size=6, mask_token_id=5,
+                                          max_position_embeddings=64)
+
+        def forward(self, input_ids):
+            return SimpleNamespace(logits=torch.zeros(*input_ids.shape, 6))
+
+    assert as_denoiser(RemoteCode("Dream")).shifted is True
+    assert as_denoiser(RemoteCode("llada")).shifted is False

@@ -10,8 +10,13 @@ from .diffusion_gemma import DiffusionGemmaDenoiser
 from .masked_lm import MaskedDiffusionDenoiser
 
 
+#: Remote-code masked diffusion LMs (``model(input_ids).logits`` over a masked canvas) by ``config.model_type``,
+#: and whether their logits are shifted: Dream keeps its autoregressive parent's "logits[i] predict token i+1".
+SHIFTED_LOGITS = {"llada": False, "Dream": True}
+
+
 def as_denoiser(model: Any, tokenizer: Any = None, **options: Any) -> Denoiser:
-    """The adapter for ``model``: a ready :class:`Denoiser`, a DiffusionGemma, or any masked LM.
+    """The adapter for ``model``: a ready :class:`Denoiser`, a DiffusionGemma, LLaDA, Dream, or any masked LM.
 
     ``options`` go to the adapter (``steps``, and ``canvas_length``/``threshold``/``temperature`` for masked
     models); ``None`` values are dropped so that each adapter keeps its own defaults.
@@ -26,6 +31,10 @@ def as_denoiser(model: Any, tokenizer: Any = None, **options: Any) -> Denoiser:
         if unknown:
             raise DenoiserError(f"DiffusionGemma does not take {sorted(unknown)}")
         return DiffusionGemmaDenoiser(model, **options)
+    model_type = getattr(config, "model_type", None)
+    if model_type in SHIFTED_LOGITS:
+        options.setdefault("shifted", SHIFTED_LOGITS[model_type])
+        return MaskedDiffusionDenoiser.from_masked_lm(model, tokenizer, **options)
     if type(model).__name__.endswith("ForMaskedLM"):
         return MaskedDiffusionDenoiser.from_masked_lm(model, tokenizer, **options)
     if isinstance(model, Denoiser):

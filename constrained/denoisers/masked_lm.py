@@ -69,7 +69,8 @@ class MaskedDiffusionDenoiser:
 
     @classmethod
     def from_masked_lm(cls, model, tokenizer=None, *, mask_token_id: int | None = None, **options):
-        """Any transformers ``AutoModelForMaskedLM`` (BERT, RoBERTa, ModernBERT) used as a denoiser."""
+        """Any model whose ``model(input_ids=...).logits`` is ``[B, N, V]`` over a masked sequence: transformers'
+        ``AutoModelForMaskedLM`` (BERT, RoBERTa, ModernBERT), LLaDA, Dream (``shifted=True``)."""
         if mask_token_id is None and tokenizer is not None:
             mask_token_id = getattr(tokenizer, "mask_token_id", None)
         if mask_token_id is None:
@@ -81,7 +82,7 @@ class MaskedDiffusionDenoiser:
             return model(input_ids=input_ids).logits
 
         options.setdefault("max_positions", getattr(model.config, "max_position_embeddings", None))
-        options.setdefault("device", model.device)
+        options.setdefault("device", getattr(model, "device", "cpu"))
         options.setdefault("name", type(model).__name__)
         return cls(logits_fn, mask_token_id=mask_token_id, vocab_size=model.config.vocab_size, **options)
 
