@@ -497,7 +497,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def summarise(per_split: dict[str, dict], args: argparse.Namespace) -> dict:
     """Overall figures from the per-split ones (quantiles over the pooled raw timings)."""
-    summary: dict[str, Any] = {"tokenizer": args.tokenizer, "splits": {}}
+    summary: dict[str, Any] = {"tokenizer": args.tokenizer, "splits": {},
+                               "load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
     passing = [s["passing"] for s in per_split.values() if "passing" in s]
     if passing:
         schemas = sum(p["schemas"] for p in passing)
@@ -556,7 +557,7 @@ def render(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 140))
     if "passing_rate" in summary:
         table = Table(title=f"MaskBench passing (text level, compile bound {summary.get('compile_timeout_s')} s)")
         for column in ("split", "schemas", "compiled", "unsupported", "failed", "passing", "rate",

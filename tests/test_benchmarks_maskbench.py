@@ -1,0 +1,93 @@
+"""Smoke test of benchmarks/maskbench.py: a tiny run of one split prints the summary the issue specifies.
+
+Two schemas of Glaiveai2K (short, quick to bind), one instance each, on the 32K SentencePiece vocabulary that
+mistral-common ships: the last line printed is one JSON object carrying the passing rate, the invalidation
+errors, µs per token for ours and each peer, and µs per step. Skipped when the data or a peer is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data" / "maskbench"
+
+pytestmark = pytest.mark.skipif(not (DATA / "Glaiveai2K.jsonl.gz").exists(), reason="MaskBench data not present")
+
+
+def _load(name: str):
+    """A benchmark script as a module (benchmarks/ is not a package; dataclasses need it in sys.modules)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def maskbench():
+    for module in ("llguidance", "xgrammar", "outlines_core", "sentencepiece", "mistral_common"):
+        pytest.importorskip(module)
+    return _load("maskbench")
+
+
+@pytest.fixture(scope="module")
+def run(maskbench, tmp_path_factory):
+    """The benchmark's main on two schemas, with the printed output kept for the assertions."""
+    import contextlib
+    import io
+
+    argv = [str(DATA), "--splits", "Glaiveai2K", "--limit", "2", "--mask-schemas", "2", "--mask-instances", "1",
+            "--cache", str(tmp_path_factory.mktemp("cache")), "--json"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        summary = maskbench.main(argv)
+    return summary, printed.getvalue().strip().splitlines()
+
+
+def test_last_line_is_the_json_summary(run):
+    summary, lines = run
+    assert json.loads(lines[-1]) == json.loads(json.dumps(summary))
+
+
+def test_summary_has_the_issue_keys(run):
+    summary, _ = run
+    assert 0.0 <= summary["passing_rate"] <= 1.0
+    assert isinstance(summary["invalidation_errors"], int)
+    assert set(summary["us_per_token"]) == {"ours", "llguidance", "xgrammar", "outlines_core"}
+    for figures in summary["us_per_token"].values():
+        assert {"mean", "p50", "p99"} <= set(figures)
+    assert summary["us_per_step"]["p50"] > 0 and summary["us_per_step"]["p99"] >= summary["us_per_step"]["p50"]
+
+
+def test_per_split_details_add_up(run):
+    summary, _ = run
+    split = summary["splits"]["Glaiveai2K"]
+    assert split["schemas"] == 2
+    assert split["compiled"] + split["unsupported"] + split["failed"] == 2
+    assert split["passing"] <= split["compiled"]
+    assert summary["passing"] == split["passing"]
+
+
+def test_mask_sample_times_real_tokens_and_misses_none(run):
+    summary, _ = run
+    counts = summary["mask_counts"]
+    assert counts["instances"] >= 1 and counts["text_tokens"] > 0
+    assert counts.get("mask_misses", 0) == 0  # every revealed token was allowed by the mask it was revealed under
+    assert summary["us_per_token"]["ours"]["n"] > 0
+
+
+def test_instances_are_tokenized_exactly():
+    pytest.importorskip("sentencepiece")
+    pytest.importorskip("mistral_common")
+    vocab = _load("mistral_vocab").load("sp32k")
+    text = '{"name": "Zoë", "tags": ["a", "b"], "n": 1}'
+    tokens = vocab.tokenize(text)
+    assert tokens is not None and vocab.spell(tokens) == text.encode()  # no dummy-prefix space
+    assert vocab.vocabulary.decode(tokens + [vocab.eos_id]) == text
