@@ -12,7 +12,8 @@ How spans become canvas positions:
   are fixed token by token and stay byte-identical by construction;
 * each span is regenerated with as many tokens as it had. The original tokens prove that this length admits an
   accepted text, so an edit never fails for lack of room; a replacement may still be longer or shorter in
-  characters (tokens spell one or many bytes).
+  characters (tokens spell one or many bytes), and ``extra_tokens`` adds open positions where the constraint
+  admits them. (A canvas position cannot be deleted, so a span never shrinks below its token count.)
 """
 
 from __future__ import annotations
@@ -144,17 +145,35 @@ def encode_exact(tokenizer: Any, vocabulary: TokenVocabulary, piece: str) -> lis
     return ids
 
 
-def edit_canvas(text: str, ranges: list[tuple[int, int]], bound: BoundConstraint) -> list[int | None]:
-    """The whole text as canvas tokens: kept pieces fixed, span pieces open with their original token count."""
-    tokens: list[int | None] = []
+def edit_canvas(
+    text: str, ranges: list[tuple[int, int]], bound: BoundConstraint, extra_tokens: int = 0
+) -> list[int | None]:
+    """The whole text as canvas tokens: kept pieces fixed, each span open with its original token count.
+
+    With ``extra_tokens``, each span (left to right) gets up to that many more open positions: the most the
+    constraint admits given the choices already made. The original count is always admissible (the original
+    tokens fill it), so the search never ends without a canvas.
+    """
+    pieces: list[list[int] | int] = []  # kept token ids, or the size of an open span
     cursor = 0
     for start, end in [*ranges, (len(text), len(text))]:
         if cursor < start:
-            tokens.extend(encode_exact(bound.tokenizer, bound.vocabulary, text[cursor:start]))
+            pieces.append(encode_exact(bound.tokenizer, bound.vocabulary, text[cursor:start]))
         if start < end:
-            tokens.extend([None] * len(encode_exact(bound.tokenizer, bound.vocabulary, text[start:end])))
+            pieces.append(len(encode_exact(bound.tokenizer, bound.vocabulary, text[start:end])))
         cursor = end
-    return tokens
+
+    def canvas(sizes: list) -> list[int | None]:
+        return [t for piece in sizes for t in (piece if isinstance(piece, list) else [None] * piece)]
+
+    for index, piece in enumerate(pieces):
+        if isinstance(piece, int):
+            for extra in range(extra_tokens, 0, -1):
+                trial = [*pieces[:index], piece + extra, *pieces[index + 1:]]
+                if bound.feasible(canvas(trial)):
+                    pieces = trial
+                    break
+    return canvas(pieces)
 
 
 def edit(
@@ -167,6 +186,7 @@ def edit(
     tokenizer: Any = None,
     steps: int | None = None,
     seed: int | None = None,
+    extra_tokens: int = 0,
     callback=None,
     streamer=None,
     max_retries: int = DEFAULT_MAX_RETRIES,
@@ -174,7 +194,8 @@ def edit(
 ) -> GenerationResult:
     """Regenerate ``spans`` of the accepted ``text`` under ``constraint``; all other bytes stay as they are.
 
-    ``.value`` holds the parsed result for a JSON constraint. Raises :class:`ConstrainedError` for a text the
+    Each span is regenerated with as many tokens as it had, plus up to ``extra_tokens`` where the constraint
+    admits them (room for a longer replacement). ``.value`` holds the parsed result for a JSON constraint. Raises :class:`ConstrainedError` for a text the
     constraint rejects or a span that is not in it.
     """
     violation = constraint.violation(text)
@@ -182,7 +203,7 @@ def edit(
         raise ConstrainedError(f"the text to edit is not accepted by the constraint: {violation}")
     ranges = resolve_spans(text, spans)
     session = open_session(constraint, model, tokenizer, steps, seed, denoiser_options)
-    tokens = edit_canvas(text, ranges, session.bound)
+    tokens = edit_canvas(text, ranges, session.bound, extra_tokens)
     prompt_ids = session.prompt_ids(prompt)
     result = run_sampler(
         session, prompt_ids, lambda sampler: sampler.infill(prompt_ids, tokens),

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from constrained.denoisers.random_init import byte_tokenizer, diffusion_gemma, masked_lm
-from constrained.edit import edit, json_value_span, parse_path, resolve_spans
+from constrained.edit import edit, edit_canvas, json_value_span, parse_path, resolve_spans
+from constrained import regex
 from constrained.errors import ConstrainedError
 from constrained.json_schema import json_schema
 
@@ -87,6 +88,17 @@ def test_multi_span_edit_keeps_the_rest_and_stays_valid(kind, seed, models, toke
     jsonschema.validate(result.value, SCHEMA)
     assert constraint.accepts(result.text) and result.value == json.loads(result.text)
     assert result.value["tags"][0] == "red"  # not in a span: kept
+
+
+def test_extra_tokens_make_room_for_a_longer_replacement(models, tokenizer, constraint):
+    original = edit_canvas(TEXT, [], constraint.bind(tokenizer))
+    result = edit(TEXT, ["$.name"], constraint, model=models["gemma"], tokenizer=tokenizer, seed=0, steps=4,
+                  extra_tokens=3)
+    assert len(result.token_ids) == len(original) + 3  # "Alice" is 5 tokens here; 8 still fit maxLength 12
+    assert outside_kept(TEXT, resolve_spans(TEXT, ["$.name"]), result.text)
+    jsonschema.validate(result.value, SCHEMA)
+    digits = regex(r'\{"n": [0-9]{1,3}\}').bind(tokenizer)
+    assert edit_canvas('{"n": 42}', [(6, 8)], digits, extra_tokens=3).count(None) == 3  # at most 3 digits fit
 
 
 def test_edit_respects_the_commit_time_check(models, tokenizer, constraint):
