@@ -8,10 +8,12 @@ Two families of text diffusion models refine a fixed-length canvas:
 * **mask noise** (LLaDA, Dream, MDLM, BERT-as-denoiser): the canvas starts as mask tokens; each step some masked
   positions are unmasked and stay fixed for the rest of the block.
 
-A :class:`Denoiser` hides the model and its own acceptance rule behind five calls so that one sampler can apply a
-constraint to either family: ``predict`` (logits with the disallowed tokens at ``-inf``), ``propose`` (which
-positions the model's own rule wants to accept, most confident first), ``renoise`` (what non-accepted positions
-become), ``converged`` (the family's stopping rule) and ``commit`` (append a finished block to the context).
+A :class:`Denoiser` hides the model and its own rules so that one sampler can apply a constraint to either
+family. Per run: ``begin`` (take the prompt); per block: ``new_canvas`` and, when done, ``commit`` (append it to
+the context); per step: ``predict`` (logits with the disallowed tokens at ``-inf``), ``propose`` (which positions
+the model's own rule wants to accept, most confident first), ``renoise`` (what the other positions become),
+``draft`` (the block as it reads now) and ``converged`` (the family's stopping rule). The sampler owns everything
+the constraint decides: which proposals survive, what is reopened, when a block may be committed.
 """
 
 from __future__ import annotations
