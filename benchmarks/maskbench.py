@@ -32,7 +32,6 @@ Text-level runs touch no tokenizer, so the whole benchmark (7,732 schemas) is bo
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import dataclasses
 import gzip
 import json
@@ -40,6 +39,7 @@ import multiprocessing
 import os
 import pickle
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -67,12 +67,28 @@ CANVAS = 256
 # ---------------------------------------------------------------------------------------------------- data
 
 
-def read_split(directory: Path, split: str, limit: int | None) -> Iterator[dict]:
+def read_split(directory: Path, split: str, limit: int | None = None,
+               select: frozenset[int] | None = None) -> Iterator[dict]:
+    """The split's schemas in file order: the first ``limit``, or those whose line numbers are in ``select``."""
     with gzip.open(directory / f"{split}.jsonl.gz", "rt", encoding="utf-8") as lines:
         for n, line in enumerate(lines):
             if limit is not None and n >= limit:
                 return
-            yield json.loads(line)
+            if select is None or n in select:
+                yield json.loads(line)
+
+
+def split_size(directory: Path, split: str) -> int:
+    with gzip.open(directory / f"{split}.jsonl.gz", "rt", encoding="utf-8") as lines:
+        return sum(1 for _ in lines)
+
+
+def passing_selection(directory: Path, split: str, args: argparse.Namespace) -> frozenset[int] | None:
+    """``--sample N``: N line numbers of the split drawn at random (seeded per split), else everything."""
+    if not args.sample:
+        return None
+    size = split_size(directory, split)
+    return frozenset(random.Random(f"{args.seed}:{split}").sample(range(size), min(args.sample, size)))
 
 
 def instance_text(data: Any) -> str:
@@ -97,8 +113,29 @@ def compile_ours(schema: Any, timeout_s: float) -> constrained.Constraint:
     return constraint.compile()
 
 
+class Hang(TimeoutError):
+    """A schema's whole evaluation outran its watchdog (compiling the text regex is not bounded in itself)."""
+
+
+def _watchdog(signum, frame) -> None:
+    raise Hang("evaluation outran its watchdog")
+
+
 def evaluate_schema(item: dict, timeout_s: float) -> dict:
-    """One schema at text level: its status, compile time, and how its instances fare."""
+    """One schema at text level, under a watchdog of twice the compile bound: status, compile time, instances."""
+    previous = signal.signal(signal.SIGALRM, _watchdog)
+    signal.setitimer(signal.ITIMER_REAL, 2 * timeout_s + 10)
+    try:
+        return _evaluate_schema(item, timeout_s)
+    except Hang:
+        return {"id": item["id"], "tests": len(item["tests"]), "status": "failed", "reason": "Hang",
+                "compile_s": 2 * timeout_s + 10}
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _evaluate_schema(item: dict, timeout_s: float) -> dict:
     result: dict[str, Any] = {"id": item["id"], "tests": len(item["tests"])}
     start = time.perf_counter()
     try:
@@ -106,6 +143,8 @@ def evaluate_schema(item: dict, timeout_s: float) -> dict:
     except (UnsupportedSchema, SchemaError) as error:
         result.update(status="unsupported", reason=_reason(error), compile_s=time.perf_counter() - start)
         return result
+    except Hang:
+        raise
     except Exception as error:  # noqa: BLE001 - the benchmark counts every other failure as such
         result.update(status="failed", reason=_reason(error), compile_s=time.perf_counter() - start)
         return result
@@ -114,6 +153,8 @@ def evaluate_schema(item: dict, timeout_s: float) -> dict:
     for test in item["tests"]:
         try:
             accepted = constraint.accepts(instance_text(test["data"]))
+        except Hang:
+            raise
         except Exception:  # noqa: BLE001 - a crash on an instance fails the schema
             errors += 1
             continue
@@ -130,20 +171,52 @@ def _reason(error: Exception) -> str:
     return type(error).__name__
 
 
-def _evaluate_in_worker(payload: tuple[dict, float]) -> dict:
-    return evaluate_schema(*payload)
+def _shard(directory: Path, split: str, limit: int | None, select: frozenset[int] | None, timeout_s: float,
+           shard: int, shards: int, queue) -> None:
+    """A worker: every ``shards``-th schema of the split from ``shard`` on, results onto ``queue``."""
+    for n, item in enumerate(read_split(directory, split, limit, select)):
+        if n % shards == shard:
+            queue.put((n, evaluate_schema(item, timeout_s)))
+    queue.put(None)
 
 
-def passing_split(directory: Path, split: str, args: argparse.Namespace, pool) -> dict:
+def evaluate_split(directory: Path, split: str, args: argparse.Namespace) -> list[dict]:
+    """Every schema of the split, in file order, spread over ``--jobs`` worker processes.
+
+    Plain (non-daemonic) processes rather than a pool: each compile forks its own bounded child, which
+    daemonic pool workers may not do.
+    """
+    select = passing_selection(directory, split, args)
+    if args.jobs <= 1:
+        return [evaluate_schema(item, args.compile_timeout)
+                for item in read_split(directory, split, args.limit, select)]
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    workers = [context.Process(target=_shard, args=(directory, split, args.limit, select, args.compile_timeout, shard,
+                                                      args.jobs, queue)) for shard in range(args.jobs)]
+    for worker in workers:
+        worker.start()
+    results, running = {}, len(workers)
+    while running:
+        message = queue.get()
+        if message is None:
+            running -= 1
+        else:
+            results[message[0]] = message[1]
+    for worker in workers:
+        worker.join()
+    return [results[n] for n in sorted(results)]
+
+
+def passing_split(directory: Path, split: str, args: argparse.Namespace) -> dict:
     """Text-level figures of one split."""
-    items = [(item, args.compile_timeout) for item in read_split(directory, split, args.limit)]
-    mapped = pool.map(_evaluate_in_worker, items, chunksize=4) if pool else map(_evaluate_in_worker, items)
-    results = list(mapped)
+    results = evaluate_split(directory, split, args)
     statuses = Counter(r["status"] for r in results)
     compiled = [r for r in results if r["status"] == "compiled"]
     passing = sum(r["passing"] for r in compiled)
     compile_ms = [r["compile_s"] * 1e3 for r in compiled]
     return {
+        "split_size": split_size(directory, split),
         "schemas": len(results),
         "compiled": statuses["compiled"],
         "unsupported": statuses["unsupported"],
@@ -445,7 +518,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("directory", type=Path, help="folder of <split>.jsonl.gz files (../shared/data/maskbench)")
     parser.add_argument("--splits", nargs="+", default=None, help="splits to run (default: all present)")
-    parser.add_argument("--limit", type=int, default=None, help="schemas per split for the passing run")
+    parser.add_argument("--limit", type=int, default=None, help="first N schemas per split for the passing run")
+    parser.add_argument("--sample", type=int, default=None,
+                        help="a seeded random N schemas per split for the passing run (overall rate weighted by split)")
     parser.add_argument("--tokenizer", choices=("sp32k", "tekken131k"), default="sp32k")
     parser.add_argument("--mask-schemas", type=int, default=20, help="compiled schemas per split timed (0: none)")
     parser.add_argument("--mask-instances", type=int, default=2, help="valid instances per sampled schema")
@@ -464,7 +539,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(1)
-    os.environ["CONSTRAINED_CACHE"] = str(args.cache or tempfile.mkdtemp(prefix="maskbench-cache-"))
+    if args.cache is None:
+        with tempfile.TemporaryDirectory(prefix="maskbench-cache-") as cache:
+            return run(argparse.Namespace(**{**vars(args), "cache": Path(cache)}))
+    os.environ["CONSTRAINED_CACHE"] = str(args.cache)
     splits = args.splits or [s for s in SPLITS if (args.directory / f"{s}.jsonl.gz").exists()]
     missing = [s for s in splits if not (args.directory / f"{s}.jsonl.gz").exists()]
     if missing:
@@ -472,16 +550,10 @@ def run(args: argparse.Namespace) -> dict:
     per_split: dict[str, dict] = {split: {} for split in splits}
 
     if not args.no_passing:
-        pool = (concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork"))
-                if args.jobs > 1 else None)
-        try:
-            for split in splits:
-                per_split[split]["passing"] = passing_split(args.directory, split, args, pool)
-                _progress(f"{split}: passing {per_split[split]['passing']['passing']}"
-                          f"/{per_split[split]['passing']['schemas']}")
-        finally:
-            if pool:
-                pool.shutdown()
+        for split in splits:
+            per_split[split]["passing"] = passing_split(args.directory, split, args)
+            _progress(f"{split}: passing {per_split[split]['passing']['passing']}"
+                      f"/{per_split[split]['passing']['schemas']}")
 
     if args.mask_schemas > 0:
         vocab = load(args.tokenizer)
@@ -508,7 +580,9 @@ def summarise(per_split: dict[str, dict], args: argparse.Namespace) -> dict:
             unsupported=sum(p["unsupported"] for p in passing),
             failed=sum(p["failed"] for p in passing),
             passing=sum(p["passing"] for p in passing),
-            passing_rate=sum(p["passing"] for p in passing) / schemas if schemas else None,
+            passing_rate=_weighted_rate(passing) if args.sample else
+            (sum(p["passing"] for p in passing) / schemas if schemas else None),
+            sampled=bool(args.sample),
             invalidation_errors=sum(p["invalidation_errors"] for p in passing),
             valid_rejected=sum(p["valid_rejected"] for p in passing),
         )
@@ -539,6 +613,12 @@ def summarise(per_split: dict[str, dict], args: argparse.Namespace) -> dict:
         summary["compile_ms_by_split_p50"] = {split: s["passing"]["compile_ms"]["p50"]
                                               for split, s in per_split.items() if "passing" in s}
     return summary
+
+
+def _weighted_rate(passing: list[dict]) -> float | None:
+    """The whole benchmark's rate estimated from per-split samples: each split weighs by its full size."""
+    total = sum(p["split_size"] for p in passing if p["schemas"])
+    return sum(p["passing_rate"] * p["split_size"] for p in passing if p["schemas"]) / total if total else None
 
 
 def _progress(message: str) -> None:
