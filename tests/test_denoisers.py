@@ -199,3 +199,27 @@ def test_dream_and_llada_are_recognised_by_model_type():
 
     assert as_denoiser(RemoteCode("Dream")).shifted is True
     assert as_denoiser(RemoteCode("llada")).shifted is False
+
+
+def test_same_tokens_as_transformers_on_the_built_in_model():
+    # a trained model: confident predictions, so the stopping criterion (not the step limit) ends the canvas
+    from constrained.default_model import load_default
+
+    try:
+        model, tok = load_default()
+    except DenoiserError as missing:
+        pytest.skip(f"built-in checkpoint not available: {missing}")
+    prompt = [tok.bos_token_id, *tok.encode('Text: Ana is 31.\nJSON:', add_special_tokens=False)]
+    eos, pad = tok.eos_token_id, tok.pad_token_id
+    sampler = ConstrainedSampler(DiffusionGemmaDenoiser(model), None, torch.Generator().manual_seed(0),
+                                 end_token_ids=(eos,))
+    sample = sampler.generate(prompt, model.config.canvas_length)
+    torch.manual_seed(0)
+    out = model.generate(torch.tensor([prompt]), max_new_tokens=model.config.canvas_length)
+    expected = out.sequences[0, len(prompt):].tolist()
+    mine = list(sample.blocks[0])
+    if eos in mine:  # transformers pads after the first end token
+        first = mine.index(eos)
+        mine = mine[: first + 1] + [pad] * (len(mine) - first - 1)
+    assert mine == expected
+    assert sample.forward_passes == round(sum(t != pad for t in expected) / float(out.tokens_per_forward[0]))
