@@ -488,7 +488,7 @@ def mask_cost_split(directory: Path, split: str, compiled_ids: set[str] | None, 
             run = simulate(bound, tokens, rng, args.padding)
             counts["mask_misses"] += run.mask_misses
             steps += run.step_us
-            per_token["ours"] += [us / k for us, k in zip(run.step_us, run.revealed)]
+            per_token["ours"] += [us / k for us, k in zip(run.step_us, run.revealed) for _ in range(k)]
             text_token_us.append(sum(run.step_us) / (len(tokens) + 1))
             if run.length == CANVAS:
                 canvas_masks += run.masks_us
