@@ -5,8 +5,10 @@ Per puzzle set, in one run:
 - ``uniform``: the solve loop (``constrained.puzzles.solver.solve``) with the seeded UniformDenoiser: the
   constraints alone, no model. Figures: solve rate, forward passes (mean, p50, p99, max; 0 means propagation
   alone solved it), remasks, time per puzzle.
-- ``--denoiser module:factory``: the same loop with a model denoiser; ``factory(puzzle, vocabulary)`` must return
-  a ``canvas -> logprobs[81, V]`` callable (this is where a model adapter plugs in).
+- ``--denoiser builtin``: the same loop with the built-in model (``constrained.default_model``) through the
+  adapter seam ``constrained.puzzles.sudoku.model_denoiser``; or ``--denoiser module:factory`` where
+  ``factory(puzzle)`` returns ``(denoiser, vocabulary)``: a ``canvas -> logprobs[81, V]`` callable and the
+  SymbolVocabulary giving its token id for each digit.
 - ``classical``: plain propagation (naked and hidden singles) and depth-first backtracking: nodes and time.
 
 Every returned grid is checked against the rules and the givens; a wrong grid counts as unsolved.
@@ -46,7 +48,7 @@ from constrained.puzzles.symbols import SymbolVocabulary  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "sudoku"
 SETS = ("puzzles2_17_clue", "puzzles3_magictour_top1465")
 
-DenoiserFactory = Callable[[GridPuzzle, SymbolVocabulary], Denoiser]
+DenoiserFactory = Callable[[GridPuzzle], tuple[Denoiser, SymbolVocabulary]]
 
 
 def load(name: str) -> list[str]:
@@ -67,8 +69,7 @@ def run_loop(
     failures: list[str] = []
     for line in lines:
         puzzle = parse_sudoku(line)
-        vocabulary = SymbolVocabulary.plain(puzzle.symbols)
-        denoiser = factory(puzzle, vocabulary)
+        denoiser, vocabulary = factory(puzzle)
         began = time.perf_counter()
         try:
             result = solve(puzzle, denoiser, vocabulary, check_unique=False, **options)
@@ -125,10 +126,32 @@ def run_classical(lines: list[str], level: str) -> dict[str, Any]:
 def uniform_factory(seed: int) -> DenoiserFactory:
     """A fresh UniformDenoiser per puzzle, seeds ``seed, seed + 1, ...`` so every run is reproducible."""
     seeds = itertools.count(seed)
-    return lambda puzzle, vocabulary: UniformDenoiser(vocabulary.vocab_size, next(seeds))
+
+    def make(puzzle: GridPuzzle) -> tuple[Denoiser, SymbolVocabulary]:
+        vocabulary = SymbolVocabulary.plain(puzzle.symbols)
+        return UniformDenoiser(vocabulary.vocab_size, next(seeds)), vocabulary
+
+    return make
 
 
-def load_factory(spec: str) -> DenoiserFactory:
+def builtin_factory(seed: int) -> DenoiserFactory:
+    """The built-in model (loaded once) as a denoiser per puzzle, its tokenizer's digit tokens as the vocabulary."""
+    from constrained.default_model import load_default
+    from constrained.puzzles.sudoku import model_denoiser
+
+    model, tokenizer = load_default()
+    seeds = itertools.count(seed)
+
+    def make(puzzle: GridPuzzle) -> tuple[Denoiser, SymbolVocabulary]:
+        vocabulary = SymbolVocabulary.from_tokenizer(tokenizer, puzzle.symbols)
+        return model_denoiser(model, tokenizer, puzzle, next(seeds)), vocabulary
+
+    return make
+
+
+def load_factory(spec: str, seed: int) -> DenoiserFactory:
+    if spec == "builtin":
+        return builtin_factory(seed)
     module_name, _, attribute = spec.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
 
@@ -142,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--level", default="gac", choices=["singles", "gac"], help="propagation in the loop")
     parser.add_argument("--remasks-per-pass", type=int, default=1)
     parser.add_argument("--classical-level", default="singles", choices=["singles", "gac"])
-    parser.add_argument("--denoiser", help="module:factory returning a model denoiser for (puzzle, vocabulary)")
+    parser.add_argument("--denoiser", help="'builtin' or module:factory (see above)")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -157,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             lines = lines[: args.limit]
         figures: dict[str, Any] = {}
         if args.denoiser:
-            figures["model"] = run_loop(lines, load_factory(args.denoiser), options)
+            figures["model"] = run_loop(lines, load_factory(args.denoiser, args.seed), options)
         figures["uniform"] = run_loop(lines, uniform_factory(args.seed), options)
         figures["classical"] = run_classical(lines, args.classical_level)
         report["sets"][name] = figures
