@@ -8,11 +8,13 @@ import re
 import jsonschema
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from constrained.denoisers.random_init import byte_tokenizer, diffusion_gemma, masked_lm
 from constrained.edit import edit, edit_canvas, json_value_span, parse_path, resolve_spans
 from constrained import regex
-from constrained.errors import ConstrainedError
+from constrained.errors import ConstrainedError, ConstraintUnsatisfiable
 from constrained.json_schema import json_schema
 
 torch.set_num_threads(1)
@@ -88,6 +90,24 @@ def test_multi_span_edit_keeps_the_rest_and_stays_valid(kind, seed, models, toke
     jsonschema.validate(result.value, SCHEMA)
     assert constraint.accepts(result.text) and result.value == json.loads(result.text)
     assert result.value["tags"][0] == "red"  # not in a span: kept
+
+
+@settings(max_examples=8, deadline=None)
+@given(data=st.data())
+def test_any_character_ranges_can_be_regenerated(data, models, tokenizer, constraint):
+    count = data.draw(st.integers(1, 3))
+    bounds = [sorted(data.draw(st.lists(st.integers(0, len(TEXT)), min_size=2, max_size=2, unique=True)))
+              for _ in range(count)]
+    spans = [(start, end) for start, end in bounds]
+    try:
+        result = edit(TEXT, spans, constraint, model=models["bert"], tokenizer=tokenizer, steps=3, temperature=1.0,
+                      seed=data.draw(st.integers(0, 2**31)))
+    except ConstraintUnsatisfiable as failure:
+        # only the commit-time check (uniqueItems here) may defeat the retries, and never silently
+        assert "non-unique" in str(failure) and outside_kept(TEXT, resolve_spans(TEXT, spans), failure.partial)
+        return
+    assert outside_kept(TEXT, resolve_spans(TEXT, spans), result.text)
+    jsonschema.validate(result.value, SCHEMA)
 
 
 def test_extra_tokens_make_room_for_a_longer_replacement(models, tokenizer, constraint):
