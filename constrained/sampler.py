@@ -67,12 +67,16 @@ class Sample:
 
 @dataclass
 class _Round:
-    """The state after one round of denoising steps on a block."""
+    """The state after one round of denoising steps on a block.
 
-    canvas: torch.Tensor
+    ``confidence`` ranks the block's positions for the commit decision: a mask model's decided positions keep
+    the confidence they were accepted with (their last prediction is forced, hence certain); everything else
+    has the last prediction's.
+    """
+
     logits: torch.Tensor
-    proposal: Proposal
     draft: torch.Tensor
+    confidence: torch.Tensor
 
 
 class ConstrainedSampler:
@@ -163,27 +167,34 @@ class ConstrainedSampler:
                 positions = torch.tensor(sorted(given))
                 canvas[positions] = torch.tensor([given[i] for i in sorted(given)], device=canvas.device)
                 fixed[positions] = True
+        accepted_with = torch.full((length,), float("nan"))
         for attempt in range(self.max_retries + 1):
-            result = self._denoise(cv, canvas, fixed)
+            result = self._denoise(cv, canvas, fixed, accepted_with)
             block = result.draft.tolist()
             if cv is None:
                 return block
-            reopen = self._clashes(cv, result.draft, result.proposal.confidence, length)
+            reopen = self._clashes(cv, result.draft, result.confidence, length)
             if not reopen:
                 violation = self._violation(prefix, block, last)
                 if violation is None:
                     return block
-                reopen = self._least_confident(result.proposal.confidence, block, user_fixed, attempt)
+                reopen = self._least_confident(result.confidence, block, user_fixed, attempt)
             if attempt == self.max_retries:
                 return self._map_fallback(cv, result.logits, length, user_fixed, prefix, last)
             cv.decide({i: None for i in reopen})
+            accepted_with[reopen] = float("nan")
             fixed = torch.tensor([token is not None for token in cv.tokens[:length]])
             allowed = self._block_masks(cv, length) if self.denoiser.noise == "uniform" else None
             canvas = self.denoiser.renoise(result.draft.clone(), fixed, allowed, self.generator)
         raise AssertionError("unreachable: the last attempt returns")
 
-    def _denoise(self, cv: Canvas | None, canvas: torch.Tensor, fixed: torch.Tensor) -> _Round:
-        """One round of up to ``steps`` denoising steps; ``fixed`` positions are kept throughout."""
+    def _denoise(
+        self, cv: Canvas | None, canvas: torch.Tensor, fixed: torch.Tensor, accepted_with: torch.Tensor
+    ) -> _Round:
+        """One round of up to ``steps`` denoising steps; ``fixed`` positions are kept throughout.
+
+        ``accepted_with`` records, for a mask model, the confidence each position was accepted with.
+        """
         persistent = self.denoiser.noise == "mask"
         fixed = fixed.clone()
         result = None
@@ -206,11 +217,14 @@ class ConstrainedSampler:
                 cv.decide({i: None for i in chosen if not fixed[i]})
             canvas = self.denoiser.renoise(next_canvas, keep, noise_allowed, self.generator)
             if persistent:
+                newly = [i for i in chosen if not fixed[i]]
+                accepted_with[newly] = proposal.confidence[newly].float().cpu()
                 fixed = keep
             draft = self.denoiser.draft(logits, canvas)
             if self.on_draft is not None:
                 self.on_draft(self.forward_passes, draft)
-            result = _Round(canvas, logits, proposal, draft)
+            last = proposal.confidence.float().cpu()
+            result = _Round(logits, draft, torch.where(torch.isnan(accepted_with), last, accepted_with))
             if self.denoiser.converged(logits, draft, canvas):
                 break
         if result is None:
