@@ -24,6 +24,7 @@ import torch
 from transformers import DynamicCache
 from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
     DiffusionGemmaGenerationConfig,
+    EntropyBoundSamplerConfig,
     LinearTemperatureScheduleLogitsProcessor,
     StableAndConfidentStoppingCriteria,
 )
@@ -64,6 +65,8 @@ class DiffusionGemmaDenoiser:
         self.max_positions = int(model.config.text_config.max_position_embeddings)
         self.steps = int(_setting(steps, model_config, "max_denoising_steps", defaults["max_denoising_steps"]))
         sampler_config = _setting(None, model_config, "sampler_config", defaults["sampler_config"])
+        if isinstance(sampler_config, dict):  # a generation_config.json read without transformers' resolution
+            sampler_config = EntropyBoundSamplerConfig(entropy_bound=float(sampler_config["entropy_bound"]))
         self.entropy_bound = float(entropy_bound if entropy_bound is not None else sampler_config.entropy_bound)
         self.t_min = float(_setting(t_min, model_config, "t_min", defaults["t_min"]))
         self.t_max = float(_setting(t_max, model_config, "t_max", defaults["t_max"]))
