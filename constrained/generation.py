@@ -65,9 +65,11 @@ class Session:
         return ([bos] if bos is not None else []) + list(self.tokenizer.encode(prompt, add_special_tokens=False))
 
     def end_token_ids(self) -> tuple[int, ...]:
+        """The constraint's end tokens; unconstrained, the model's own stop tokens when it declares them."""
         if self.bound is not None:
             return tuple(self.bound.eos_token_ids)
-        return tuple(as_vocabulary(self.tokenizer).end_token_ids)
+        declared = getattr(self.denoiser, "stop_token_ids", None)
+        return tuple(declared) if declared is not None else tuple(as_vocabulary(self.tokenizer).end_token_ids)
 
     def decode(self, token_ids: list[int]) -> str:
         """Exact bytes under a constraint (what it judged); the tokenizer's own decode otherwise."""

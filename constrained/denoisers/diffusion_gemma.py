@@ -78,6 +78,9 @@ class DiffusionGemmaDenoiser:
                 _setting(confidence_threshold, model_config, "confidence_threshold", defaults["confidence_threshold"])
             ),
         )
+        eos = getattr(model_config, "eos_token_id", None)
+        #: What ends an unconstrained run, as in transformers: the generation config's EOS (none: never stop early).
+        self.stop_token_ids = tuple(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])
         self._cache = None
         self._length = 0  # tokens in the KV cache (prompt plus committed blocks)
         self._block_length = self.canvas_length
