@@ -34,7 +34,7 @@ class Options:
     """Bounds that keep the regex (and its automaton) small."""
 
     max_recursion: int = 2  # times one $ref may be re-entered on a path
-    any_depth: int = 2  # nesting of unconstrained values (extra properties, `{}` schemas)
+    any_depth: int = 1  # nesting of unconstrained values (extra properties, `{}` schemas)
     indent: int = 8  # spaces allowed after a newline
     max_repeat_cost: int = 4000  # counted repetition: copies x regex length above this -> unbounded + post-check
     max_string_repeat: int = 128  # longest string length bound compiled exactly
@@ -360,28 +360,44 @@ class SchemaCompiler:
                 continue
             kind = "required" if name in required else "optional"
             items.append((self.layout.member(literal_text(name), value), kind))
-        tails: list[Regex] = []
-        for pat, sub in patterns.items():
-            value = self.node(sub, f"{ptr}/patternProperties/{escape_pointer_token(pat)}")
-            if value is None:
-                continue
-            try:
-                key = f'"{translate(pat)}"'
-            except PatternNotCompilable:
-                key = f'"{CHAR}*"'
-                self.post("patternProperties", f"{ptr}/patternProperties")
-            tails.append(self.layout.member(key, value))
-        if extra is not False:
-            value = self._any if extra is True else self.node(extra, f"{ptr}/additionalProperties")
-            if value is not None:
-                tails.append(self.layout.member(key_not_in(names), value))
+        tails = self._extra_members(patterns, extra, names, pattern_post, ptr)
         if rule is not True and tails:
             self.post("propertyNames", f"{ptr}/propertyNames")
         count_min, count_max = schema.get("minProperties", 0), schema.get("maxProperties")
         n_required = sum(1 for _, kind in items if kind == "required")
         if count_min > n_required or (count_max is not None and (tails or len(items) > count_max)):
             self.post("minProperties/maxProperties", ptr)
-        return self.layout.members(items, alternation(tails))
+        return self.layout.members(items, tails)
+
+    def _extra_members(self, patterns: dict, extra: Any, names: list[str], loose: bool, ptr: str) -> Regex:
+        """The members after the listed properties: pattern properties and additional properties.
+
+        Exact only for one pattern under ``additionalProperties: false`` that no listed name matches. Otherwise
+        (``loose``: patternProperties is post-checked) keys overlap and we keep one member form, any key with the
+        union of the values, instead of overlapping alternatives that would multiply automaton states.
+        """
+        values: list[Regex] = []
+        keys: list[str] = []
+        for pat, sub in patterns.items():
+            value = self.node(sub, f"{ptr}/patternProperties/{escape_pointer_token(pat)}")
+            if value is None:
+                continue
+            values.append(value)
+            try:
+                keys.append(f'"{translate(pat)}"')
+            except PatternNotCompilable:
+                keys.append(f'"{CHAR}*"')
+                self.post("patternProperties", f"{ptr}/patternProperties")
+        if extra is not False:
+            value = self._any if extra is True else self.node(extra, f"{ptr}/additionalProperties")
+            if value is not None:
+                values.append(value)
+                keys.append(key_not_in(names))
+        if not values:
+            return None
+        if loose:
+            return self.layout.member(f'"{CHAR}*"', self._any if self._any in values else alternation(values))
+        return alternation([self.layout.member(k, v) for k, v in zip(keys, values)])
 
     def _array(self, schema: dict, ptr: str) -> Regex:
         items = schema.get("items")

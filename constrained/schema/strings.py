@@ -4,9 +4,9 @@ Schema keywords speak about the decoded string, while the regex sees the JSON te
 one canonical spelling (what ``json.dumps(..., ensure_ascii=False)`` writes): itself, except ``"`` and ``\\``
 (backslash-escaped) and control characters (``\\n``-style or ``\\u00XX``). Character sets are therefore kept as
 code-point ranges and spelled through :func:`char_set`. The generic string character additionally accepts the
-other short escapes (``\\/``, and ``\\u00XX`` for controls) which decode to exactly one character, so a length
-bound counts one per unit. General ``\\uXXXX`` escapes are not accepted: a surrogate pair would be two units but one
-character, and would break exact length counting.
+other short escapes (``\\/``) and ``\\uXXXX`` outside the surrogate block (what ``ensure_ascii=True`` writes
+for the BMP), each decoding to exactly one character, so a length bound counts one per unit. Surrogate escapes
+are refused: a pair is two units but one character, which would break exact length counting.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 MAX_CODEPOINT = 0x10FFFF
 
 # One decoded character, in any spelling we accept.
-CHAR = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u00[01][0-9a-fA-F])'
+CHAR = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u(?:[0-9a-cA-Ce-fE-F][0-9a-fA-F]{3}|[dD][0-7][0-9a-fA-F]{2}))'
 # One character other than a line terminator (ECMA-262 `.`): \n, \r, U+2028, U+2029 excluded.
 _SHORT_ESCAPES = {0x08: r"\\b", 0x09: r"\\t", 0x0A: r"\\n", 0x0C: r"\\f", 0x0D: r"\\r"}
 
