@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .constraint import BoundConstraint, Constraint
@@ -187,16 +187,17 @@ def edit(
     steps: int | None = None,
     seed: int | None = None,
     extra_tokens: int = 0,
-    callback=None,
-    streamer=None,
+    callback: Callable[[int, str], None] | None = None,
+    streamer: Any = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
     **denoiser_options: Any,
 ) -> GenerationResult:
     """Regenerate ``spans`` of the accepted ``text`` under ``constraint``; all other bytes stay as they are.
 
     Each span is regenerated with as many tokens as it had, plus up to ``extra_tokens`` where the constraint
-    admits them (room for a longer replacement). ``.value`` holds the parsed result for a JSON constraint. Raises :class:`ConstrainedError` for a text the
-    constraint rejects or a span that is not in it.
+    admits them (room for a longer replacement). ``.value`` holds the parsed result for a JSON constraint.
+    Raises :class:`ConstrainedError` for a text the constraint rejects or a span that is not in it, and
+    :class:`ConstraintUnsatisfiable` (with the partial text) when the commit-time check cannot be met.
     """
     violation = constraint.violation(text)
     if violation is not None:

@@ -88,7 +88,9 @@ class MaskedDiffusionDenoiser:
 
     def begin(self, prompt_ids: list[int], max_new_tokens: int) -> None:
         if self.shifted and not prompt_ids:
-            raise DenoiserError(f"{self.name} has shifted logits: the first canvas token needs a context token before it")
+            raise DenoiserError(
+                f"{self.name} has shifted logits: the first canvas token needs a context token before it"
+            )
         if self.max_positions is not None and len(prompt_ids) + max_new_tokens > self.max_positions:
             raise DenoiserError(
                 f"prompt of {len(prompt_ids)} tokens plus {max_new_tokens} new tokens exceeds the context of "
@@ -107,7 +109,9 @@ class MaskedDiffusionDenoiser:
         output = self.logits_fn(ids)
         logits = getattr(output, "logits", output)
         if logits.dim() != 3 or logits.shape[1] != ids.shape[1]:
-            raise DenoiserError(f"{self.name} returned logits of shape {tuple(logits.shape)} for input {tuple(ids.shape)}")
+            raise DenoiserError(
+                f"{self.name} returned logits of shape {tuple(logits.shape)} for input {tuple(ids.shape)}"
+            )
         start = len(self._context) - (1 if self.shifted else 0)
         logits = logits[0, start : start + canvas.shape[0]].float()
         check_finite(logits, self.name)
