@@ -37,7 +37,8 @@ JSON_PIECES = (
 def _fillers():
     """Synthetic multi-byte pieces in a fixed order: printable pairs, then lowercase triples, then `` ``+triples."""
     printable = string.ascii_letters + string.digits + string.punctuation + " "
-    yield from ("".join(pair) for pair in itertools.product(printable, repeat=2))
+    # "##" would make the vocabulary look like WordPiece (continuation pieces), which it is not
+    yield from ("".join(pair) for pair in itertools.product(printable, repeat=2) if pair != ("#", "#"))
     yield from ("".join(t) for t in itertools.product(string.ascii_lowercase, repeat=3))
     yield from (" " + "".join(t) for t in itertools.product(string.ascii_lowercase, repeat=3))
 
