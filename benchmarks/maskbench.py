@@ -516,7 +516,8 @@ def mask_cost_split(directory: Path, split: str, compiled_ids: set[str] | None, 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("directory", type=Path, help="folder of <split>.jsonl.gz files (../shared/data/maskbench)")
+    parser.add_argument("directory", type=Path, nargs="?",
+                        help="folder of <split>.jsonl.gz files (../shared/data/maskbench)")
     parser.add_argument("--splits", nargs="+", default=None, help="splits to run (default: all present)")
     parser.add_argument("--limit", type=int, default=None, help="first N schemas per split for the passing run")
     parser.add_argument("--sample", type=int, default=None,
@@ -534,10 +535,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=None,
                         help="automaton cache folder (default: a fresh one, so compile times are cold)")
     parser.add_argument("--json", action="store_true", help="print one machine-readable summary line last")
-    return parser.parse_args(argv)
+    parser.add_argument("--dump", type=Path, help="write the per-split results (raw timings included) to this file")
+    parser.add_argument("--merge", type=Path, nargs="+",
+                        help="summarise earlier --dump files (e.g. one run per split) instead of running")
+    args = parser.parse_args(argv)
+    if args.directory is None and not args.merge:
+        parser.error("DIR is required unless --merge is given")
+    return args
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict[str, dict]:
+    """Per split, its passing figures and mask-cost sample (raw timings kept for pooling)."""
     torch.set_num_threads(1)
     if args.cache is None:
         with tempfile.TemporaryDirectory(prefix="maskbench-cache-") as cache:
@@ -564,7 +572,7 @@ def run(args: argparse.Namespace) -> dict:
             per_split[split]["mask"] = mask_cost_split(args.directory, split, set(compiled) if compiled else None,
                                                        vocab, peers, args, rng)
             _progress(f"{split}: mask cost on {per_split[split]['mask']['counts'].get('schemas', 0)} schemas")
-    return summarise(per_split, args)
+    return per_split
 
 
 def summarise(per_split: dict[str, dict], args: argparse.Namespace) -> dict:
@@ -681,7 +689,15 @@ def render(summary: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
-    summary = run(args)
+    if args.merge:
+        per_split = {}
+        for path in args.merge:
+            per_split.update(json.loads(path.read_text()))
+    else:
+        per_split = run(args)
+    if args.dump:
+        args.dump.write_text(json.dumps(per_split))
+    summary = summarise(per_split, args)
     render(summary)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
