@@ -233,6 +233,7 @@ def passing_split(directory: Path, split: str, args: argparse.Namespace) -> dict
         "slow": [{"id": r["id"], "s": round(r["compile_s"], 1), "status": r["status"]}
                  for r in results if r["compile_s"] > args.slow],
         "compiled_ids": [r["id"] for r in compiled],
+        "_compile_ms": compile_ms,
     }
 
 
@@ -591,6 +592,7 @@ def summarise(per_split: dict[str, dict], args: argparse.Namespace) -> dict:
             passing_rate=_weighted_rate(passing) if args.sample else
             (sum(p["passing"] for p in passing) / schemas if schemas else None),
             sampled=bool(args.sample),
+            compile_ms=quantiles([ms for p in passing for ms in p.get("_compile_ms", [])]),
             invalidation_errors=sum(p["invalidation_errors"] for p in passing),
             valid_rejected=sum(p["valid_rejected"] for p in passing),
         )
@@ -610,7 +612,7 @@ def summarise(per_split: dict[str, dict], args: argparse.Namespace) -> dict:
     for split, parts in per_split.items():
         entry = {}
         if "passing" in parts:
-            entry.update({k: v for k, v in parts["passing"].items() if k != "compiled_ids"})
+            entry.update({k: v for k, v in parts["passing"].items() if k != "compiled_ids" and not k.startswith("_")})
         if "mask" in parts:
             entry["mask"] = {k: v for k, v in parts["mask"].items() if k != "_raw"}
         summary["splits"][split] = entry
