@@ -292,8 +292,13 @@ class Peers:
                                                               strict_mode=False)
         return _bounded_outlines_index(json.dumps(schema), self.outlines_vocabulary, self.timeout_s)
 
-    def run(self, name: str, compiled: Any, tokens: list[int]) -> tuple[list[float], bool]:
-        """Per-token µs (mask + advance) over ``tokens`` then the end token; False if the peer rejects one."""
+    def run(self, name: str, compiled: Any, tokens: list[int]) -> tuple[list[float], bool, int]:
+        """Per-token µs (mask + advance) over ``tokens`` then the end token.
+
+        Also whether the peer accepted every token (timing stops at the first it refuses) and how many
+        tokens it accepted although its own mask had left them out (llguidance's masks keep to the canonical
+        tokenization of forced text, so a valid but non-canonical token can be refused by the mask alone).
+        """
         sequence = tokens + [self.vocab.eos_id]
         if name == "llguidance":
             return self._run_llguidance(compiled, sequence)
@@ -301,38 +306,40 @@ class Peers:
             return self._run_xgrammar(compiled, sequence)
         return self._run_outlines(compiled, sequence)
 
-    def _run_llguidance(self, grammar: str, sequence: list[int]) -> tuple[list[float], bool]:
+    def _run_llguidance(self, grammar: str, sequence: list[int]) -> tuple[list[float], bool, int]:
         import llguidance
 
         matcher = llguidance.LLMatcher(self.lltokenizer, grammar, log_level=0)
         bitmask = np.zeros(self.words, dtype=np.int32)
         pointer, size = bitmask.ctypes.data, bitmask.nbytes
-        timings = []
+        timings, outside = [], 0
         for token in sequence:
             start = time.perf_counter_ns()
             matcher.unsafe_compute_mask_ptr(pointer, size)
             accepted = matcher.consume_token(token)
             timings.append((time.perf_counter_ns() - start) / 1e3)
-            if not (accepted and _bit(bitmask, token)) or matcher.is_error():
-                return timings, False
-        return timings, True
+            if not accepted or matcher.is_error():
+                return timings, False, outside
+            outside += not _bit(bitmask, token)
+        return timings, True, outside
 
-    def _run_xgrammar(self, compiled: Any, sequence: list[int]) -> tuple[list[float], bool]:
+    def _run_xgrammar(self, compiled: Any, sequence: list[int]) -> tuple[list[float], bool, int]:
         import xgrammar
 
         matcher = xgrammar.GrammarMatcher(compiled)
         bitmask = xgrammar.allocate_token_bitmask(1, self.vocab.size)
-        timings = []
+        timings, outside = [], 0
         for token in sequence:
             start = time.perf_counter_ns()
             matcher.fill_next_token_bitmask(bitmask)
             accepted = matcher.accept_token(token)
             timings.append((time.perf_counter_ns() - start) / 1e3)
-            if not (accepted and _bit(bitmask[0].numpy(), token)):
-                return timings, False
-        return timings, True
+            if not accepted:
+                return timings, False, outside
+            outside += not _bit(bitmask[0].numpy(), token)
+        return timings, True, outside
 
-    def _run_outlines(self, index: Any, sequence: list[int]) -> tuple[list[float], bool]:
+    def _run_outlines(self, index: Any, sequence: list[int]) -> tuple[list[float], bool, int]:
         import outlines_core
 
         guide = outlines_core.Guide(index)
@@ -346,9 +353,9 @@ class Peers:
             if allowed and token != self.vocab.eos_id:  # outlines-core has no transition on the end token
                 guide.advance(token, return_tokens=False)
             timings.append((time.perf_counter_ns() - start) / 1e3)
-            if not allowed:
-                return timings, False
-        return timings, True
+            if not allowed:  # its advance follows its mask: a token outside it is refused
+                return timings, False, 0
+        return timings, True, 0
 
 
 def _bit(bitmask: np.ndarray, token: int) -> bool:
@@ -443,6 +450,7 @@ def mask_cost_split(directory: Path, split: str, compiled_ids: set[str] | None, 
     peer_compile_ms: dict[str, list[float]] = {p: [] for p in PEERS}
     peer_failed: dict[str, list[str]] = {p: [] for p in PEERS}
     peer_rejected: dict[str, int] = dict.fromkeys(PEERS, 0)
+    peer_outside: dict[str, int] = dict.fromkeys(PEERS, 0)
     counts = Counter()
     for item in read_split(directory, split, None):
         if counts["schemas"] >= args.mask_schemas:
@@ -494,9 +502,10 @@ def mask_cost_split(directory: Path, split: str, compiled_ids: set[str] | None, 
             if run.length == CANVAS:
                 canvas_masks += run.masks_us
             for name, compiled in compiled_peers.items():
-                timings, accepted = peers.run(name, compiled, tokens)
+                timings, accepted, outside = peers.run(name, compiled, tokens)
                 per_token[name] += timings
                 peer_rejected[name] += not accepted
+                peer_outside[name] += outside
     return {
         "counts": dict(counts),
         "us_per_token": {name: quantiles(values) for name, values in per_token.items()},
@@ -507,6 +516,7 @@ def mask_cost_split(directory: Path, split: str, compiled_ids: set[str] | None, 
         "peer_compile_ms": {name: quantiles(values) for name, values in peer_compile_ms.items()},
         "peer_compile_failed": peer_failed,
         "peer_rejected_instances": peer_rejected,
+        "peer_tokens_outside_own_mask": peer_outside,
         "_raw": {"per_token": per_token, "steps": steps, "canvas_masks": canvas_masks, "text_token": text_token_us,
                  "bind_ms": bind_ms},
     }
@@ -609,6 +619,9 @@ def summarise(per_split: dict[str, dict], args: argparse.Namespace) -> dict:
         summary["mask_counts"] = dict(sum((Counter(m["counts"]) for m in masks), Counter()))
         summary["peer_compile_failed"] = {p: sum(len(m["peer_compile_failed"][p]) for m in masks) for p in PEERS}
         summary["peer_rejected_instances"] = {p: sum(m["peer_rejected_instances"][p] for m in masks) for p in PEERS}
+        summary["peer_tokens_outside_own_mask"] = {
+            p: sum(m.get("peer_tokens_outside_own_mask", {}).get(p, 0) for m in masks) for p in PEERS
+        }
     for split, parts in per_split.items():
         entry = {}
         if "passing" in parts:
@@ -686,7 +699,8 @@ def render(summary: dict) -> None:
         )
         console.print(f"sample: {summary['mask_counts']}; peers that could not compile: "
                       f"{summary['peer_compile_failed']}; peers rejecting a valid instance: "
-                      f"{summary['peer_rejected_instances']}")
+                      f"{summary['peer_rejected_instances']}; tokens a peer accepted outside its own mask: "
+                      f"{summary['peer_tokens_outside_own_mask']}")
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
