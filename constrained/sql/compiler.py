@@ -1,0 +1,81 @@
+"""``sql(db)``: a :class:`Constraint` whose texts are read-only queries naming only the database's tables and
+columns.
+
+The masks come from the SELECT grammar (``grammars/sql.lark``) unrolled to a regular expression, with the
+grammar's three name rules replaced by the real names; the commit-time check (Lark, sqlglot, SQLite) covers
+what a regular language cannot: which table a column belongs to, and anything nested deeper than ``depth``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..constraint import Constraint
+from ..errors import GrammarError
+from .checks import SqlChecker
+from .database import Schema, load_schema
+from .grammar_regex import GrammarRegex, Piece, names_pieces
+
+GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammars" / "sql.lark"
+#: Aliases the masks offer (``FROM singer AS T1``): Spider's convention, and enough for nine-way joins.
+DEFAULT_ALIASES = tuple(f"T{i}" for i in range(1, 10))
+POST_CHECKED = (
+    "grammar beyond the nesting depth (Lark parse)",
+    "column scoping: a column belongs to a table in scope (sqlglot qualify)",
+    "single read-only statement (sqlglot)",
+    "SQLite compiles the query against the schema",
+)
+
+
+@lru_cache(maxsize=4)
+def sql_grammar(path: Path = GRAMMAR_PATH) -> GrammarRegex:
+    """The loaded SELECT grammar (Lark parser and rule trees), shared by every constraint."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise GrammarError(f"cannot read the SQL grammar at {path}: {exc.strerror}") from exc
+    return GrammarRegex(text)
+
+
+def name_spellings(names: tuple[str, ...] | list[str], grammar: GrammarRegex) -> list[str]:
+    """How each name may be written: bare when the grammar's NAME takes it (not a keyword, a plain
+    identifier), otherwise double-quoted, which SQLite accepts for any name."""
+    bare = re.compile(grammar.terminals["NAME"].pattern.to_regexp())
+    spellings = []
+    for name in names:
+        if bare.fullmatch(name):
+            spellings.append(name)
+        else:
+            spellings.append('"' + name.replace('"', '""') + '"')
+    return spellings
+
+
+def sql_overrides(schema: Schema, grammar: GrammarRegex, aliases: tuple[str, ...]) -> dict[str, list[Piece]]:
+    return {
+        "table_name": names_pieces(name_spellings(schema.table_names, grammar)),
+        "column_name": names_pieces(name_spellings(schema.column_names, grammar)),
+        "alias": names_pieces(name_spellings(aliases, grammar)),
+    }
+
+
+def sql(db: Any, dialect: str = "sqlite", depth: int = 0, *, max_whitespace: int = 2, loose_depth: int = 0,
+        aliases: tuple[str, ...] = DEFAULT_ALIASES, compile_timeout_s: float = 120.0) -> Constraint:
+    """The constraint for read-only queries over ``db`` (SQLite path, connection, DDL text, Spider entry).
+
+    ``depth`` bounds nesting (subqueries, parenthesised expressions, general function calls; ``count(*)`` and
+    ``avg(col)`` are free) that the masks track exactly; ``loose_depth`` more levels are allowed with
+    only balanced brackets in the masks and everything verified at commit. ``max_whitespace`` bounds each
+    run of whitespace between tokens. Queries are generated in SQLite's dialect; convert with sqlglot.
+    """
+    if dialect != "sqlite":
+        raise GrammarError(f"only the sqlite dialect is generated (got {dialect!r}); convert the result with "
+                           "sqlglot.transpile")
+    schema = load_schema(db)
+    grammar = sql_grammar()
+    pattern = grammar.regex(depth, sql_overrides(schema, grammar, aliases), max_whitespace=max_whitespace,
+                            loose_depth=loose_depth)
+    return Constraint(pattern, check=SqlChecker(schema, grammar.lark, dialect), post_checked=POST_CHECKED,
+                      kind="sql", compile_timeout_s=compile_timeout_s)

@@ -1,0 +1,554 @@
+"""A Lark grammar, approximated by a regular expression that is exact up to a nesting depth.
+
+Token masks need a finite automaton, and a context-free grammar is not one. But real queries nest only a
+little, so we unroll the grammar: a rule that re-enters itself (a parenthesised expression inside an
+expression, a subquery inside a query) costs one unit of ``depth``; past the budget that alternative is
+dropped. Everything up to the budget is kept exactly, so the masks are exact for texts whose nesting stays
+within it, and never allow a text the grammar rejects (the approximation is from below).
+
+The walk follows Lark's own grammar definitions (the EBNF rule trees and terminal patterns Lark builds when it
+loads a grammar), so it is not tied to SQL: ``x*``, ``x+``, ``x?`` and ``[x]`` become regex loops and options,
+and only real recursion is unrolled. Three further choices make it practical:
+
+* *overrides*: a rule can be replaced by a finite list of spellings (a schema's table and column names), which
+  is how identifiers are tied to a real database while the grammar itself keeps a generic ``NAME``;
+* *separators*: Lark skips ``%ignore`` whitespace anywhere; we allow a bounded run of it (``max_whitespace``)
+  between tokens, and require at least one character where two tokens would otherwise glue into one (two
+  words, ``-`` ``-`` which would open a comment, ``/`` ``*``). Where the previous token might or might not be
+  a word, we require the space: a little stricter than the grammar, never looser;
+* *bounds*: the regex is built under a size budget and fails with :class:`GrammarError` instead of growing
+  without end.
+"""
+
+from __future__ import annotations
+
+import re._constants as sre_constants
+import re._parser as sre_parse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from lark import Lark, Token, Tree
+from lark.grammar import NonTerminal, Terminal
+from lark.load_grammar import load_grammar
+
+from ..errors import GrammarError
+
+#: Kinds of boundary characters. Two tokens need whitespace between them when the last character of the
+#: first and the first character of the second form one of the GLUE pairs.
+WORD, MINUS, SLASH, STAR, OTHER, START = "w", "-", "/", "*", "p", "^"
+GLUE = frozenset({(WORD, WORD), (MINUS, MINUS), (SLASH, STAR)})
+_SPECIAL = {ord("-"): MINUS, ord("/"): SLASH, ord("*"): STAR}
+_ALL_KINDS = frozenset({WORD, MINUS, SLASH, STAR, OTHER})
+
+DEFAULT_MAX_REGEX_CHARS = 2_000_000
+
+
+def char_kind(code: int) -> str:
+    """The boundary kind of one character (non-ASCII counts as a word character, as in SQLite identifiers)."""
+    if code >= 128 or chr(code).isalnum() or code == ord("_"):
+        return WORD
+    return _SPECIAL.get(code, OTHER)
+
+
+def _escape(code: int) -> str:
+    char = chr(code)
+    if code >= 128:
+        return f"\\u{code:04x}"
+    if char.isalnum() or char == "_" or char == " ":
+        return char
+    if code < 32 or code == 127:
+        return f"\\x{code:02x}"
+    return "\\" + char if char in r"\.+*?()|[]{}^$#&-~" else char
+
+
+#: The characters a class may stand for: tab, newline, carriage return, printable ASCII and Latin-1 letters.
+#: Negated classes and ``.`` are taken within it. Bounding the alphabet keeps the automaton small: a negated
+#: class over all of Unicode costs outlines-core a multi-byte sub-automaton at every use, and is much slower
+#: to determinize.
+ALPHABET = frozenset({9, 10, 13, *range(32, 127), *range(0xA0, 0x100)})
+
+
+def _class_escape(code: int) -> str:
+    char = chr(code)
+    if code >= 128:
+        return f"\\u{code:04x}"
+    if char.isalnum() or char == "_" or char == " ":
+        return char
+    if code < 32 or code == 127:
+        return f"\\x{code:02x}"
+    return "\\" + char if char in r"\[]^-&~" else char
+
+
+def _letter_variants(code: int, ignore_case: bool) -> set[int]:
+    char = chr(code)
+    if ignore_case and char.isascii() and char.isalpha():
+        return {ord(char.lower()), ord(char.upper())}
+    return {code}
+
+
+def _literal_regex(code: int, ignore_case: bool) -> str:
+    variants = _letter_variants(code, ignore_case)
+    if len(variants) == 1:
+        return _escape(code)
+    return "[" + "".join(_class_escape(c) for c in sorted(variants)) + "]"
+
+
+def literal_text_regex(text: str, ignore_case: bool) -> str:
+    """A regex matching exactly ``text`` (ASCII letters in either case when ``ignore_case``)."""
+    return "".join(_literal_regex(ord(c), ignore_case) for c in text)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Terminal patterns (Python regex syntax, as Lark keeps them) -> Rust regex syntax
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One alternative of a terminal or override: its regex and the kinds of its first and last characters."""
+
+    regex: str
+    first: frozenset[str]
+    last: frozenset[str]
+
+
+_CATEGORIES = {
+    sre_constants.CATEGORY_DIGIT: [(48, 57)],
+    sre_constants.CATEGORY_WORD: [(48, 57), (65, 90), (97, 122), (95, 95)],
+    sre_constants.CATEGORY_SPACE: [(9, 13), (32, 32)],
+}
+
+
+class _PatternConverter:
+    """Translates one ``sre_parse`` tree into Rust regex syntax and reads off its boundary kinds.
+
+    Classes are spelled out in ASCII (no ``\\d``/``\\w``, which are Unicode-wide in Rust). A trailing negative
+    lookahead over word characters, as in ``/select(?![A-Za-z0-9_])/``, is dropped: the separator rule enforces
+    the same word boundary between tokens. Any other assertion cannot be made regular and is an error.
+    """
+
+    def __init__(self, name: str, pattern: str) -> None:
+        self.name = name
+        self.pattern = pattern
+
+    def fail(self, what: str) -> GrammarError:
+        return GrammarError(f"terminal {self.name} /{self.pattern}/: {what} has no regular equivalent; "
+                            "give the rule that uses it an override")
+
+    # ---- emission
+    def emit(self, seq: Iterable[tuple[Any, Any]], ci: bool) -> str:
+        items = list(seq)
+        out = []
+        for index, (op, av) in enumerate(items):
+            if op is sre_constants.ASSERT_NOT and index == len(items) - 1 and self._word_boundary(av, items, ci):
+                continue
+            out.append(self.emit_item(op, av, ci))
+        return "".join(out)
+
+    def _word_boundary(self, av: Any, items: list, ci: bool) -> bool:
+        direction, sub = av
+        if direction != 1 or len(sub) != 1:
+            return False
+        codes = self.codes(sub[0], ci)
+        return bool(codes) and all(char_kind(c) == WORD for c in codes) and self.last_kinds(items[:-1], ci) == {WORD}
+
+    def emit_item(self, op: Any, av: Any, ci: bool) -> str:
+        if op is sre_constants.LITERAL:
+            return _literal_regex(av, ci)
+        if op in (sre_constants.NOT_LITERAL, sre_constants.IN, sre_constants.ANY):
+            return _class_regex(self.codes((op, av), ci))
+        if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+            low, high, sub = av
+            body = self.emit(sub, ci)
+            body = body if len(sub) == 1 and sub[0][0] in (sre_constants.LITERAL, sre_constants.IN) else f"(?:{body})"
+            if high == sre_constants.MAXREPEAT:
+                return body + ("*" if low == 0 else "+" if low == 1 else f"{{{low},}}")
+            return body + ("?" if (low, high) == (0, 1) else f"{{{low},{high}}}")
+        if op is sre_constants.SUBPATTERN:
+            _group, add_flags, del_flags, sub = av
+            inner_ci = (ci or bool(add_flags & sre_constants.SRE_FLAG_IGNORECASE)) and not (
+                del_flags & sre_constants.SRE_FLAG_IGNORECASE)
+            return f"(?:{self.emit(sub, inner_ci)})"
+        if op is sre_constants.BRANCH:
+            return "(?:" + "|".join(self.emit(alt, ci) for alt in av[1]) + ")"
+        raise self.fail(f"{op}")
+
+    def codes(self, item: tuple[Any, Any], ci: bool) -> set[int]:
+        """The code points (within :data:`ALPHABET`) one single-character item can match."""
+        op, av = item
+        if op is sre_constants.LITERAL:
+            return _letter_variants(av, ci)
+        if op is sre_constants.NOT_LITERAL:
+            return set(ALPHABET - _letter_variants(av, ci))
+        if op is sre_constants.ANY:
+            return set(ALPHABET - {10})
+        if op is not sre_constants.IN:
+            return set()
+        found: set[int] = set()
+        negate = False
+        for sub_op, sub_av in av:
+            if sub_op is sre_constants.NEGATE:
+                negate = True
+            elif sub_op is sre_constants.LITERAL:
+                found |= _letter_variants(sub_av, ci)
+            elif sub_op is sre_constants.RANGE:
+                for code in range(sub_av[0], min(sub_av[1], max(ALPHABET)) + 1):
+                    found |= _letter_variants(code, ci)
+            elif sub_op is sre_constants.CATEGORY and sub_av in _CATEGORIES:
+                for low, high in _CATEGORIES[sub_av]:
+                    found |= set(range(low, high + 1))
+            else:
+                raise self.fail(f"class item {sub_op} {sub_av}")
+        return set(ALPHABET - found) if negate else found & ALPHABET
+
+    # ---- boundary kinds
+    def item_kinds(self, item: tuple[Any, Any], ci: bool, from_end: bool) -> tuple[set[str], bool]:
+        """(kinds of the first -- or last -- character, whether the item can match the empty string)."""
+        op, av = item
+        if op in (sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.IN, sre_constants.ANY):
+            return {char_kind(c) for c in self.codes(item, ci)}, False
+        if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+            kinds, nullable = self.seq_kinds(av[2], ci, from_end)
+            return kinds, nullable or av[0] == 0
+        if op is sre_constants.SUBPATTERN:
+            return self.seq_kinds(av[3], ci, from_end)
+        if op is sre_constants.BRANCH:
+            results = [self.seq_kinds(alt, ci, from_end) for alt in av[1]]
+            return set().union(*(k for k, _ in results)), any(n for _, n in results)
+        if op in (sre_constants.ASSERT_NOT, sre_constants.ASSERT):
+            return set(), True
+        raise self.fail(f"{op}")
+
+    def seq_kinds(self, seq: Iterable, ci: bool, from_end: bool) -> tuple[set[str], bool]:
+        items = list(seq)
+        kinds: set[str] = set()
+        for item in reversed(items) if from_end else items:
+            item_kinds, nullable = self.item_kinds(item, ci, from_end)
+            kinds |= item_kinds
+            if not nullable:
+                return kinds, False
+        return kinds, True
+
+    def last_kinds(self, items: list, ci: bool) -> set[str]:
+        return self.seq_kinds(items, ci, from_end=True)[0]
+
+    def pieces(self, flags: Iterable[str]) -> list[Piece]:
+        """The pattern split at its top-level alternatives, so each part gets the separator that fits it."""
+        ci = "i" in set(flags)
+        tree = list(sre_parse.parse(self.pattern, sre_constants.SRE_FLAG_IGNORECASE if ci else 0))
+        alternatives = [tree]
+        if len(tree) == 1 and tree[0][0] is sre_constants.BRANCH:
+            alternatives = [list(alt) for alt in tree[0][1][1]]
+        pieces = []
+        for alt in alternatives:
+            first, nullable = self.seq_kinds(alt, ci, from_end=False)
+            if nullable:
+                raise GrammarError(f"terminal {self.name} /{self.pattern}/ matches the empty string")
+            pieces.append(Piece(self.emit(alt, ci), frozenset(first), frozenset(self.last_kinds(alt, ci))))
+        return pieces
+
+
+def _class_regex(codes: Iterable[int]) -> str:
+    """A character class for a set of code points, as ranges."""
+    ranges: list[tuple[int, int]] = []
+    for code in sorted(codes):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    if not ranges:
+        raise GrammarError("a character class matches nothing within the supported alphabet")
+    if len(ranges) == 1 and ranges[0][0] == ranges[0][1]:
+        return _escape(ranges[0][0])
+    return "[" + "".join(_class_escape(a) if a == b else f"{_class_escape(a)}-{_class_escape(b)}"
+                         for a, b in ranges) + "]"
+
+
+def names_pieces(spellings: Iterable[str], ignore_case: bool = True) -> list[Piece]:
+    """A finite set of spellings as trie-factored regexes, one per (first kind, last kind) group.
+
+    Factoring shared prefixes keeps the regex (and the NFA outlines-core builds from it) small even for
+    schemas with hundreds of column names.
+    """
+    groups: dict[tuple[str, str], set[str]] = {}
+    for spelling in spellings:
+        if not spelling:
+            raise GrammarError("an override spelling is empty")
+        key = (char_kind(ord(spelling[0])), char_kind(ord(spelling[-1])))
+        groups.setdefault(key, set()).add(spelling.lower() if ignore_case else spelling)
+    return [Piece(_trie_regex(sorted(words), ignore_case), frozenset({f}), frozenset({l}))
+            for (f, l), words in sorted(groups.items())]
+
+
+def _trie_regex(words: list[str], ignore_case: bool) -> str:
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def render(node: dict[str, Any]) -> str:
+        branches = [literal_text_regex(char, ignore_case) + render(child) for char, child in sorted(node.items())
+                    if char]
+        optional = "" in node
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if optional:
+            return f"(?:{body})?" if len(branches) == 1 else body + "?"
+        return body
+
+    return render(trie)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Grammar -> regex
+
+
+@dataclass(frozen=True)
+class _Result:
+    """A regex for part of a rule (``None``: the empty language) and the kinds the text may end with after it
+    (including the kinds before it when it can be empty)."""
+
+    regex: str | None
+    after: frozenset[str]
+    cut: bool = False  # some nesting was cut off inside (so a bracketed span may be loosened)
+
+
+class GrammarRegex:
+    """A loaded Lark grammar, ready to be unrolled into regexes for any depth and set of overrides."""
+
+    def __init__(self, grammar_text: str, start: str = "start") -> None:
+        try:
+            definitions, _ = load_grammar(grammar_text, "<grammar>", [], False)
+            self.lark = Lark(grammar_text, parser="earley", lexer="dynamic", start=start)
+        except Exception as exc:  # Lark raises several unrelated types for a malformed grammar
+            raise GrammarError(f"the grammar does not load: {exc}") from exc
+        self.start = start
+        self.rules: dict[str, Tree] = {name.lstrip("?"): tree for name, _params, tree, _opts in definitions.rule_defs}
+        self.terminals = {t.name: t for t in self.lark.terminals}
+        self.ignore = tuple(self.lark.ignore_tokens)
+
+    @cached_property
+    def whitespace_class(self) -> str:
+        """The character class of the ``%ignore`` terminal (``[ \\t\\n\\r]+`` gives ``[\\t\\n\\r ]``)."""
+        if not self.ignore:
+            return ""
+        classes = []
+        for name in self.ignore:
+            pattern = self.terminals[name].pattern
+            tree = list(sre_parse.parse(pattern.to_regexp()))
+            if len(tree) == 1 and tree[0][0] in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+                tree = list(tree[0][1][2])
+            if len(tree) != 1:
+                raise GrammarError(f"%ignore terminal {name} is not a repeated character class")
+            classes.append(_class_regex(_PatternConverter(name, pattern.value).codes(tree[0], False)))
+        return classes[0] if len(classes) == 1 else "(?:" + "|".join(classes) + ")"
+
+    def regex(self, depth: int = 2, overrides: Mapping[str, list[Piece]] | None = None, max_whitespace: int = 2,
+              max_chars: int = DEFAULT_MAX_REGEX_CHARS, loose_depth: int = 0,
+              brackets: tuple[str, str] = ("(", ")")) -> str:
+        """The regular approximation of the grammar: exact for texts nesting at most ``depth`` times.
+
+        With ``loose_depth > 0``, what nests deeper is not dropped but replaced by bracket-balanced free text
+        (up to ``loose_depth`` bracket levels): the masks then only keep brackets balanced there, and the
+        commit-time check has the last word. This trades exactness deep inside for an automaton that does
+        not multiply with every level.
+        """
+        if depth < 0 or loose_depth < 0 or max_whitespace < 1:
+            raise GrammarError("depth and loose_depth must be >= 0, max_whitespace >= 1")
+        builder = _Builder(self, dict(overrides or {}), max_whitespace, max_chars,
+                           balanced_text(*brackets, loose_depth) if loose_depth else None, brackets)
+        result = builder.rule(self.start, frozenset({START}), depth, frozenset())
+        if result.regex is None:
+            raise GrammarError(f"the grammar generates nothing within depth {depth}")
+        return result.regex
+
+    def terminal_pieces(self, name: str) -> list[Piece]:
+        definition = self.terminals.get(name)
+        if definition is None:
+            raise GrammarError(f"unknown terminal {name}")
+        pattern = definition.pattern
+        if pattern.type == "str":
+            return _string_pieces(pattern.value, "i" in pattern.flags)
+        return _PatternConverter(name, pattern.value).pieces(pattern.flags)
+
+
+def _literal_text(node: Any) -> str | None:
+    """The text of an anonymous string literal in a rule tree (``"("``), else ``None``."""
+    if isinstance(node, Tree) and node.data == "value" and isinstance(node.children[0], Tree):
+        literal = node.children[0]
+        if literal.data == "literal" and literal.children[0].type == "STRING":
+            text = str(literal.children[0])
+            if text.endswith('"'):
+                return text[1:-1]
+    return None
+
+
+def balanced_text(open_: str, close: str, levels: int) -> str:
+    """Any text whose ``open_``/``close`` brackets balance, nested at most ``levels - 1`` deep inside."""
+    if len(open_) != 1 or len(close) != 1:
+        raise GrammarError("brackets must be single characters")
+    other = _class_regex({c for c in ALPHABET if c < 128} - {ord(open_), ord(close)})
+    text = f"{other}*"
+    for _ in range(levels - 1):
+        text = f"(?:{other}|{_escape(ord(open_))}{text}{_escape(ord(close))})*"
+    return text
+
+
+def _string_pieces(text: str, ignore_case: bool) -> list[Piece]:
+    if not text:
+        raise GrammarError("an empty string literal in the grammar")
+    return [Piece(literal_text_regex(text, ignore_case), frozenset({char_kind(ord(text[0]))}),
+                  frozenset({char_kind(ord(text[-1]))}))]
+
+
+class _Builder:
+    """One unrolling: walks rule trees threading the kinds of the previous token, so separators fit."""
+
+    def __init__(self, grammar: GrammarRegex, overrides: dict[str, list[Piece]], max_ws: int, max_chars: int,
+                 loose: str | None, brackets: tuple[str, str]):
+        self.g = grammar
+        self.loose = loose
+        self.brackets = brackets
+        self.overrides = overrides
+        self.ws = grammar.whitespace_class
+        self.max_ws = max_ws
+        self.max_chars = max_chars
+        self.memo: dict[tuple, _Result] = {}
+        self.piece_cache: dict[str, list[Piece]] = {}
+
+    def separator(self, before: frozenset[str], first: frozenset[str]) -> str:
+        """Whitespace allowed before a token whose first character has kinds ``first``."""
+        if before == {START} or not self.ws:
+            return ""
+        rest = before - {START}
+        glued = any((a, b) in GLUE for a in rest for b in first)
+        sep = f"{self.ws}{{{1 if glued else 0},{self.max_ws}}}"
+        return f"(?:{sep})?" if START in before else sep
+
+    def pieces_regex(self, pieces: list[Piece], before: frozenset[str]) -> _Result:
+        parts = [self.separator(before, p.first) + p.regex for p in pieces]
+        regex = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+        return _Result(regex, frozenset().union(*(p.last for p in pieces)))
+
+    def rule(self, name: str, before: frozenset[str], budget: int, stack: frozenset[str]) -> _Result:
+        if name in self.overrides:
+            return self.pieces_regex(self.overrides[name], before)
+        if name not in self.g.rules:
+            raise GrammarError(f"unknown rule {name}")
+        if name in stack:  # re-entry: one level of nesting
+            if budget == 0:
+                return _Result(None, frozenset(), cut=True)
+            budget, stack = budget - 1, frozenset()
+        key = (name, before, budget, stack)
+        if key not in self.memo:
+            self.memo[key] = self.node(self.g.rules[name], before, budget, stack | {name})
+        return self.memo[key]
+
+    def node(self, node: Any, before: frozenset[str], budget: int, stack: frozenset[str]) -> _Result:
+        if isinstance(node, Tree):
+            handler = getattr(self, f"node_{node.data}", None)
+            if handler is None:
+                raise GrammarError(f"grammar construct {node.data!r} is not supported by the regular approximation")
+            return handler(node, before, budget, stack)
+        if isinstance(node, NonTerminal):
+            return self.rule(node.name, before, budget, stack)
+        if isinstance(node, Terminal):
+            if node.name not in self.piece_cache:
+                self.piece_cache[node.name] = self.g.terminal_pieces(node.name)
+            return self.pieces_regex(self.piece_cache[node.name], before)
+        raise GrammarError(f"unexpected grammar element {node!r}")
+
+    def node_expansions(self, node: Tree, before, budget, stack) -> _Result:
+        results = [self.node(child, before, budget, stack) for child in node.children]
+        kept = [r for r in results if r.regex is not None]
+        cut = any(r.cut for r in results)
+        if not kept:
+            return _Result(None, frozenset(), cut)
+        regexes = list(dict.fromkeys(r.regex for r in kept))
+        regex = regexes[0] if len(regexes) == 1 else "(?:" + "|".join(regexes) + ")"
+        return self.sized(_Result(regex, frozenset().union(*(r.after for r in kept)), cut))
+
+    def node_expansion(self, node: Tree, before, budget, stack) -> _Result:
+        parts = []
+        children = list(node.children)
+        index, cut = 0, False
+        while index < len(children):
+            result = self.node(children[index], before, budget, stack)
+            if result.regex is None:
+                return _Result(None, frozenset(), result.cut)
+            parts.append(result.regex)
+            before, cut = result.after, cut or result.cut
+            close = self.matching_close(children, index)
+            if close is not None:
+                span = self.node_expansion(Tree("expansion", children[index + 1:close]), before, budget, stack)
+                if span.cut:  # nesting was cut off between the brackets: keep them, loosen what is inside
+                    span = _Result(self.loose, _ALL_KINDS)
+                if span.regex is None:
+                    return span
+                parts.append(span.regex)
+                before, index = span.after, close
+                continue
+            index += 1
+        return self.sized(_Result("".join(parts), before, cut))
+
+    def matching_close(self, children: list, index: int) -> int | None:
+        """With loosening on: the index of the closing bracket that ends a span opened at ``index``."""
+        if self.loose is None or _literal_text(children[index]) != self.brackets[0]:
+            return None
+        return next((j for j in range(index + 1, len(children)) if _literal_text(children[j]) == self.brackets[1]),
+                    None)
+
+    def node_alias(self, node: Tree, before, budget, stack) -> _Result:
+        return self.node(node.children[0], before, budget, stack)
+
+    def node_value(self, node: Tree, before, budget, stack) -> _Result:
+        return self.node(node.children[0], before, budget, stack)
+
+    def node_literal(self, node: Tree, before, budget, stack) -> _Result:
+        token: Token = node.children[0]
+        text = str(token)
+        if token.type == "STRING":
+            flags = text[text.rindex('"') + 1:]
+            value = eval(text[: text.rindex('"') + 1], {"__builtins__": {}})  # a Lark string literal is Python's
+            return self.pieces_regex(_string_pieces(value, "i" in flags), before)
+        flags = text[text.rindex("/") + 1:]
+        pattern = text[1: text.rindex("/")]
+        return self.pieces_regex(_PatternConverter("anonymous", pattern).pieces(flags), before)
+
+    def node_maybe(self, node: Tree, before, budget, stack) -> _Result:
+        return self.optional(self.node(node.children[0], before, budget, stack), before)
+
+    def optional(self, result: _Result, before: frozenset[str]) -> _Result:
+        if result.regex is None or result.regex == "":
+            return _Result("", before)
+        return _Result(f"(?:{result.regex})?", result.after | before)
+
+    def node_expr(self, node: Tree, before, budget, stack) -> _Result:
+        item, *ops = node.children
+        op = str(ops[0]) if len(ops) == 1 else None
+        if op == "?":
+            return self.optional(self.node(item, before, budget, stack), before)
+        if op not in ("*", "+"):
+            raise GrammarError(f"repetition {' '.join(map(str, ops))} is not supported; use *, + or ?")
+        # Separators inside the loop depend on what the previous iteration ended with: widen to a fixpoint.
+        seen = before
+        while True:
+            result = self.node(item, seen, budget, stack)
+            if result.regex is None:
+                return _Result(None, frozenset()) if op == "+" else _Result("", before)
+            widened = seen | result.after
+            if widened == seen:
+                break
+            seen = widened
+        return self.sized(_Result(f"(?:{result.regex}){op}", result.after | (before if op == "*" else frozenset())))
+
+    def sized(self, result: _Result) -> _Result:
+        if result.regex is not None and len(result.regex) > self.max_chars:
+            raise GrammarError(f"the regular approximation exceeds {self.max_chars} characters; "
+                               "lower the depth or the number of names")
+        return result
+
