@@ -227,6 +227,7 @@ def passing_split(directory: Path, split: str, args: argparse.Namespace) -> dict
         "invalidation_errors": sum(r["invalid_accepted"] for r in compiled),
         "invalidation_schemas": [r["id"] for r in compiled if r["invalid_accepted"]],
         "valid_rejected": sum(r["valid_rejected"] for r in compiled),
+        "valid_rejected_schemas": [r["id"] for r in compiled if r["valid_rejected"]],
         "accept_errors": sum(r["accept_errors"] for r in compiled),
         "compile_ms": quantiles(compile_ms),
         "reasons": dict(Counter(r["reason"] for r in results if "reason" in r).most_common()),
@@ -707,8 +708,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.merge:
         per_split = {}
-        for path in args.merge:
-            per_split.update(json.loads(path.read_text()))
+        for path in args.merge:  # a passing dump and a mask dump of the same split combine
+            for split, parts in json.loads(path.read_text()).items():
+                per_split.setdefault(split, {}).update(parts)
     else:
         per_split = run(args)
     if args.dump:
