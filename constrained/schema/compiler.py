@@ -151,44 +151,36 @@ class SchemaCompiler:
             if key in ("then", "else") and "if" not in schema:
                 continue  # without `if`, `then`/`else` have no effect
             self.post(key, f"{ptr}/{key}")
-        if "allOf" in schema:
-            schema = self._merge_all(schema, ptr)
-        branches_key = [k for k in ("anyOf", "oneOf") if k in schema]
-        if branches_key:
-            return self._branches(schema, ptr, branches_key)
-        return self._typed(schema, ptr)
+        return self._node_at(schema, ptr)
 
     def _merge_all(self, schema: dict, ptr: str) -> dict:
         merged = {k: v for k, v in schema.items() if k != "allOf"}
         for i, sub in enumerate(schema["allOf"]):
             sub_ptr = f"{ptr}/allOf/{i}"
-            sub, sub_ptr, pushed = self._deref(sub, sub_ptr)
-            try:
-                if sub is None:
-                    return {"enum": []}
-                for key in sub.keys() & UNSUPPORTED:
-                    raise UnsupportedSchema(key, f"{sub_ptr}/{key}", "dynamic references are not supported")
-                if "allOf" in sub:
-                    sub = self._merge_all(sub, sub_ptr)
-                for key in sub.keys() & POST_CHECKED:
-                    self.post(key, f"{sub_ptr}/{key}")
-                for key in ("anyOf", "oneOf"):
-                    if key in sub and key in merged:
-                        product = [
-                            {"allOf": [x, y]} for x in merged[key] for y in sub[key]
-                        ]
-                        if len(product) <= self.options.max_branch_product:
-                            merged[key] = product
-                        else:
-                            self.post(key, f"{sub_ptr}/{key}")
-                        sub = {k: v for k, v in sub.items() if k != key}
-                        if key == "oneOf":
-                            self.post("oneOf", f"{sub_ptr}/oneOf")
-                merged, inexact = merge(merged, sub)
-                for key in inexact:
-                    self.post(key, f"{sub_ptr}/{key}")
-            finally:
-                self._pop(pushed)
+            sub, sub_ptr, _ = self._deref(sub, sub_ptr)  # references stay pushed until the node is compiled
+            if sub is None:
+                return {"enum": []}
+            for key in sub.keys() & UNSUPPORTED:
+                raise UnsupportedSchema(key, f"{sub_ptr}/{key}", "dynamic references are not supported")
+            if "allOf" in sub:
+                sub = self._merge_all(sub, sub_ptr)
+            for key in sub.keys() & POST_CHECKED:
+                self.post(key, f"{sub_ptr}/{key}")
+            for key in ("anyOf", "oneOf"):
+                if key in sub and key in merged:
+                    product = [
+                        {"allOf": [x, y]} for x in merged[key] for y in sub[key]
+                    ]
+                    if len(product) <= self.options.max_branch_product:
+                        merged[key] = product
+                    else:
+                        self.post(key, f"{sub_ptr}/{key}")
+                    sub = {k: v for k, v in sub.items() if k != key}
+                    if key == "oneOf":
+                        self.post("oneOf", f"{sub_ptr}/oneOf")
+            merged, inexact = merge(merged, sub)
+            for key in inexact:
+                self.post(key, f"{sub_ptr}/{key}")
         return merged
 
     def _branches(self, schema: dict, ptr: str, keys: list[str]) -> Regex:
@@ -207,13 +199,18 @@ class SchemaCompiler:
         return alternation(parts)
 
     def _node_at(self, schema: dict, ptr: str) -> Regex:
-        """A synthesized node (a branch merged with its parent): compile without re-reporting post-checks."""
-        if "allOf" in schema:
-            schema = self._merge_all(schema, ptr)
-        keys = [k for k in ("anyOf", "oneOf") if k in schema]
-        if keys:
-            return self._branches(schema, ptr, keys)
-        return self._typed(schema, ptr)
+        """Merge ``allOf``, alternate ``anyOf``/``oneOf``, compile the types. References entered while merging
+        stay on the path stack until the merged node is compiled, so recursion through ``allOf`` is bounded."""
+        depth = len(self._ref_stack)
+        try:
+            if "allOf" in schema:
+                schema = self._merge_all(schema, ptr)
+            keys = [k for k in ("anyOf", "oneOf") if k in schema]
+            if keys:
+                return self._branches(schema, ptr, keys)
+            return self._typed(schema, ptr)
+        finally:
+            del self._ref_stack[depth:]
 
     # ---- types
 
@@ -374,7 +371,7 @@ class SchemaCompiler:
 
         Exact only for one pattern under ``additionalProperties: false`` that no listed name matches. Otherwise
         (``loose``: patternProperties is post-checked) keys overlap and we keep one member form, any key with the
-        union of the values, instead of overlapping alternatives that would multiply automaton states.
+        union of the values, instead of overlapping key alternatives that would multiply automaton states.
         """
         values: list[Regex] = []
         keys: list[str] = []
@@ -396,7 +393,7 @@ class SchemaCompiler:
         if not values:
             return None
         if loose:
-            return self.layout.member(f'"{CHAR}*"', self._any if self._any in values else alternation(values))
+            return self.layout.member(f'"{CHAR}*"', alternation(values))
         return alternation([self.layout.member(k, v) for k, v in zip(keys, values)])
 
     def _array(self, schema: dict, ptr: str) -> Regex:

@@ -147,20 +147,33 @@ def literal(layout: Layout, value: Any) -> str:
 
 
 def key_not_in(names: list[str]) -> str:
-    """A quoted key spelled without escapes whose text is none of ``names`` (complement through a trie)."""
+    """A quoted key spelled without escapes whose text is none of ``names`` (complement through a trie).
+
+    At each trie node: stop (if the node is not a name), or a character leading out of the trie then any key
+    characters, or a child character and the complement below it. Classes are written negated
+    (``[^"\\\x00-\x1f...]``) to keep the text short.
+    """
     trie: dict = {}
     for name in names:
         node = trie
         for ch in name:
             node = node.setdefault(ch, {})
         node[""] = {}
-    any_key = char_set(KEY_CHARS) + "*"
+    any_key = r'[^"\\\x00-\x1f]*'
 
     def below(node: dict) -> str:
         children = [ch for ch in node if ch and 0x20 <= ord(ch) and ch not in '"\\']
-        parts = [char_set(subtract(KEY_CHARS, [(ord(c), ord(c)) for c in children])) + any_key]
+        excluded = "".join(_class_escape(ch) for ch in children)
+        parts = [f'[^"\\\\\\x00-\\x1f{excluded}]' + any_key]
         parts += [escape(ch) + below(node[ch]) for ch in children]
         body = "(?:" + "|".join(parts) + ")"
         return body if "" in node else body + "?"
 
     return '"' + below(trie) + '"'
+
+
+def _class_escape(ch: str) -> str:
+    """One character inside a bracket class."""
+    if ch in "\\]^-[&~":
+        return "\\" + ch
+    return ch if ch.isprintable() else f"\\x{{{ord(ch):x}}}"

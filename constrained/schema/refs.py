@@ -38,6 +38,10 @@ class RefResolver:
             anchor = node.get("$anchor")
             if isinstance(anchor, str):
                 self.anchors.setdefault(anchor, (node, pointer))
+            for key in ("id", "$id"):  # drafts 4-7: a plain-name fragment id ("#foo") is an anchor
+                legacy = node.get(key)
+                if isinstance(legacy, str) and legacy.startswith("#") and len(legacy) > 1:
+                    self.anchors.setdefault(legacy[1:], (node, pointer))
             for key, value in node.items():
                 if key not in ("enum", "const", "default", "examples"):
                     self._collect_anchors(value, f"{pointer}/{escape_pointer_token(key)}")
