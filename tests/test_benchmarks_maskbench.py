@@ -1,6 +1,6 @@
 """Smoke test of benchmarks/maskbench.py: a tiny run of one split prints the summary the issue specifies.
 
-Two schemas of Glaiveai2K (short, quick to bind), one instance each, on the 32K SentencePiece vocabulary that
+Two schemas of Glaiveai2K at text level and one (short, quick to bind) timed on one instance, on the 32K SentencePiece vocabulary that
 mistral-common ships: the last line printed is one JSON object carrying the passing rate, the invalidation
 errors, µs per token for ours and each peer, and µs per step. Skipped when the data or a peer is absent.
 """
@@ -43,8 +43,8 @@ def run(maskbench, tmp_path_factory):
     import contextlib
     import io
 
-    argv = [str(DATA), "--splits", "Glaiveai2K", "--limit", "2", "--mask-schemas", "2", "--mask-instances", "1",
-            "--cache", str(tmp_path_factory.mktemp("cache")), "--json"]
+    argv = [str(DATA), "--splits", "Glaiveai2K", "--limit", "2", "--mask-schemas", "1", "--mask-instances", "1",
+            "--compile-timeout", "60", "--cache", str(tmp_path_factory.mktemp("cache")), "--json"]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         summary = maskbench.main(argv)
