@@ -1,7 +1,7 @@
 """Smoke test of benchmarks/maskbench.py: a tiny run of one split prints the summary the issue specifies.
 
-Two schemas of Glaiveai2K at text level and one (short, quick to bind) timed on one instance, on the 32K SentencePiece vocabulary that
-mistral-common ships: the last line printed is one JSON object carrying the passing rate, the invalidation
+Two schemas of Glaiveai2K at text level, one of them (short, quick to bind) timed on one instance with the 32K
+SentencePiece vocabulary that mistral-common ships: the last line printed is one JSON object carrying the passing rate, the invalidation
 errors, µs per token for ours and each peer, and µs per step. Skipped when the data or a peer is absent.
 """
 
