@@ -1,8 +1,9 @@
 """Smoke test of benchmarks/maskbench.py: a tiny run of one split prints the summary the issue specifies.
 
 Two schemas of Glaiveai2K at text level, one of them (short, quick to bind) timed on one instance with the 32K
-SentencePiece vocabulary that mistral-common ships: the last line printed is one JSON object carrying the passing rate, the invalidation
-errors, µs per token for ours and each peer, and µs per step. Skipped when the data or a peer is absent.
+SentencePiece vocabulary that mistral-common ships: the last line printed is one JSON object carrying the
+passing rate, the invalidation errors, µs per token for ours and each peer, and µs per step. Skipped when the
+data or a peer is absent.
 """
 
 from __future__ import annotations
