@@ -52,11 +52,12 @@ class Layout:
         Every in-order subset that keeps the required ones is accepted with correct commas. Built right to
         left: ``after`` = the rest when something was already written (each member led by a comma), ``first``
         = the alternatives for the rest when nothing was written yet. Each optional member before the first
-        required one repeats ``after`` once (quadratic only in that leading run of optional members).
+        required one repeats ``after`` once (quadratic only in that leading run of optional members); the
+        ``tail`` is factored out so that it appears at most three times whatever the number of members.
         """
         comma = self.comma
-        after = f"(?:{comma}{tail})*" if tail else ""
-        first = [f"{tail}{after}"] if tail else []
+        after = ""
+        first: list[str] = []
         empty_ok = True
         for regex, kind in reversed(items):
             if kind == "required":
@@ -65,12 +66,20 @@ class Layout:
             else:
                 first = [regex + after, *first]
                 after = f"(?:{comma}{regex})?" + after
+        known = ("(?:" + "|".join(first) + ")") if len(first) > 1 else (first[0] if first else "")
+        if tail:
+            more = f"(?:{comma}{tail})*"
+            if not first:
+                body = f"(?:{tail}{more})?"
+            elif empty_ok:
+                body = f"(?:{known}{more}|{tail}{more})?"
+            else:
+                body = known + more
+        else:
+            body = f"(?:{known})?" if (first and empty_ok) else known
         ws = self.item_ws
-        if not first:
+        if not body:
             return f"\\{{{ws}\\}}"
-        body = first[0] if len(first) == 1 and not empty_ok else "(?:" + "|".join(first) + ")"
-        if empty_ok:
-            body += "?"
         return f"\\{{{ws}{body}{ws}\\}}"
 
     def array(self, head: list[tuple[str, bool]], rest: Regex, rest_min: int, rest_max: Optional[int]) -> str:
