@@ -1,0 +1,139 @@
+"""Spider dev benchmark for the SQL constraint: grammar completeness and automaton cost per database.
+
+Completeness: the share of the 1,034 dev gold queries that the constraint of their database accepts --
+the regular pattern (tested here with Python's ``re``, which reads the same syntax, so the measurement does not
+wait on automaton builds) and the commit check. Failures are grouped by cause.
+
+Cost (``--index``): pattern length and outlines-core ``Index`` build time per database, over a byte vocabulary
+and over a 32K SentencePiece vocabulary (mistral-common's v3 tokenizer), the latter being what ``bind`` pays.
+
+Usage: python benchmarks/spider.py [--depth 0] [--index] [--dbs a,b] [--data ../shared/data/spider]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from constrained.sql import sql  # noqa: E402
+from constrained.sql.execute import execute_readonly  # noqa: E402
+
+SPM = "mistral_common/data/mistral_instruct_tokenizer_240323.model.v3"
+
+
+def cause(pattern_ok: bool, problem: str | None, query: str) -> str:
+    """A short failure category for the report."""
+    if pattern_ok:
+        return "check: " + (problem or "").split(":")[0]
+    depth = max_paren_depth(query)
+    if depth >= 1 and re.search(r"\(\s*select", query, re.I):
+        return "pattern: nested subquery beyond depth"
+    if re.search(r"\s{3,}", query):
+        return "pattern: whitespace run longer than the bound"
+    return "pattern: other"
+
+
+def max_paren_depth(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def sentencepiece_vocabulary():
+    import outlines_core
+    import sentencepiece
+    import site
+
+    model = next(Path(p) / SPM for p in site.getsitepackages() if (Path(p) / SPM).exists())
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(model))
+    pieces: dict[bytes, list[int]] = {}
+    for token_id in range(processor.get_piece_size()):
+        if processor.is_control(token_id):
+            continue
+        piece = processor.id_to_piece(token_id)
+        byte = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", piece)
+        text = bytes([int(byte.group(1), 16)]) if byte else piece.replace("\u2581", " ").encode()
+        pieces.setdefault(text, []).append(token_id)
+    return outlines_core.Vocabulary(processor.eos_id(), pieces)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "spider"))
+    parser.add_argument("--depth", type=int, default=0)
+    parser.add_argument("--max-whitespace", type=int, default=2)
+    parser.add_argument("--index", action="store_true", help="also time outlines-core Index builds")
+    parser.add_argument("--dbs", default="", help="comma-separated db_ids (default: all dev databases)")
+    parser.add_argument("--execute", action="store_true", help="also run accepted gold queries read-only")
+    args = parser.parse_args()
+
+    data = Path(args.data)
+    dev = json.loads((data / "dev.json").read_text())
+    wanted = set(filter(None, args.dbs.split(","))) or {x["db_id"] for x in dev}
+    by_db: dict[str, list[str]] = collections.defaultdict(list)
+    for example in dev:
+        if example["db_id"] in wanted:
+            by_db[example["db_id"]].append(example["query"])
+
+    vocabularies = {}
+    if args.index:
+        import outlines_core
+        vocabularies = {"bytes": outlines_core.Vocabulary(256, {bytes([b]): [b] for b in range(256)}),
+                        "spm32k": sentencepiece_vocabulary()}
+
+    accepted = total = 0
+    causes: collections.Counter[str] = collections.Counter()
+    examples: dict[str, str] = {}
+    exec_failures = 0
+    for db_id in sorted(by_db):
+        path = data / "database" / db_id / f"{db_id}.sqlite"
+        started = time.perf_counter()
+        constraint = sql(path, depth=args.depth, max_whitespace=args.max_whitespace)
+        compile_s = time.perf_counter() - started
+        pattern = re.compile(constraint.pattern)
+        row = {"db": db_id, "pattern_chars": len(constraint.pattern), "regex_s": round(compile_s, 2)}
+        for name, vocabulary in vocabularies.items():
+            import outlines_core
+            started = time.perf_counter()
+            index = outlines_core.Index(constraint.pattern, vocabulary)
+            row[f"index_{name}_s"] = round(time.perf_counter() - started, 2)
+            row[f"states_{name}"] = len(index.get_transitions())
+        db_ok = 0
+        for query in by_db[db_id]:
+            pattern_ok = pattern.fullmatch(query) is not None
+            problem = constraint.check(query) if pattern_ok else None
+            total += 1
+            if pattern_ok and problem is None:
+                accepted += 1
+                db_ok += 1
+                if args.execute:
+                    try:
+                        execute_readonly(path, query, timeout_s=10)
+                    except Exception:  # noqa: BLE001 - counted and reported
+                        exec_failures += 1
+            else:
+                key = cause(pattern_ok, problem, query)
+                causes[key] += 1
+                examples.setdefault(key, f"{query}  [{problem}]" if problem else query)
+        row["accepted"] = f"{db_ok}/{len(by_db[db_id])}"
+        print(json.dumps(row), flush=True)
+
+    print(f"\ncompleteness at depth {args.depth}: {accepted}/{total} = {100 * accepted / max(total, 1):.1f}%")
+    for key, count in causes.most_common():
+        print(f"  {count:4d}  {key}\n        e.g. {examples[key][:220]}")
+    if args.execute:
+        print(f"accepted gold queries failing to execute: {exec_failures}")
+
+
+if __name__ == "__main__":
+    main()

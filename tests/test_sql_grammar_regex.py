@@ -1,0 +1,80 @@
+"""Lark grammar -> regex: loops stay loops, nesting is cut exactly at the depth, tokens never glue."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from constrained.errors import GrammarError
+from constrained.sql.grammar_regex import GrammarRegex, names_pieces
+
+ARITH = r"""
+start: expr
+expr: (term OP)* term
+term: NUMBER | VAR | "(" expr ")" | "-" term
+OP: "+" | "-" | "*"
+VAR: /[a-z]+(?![A-Za-z0-9_])/
+NUMBER: /[0-9]+(?![A-Za-z0-9_])/
+%ignore /[ ]+/
+"""
+
+
+@pytest.fixture(scope="module")
+def arith():
+    return GrammarRegex(ARITH)
+
+
+def nested(depth: int) -> str:
+    return "(" * depth + "x" + ")" * depth
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_depth_is_exact(arith, depth):
+    pattern = re.compile(arith.regex(depth))
+    for level in range(depth + 1):
+        assert pattern.fullmatch(nested(level)), level
+    assert not pattern.fullmatch(nested(depth + 1))
+
+
+def test_repetition_is_not_nesting(arith):
+    pattern = re.compile(arith.regex(0))
+    assert pattern.fullmatch("1 + 2 * x - 40" + " + 1" * 30)
+    assert not pattern.fullmatch("- 3")  # `"-" term` is self-recursion, not a loop: each level costs depth
+    two = re.compile(arith.regex(2))
+    assert two.fullmatch("- - 3") and not two.fullmatch("- - - 3")
+
+
+def test_words_need_whitespace_and_runs_are_bounded(arith):
+    pattern = re.compile(arith.regex(1, max_whitespace=2))
+    assert pattern.fullmatch("x+1") and pattern.fullmatch("x  +  1")
+    assert not pattern.fullmatch("x   + 1")  # three spaces: over the bound
+    assert not pattern.fullmatch("x 1")  # two operands without an operator
+
+
+def test_overrides_replace_rules():
+    grammar = GrammarRegex('start: "SELECT"i name\nname: /[a-z]+/\n%ignore " "')
+    pattern = re.compile(grammar.regex(0, {"name": names_pieces(["alpha", "Beta"])}))
+    assert pattern.fullmatch("select ALPHA") and pattern.fullmatch("SELECT beta")
+    assert not pattern.fullmatch("SELECT gamma")
+    assert not pattern.fullmatch("SELECTalpha")
+
+
+def test_non_regular_constructs_are_errors():
+    with pytest.raises(GrammarError, match="has no regular equivalent"):
+        GrammarRegex('start: WORD\nWORD: /(?=a)[a-z]+/').regex(0)
+    with pytest.raises(GrammarError, match="does not load"):
+        GrammarRegex("start: (")
+    with pytest.raises(GrammarError, match="characters"):
+        GrammarRegex(ARITH).regex(12, max_chars=5_000)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.recursive(st.sampled_from(["x", "12", "abc"]),
+                    lambda inner: st.one_of(st.tuples(inner, st.sampled_from("+-*"), inner).map(" ".join),
+                                            inner.map(lambda e: f"({e})")), max_leaves=6))
+def test_generated_expressions_within_depth(arith, text):
+    depth = max((text[:i].count("(") - text[:i].count(")") for i in range(len(text) + 1)), default=0)
+    assert bool(re.fullmatch(arith.regex(2), text)) == (depth <= 2)
