@@ -77,15 +77,18 @@ def json_schema(schema: Any, *, options: Options | None = None) -> Constraint:
         options=options or Options(),
     )
     compiled = compiler.compile()
-    check = None
-    if compiled.post_checked:
 
-        def check(text: str) -> str | None:
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as error:
-                return f"not JSON: {error.msg}"
-            error = js_exceptions.best_match(validator.iter_errors(data))
-            return None if error is None else f"{error.message} (at {_pointer(error.absolute_path) or '/'})"
+    def check(text: str) -> str | None:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            return f"not JSON: {error.msg}"
+        error = js_exceptions.best_match(validator.iter_errors(data))
+        return None if error is None else f"{error.message} (at {_pointer(error.absolute_path) or '/'})"
 
-    return Constraint(compiled.pattern, check=check, post_checked=tuple(compiled.post_checked), kind="json")
+    return Constraint(
+        compiled.pattern,
+        check=check if compiled.post_checked else None,
+        post_checked=tuple(compiled.post_checked),
+        kind="json",
+    )

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 from constrained.errors import CompileTimeout, UnsupportedSchema
 from constrained.schema import formats
 from constrained.schema.ecma import PatternNotCompilable, simple_repetition, translate
-from constrained.schema.keywords import KNOWN, POST_CHECKED, UNSUPPORTED
+from constrained.schema.keywords import POST_CHECKED, UNSUPPORTED
 from constrained.schema.layout import Layout, Regex, alternation, any_value, key_not_in, literal
 from constrained.schema.merge import merge
 from constrained.schema.numbers import INTEGER, NUMBER, Bound, BoundTooCostly, bounded_number, to_decimal
@@ -47,7 +47,6 @@ class Options:
 class Compiled:
     pattern: str
     post_checked: list[str] = field(default_factory=list)
-    formats: set[str] = field(default_factory=set)
 
 
 class SchemaCompiler:
@@ -70,12 +69,10 @@ class SchemaCompiler:
         self.layout = Layout(indent=options.indent)
         self.refs = RefResolver(root)
         self.post_checked: list[str] = []
-        self.formats: set[str] = set()
         self._ref_stack: list[str] = []
         self._deadline = time.monotonic() + options.time_budget_s
         self._any = any_value(self.layout, options.any_depth)
-        self._cache: dict[str, Regex] = {}
-        self._cut = 0  # recursion cut-offs so far (results depending on a cut-off are not cached)
+        self._cut = 0  # recursion cut-offs so far (to say why an empty language came out)
 
     # ---- bookkeeping
 
@@ -95,7 +92,7 @@ class SchemaCompiler:
                                     + (" within the recursion bound" if self._cut else ""))
         if len(regex) > self.options.max_regex_length:
             raise CompileTimeout(f"regex of {len(regex)} characters exceeds {self.options.max_regex_length}")
-        return Compiled(regex, self.post_checked, self.formats)
+        return Compiled(regex, self.post_checked)
 
     # ---- schema nodes
 
@@ -286,7 +283,6 @@ class SchemaCompiler:
         fmt = schema.get("format")
         pattern = schema.get("pattern")
         if isinstance(fmt, str) and fmt in formats.REGEXES:
-            self.formats.add(fmt)
             if fmt not in formats.EXACT:
                 self.post(f"format {fmt}", f"{ptr}/format")
             if pattern is not None:
@@ -295,7 +291,6 @@ class SchemaCompiler:
                 self.post("minLength/maxLength", ptr)
             return f'"{formats.REGEXES[fmt]}"'
         if isinstance(fmt, str) and self.known_format(fmt):
-            self.formats.add(fmt)
             self.post(f"format {fmt}", f"{ptr}/format")
         if pattern is not None:
             simple = simple_repetition(pattern)
@@ -461,10 +456,5 @@ def _search(pattern: str, name: str) -> bool:
         return re.search(pattern, name) is not None
     except re.error:
         return True
-
-
-def unknown_keywords(schema: Any) -> set[str]:
-    """Keys of a schema object that are not JSON Schema keywords (ignored, as the validator ignores them)."""
-    return set(schema) - KNOWN if isinstance(schema, dict) else set()
 
 

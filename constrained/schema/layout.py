@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from constrained.schema.numbers import NUMBER
-from constrained.schema.strings import CHAR, Ranges, char_set, escape, literal_text, subtract
+from constrained.schema.strings import CHAR, Ranges, escape, literal_text, subtract
 
 Regex = Optional[str]
 
