@@ -7,7 +7,12 @@ wait on automaton builds) and the commit check. Failures are grouped by cause.
 Cost (``--index``): pattern length and outlines-core ``Index`` build time per database, over a byte vocabulary
 and over a 32K SentencePiece vocabulary (mistral-common's v3 tokenizer), the latter being what ``bind`` pays.
 
-Usage: python benchmarks/spider.py [--depth 0] [--index] [--dbs a,b] [--data ../shared/data/spider]
+Soundness (``--walk N``): N uniform random walks over each database's byte automaton (outlines-core ``Index``
+over single bytes: at every step a uniformly chosen allowed byte; stop with probability 1/4 where the text may
+end). Each walk's text is then checked: sqlglot parses it, the commit check passes (names exist and are in
+scope), and it executes read-only on the real database. Walks longer than 400 bytes are counted separately.
+
+Usage: python benchmarks/spider.py [--depth 0] [--index] [--walk 50] [--dbs a,b] [--data ../shared/data/spider]
 """
 
 from __future__ import annotations
@@ -67,6 +72,51 @@ def sentencepiece_vocabulary():
     return outlines_core.Vocabulary(processor.eos_id(), pieces)
 
 
+def random_walks(constraint, path: Path, count: int, totals: collections.Counter, seed: int = 0) -> dict:
+    """Uniform random walks over the pattern's byte automaton; each text is judged as described above."""
+    import random
+
+    import outlines_core
+    import sqlglot
+
+    index = outlines_core.Index(constraint.pattern, outlines_core.Vocabulary(256, {bytes([b]): [b] for b in
+                                                                                  range(256)}))
+    transitions, finals = index.get_transitions(), set(index.get_final_states())
+    rng = random.Random(seed)
+    counts: collections.Counter[str] = collections.Counter()
+    for _ in range(count):
+        state, text = index.get_initial_state(), bytearray()
+        while len(text) <= 400:
+            moves = {b: q for b, q in transitions.get(state, {}).items() if b < 256}
+            if state in finals and (not moves or rng.random() < 0.25):
+                break
+            if not moves:
+                break
+            byte = rng.choice(sorted(moves))
+            text.append(byte)
+            state = moves[byte]
+        query = text.decode("utf-8", errors="replace")
+        if len(text) > 400 or state not in finals:
+            counts["unfinished (too long or stuck)"] += 1
+            continue
+        try:
+            sqlglot.parse_one(query, read="sqlite")
+        except Exception:  # noqa: BLE001 - a category of the report
+            counts["sqlglot cannot parse"] += 1
+            continue
+        problem = constraint.check(query)
+        if problem is not None:
+            counts["commit check: " + problem.split(":")[0].split("'")[0].strip()] += 1
+            continue
+        try:
+            execute_readonly(path, query, timeout_s=2, max_rows=10)
+            counts["ok (parses, names in scope, executes)"] += 1
+        except Exception:  # noqa: BLE001 - a category of the report
+            counts["does not execute"] += 1
+    totals.update(counts)
+    return dict(counts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "spider"))
@@ -75,6 +125,7 @@ def main() -> None:
     parser.add_argument("--index", action="store_true", help="also time outlines-core Index builds")
     parser.add_argument("--dbs", default="", help="comma-separated db_ids (default: all dev databases)")
     parser.add_argument("--execute", action="store_true", help="also run accepted gold queries read-only")
+    parser.add_argument("--walk", type=int, default=0, help="random walks per database (soundness)")
     args = parser.parse_args()
 
     data = Path(args.data)
@@ -91,6 +142,7 @@ def main() -> None:
         vocabularies = {"bytes": outlines_core.Vocabulary(256, {bytes([b]): [b] for b in range(256)}),
                         "spm32k": sentencepiece_vocabulary()}
 
+    soundness: collections.Counter[str] = collections.Counter()
     accepted = total = 0
     causes: collections.Counter[str] = collections.Counter()
     examples: dict[str, str] = {}
@@ -126,6 +178,9 @@ def main() -> None:
                 causes[key] += 1
                 examples.setdefault(key, f"{query}  [{problem}]" if problem else query)
         row["accepted"] = f"{db_ok}/{len(by_db[db_id])}"
+        if args.walk:
+            walk_counts = random_walks(constraint, path, args.walk, soundness)
+            row["walks"] = walk_counts
         print(json.dumps(row), flush=True)
 
     print(f"\ncompleteness at depth {args.depth}: {accepted}/{total} = {100 * accepted / max(total, 1):.1f}%")
@@ -133,6 +188,8 @@ def main() -> None:
         print(f"  {count:4d}  {key}\n        e.g. {examples[key][:220]}")
     if args.execute:
         print(f"accepted gold queries failing to execute: {exec_failures}")
+    if args.walk:
+        print(f"random walks: {dict(soundness)}")
 
 
 if __name__ == "__main__":

@@ -3,5 +3,6 @@
 from .compiler import sql
 from .database import Column, Schema, Table, load_schema
 from .execute import execute_readonly
+from .generate import SqlResult, generate_sql
 
-__all__ = ["Column", "Schema", "Table", "execute_readonly", "load_schema", "sql"]
+__all__ = ["Column", "Schema", "SqlResult", "Table", "execute_readonly", "generate_sql", "load_schema", "sql"]

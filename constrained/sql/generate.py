@@ -1,0 +1,53 @@
+"""``generate_sql``: a question about a database in, a read-only query (and optionally its rows) out.
+
+The question reaches SQL only through generation: it is placed in the prompt, never interpolated into a
+query. The schema goes into the prompt in the compact form of :func:`constrained.prompts.compact_sql_schema`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+
+from ..generation import GenerationResult, generate
+from ..prompts import compact_sql_schema, sql_prompt
+from .compiler import sql
+from .database import load_schema
+from .execute import execute_readonly
+
+
+@dataclass(frozen=True)
+class SqlResult:
+    """``sql``: the query (in ``dialect``); ``text``: what was generated (SQLite); ``rows`` when executed."""
+
+    sql: str
+    text: str
+    dialect: str
+    rows: list[tuple] | None
+    generation: GenerationResult
+
+    def to(self, dialect: str) -> str:
+        """The query in another SQL dialect, through sqlglot."""
+        return sqlglot.transpile(self.text, read="sqlite", write=dialect)[0]
+
+
+def generate_sql(question: str, db: Any, model: Any = None, tokenizer: Any = None, execute: bool = False,
+                 dialect: str = "sqlite", *, depth: int = 0, **gen_kwargs: Any) -> SqlResult:
+    """A query over ``db`` (SQLite path, connection, DDL text, Spider entry) answering ``question``.
+
+    ``execute=True`` runs it read-only on ``db`` (which must then be a file or a connection); extra keyword
+    arguments go to :func:`constrained.generation.generate` (``max_new_tokens``, ``steps``, ``seed``, ...).
+    """
+    schema = load_schema(db)
+    constraint = sql(schema, depth=depth)
+    prompt = sql_prompt(compact_sql_schema({t.name: [c.name for c in t.columns] for t in schema.tables}), question)
+    result = generate(constraint, prompt, model=model, tokenizer=tokenizer, **gen_kwargs)
+    text = result.text.strip()
+    query = text if dialect == "sqlite" else sqlglot.transpile(text, read="sqlite", write=dialect)[0]
+    rows = None
+    if execute:
+        rows = execute_readonly(db if isinstance(db, sqlite3.Connection) else schema, text)
+    return SqlResult(query, text, dialect, rows, result)
