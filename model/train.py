@@ -13,7 +13,11 @@ generation: a random block of the answer is the canvas, the prompt plus the earl
 Everything is seeded (corpus, tokenizer, init, noise, batches), so the same arguments give the same checkpoint on
 the same software stack when the run finishes its ``--steps``. ``--max-minutes`` caps the run on a slow or busy
 machine: the learning-rate schedule follows whichever of step count and elapsed time is further along, so a capped
-run still ends with a decayed learning rate (but then depends on the machine's speed).
+run still ends with a decayed learning rate (but then depends on the machine's speed). ``--resume DIR`` continues
+from a checkpoint with a fresh optimizer and schedule; ``training.json`` then records the run it continued.
+
+The shipped checkpoint: ``--threads 1 --max-minutes 60`` (716 steps of 16 on a CPU shared with other jobs); see
+``model/checkpoint/training.json``.
 """
 
 from __future__ import annotations
@@ -154,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--save-every", type=int, default=250)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--resume", type=Path, default=None,
+                        help="continue from this checkpoint (its tokenizer and weights; fresh optimizer and schedule)")
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -163,10 +169,18 @@ def main(argv: list[str] | None = None) -> None:
     console = Console(stderr=False)
     started = time.monotonic()
 
-    texts = corpus.take(TOKENIZER_TEXTS, "train", seed=args.seed)
-    tok = tokenizer_lib.train_tokenizer(s for item in texts for s in (item.prompt, item.target))
-    config = architecture.tiny_config(len(tok), pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, bos_id=tok.bos_token_id)
-    model = architecture.build(config)
+    previous: dict | None = None
+    if args.resume is not None:
+        model = DiffusionGemmaForBlockDiffusion.from_pretrained(str(args.resume), local_files_only=True)
+        tok = PreTrainedTokenizerFast.from_pretrained(str(args.resume), local_files_only=True)
+        config = model.config
+        record = args.resume / "training.json"
+        previous = json.loads(record.read_text()) if record.is_file() else None
+    else:
+        texts = corpus.take(TOKENIZER_TEXTS, "train", seed=args.seed)
+        tok = tokenizer_lib.train_tokenizer(s for item in texts for s in (item.prompt, item.target))
+        config = architecture.tiny_config(len(tok), pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, bos_id=tok.bos_token_id)
+        model = architecture.build(config)
     model.generation_config = generation_config(tok, config.canvas_length)
     model.train()
     params = sum(p.numel() for p in model.parameters())
@@ -211,17 +225,19 @@ def main(argv: list[str] | None = None) -> None:
                     print(json.dumps(record), flush=True)
             elapsed = (time.monotonic() - started) / 60
             if step % args.save_every == 0:
-                save_checkpoint(model, tok, args.out, _stats(args, step, elapsed, params, history))
+                save_checkpoint(model, tok, args.out, _stats(args, step, elapsed, params, history, previous))
             if elapsed > args.max_minutes:
                 console.print(f"time budget reached after {step} steps")
                 break
     elapsed = (time.monotonic() - started) / 60
-    save_checkpoint(model, tok, args.out, _stats(args, step, elapsed, params, history))
+    save_checkpoint(model, tok, args.out, _stats(args, step, elapsed, params, history, previous))
     console.print(f"saved {args.out} after {step} steps, {elapsed:.1f} min, last loss {history[-1] if history else '-'}")
 
 
-def _stats(args: argparse.Namespace, step: int, minutes: float, params: int, history: list[dict]) -> dict:
+def _stats(args: argparse.Namespace, step: int, minutes: float, params: int, history: list[dict],
+           previous: dict | None) -> dict:
     return {
+        "resumed_from": previous,
         "steps_done": step,
         "steps_planned": args.steps,
         "batch_size": args.batch_size,
