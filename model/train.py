@@ -98,14 +98,14 @@ def denoising_loss(
 ) -> torch.Tensor:
     """Per-example mean cross-entropy of the clean canvas given the noisy one (shape ``[batch]``)."""
     encoded = model.model.encoder(input_ids=context, attention_mask=context_mask)
-    cache = encoded.past_key_values
+    cache = encoded.cache
     decoder_mask = torch.cat([context_mask, torch.ones_like(canvas)], dim=1)
     sc_logits = None
     if self_condition:
         with torch.no_grad():
-            sc_logits = model(past_key_values=cache, decoder_input_ids=noisy, decoder_attention_mask=decoder_mask).logits
+            sc_logits = model(cache=cache, decoder_input_ids=noisy, decoder_attention_mask=decoder_mask).logits
     logits = model(
-        past_key_values=cache,
+        cache=cache,
         decoder_input_ids=noisy,
         decoder_attention_mask=decoder_mask,
         self_conditioning_logits=sc_logits,

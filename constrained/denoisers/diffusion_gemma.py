@@ -114,11 +114,11 @@ class DiffusionGemmaDenoiser:
             config=self.model.config,
             inputs_embeds=torch.empty((1, ids.shape[1], 0), dtype=self.model.dtype, device=self.device),
             attention_mask=attention,
-            past_key_values=self._cache,
+            cache=self._cache,
             position_ids=positions,
             mm_token_type_ids=None,
         )
-        encoder(input_ids=ids, attention_mask=mask_mapping, past_key_values=self._cache, position_ids=positions)
+        encoder(input_ids=ids, attention_mask=mask_mapping, cache=self._cache, position_ids=positions)
         self._length = end
 
     def new_canvas(self, generator: torch.Generator, length: int | None = None) -> torch.Tensor:
@@ -130,7 +130,7 @@ class DiffusionGemmaDenoiser:
         self._decoder_mask = self.model.model.decoder.create_diffusion_decoder_attention_mask(
             config=self.model.config,
             inputs_embeds=canvas.unsqueeze(-1),
-            past_key_values=self._cache,
+            cache=self._cache,
             decoder_attention_mask=attention,
         )
         self._self_conditioning = None
@@ -147,7 +147,7 @@ class DiffusionGemmaDenoiser:
             decoder_input_ids=canvas.unsqueeze(0),
             self_conditioning_logits=self._self_conditioning,
             decoder_attention_mask=self._decoder_mask,
-            past_key_values=self._cache,
+            cache=self._cache,
             decoder_position_ids=positions,
         )
         check_finite(output.logits, "DiffusionGemma")
