@@ -191,10 +191,13 @@ def solve(
     commit_threshold: float = 0.0,
     check_unique: bool = True,
     unique_node_limit: int = 200_000,
+    callback: Callable[[int, str], None] | None = None,
 ) -> PuzzleResult:
     """Solve ``puzzle`` with ``denoiser`` guiding every choice (see the module docstring for what a pass does).
 
     ``vocabulary`` maps values to the denoiser's token ids (default: the symbols as ids ``0..size-1``).
+    ``callback(pass, grid)`` sees the grid after every pass (row-major symbols, ``.`` where still open), the way
+    :func:`constrained.generate` shows drafts.
     Raises ConstraintUnsatisfiable when no solution exists or the pass/remask bounds run out (``partial`` holds
     the canvas reached), DenoiserError when the denoiser's output has the wrong shape or NaNs.
     """
@@ -252,6 +255,8 @@ def solve(
                         break
                     except Contradiction:
                         stuck = None
+        if callback is not None:
+            callback(steps, partial())
     values = tuple(m.bit_length() for m in cands)
     problems = puzzle.violations(values)
     if problems:  # propagation is meant to make this impossible; never hand back a broken grid

@@ -10,7 +10,7 @@ from constrained.errors import DenoiserError, PuzzleError
 from constrained.puzzles.grid import GridPuzzle
 from constrained.puzzles.kinds import SYMBOLS, sudoku
 from constrained.puzzles.model_denoiser import AdapterDenoiser
-from constrained.puzzles.solver import Denoiser, PuzzleResult, UniformDenoiser, solve
+from constrained.puzzles.solver import Denoiser, PuzzleResult, solve
 from constrained.puzzles.symbols import SymbolVocabulary
 
 BLANKS = ".0"
@@ -103,21 +103,23 @@ def solve_sudoku(
 ) -> PuzzleResult:
     """Solve a Sudoku, the denoiser guiding each pass (see ``solver.solve``; ``options`` go there).
 
-    Tokens: ``tokenizer`` (HF tokenizer or ``{token: id}`` dict) decides which token id writes each symbol
-    (VocabularyError if a symbol is not a single token); without one the symbols are ids ``0..n-1``.
-    Denoiser: ``denoiser`` if given, else one made from ``model`` (see ``model_denoiser``), else the seeded
-    ``UniformDenoiser`` baseline. (``model=None`` is meant to mean the built-in model once it is trained; until
-    then it means the uniform baseline.)
+    Denoiser: ``denoiser`` if given (``UniformDenoiser`` is the model-free baseline), else one made from
+    ``model`` and ``tokenizer`` (see ``model_denoiser``); ``model=None`` means the built-in model and its
+    tokenizer. Tokens: the tokenizer (HF tokenizer or ``{token: id}`` dict) decides which token id writes each
+    symbol (VocabularyError if a symbol is not a single token); with a ``denoiser`` and no tokenizer the symbols
+    are ids ``0..n-1``.
     """
     grid = parse_sudoku(puzzle)
+    if denoiser is None:
+        if model is None:
+            from constrained.default_model import load_default
+
+            model, default_tokenizer = load_default()
+            tokenizer = tokenizer if tokenizer is not None else default_tokenizer
+        denoiser = model_denoiser(model, tokenizer, grid, seed)
     vocabulary = (
         SymbolVocabulary.from_tokenizer(tokenizer, grid.symbols)
         if tokenizer is not None
         else SymbolVocabulary.plain(grid.symbols)
     )
-    if denoiser is None:
-        if model is not None:
-            denoiser = model_denoiser(model, tokenizer, grid, seed)
-        else:
-            denoiser = UniformDenoiser(vocabulary.vocab_size, seed)
     return solve(grid, denoiser, vocabulary, **options)
