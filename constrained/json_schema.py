@@ -61,9 +61,8 @@ def json_schema(schema: Any, *, options: Options | None = None) -> Constraint:
     cls = validators.validator_for(document) if isinstance(document, dict) else jsonschema.Draft202012Validator
     try:
         cls.check_schema(document)
-    except js_exceptions.SchemaError as error:
-        best = js_exceptions.best_match([error]) or error
-        raise SchemaError(f"invalid schema: {best.message}", _pointer(best.path)) from None
+    except js_exceptions.SchemaError as error:  # check_schema raises the best match among the meta-schema errors
+        raise SchemaError(f"invalid schema: {error.message}", _pointer(error.path)) from None
     validator = cls(document, format_checker=format_checker())
 
     def validate(value: Any, subschema: Any) -> bool:

@@ -324,6 +324,9 @@ def test_invalid_schema_raises_schema_error_with_pointer():
     with pytest.raises(SchemaError) as info:
         json_schema({"type": "object", "properties": {"a": {"type": 5}}})
     assert info.value.pointer.startswith("/properties/a")
+    with pytest.raises(SchemaError) as info:  # a meta-schema bound rather than a type
+        json_schema({"type": "object", "minProperties": -1})
+    assert info.value.pointer == "/minProperties"
     with pytest.raises(SchemaError):
         json_schema("{not json")
 
