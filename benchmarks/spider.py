@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from constrained.sql import sql  # noqa: E402
-from constrained.sql.execute import execute_readonly  # noqa: E402
+from constrained.text_to_sql import sql  # noqa: E402
+from constrained.text_to_sql.execute import execute_readonly  # noqa: E402
 
 SPM = "mistral_common/data/mistral_instruct_tokenizer_240323.model.v3"
 

@@ -25,10 +25,11 @@ from .generation import GenerationResult, generate, generate_json
 from .json_schema import json_schema
 from .lattice import Canvas
 from .puzzles.sudoku import solve_sudoku
+from .text_to_sql import SqlResult, generate_sql, sql
 
 __all__ = [
     "BoundConstraint", "Canvas", "CompileTimeout", "ConstrainedError", "Constraint", "ConstraintUnsatisfiable",
     "DatabaseError", "DenoiserError", "GenerationResult", "GrammarError", "PuzzleError", "RegexError", "SchemaError",
-    "UnsupportedSchema", "VocabularyError", "edit", "generate", "generate_json", "json_schema", "load_default",
-    "regex", "solve_sudoku",
+    "SqlResult", "UnsupportedSchema", "VocabularyError", "edit", "generate", "generate_json", "generate_sql",
+    "json_schema", "load_default", "regex", "solve_sudoku", "sql",
 ]

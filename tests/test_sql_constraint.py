@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from constrained.errors import GrammarError
-from constrained.sql import sql
-from constrained.sql.compiler import sql_grammar
+from constrained.text_to_sql import sql
+from constrained.text_to_sql.compiler import sql_grammar
 
 SPIDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "spider"
 DDL = """CREATE TABLE singer (singer_id INTEGER, name TEXT, country TEXT, age INTEGER);

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from constrained.errors import DatabaseError
-from constrained.sql import execute_readonly, load_schema
+from constrained.text_to_sql import execute_readonly, load_schema
 
 DDL = "CREATE TABLE singer (singer_id INTEGER, name TEXT, age INTEGER);"
 

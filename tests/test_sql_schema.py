@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from constrained.errors import DatabaseError
-from constrained.sql import load_schema
+from constrained.text_to_sql import load_schema
 
 SPIDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "spider"
 DDL = "CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, age INT); CREATE TABLE concert (id INTEGER, year TEXT);"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from .checks import SqlChecker
 from .database import Schema, load_schema
 from .grammar_regex import GrammarRegex, Piece, names_pieces
 
-GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammars" / "sql.lark"
+GRAMMAR_PATH = Path(str(files("grammars") / "sql.lark"))
 #: Aliases the masks offer (``FROM singer AS T1``): Spider's convention, and enough for nine-way joins.
 DEFAULT_ALIASES = tuple(f"T{i}" for i in range(1, 10))
 POST_CHECKED = (

@@ -1,0 +1,1 @@
+"""Lark grammars shipped with the package (read with :func:`importlib.resources.files`)."""
