@@ -266,6 +266,83 @@ class Canvas:
             raise ConstraintUnsatisfiable("no admissible canvas is consistent with the decided tokens")
         return viterbi(self._dfa, self._sets, self._forward[0], self._backward, self.tokens, logprobs)
 
+    def sample_decode(self, logprobs: torch.Tensor, generator: torch.Generator | None = None) -> list[int]:
+        """An admissible canvas drawn with probability proportional to the product of its tokens' probabilities.
+
+        Why beside :meth:`map_decode`: a constraint whose commit-time check the MAP canvas fails (a SQL column
+        outside the tables in scope) needs other admissible candidates, in the model's order of preference.
+        Same arguments and errors as :meth:`map_decode`; ``generator`` seeds the draw.
+        """
+        if tuple(logprobs.shape) != (self.length, self.vocab_size):
+            raise ValueError(f"logprobs must be [{self.length}, {self.vocab_size}], got {list(logprobs.shape)}")
+        if not self.feasible():
+            raise ConstraintUnsatisfiable("no admissible canvas is consistent with the decided tokens")
+        return sample_path(self._dfa, self._sets, self._forward[0], self._backward, self.tokens, logprobs, generator)
+
+
+def _draw(log_weights: torch.Tensor, generator: torch.Generator | None) -> int:
+    """An index drawn with probability proportional to ``exp(log_weights)`` (some entry finite)."""
+    weights = torch.exp(log_weights - log_weights.max()).nan_to_num(nan=0.0)
+    return int(torch.multinomial(weights, 1, generator=generator))
+
+
+def sample_path(
+    dfa: TokenDFA, sets: StateSets, start: int, backward: Sequence[int], tokens: Sequence[int | None],
+    logprobs: torch.Tensor, generator: torch.Generator | None = None,
+) -> list[int]:
+    """Forward filtering, backward sampling over ``states × positions``: :func:`viterbi` with sums for maxima.
+
+    The forward pass keeps, per position, the log-mass of every state over admissible prefixes; the backward
+    pass draws the end state, then at each position a (previous state, token class) pair leading into the drawn
+    state, then a token of that class, each in proportion to its mass.
+    """
+    logprobs = logprobs.detach().to(torch.float64).cpu()
+    token_class = torch.from_numpy(dfa.token_class).long()
+    table = torch.from_numpy(dfa.table).long()
+    n_states, n_classes = table.shape
+    flat_target = table.clamp(min=0).reshape(-1)
+    alpha = torch.full((n_states,), -torch.inf, dtype=torch.float64)
+    alpha[torch.from_numpy(sets.members(start))] = 0.0
+    alphas, masses, rows = [], [], []
+    for i, token in enumerate(tokens):
+        row = logprobs[i].nan_to_num(nan=-torch.inf)
+        mass = torch.full((n_classes,), -torch.inf, dtype=torch.float64)
+        if token is OPEN:
+            peak = torch.full((n_classes,), -torch.inf, dtype=torch.float64).scatter_reduce(0, token_class, row, "amax")
+            shift = torch.where(torch.isfinite(peak), peak, 0.0)
+            total = torch.zeros(n_classes, dtype=torch.float64).scatter_add(0, token_class, torch.exp(row - shift[token_class]))
+            mass = torch.log(total) + shift
+        else:
+            mass[token_class[token]] = 0.0  # a decided token is certain
+        reachable = torch.from_numpy(np.append(sets.members(backward[i + 1]), False))
+        candidate = alpha[:, None] + mass[None, :]
+        candidate[~reachable[table]] = -torch.inf
+        flat = candidate.reshape(-1)
+        peak = torch.full((n_states,), -torch.inf, dtype=torch.float64).scatter_reduce(0, flat_target, flat, "amax")
+        shift = torch.where(torch.isfinite(peak), peak, 0.0)
+        total = torch.zeros(n_states, dtype=torch.float64).scatter_add(0, flat_target, torch.exp(flat - shift[flat_target]))
+        alphas.append(alpha)
+        masses.append(mass)
+        rows.append(row)
+        alpha = torch.log(total) + shift
+    if not torch.isfinite(alpha).any():
+        raise ConstraintUnsatisfiable("no admissible canvas has finite probability under the logits")
+    state = _draw(alpha, generator)
+    path: list[int] = []
+    for i in range(len(tokens) - 1, -1, -1):
+        into = torch.where(table == state, alphas[i][:, None] + masses[i][None, :], -torch.inf)
+        pair = _draw(into.reshape(-1), generator)
+        previous, chosen_class = divmod(pair, n_classes)
+        token = tokens[i]
+        if token is OPEN:
+            in_class = token_class == chosen_class
+            within = torch.where(in_class, rows[i], -torch.inf)
+            token = _draw(within if torch.isfinite(within).any() else torch.where(in_class, 0.0, -torch.inf), generator)
+        path.append(int(token))
+        state = previous
+    path.reverse()
+    return path
+
 
 def viterbi(
     dfa: TokenDFA, sets: StateSets, start: int, backward: Sequence[int], tokens: Sequence[int | None],

@@ -15,8 +15,10 @@ A block ends when the denoiser's stopping rule fires or its steps run out. Its o
 committed only if it satisfies the constraint: jointly feasible, and when the text ends in it, passing the
 constraint's commit-time ``check`` too. Otherwise the offending positions (the ones that clash, or for a failed
 check the least confident ones) are reopened and denoised again, at most ``max_retries`` times; then the exact
-constrained MAP decode of the last logits gives an admissible block, and if even that fails the commit-time check
-the run raises :class:`ConstraintUnsatisfiable` with the text so far, never returning an invalid one.
+constrained MAP decode of the last logits gives an admissible block. Where even that fails the commit-time check,
+admissible blocks are drawn from the same logits (forward filtering, backward sampling on the lattice) until one
+passes, at most ``fallback_draws``; after that the run raises :class:`ConstraintUnsatisfiable` with the text so
+far, never returning an invalid one.
 
 Longer outputs are generated block by block (block-autoregressive). The lattice canvas of each block spans the
 *whole remaining budget*, not only the block: the positions after the block stay open, so a block is only ever
@@ -43,6 +45,8 @@ DraftCallback = Callable[[int, torch.Tensor], None]
 CommitCallback = Callable[[list[int]], None]
 
 DEFAULT_MAX_RETRIES = 2
+#: Admissible blocks drawn from the last logits when even the MAP block fails the commit-time check.
+DEFAULT_FALLBACK_DRAWS = 32
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class ConstrainedSampler:
         *,
         end_token_ids: tuple[int, ...] = (),
         max_retries: int = DEFAULT_MAX_RETRIES,
+        fallback_draws: int = DEFAULT_FALLBACK_DRAWS,
         on_draft: DraftCallback | None = None,
         on_commit: CommitCallback | None = None,
     ) -> None:
@@ -98,6 +103,7 @@ class ConstrainedSampler:
         self.generator = generator
         self.end_token_ids = tuple(bound.eos_token_ids) if bound is not None else tuple(end_token_ids)
         self.max_retries = max_retries
+        self.fallback_draws = fallback_draws
         self.on_draft = on_draft
         self.on_commit = on_commit
         self.forward_passes = 0
@@ -274,7 +280,9 @@ class ConstrainedSampler:
     def _map_fallback(
         self, cv: Canvas, logits: torch.Tensor, length: int, user_fixed: set, prefix: list, last: bool
     ) -> list[int]:
-        """The most probable admissible block under the last logits; the run fails if even it fails the check."""
+        """The most probable admissible block under the last logits, or, where it fails the commit-time check,
+        the first of ``fallback_draws`` admissible blocks drawn from those logits that passes; the run fails
+        when none does."""
         cv.decide({i: None for i in range(length) if i not in user_fixed and cv.tokens[i] is not None})
         logprobs = torch.zeros(len(cv.tokens), cv.vocab_size, dtype=torch.float32)
         rows = torch.log_softmax(logits.float(), dim=-1).cpu()
@@ -282,13 +290,23 @@ class ConstrainedSampler:
         logprobs[:length] = float("-inf")
         logprobs[:length, :width] = rows[:, :width]
         block = cv.map_decode(logprobs)[:length]
-        cv.decide(dict(enumerate(block)))
         violation = self._violation(prefix, block, last)
+        tried = {tuple(block)}
+        for _ in range(self.fallback_draws if violation is not None else 0):
+            drawn = cv.sample_decode(logprobs, self.generator)[:length]
+            if tuple(drawn) in tried:
+                continue
+            tried.add(tuple(drawn))
+            if self._violation(prefix, drawn, last) is None:
+                block, violation = drawn, None
+                break
         if violation is not None:
             raise ConstraintUnsatisfiable(
-                f"the constrained decode still violates the constraint: {violation}",
+                f"the constrained decode still violates the constraint: {violation} "
+                f"(and {len(tried) - 1} other admissible draws failed the check too)",
                 partial=self._text([*prefix, tuple(block)]),
             )
+        cv.decide(dict(enumerate(block)))
         return block
 
     # ---------------------------------------------------------------- helpers
