@@ -1,0 +1,282 @@
+"""The ``constrained`` command: schema-bound JSON, SQL over a database, Sudoku, and edits, on the built-in model.
+
+::
+
+    constrained json --schema person.schema.json "Ada Lovelace, 36, ada@example.org"
+    constrained sql --db concerts.sqlite "How many singers are older than 30?" --execute
+    constrained sudoku 53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79
+    constrained edit --schema person.schema.json --span '$.email' person.json
+
+The answer goes to stdout and a line of figures (forward passes, tokens per forward, seconds) to stderr, so the
+answer pipes cleanly. In a terminal a live view shows the canvas settling step by step while the model works
+(``--no-live`` turns it off). ``--json`` prints one JSON object instead, errors included, for scripts. A failure
+the user can cause (bad schema, unknown database, unsolvable puzzle, a constraint the budget cannot meet) prints
+its error class and message, with any partial output, and exits with status 1; bad usage exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .errors import ConstrainedError
+
+Draw = Callable[[int, str], None]
+"""A draft callback, ``(step, text)``, as :func:`constrained.generate` and :func:`constrained.solve_sudoku` call it."""
+
+
+@contextmanager
+def live_view(console: Console, title: str, enabled: bool, shape: Callable[[str], str] = str) -> Iterator[Draw]:
+    """A callback that redraws the current draft in place (a terminal only), cleared when the command ends.
+
+    ``shape`` lays a draft out for reading (a Sudoku line becomes a grid). Where the view is off the callback
+    does nothing, so commands call it unconditionally.
+    """
+    if not enabled:
+        yield lambda step, text: None
+        return
+    with Live(console=console, transient=True, refresh_per_second=24) as live:
+
+        def draw(step: int, text: str) -> None:
+            live.update(Panel(Text(shape(text)), title=f"{title} · step {step}", title_align="left"))
+
+        yield draw
+
+
+def _figures(steps: int, seconds: float, tokens: int | None = None) -> dict[str, Any]:
+    figures: dict[str, Any] = {"forward_passes": steps, "seconds": round(seconds, 3)}
+    if tokens is not None:
+        figures["tokens_per_forward"] = round(tokens / steps, 2) if steps else 0.0
+    return figures
+
+
+def _say_figures(console: Console, figures: dict[str, Any], extra: str = "") -> None:
+    parts = [f"{figures['forward_passes']} forward passes"]
+    if "tokens_per_forward" in figures:
+        parts.append(f"{figures['tokens_per_forward']} tokens/forward")
+    parts.append(f"{figures['seconds']:.2f} s")
+    console.print(" · ".join(parts) + (f" · {extra}" if extra else ""), style="dim")
+
+
+def _model(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(model, tokenizer)``: ``--checkpoint DIR`` when given, else ``(None, None)``, the built-in model."""
+    if args.checkpoint is None:
+        return None, None
+    from .default_model import load
+
+    return load(args.checkpoint)
+
+
+def _read_json_file(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConstrainedError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConstrainedError(f"the {what} {path} is not JSON: {exc}") from exc
+
+
+def _open_database(path: Path) -> Any:
+    """A ``.sql`` script (schema and rows) runs into an in-memory database; anything else is a SQLite file path."""
+    if path.suffix.lower() != ".sql":
+        return path
+    try:
+        script = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConstrainedError(f"cannot read the SQL script {path}: {exc.strerror}") from exc
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.executescript(script)
+    except sqlite3.Error as exc:
+        raise ConstrainedError(f"the SQL script {path} does not run: {exc}") from exc
+    return connection
+
+
+def run_json(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:
+    from .generation import generate_json
+
+    model, tokenizer = _model(args)
+    schema = _read_json_file(args.schema, "schema")
+    started = time.perf_counter()
+    result = generate_json(schema, args.text, model=model, tokenizer=tokenizer, max_new_tokens=args.max_new_tokens,
+                           steps=args.steps, seed=args.seed, callback=draw)
+    figures = _figures(result.steps, time.perf_counter() - started, len(result.token_ids))
+    return {"text": result.text, "value": result.value, **figures}, result.text
+
+
+def run_sql(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:
+    from .text_to_sql import generate_sql
+
+    model, tokenizer = _model(args)
+    db = _open_database(args.db)
+    started = time.perf_counter()
+    result = generate_sql(args.question, db, model=model, tokenizer=tokenizer, execute=args.execute,
+                          dialect=args.dialect, max_new_tokens=args.max_new_tokens, steps=args.steps, seed=args.seed,
+                          callback=draw)
+    figures = _figures(result.generation.steps, time.perf_counter() - started, len(result.generation.token_ids))
+    rows = None if result.rows is None else [list(row) for row in result.rows]
+    return {"sql": result.sql, "dialect": result.dialect, "rows": rows, **figures}, result.sql
+
+
+def run_sudoku(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:
+    from .puzzles.solver import UniformDenoiser
+    from .puzzles.sudoku import format_sudoku, parse_sudoku, solve_sudoku
+
+    model, tokenizer = _model(args)
+    denoiser = None
+    if args.uniform:
+        denoiser = UniformDenoiser(parse_sudoku(args.puzzle).size, args.seed)
+    started = time.perf_counter()
+    result = solve_sudoku(args.puzzle, model=model, tokenizer=tokenizer, denoiser=denoiser, seed=args.seed,
+                          callback=draw)
+    figures = _figures(result.steps, time.perf_counter() - started)
+    report = {"solution": result.solution, "unique": result.unique, "remasks": result.remasks, **figures}
+    return report, format_sudoku(result.solution, pretty=not args.line)
+
+
+def _span(text: str) -> tuple[int, int] | str:
+    """``START:END`` is a character range; anything else a JSON path such as ``$.address.city``."""
+    start, colon, end = text.partition(":")
+    if colon and start.strip().isdigit() and end.strip().isdigit():
+        return int(start), int(end)
+    return text
+
+
+def run_edit(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:
+    from .constraint import regex
+    from .edit import edit
+    from .json_schema import json_schema
+    from .prompts import json_prompt
+
+    model, tokenizer = _model(args)
+    if args.document == "-":
+        document = sys.stdin.read()
+    else:
+        try:
+            document = Path(args.document).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConstrainedError(f"cannot read the document {args.document}: {exc.strerror}") from exc
+    document = document.rstrip("\n")  # a file's final newline is not part of the value
+    if args.schema is not None:
+        schema = _read_json_file(args.schema, "schema")
+        constraint, prompt = json_schema(schema), json_prompt(schema, args.prompt)
+    else:
+        constraint, prompt = regex(args.regex), args.prompt
+    started = time.perf_counter()
+    result = edit(document, [_span(s) for s in args.span], constraint, prompt=prompt, model=model,
+                  tokenizer=tokenizer, steps=args.steps, seed=args.seed, extra_tokens=args.extra_tokens,
+                  callback=draw)
+    figures = _figures(result.steps, time.perf_counter() - started)
+    return {"text": result.text, "value": result.value, **figures}, result.text
+
+
+def _show_rows(console: Console, rows: list[list[Any]]) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    for row in rows:
+        table.add_row(*("NULL" if value is None else str(value) for value in row))
+    console.print(table)
+    console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", style="dim")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="constrained",
+        description="Constrained structured generation with a diffusion language model (the built-in one by default).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable, help_text: str, title: str, generates: bool = True):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(run=run, title=title)
+        sub.add_argument("--json", action="store_true", help="print one JSON object (answer and figures) for scripts")
+        sub.add_argument("--no-live", action="store_true", help="no live view of the canvas, even in a terminal")
+        sub.add_argument("--seed", type=int, default=0, help="random seed (default 0: runs repeat exactly)")
+        sub.add_argument("--checkpoint", type=Path, default=None,
+                         help="a DiffusionGemma checkpoint directory to use instead of the built-in model")
+        if generates:
+            sub.add_argument("--steps", type=int, default=None, help="denoising steps per canvas (model default)")
+        return sub
+
+    sub = command("json", run_json, "extract a JSON value valid under a JSON Schema from a text", "json")
+    sub.add_argument("--schema", type=Path, required=True, help="JSON Schema file")
+    sub.add_argument("--max-new-tokens", type=int, default=192, help="token budget for the JSON text")
+    sub.add_argument("text", help="the text to extract from")
+
+    sub = command("sql", run_sql, "write a read-only SQL query over a database that answers a question", "sql")
+    sub.add_argument("--db", type=Path, required=True, help="SQLite database file, or a .sql script to load")
+    sub.add_argument("--execute", action="store_true", help="run the query read-only and print its rows")
+    sub.add_argument("--dialect", default="sqlite", help="print the query in this sqlglot dialect")
+    sub.add_argument("--max-new-tokens", type=int, default=96, help="token budget for the query")
+    sub.add_argument("question")
+
+    sub = command("sudoku", run_sudoku, "solve a Sudoku (81 characters, '.' or '0' for a blank)", "sudoku",
+                  generates=False)
+    sub.add_argument("--uniform", action="store_true",
+                     help="guide the search by a uniform-random denoiser instead of the model (the baseline)")
+    sub.add_argument("--line", action="store_true", help="print the solution as one line, not as a grid")
+    sub.add_argument("puzzle")
+
+    sub = command("edit", run_edit, "regenerate spans of a valid document, keeping every other byte", "edit")
+    which = sub.add_mutually_exclusive_group(required=True)
+    which.add_argument("--schema", type=Path, help="JSON Schema file the document follows")
+    which.add_argument("--regex", help="regular expression the document matches")
+    sub.add_argument("--span", action="append", required=True,
+                     help="a JSON path ($.address.city) or a character range START:END; repeat for several")
+    sub.add_argument("--prompt", default="", help="what the regenerated document should say")
+    sub.add_argument("--extra-tokens", type=int, default=0, help="room per span for a longer replacement")
+    sub.add_argument("document", help="file holding the document, or - for standard input")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    live = err.is_terminal and not args.json and not args.no_live
+    shape = str
+    if args.command == "sudoku":
+        from .puzzles.sudoku import format_sudoku
+
+        shape = lambda line: format_sudoku(line, pretty=True)  # noqa: E731
+    try:
+        with live_view(err, args.title, live, shape) as draw:
+            report, answer = args.run(args, draw)
+    except ConstrainedError as error:
+        failure = {"error": type(error).__name__, "message": str(error)}
+        partial = getattr(error, "partial", None)
+        if partial is not None:
+            failure["partial"] = partial
+        if args.json:
+            print(json.dumps(failure, ensure_ascii=False))
+        else:
+            err.print(f"[bold red]{failure['error']}[/]: {escape(failure['message'])}")
+            if partial is not None:
+                err.print(f"partial output: {partial}", markup=False)
+        return 1
+    if args.json:
+        print(json.dumps({"command": args.command, **report}, ensure_ascii=False))
+        return 0
+    print(answer)
+    if report.get("rows") is not None:
+        _show_rows(out, report["rows"])
+    unique = report.get("unique")
+    _say_figures(err, report, "" if unique is None else ("unique solution" if unique else "not the only solution"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
