@@ -58,7 +58,13 @@ def char_kind(code: int) -> str:
     return _SPECIAL.get(code, OTHER)
 
 
-def _escape(code: int) -> str:
+#: Characters that need a backslash outside a class, and inside one.
+_PATTERN_SPECIALS = r"\.+*?()|[]{}^$#&-~"
+_CLASS_SPECIALS = r"\[]^-&~"
+
+
+def _escape(code: int, specials: str = _PATTERN_SPECIALS) -> str:
+    """One character as regex text: itself where safe, else a backslash or a hex escape."""
     char = chr(code)
     if code >= 128:
         return f"\\u{code:04x}"
@@ -66,7 +72,7 @@ def _escape(code: int) -> str:
         return char
     if code < 32 or code == 127:
         return f"\\x{code:02x}"
-    return "\\" + char if char in r"\.+*?()|[]{}^$#&-~" else char
+    return "\\" + char if char in specials else char
 
 
 #: The characters a class may stand for: tab, newline, carriage return and printable ASCII. Negated classes
@@ -75,17 +81,6 @@ def _escape(code: int) -> str:
 #: outlines-core build from 6 s to more than 120 s, because every multi-byte character adds states inside
 #: every string-literal position.
 ALPHABET = frozenset({9, 10, 13, *range(32, 127)})
-
-
-def _class_escape(code: int) -> str:
-    char = chr(code)
-    if code >= 128:
-        return f"\\u{code:04x}"
-    if char.isalnum() or char == "_" or char == " ":
-        return char
-    if code < 32 or code == 127:
-        return f"\\x{code:02x}"
-    return "\\" + char if char in r"\[]^-&~" else char
 
 
 def _letter_variants(code: int, ignore_case: bool) -> set[int]:
@@ -99,7 +94,7 @@ def _literal_regex(code: int, ignore_case: bool) -> str:
     variants = _letter_variants(code, ignore_case)
     if len(variants) == 1:
         return _escape(code)
-    return "[" + "".join(_class_escape(c) for c in sorted(variants)) + "]"
+    return "[" + "".join(_escape(c, _CLASS_SPECIALS) for c in sorted(variants)) + "]"
 
 
 def literal_text_regex(text: str, ignore_case: bool) -> str:
@@ -268,8 +263,10 @@ def _class_regex(codes: Iterable[int]) -> str:
         raise GrammarError("a character class matches nothing within the supported alphabet")
     if len(ranges) == 1 and ranges[0][0] == ranges[0][1]:
         return _escape(ranges[0][0])
-    return "[" + "".join(_class_escape(a) if a == b else f"{_class_escape(a)}-{_class_escape(b)}"
-                         for a, b in ranges) + "]"
+    def member(a: int, b: int) -> str:
+        return _escape(a, _CLASS_SPECIALS) if a == b else f"{_escape(a, _CLASS_SPECIALS)}-{_escape(b, _CLASS_SPECIALS)}"
+
+    return "[" + "".join(member(a, b) for a, b in ranges) + "]"
 
 
 def names_pieces(spellings: Iterable[str], ignore_case: bool = True) -> list[Piece]:
