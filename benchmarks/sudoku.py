@@ -134,12 +134,14 @@ def uniform_factory(seed: int) -> DenoiserFactory:
     return make
 
 
-def builtin_factory(seed: int) -> DenoiserFactory:
-    """The built-in model (loaded once) as a denoiser per puzzle, its tokenizer's digit tokens as the vocabulary."""
+def builtin_factory(seed: int, model: Any = None, tokenizer: Any = None) -> DenoiserFactory:
+    """A model (the built-in one unless given, loaded once) as a denoiser per puzzle, its tokenizer's digit tokens
+    as the vocabulary."""
     from constrained.default_model import load_default
     from constrained.puzzles.sudoku import model_denoiser
 
-    model, tokenizer = load_default()
+    if model is None:
+        model, tokenizer = load_default()
     seeds = itertools.count(seed)
 
     def make(puzzle: GridPuzzle) -> tuple[Denoiser, SymbolVocabulary]:

@@ -1,0 +1,204 @@
+"""Quality of the built-in model on held-out generated items, without and with constraints.
+
+Items come from ``model.corpus.items("held_out")``: the same generators as training, but only prompts whose hash
+puts them in the held-out tenth, which training never sees. Per task, in one run:
+
+- ``json``: the model's own sampler (``constrained.generate`` with no constraint) beside ``generate`` under the
+  item's JSON Schema. ``valid``: the text parses and ``jsonschema`` validates it; ``field_exact_match``: share of
+  the target's top-level fields the output reproduces exactly; ``exact``: whole objects right.
+- ``sql``: unconstrained beside ``constrained.sql`` over the item's tables. ``valid``: sqlglot parses the query
+  and SQLite prepares it against the tables (so it names only real tables and columns); ``exact``: the target
+  query string.
+- ``sudoku``: unconstrained generation of the 81-digit answer (``valid``: a grid keeping the givens and the
+  rules); then the constrained solve loop guided by the model beside the same loop guided by a uniform-random
+  denoiser: solve rate and forward passes (0 when propagation alone solves a puzzle).
+
+Failures of a constrained run (``ConstraintUnsatisfiable``) count as not valid and are listed; they never pass
+silently. The judges are independent of the constraints (jsonschema, sqlglot, SQLite, the grid's own rules).
+
+    python benchmarks/quality.py --per-kind 50 --sql-items 10
+    python benchmarks/quality.py --per-kind 20 --checkpoint model/runs/r2 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import sqlglot
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import constrained  # noqa: E402
+from constrained.default_model import checkpoint_dir, load  # noqa: E402
+from constrained.errors import ConstraintUnsatisfiable, PuzzleError  # noqa: E402
+from constrained.puzzles.sudoku import parse_sudoku  # noqa: E402
+from model import corpus  # noqa: E402
+from model.sample_check import json_scores  # noqa: E402
+from sudoku import builtin_factory, run_loop, uniform_factory  # noqa: E402
+
+JSON_BUDGET = 192  # two canvases: the longest held-out objects need more than one
+
+
+def held_out(counts: dict[str, int]) -> dict[str, list[corpus.Item]]:
+    """The first ``counts[kind]`` held-out items of each task, in the corpus's seeded order."""
+    stream = corpus.items("held_out")
+    by_kind: dict[str, list[corpus.Item]] = {kind: [] for kind in corpus.KINDS}
+    while any(len(by_kind[kind]) < count for kind, count in counts.items()):
+        item = next(stream)
+        if len(by_kind[item.kind]) < counts[item.kind]:
+            by_kind[item.kind].append(item)
+    return by_kind
+
+
+def generate_all(items: list[corpus.Item], constraint_of, budget: int, model, tokenizer, seed: int) -> dict:
+    """Texts (``None`` for a run that raised), failures, forward passes and seconds for every item."""
+    texts: list[str | None] = []
+    failures: list[str] = []
+    passes: list[int] = []
+    began = time.perf_counter()
+    for index, item in enumerate(items):
+        constraint = constraint_of(item) if constraint_of is not None else None
+        try:
+            result = constrained.generate(constraint, item.prompt, model=model, tokenizer=tokenizer,
+                                          max_new_tokens=budget, seed=seed + index)
+        except ConstraintUnsatisfiable as error:
+            texts.append(None)
+            failures.append(f"{item.target[:60]!r}: {str(error)[:160]}")
+            continue
+        texts.append(result.text.strip())
+        passes.append(result.steps)
+    return {"texts": texts, "failures": failures, "passes": passes,
+            "seconds_per_item": (time.perf_counter() - began) / max(1, len(items))}
+
+
+def json_valid(item: corpus.Item, text: str | None) -> bool:
+    if text is None:
+        return False
+    try:
+        jsonschema.validate(json.loads(text), item.meta["schema"])
+    except (ValueError, jsonschema.ValidationError):
+        return False
+    return True
+
+
+def tables_ddl(tables: dict[str, list[list[str]]]) -> str:
+    def quote(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    return "\n".join(
+        f"CREATE TABLE {quote(table)} ({', '.join(f'{quote(c)} {kind}' for c, kind in columns)});"
+        for table, columns in tables.items()
+    )
+
+
+def sql_valid(item: corpus.Item, text: str | None) -> bool:
+    if text is None:
+        return False
+    try:
+        sqlglot.parse_one(text, read="sqlite")
+    except sqlglot.errors.SqlglotError:
+        return False
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.executescript(tables_ddl(item.meta["tables"]))
+        connection.execute(f"EXPLAIN {text}")
+    except sqlite3.Error:
+        return False
+    finally:
+        connection.close()
+    return True
+
+
+def sudoku_valid(item: corpus.Item, text: str | None) -> bool:
+    puzzle = item.meta["puzzle"]
+    if text is None or len(text) != 81 or not text.isdigit() or "0" in text:
+        return False
+    if any(p != "." and p != s for p, s in zip(puzzle, text)):
+        return False
+    try:
+        grid = parse_sudoku(text)  # the answer's digits as givens: a repeated digit is a PuzzleError
+    except PuzzleError:
+        return False
+    return not grid.violations(grid.givens)
+
+
+def figures(items: list[corpus.Item], run: dict, valid) -> dict[str, Any]:
+    texts = run["texts"]
+    return {
+        "n": len(items),
+        "valid": sum(valid(item, text) for item, text in zip(items, texts)) / len(items),
+        "exact": sum(text == item.target for item, text in zip(items, texts)) / len(items),
+        "passes_mean": statistics.fmean(run["passes"]) if run["passes"] else float("nan"),
+        "seconds_per_item": round(run["seconds_per_item"], 3),
+        "failures": len(run["failures"]),
+        "failure_examples": run["failures"][:3],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-kind", type=int, default=50, help="held-out JSON and Sudoku items")
+    parser.add_argument("--sql-items", type=int, default=10,
+                        help="held-out SQL items (each has its own schema, whose automaton takes ~40 s to build)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint directory (default: the shipped one)")
+    parser.add_argument("--json", action="store_true", help="print one machine-readable summary line last")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    model, tokenizer = load(args.checkpoint or checkpoint_dir())
+    items = held_out({"json": args.per_kind, "sql": args.sql_items, "sudoku": args.per_kind})
+    report: dict[str, Any] = {"checkpoint": str(args.checkpoint or checkpoint_dir()), "per_kind": args.per_kind,
+                              "sql_items": args.sql_items}
+
+    def both(kind: str, constraint_of, budget: int, valid) -> dict[str, Any]:
+        rows = {}
+        for name, constraint in (("unconstrained", None), ("constrained", constraint_of)):
+            run = generate_all(items[kind], constraint, budget, model, tokenizer, args.seed)
+            rows[name] = figures(items[kind], run, valid)
+            if kind == "json":
+                rows[name]["field_exact_match"] = json_scores(
+                    items[kind], [text if text is not None else "" for text in run["texts"]])["field_exact_match"]
+        return rows
+
+    report["json"] = both("json", lambda item: constrained.json_schema(item.meta["schema"]), JSON_BUDGET, json_valid)
+    report["sql"] = both("sql", lambda item: constrained.sql(tables_ddl(item.meta["tables"])),
+                         model.config.canvas_length, sql_valid)
+    sudoku_items = items["sudoku"]
+    unconstrained = generate_all(sudoku_items, None, model.config.canvas_length, model, tokenizer, args.seed)
+    puzzles = [item.meta["puzzle"] for item in sudoku_items]
+    report["sudoku"] = {
+        "unconstrained": figures(sudoku_items, unconstrained, sudoku_valid),
+        "model_loop": run_loop(puzzles, builtin_factory(args.seed, model, tokenizer), {}),
+        "uniform_loop": run_loop(puzzles, uniform_factory(args.seed), {}),
+    }
+    for kind in ("json", "sql"):
+        for name, row in report[kind].items():
+            extra = f"  field exact {row['field_exact_match']:.1%}" if "field_exact_match" in row else ""
+            print(f"{kind:<6} {name:<13} valid {row['valid']:.1%}  exact {row['exact']:.1%}{extra}  "
+                  f"passes {row['passes_mean']:.1f}  {row['seconds_per_item']:.2f} s/item  failures {row['failures']}")
+    row = report["sudoku"]["unconstrained"]
+    print(f"sudoku unconstrained  valid {row['valid']:.1%}  exact {row['exact']:.1%}")
+    for name in ("model_loop", "uniform_loop"):
+        row = report["sudoku"][name]
+        print(f"sudoku {name:<13} solved {row['solve_rate']:.1%}  passes mean {row['passes_mean']:.2f} "
+              f"p99 {row['passes_p99']:.1f}  zero-pass {row['zero_pass_share']:.1%}")
+    model_passes, uniform_passes = report["sudoku"]["model_loop"]["passes_mean"], report["sudoku"]["uniform_loop"]["passes_mean"]
+    report["sudoku"]["uniform_over_model_passes"] = uniform_passes / model_passes if model_passes else float("inf")
+    print(f"sudoku passes, uniform / model: {report['sudoku']['uniform_over_model_passes']:.2f}x")
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
