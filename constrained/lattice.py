@@ -286,62 +286,77 @@ def _draw(log_weights: torch.Tensor, generator: torch.Generator | None) -> int:
     return int(torch.multinomial(weights, 1, generator=generator))
 
 
+def _reduce(values: torch.Tensor, index: torch.Tensor, size: int, total: bool) -> torch.Tensor:
+    """Per target ``index``, the maximum of ``values`` (``total=False``) or their log-sum-exp (``total=True``)."""
+    peak = torch.full((size,), -torch.inf, dtype=values.dtype).scatter_reduce(0, index, values, "amax")
+    if not total:
+        return peak
+    shift = torch.where(torch.isfinite(peak), peak, 0.0)
+    mass = torch.zeros(size, dtype=values.dtype).scatter_add(0, index, torch.exp(values - shift[index]))
+    return torch.log(mass) + shift
+
+
+def _best_path(
+    dfa: TokenDFA, sets: StateSets, start: int, backward: Sequence[int], tokens: Sequence[int | None],
+    logprobs: torch.Tensor, generator: torch.Generator | None, sample: bool,
+) -> list[int]:
+    """The shared dynamic programme of :func:`viterbi` (``sample=False``) and :func:`sample_path` (``True``).
+
+    Forward, per position, the score of every state over admissible prefixes: the best prefix (max) or all of
+    them (log-sum-exp), restricted to states from which the rest can still be completed; it runs over the
+    automaton's live edges, not its whole table. Backward, the end state, then at each position an incoming
+    edge (previous state, token class) of the current state, then a token of that class: the best of each, or
+    each drawn in proportion to its mass.
+    """
+    logprobs = logprobs.detach().to(torch.float64).cpu()
+    token_class = torch.from_numpy(dfa.token_class).long()
+    sources, classes_of, targets, offsets = (torch.from_numpy(a).long() for a in dfa.edges)
+    n_states, n_classes = dfa.table.shape
+    score = torch.full((n_states,), -torch.inf, dtype=torch.float64)
+    score[torch.from_numpy(sets.members(start))] = 0.0
+    trail: list[tuple[torch.Tensor, torch.Tensor]] = []  # per position: state scores before it, class scores
+    for i, token in enumerate(tokens):
+        if token is OPEN:
+            classes = _reduce(logprobs[i].nan_to_num(nan=-torch.inf), token_class, n_classes, sample)
+        else:  # a decided token is certain
+            classes = torch.full((n_classes,), -torch.inf, dtype=torch.float64)
+            classes[token_class[token]] = 0.0
+        reachable = torch.from_numpy(sets.members(backward[i + 1]))
+        candidate = torch.where(reachable[targets], score[sources] + classes[classes_of], -torch.inf)
+        trail.append((score, classes))
+        score = _reduce(candidate, targets, n_states, sample)
+
+    def pick(log_weights: torch.Tensor) -> int:
+        return _draw(log_weights, generator) if sample else int(torch.argmax(log_weights))
+
+    if not torch.isfinite(score).any():
+        raise ConstraintUnsatisfiable("no admissible canvas has finite probability under the logits")
+    state = pick(score)
+    path: list[int] = []
+    for i in range(len(tokens) - 1, -1, -1):
+        before, classes = trail[i]
+        incoming = slice(int(offsets[state]), int(offsets[state + 1]))
+        edge = incoming.start + pick(before[sources[incoming]] + classes[classes_of[incoming]])
+        chosen_class = int(classes_of[edge])
+        token = tokens[i]
+        if token is OPEN:
+            in_class = token_class == chosen_class
+            within = torch.where(in_class, logprobs[i].nan_to_num(nan=-torch.inf), -torch.inf)
+            if not torch.isfinite(within).any():  # every token of the class had -inf: any member will do
+                within = torch.where(in_class, 0.0, -torch.inf).to(torch.float64)
+            token = pick(within)
+        path.append(int(token))
+        state = int(sources[edge])
+    path.reverse()
+    return path
+
+
 def sample_path(
     dfa: TokenDFA, sets: StateSets, start: int, backward: Sequence[int], tokens: Sequence[int | None],
     logprobs: torch.Tensor, generator: torch.Generator | None = None,
 ) -> list[int]:
-    """Forward filtering, backward sampling over ``states × positions``: :func:`viterbi` with sums for maxima.
-
-    The forward pass keeps, per position, the log-mass of every state over admissible prefixes; the backward
-    pass draws the end state, then at each position a (previous state, token class) pair leading into the drawn
-    state, then a token of that class, each in proportion to its mass.
-    """
-    logprobs = logprobs.detach().to(torch.float64).cpu()
-    token_class = torch.from_numpy(dfa.token_class).long()
-    table = torch.from_numpy(dfa.table).long()
-    n_states, n_classes = table.shape
-    flat_target = table.clamp(min=0).reshape(-1)
-    alpha = torch.full((n_states,), -torch.inf, dtype=torch.float64)
-    alpha[torch.from_numpy(sets.members(start))] = 0.0
-    alphas, masses, rows = [], [], []
-    for i, token in enumerate(tokens):
-        row = logprobs[i].nan_to_num(nan=-torch.inf)
-        mass = torch.full((n_classes,), -torch.inf, dtype=torch.float64)
-        if token is OPEN:
-            peak = torch.full((n_classes,), -torch.inf, dtype=torch.float64).scatter_reduce(0, token_class, row, "amax")
-            shift = torch.where(torch.isfinite(peak), peak, 0.0)
-            total = torch.zeros(n_classes, dtype=torch.float64).scatter_add(0, token_class, torch.exp(row - shift[token_class]))
-            mass = torch.log(total) + shift
-        else:
-            mass[token_class[token]] = 0.0  # a decided token is certain
-        reachable = torch.from_numpy(np.append(sets.members(backward[i + 1]), False))
-        candidate = alpha[:, None] + mass[None, :]
-        candidate[~reachable[table]] = -torch.inf
-        flat = candidate.reshape(-1)
-        peak = torch.full((n_states,), -torch.inf, dtype=torch.float64).scatter_reduce(0, flat_target, flat, "amax")
-        shift = torch.where(torch.isfinite(peak), peak, 0.0)
-        total = torch.zeros(n_states, dtype=torch.float64).scatter_add(0, flat_target, torch.exp(flat - shift[flat_target]))
-        alphas.append(alpha)
-        masses.append(mass)
-        rows.append(row)
-        alpha = torch.log(total) + shift
-    if not torch.isfinite(alpha).any():
-        raise ConstraintUnsatisfiable("no admissible canvas has finite probability under the logits")
-    state = _draw(alpha, generator)
-    path: list[int] = []
-    for i in range(len(tokens) - 1, -1, -1):
-        into = torch.where(table == state, alphas[i][:, None] + masses[i][None, :], -torch.inf)
-        pair = _draw(into.reshape(-1), generator)
-        previous, chosen_class = divmod(pair, n_classes)
-        token = tokens[i]
-        if token is OPEN:
-            in_class = token_class == chosen_class
-            within = torch.where(in_class, rows[i], -torch.inf)
-            token = _draw(within if torch.isfinite(within).any() else torch.where(in_class, 0.0, -torch.inf), generator)
-        path.append(int(token))
-        state = previous
-    path.reverse()
-    return path
+    """An admissible path drawn in proportion to its probability (forward filtering, backward sampling)."""
+    return _best_path(dfa, sets, start, backward, tokens, logprobs, generator, sample=True)
 
 
 def viterbi(
@@ -349,50 +364,7 @@ def viterbi(
     logprobs: torch.Tensor,
 ) -> list[int]:
     """Best-scoring path through ``states × positions``, restricted to states that can still finish."""
-    logprobs = logprobs.detach().to(torch.float64).cpu()
-    token_class = torch.from_numpy(dfa.token_class).long()
-    table = torch.from_numpy(dfa.table).long()
-    n_states, n_classes = table.shape
-    score = torch.full((n_states,), -torch.inf, dtype=torch.float64)
-    score[torch.from_numpy(sets.members(start))] = 0.0
-    back_state, back_class, best_tokens = [], [], []
-    for i, token in enumerate(tokens):
-        row = logprobs[i].nan_to_num(nan=-torch.inf)
-        if token is OPEN:
-            class_best = torch.full((n_classes,), -torch.inf, dtype=torch.float64)
-            class_best.scatter_reduce_(0, token_class, row, reduce="amax")
-        else:
-            class_best = torch.full((n_classes,), -torch.inf, dtype=torch.float64)
-            class_best[token_class[token]] = row[token] if torch.isfinite(row[token]) else 0.0
-        reachable = torch.from_numpy(np.append(sets.members(backward[i + 1]), False))
-        candidate = score[:, None] + class_best[None, :]
-        candidate[~reachable[table]] = -torch.inf
-        flat_target = table.clamp(min=0).reshape(-1)
-        new_score = torch.full((n_states,), -torch.inf, dtype=torch.float64)
-        new_score.scatter_reduce_(0, flat_target, candidate.reshape(-1), reduce="amax")
-        is_best = (candidate.reshape(-1) == new_score[flat_target]) & torch.isfinite(candidate.reshape(-1))
-        origin = torch.full((n_states,), n_states * n_classes, dtype=torch.long)
-        origin.scatter_reduce_(0, flat_target[is_best], torch.nonzero(is_best).reshape(-1), reduce="amin")
-        back_state.append(origin // n_classes)
-        back_class.append(origin % n_classes)
-        best_tokens.append((token, row))
-        score = new_score
-    if not torch.isfinite(score).any():
-        raise ConstraintUnsatisfiable("no admissible canvas has finite probability under the logits")
-    state = int(torch.argmax(score))
-    path: list[int] = []
-    for i in range(len(tokens) - 1, -1, -1):
-        chosen_class = int(back_class[i][state])
-        token, row = best_tokens[i]
-        if token is OPEN:
-            in_class = token_class == chosen_class
-            token = int(torch.argmax(torch.where(in_class, row, torch.tensor(-torch.inf, dtype=torch.float64))))
-            if not in_class[token]:  # every token of the class had -inf: take any member
-                token = int(torch.nonzero(in_class)[0])
-        path.append(token)
-        state = int(back_state[i][state])
-    path.reverse()
-    return path
+    return _best_path(dfa, sets, start, backward, tokens, logprobs, None, sample=False)
 
 
 def batch_masks(canvases: Iterable[Canvas], device: torch.device | str | None = None) -> torch.Tensor:

@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import resource
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,17 @@ class TokenDFA:
     accepting: np.ndarray  # bool [S + 1]
     initial: int
     end_class: int
+
+    @cached_property
+    def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The live transitions as ``(source, token class, target)`` arrays sorted by target, and per state
+        the offset of its incoming edges (``offsets[q]:offsets[q + 1]``). Tables are sparse (a few percent of
+        ``table`` is live on a SQL automaton), so dynamic programmes over edges beat ones over the table."""
+        sources, classes = np.nonzero(self.table != DEAD)
+        targets = self.table[sources, classes].astype(np.int64)
+        order = np.argsort(targets, kind="stable")
+        offsets = np.searchsorted(targets[order], np.arange(self.n_states + 1))
+        return sources[order], classes[order], targets[order], offsets
 
     @property
     def n_states(self) -> int:
