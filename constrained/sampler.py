@@ -281,8 +281,8 @@ class ConstrainedSampler:
         self, cv: Canvas, logits: torch.Tensor, length: int, user_fixed: set, prefix: list, last: bool
     ) -> list[int]:
         """The most probable admissible block under the last logits, or, where it fails the commit-time check,
-        the first of ``fallback_draws`` admissible blocks drawn from those logits that passes; the run fails
-        when none does."""
+        the first of ``fallback_draws`` admissible blocks drawn from those logits (at temperatures rising from
+        1 to 4) that passes; the run fails when none does."""
         cv.decide({i: None for i in range(length) if i not in user_fixed and cv.tokens[i] is not None})
         logprobs = torch.zeros(len(cv.tokens), cv.vocab_size, dtype=torch.float32)
         rows = torch.log_softmax(logits.float(), dim=-1).cpu()
@@ -292,8 +292,10 @@ class ConstrainedSampler:
         block = cv.map_decode(logprobs)[:length]
         violation = self._violation(prefix, block, last)
         tried = {tuple(block)}
-        for _ in range(self.fallback_draws if violation is not None else 0):
-            drawn = cv.sample_decode(logprobs, self.generator)[:length]
+        for draw in range(self.fallback_draws if violation is not None else 0):
+            # Peaked logits would give the MAP block again and again: later draws flatten them, up to 4x.
+            temperature = 1.0 + 3.0 * draw / max(1, self.fallback_draws - 1)
+            drawn = cv.sample_decode(logprobs / temperature, self.generator)[:length]
             if tuple(drawn) in tried:
                 continue
             tried.add(tuple(drawn))
