@@ -16,8 +16,9 @@ machine: the learning-rate schedule follows whichever of step count and elapsed 
 run still ends with a decayed learning rate (but then depends on the machine's speed). ``--resume DIR`` continues
 from a checkpoint with a fresh optimizer and schedule; ``training.json`` then records the run it continued.
 
-The shipped checkpoint: ``--threads 1 --max-minutes 60`` (716 steps of 16 on a CPU shared with other jobs); see
-``model/checkpoint/training.json``.
+The shipped checkpoint: ``--threads 1 --max-minutes 60`` (716 steps of 16 on a CPU shared with other jobs), then
+``--resume model/checkpoint --seed 20261 --lr 1e-3 --warmup 50 --steps 3000 --max-minutes 90 --threads 1``
+(3,000 more steps in 71 minutes, loss 0.50 -> 0.27); ``model/checkpoint/training.json`` records both runs.
 """
 
 from __future__ import annotations
