@@ -1,0 +1,52 @@
+"""The judges of benchmarks/quality.py, independent of the constraints: each held-out target is valid, and a
+broken answer is not (jsonschema for JSON, sqlglot and SQLite for SQL, the grid's rules for Sudoku)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quality():
+    if "quality" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["quality"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["quality"]
+
+
+@pytest.fixture(scope="module")
+def items(quality):
+    return quality.held_out({"json": 8, "sql": 8, "sudoku": 8})
+
+
+def test_held_out_items_are_never_training_items(quality, items):
+    from model.corpus import split_of
+
+    assert all(split_of(item.prompt) == "held_out" for group in items.values() for item in group)
+    assert [len(group) for group in items.values()] == [8, 8, 8]
+
+
+def test_targets_are_judged_valid(quality, items):
+    assert all(quality.json_valid(item, item.target) for item in items["json"])
+    assert all(quality.sql_valid(item, item.target) for item in items["sql"])
+    assert all(quality.sudoku_valid(item, item.target) for item in items["sudoku"])
+
+
+def test_broken_answers_are_judged_invalid(quality, items):
+    for item in items["json"]:
+        assert not quality.json_valid(item, item.target[:-1]) and not quality.json_valid(item, None)
+    for item in items["sql"]:
+        assert not quality.sql_valid(item, item.target + " FROM no_such_table")
+        assert not quality.sql_valid(item, "SELECT no_such_column FROM " + next(iter(item.meta["tables"])))
+    for item in items["sudoku"]:
+        swapped = item.target[1] + item.target[0] + item.target[2:]  # two different digits in one row
+        assert not quality.sudoku_valid(item, swapped)
+        assert not quality.sudoku_valid(item, item.target[:80])
