@@ -260,10 +260,7 @@ class Canvas:
         ``logprobs`` is ``[L, V]``; decided positions keep their tokens. Raises
         :class:`ConstraintUnsatisfiable` when no admissible canvas exists.
         """
-        if tuple(logprobs.shape) != (self.length, self.vocab_size):
-            raise ValueError(f"logprobs must be [{self.length}, {self.vocab_size}], got {list(logprobs.shape)}")
-        if not self.feasible():
-            raise ConstraintUnsatisfiable("no admissible canvas is consistent with the decided tokens")
+        self._check_decodable(logprobs)
         return viterbi(self._dfa, self._sets, self._forward[0], self._backward, self.tokens, logprobs)
 
     def sample_decode(self, logprobs: torch.Tensor, generator: torch.Generator | None = None) -> list[int]:
@@ -273,11 +270,15 @@ class Canvas:
         outside the tables in scope) needs other admissible candidates, in the model's order of preference.
         Same arguments and errors as :meth:`map_decode`; ``generator`` seeds the draw.
         """
+        self._check_decodable(logprobs)
+        return sample_path(self._dfa, self._sets, self._forward[0], self._backward, self.tokens, logprobs, generator)
+
+    def _check_decodable(self, logprobs: torch.Tensor) -> None:
+        """What both decodes need: ``[L, V]`` log-probabilities and a canvas that admits some completion."""
         if tuple(logprobs.shape) != (self.length, self.vocab_size):
             raise ValueError(f"logprobs must be [{self.length}, {self.vocab_size}], got {list(logprobs.shape)}")
         if not self.feasible():
             raise ConstraintUnsatisfiable("no admissible canvas is consistent with the decided tokens")
-        return sample_path(self._dfa, self._sets, self._forward[0], self._backward, self.tokens, logprobs, generator)
 
 
 def _draw(log_weights: torch.Tensor, generator: torch.Generator | None) -> int:
