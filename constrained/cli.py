@@ -148,6 +148,13 @@ def run_sudoku(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], st
     return report, format_sudoku(result.solution, pretty=not args.line)
 
 
+def _sudoku_grid(line: str) -> str:
+    """A (partial) Sudoku line laid out as rows and boxes, for the live view."""
+    from .puzzles.sudoku import format_sudoku
+
+    return format_sudoku(line, pretty=True)
+
+
 def _span(text: str) -> tuple[int, int] | str:
     """``START:END`` is a character range; anything else a JSON path such as ``$.address.city``."""
     start, colon, end = text.partition(":")
@@ -199,9 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, run: Callable, help_text: str, title: str, generates: bool = True):
+    def command(name: str, run: Callable, help_text: str, title: str, generates: bool = True,
+                shape: Callable[[str], str] = str):
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(run=run, title=title)
+        sub.set_defaults(run=run, title=title, shape=shape)
         sub.add_argument("--json", action="store_true", help="print one JSON object (answer and figures) for scripts")
         sub.add_argument("--no-live", action="store_true", help="no live view of the canvas, even in a terminal")
         sub.add_argument("--seed", type=int, default=0, help="random seed (default 0: runs repeat exactly)")
@@ -224,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("question")
 
     sub = command("sudoku", run_sudoku, "solve a Sudoku (81 characters, '.' or '0' for a blank)", "sudoku",
-                  generates=False)
+                  generates=False, shape=_sudoku_grid)
     sub.add_argument("--uniform", action="store_true",
                      help="guide the search by a uniform-random denoiser instead of the model (the baseline)")
     sub.add_argument("--line", action="store_true", help="print the solution as one line, not as a grid")
@@ -247,13 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     live = err.is_terminal and not args.json and not args.no_live
-    shape = str
-    if args.command == "sudoku":
-        from .puzzles.sudoku import format_sudoku
-
-        shape = lambda line: format_sudoku(line, pretty=True)  # noqa: E731
     try:
-        with live_view(err, args.title, live, shape) as draw:
+        with live_view(err, args.title, live, args.shape) as draw:
             report, answer = args.run(args, draw)
     except ConstrainedError as error:
         failure = {"error": type(error).__name__, "message": str(error)}
