@@ -42,6 +42,7 @@ import constrained  # noqa: E402
 from constrained.default_model import checkpoint_dir, load  # noqa: E402
 from constrained.errors import ConstraintUnsatisfiable, PuzzleError  # noqa: E402
 from constrained.puzzles.sudoku import parse_sudoku  # noqa: E402
+from constrained.text_to_sql import Column, Schema, Table  # noqa: E402
 from model import corpus  # noqa: E402
 from model.sample_check import json_scores  # noqa: E402
 from sudoku import builtin_factory, run_loop, uniform_factory  # noqa: E402
@@ -92,13 +93,9 @@ def json_valid(item: corpus.Item, text: str | None) -> bool:
 
 
 def tables_ddl(tables: dict[str, list[list[str]]]) -> str:
-    def quote(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
-    return "\n".join(
-        f"CREATE TABLE {quote(table)} ({', '.join(f'{quote(c)} {kind}' for c, kind in columns)});"
-        for table, columns in tables.items()
-    )
+    """The item's tables as CREATE TABLE statements (through the package's own :meth:`Schema.ddl`)."""
+    return Schema(tuple(Table(name, tuple(Column(c, kind.upper()) for c, kind in columns))
+                        for name, columns in tables.items())).ddl()
 
 
 def sql_valid(item: corpus.Item, text: str | None) -> bool:
