@@ -12,7 +12,14 @@ over single bytes: at every step a uniformly chosen allowed byte; stop with prob
 end). Each walk's text is then checked: sqlglot parses it, the commit check passes (names exist and are in
 scope), and it executes read-only on the real database. Walks longer than 400 bytes are counted separately.
 
-Usage: python benchmarks/spider.py [--depth 0] [--index] [--walk 50] [--dbs a,b] [--data ../shared/data/spider]
+Generation (``--generate N``): N dev questions (a seeded sample across databases) through ``generate_sql``,
+once with the built-in model and once with a uniform-random denoiser (a DiffusionGemma whose logits are all
+zero, so every allowed token is equally likely). Per denoiser: how many runs returned a query and how many
+raised ``ConstraintUnsatisfiable``; of the returned ones, how many parse with sqlglot, pass the commit check and
+execute read-only on the real database (soundness: all of them); and execution accuracy against the gold
+query's rows (ordered when the gold query has ORDER BY, else as multisets).
+
+Usage: python benchmarks/spider.py [--depth 0] [--loose-depth 3] [--generate 60] [--index] [--walk 50] [--dbs a,b] [--data ../shared/data/spider]
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from constrained.text_to_sql import sql  # noqa: E402
+from constrained.text_to_sql.compiler import DEFAULT_LOOSE_DEPTH, DEFAULT_MAX_WHITESPACE  # noqa: E402
 from constrained.text_to_sql.execute import execute_readonly  # noqa: E402
 
 SPM = "mistral_common/data/mistral_instruct_tokenizer_240323.model.v3"
@@ -117,15 +125,89 @@ def random_walks(constraint, path: Path, count: int, totals: collections.Counter
     return dict(counts)
 
 
+def zero_logit_model(vocab_size: int, canvas_length: int):
+    """The uniform-random denoiser: a tiny DiffusionGemma with all-zero output embeddings (tied, so its logits are
+    exactly zero and every allowed token is equally likely)."""
+    import torch
+
+    from constrained.denoisers.random_init import diffusion_gemma
+
+    model = diffusion_gemma(vocab_size, canvas_length=canvas_length)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.zero_()
+    return model
+
+
+def same_rows(got: list[tuple], gold: list[tuple], ordered: bool) -> bool:
+    return got == gold if ordered else collections.Counter(got) == collections.Counter(gold)
+
+
+def generation_pass(examples: list[dict], data: Path, model, tokenizer, seed: int = 0) -> dict:
+    """``generate_sql`` over ``examples``; soundness and execution accuracy as the module docstring says."""
+    import sqlglot
+
+    from constrained.errors import ConstraintUnsatisfiable
+    from constrained.text_to_sql import generate_sql
+
+    counts: collections.Counter[str] = collections.Counter()
+    unsound: list[str] = []
+    began = time.perf_counter()
+    for index, example in enumerate(examples):
+        path = data / "database" / example["db_id"] / f"{example['db_id']}.sqlite"
+        try:
+            result = generate_sql(example["question"], path, model=model, tokenizer=tokenizer, execute=True,
+                                  max_new_tokens=192, seed=seed + index)
+        except ConstraintUnsatisfiable:
+            counts["raised"] += 1
+            continue
+        counts["returned"] += 1
+        try:
+            sqlglot.parse_one(result.text, read="sqlite")
+            problem = sql(path).check(result.text)
+        except sqlglot.errors.SqlglotError as error:
+            problem = f"sqlglot: {error}"
+        if problem is not None:
+            unsound.append(f"{result.text}  [{problem}]")
+            continue
+        counts["sound"] += 1
+        gold = execute_readonly(path, example["query"], timeout_s=10, max_rows=10_000)
+        counts["execution_match"] += same_rows(result.rows, gold, "order by" in example["query"].lower())
+    return {"n": len(examples), **counts, "unsound_examples": unsound[:3],
+            "seconds_per_question": round((time.perf_counter() - began) / max(1, len(examples)), 2)}
+
+
+def generation_report(dev: list[dict], data: Path, count: int) -> None:
+    import random
+
+    from constrained.default_model import load_default
+
+    examples = random.Random(0).sample(dev, min(count, len(dev)))
+    model, tokenizer = load_default()
+    denoisers = {"built-in model": model,
+                 "uniform random": zero_logit_model(len(tokenizer), model.config.canvas_length)}
+    for name, denoiser in denoisers.items():
+        row = generation_pass(examples, data, denoiser, tokenizer)
+        returned = row.get("returned", 0)
+        print(f"generate_sql, {name}: {returned}/{row['n']} returned ({row.get('raised', 0)} raised), "
+              f"sound {row.get('sound', 0)}/{returned}, execution accuracy {row.get('execution_match', 0)}/{row['n']}, "
+              f"{row['seconds_per_question']} s/question")
+        for example in row["unsound_examples"]:
+            print(f"    unsound: {example[:200]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "spider"))
     parser.add_argument("--depth", type=int, default=0)
-    parser.add_argument("--max-whitespace", type=int, default=2)
+    parser.add_argument("--loose-depth", type=int, default=DEFAULT_LOOSE_DEPTH,
+                        help="bracket levels past --depth kept as balanced free text in the masks")
+    parser.add_argument("--max-whitespace", type=int, default=DEFAULT_MAX_WHITESPACE)
     parser.add_argument("--index", action="store_true", help="also time outlines-core Index builds")
     parser.add_argument("--dbs", default="", help="comma-separated db_ids (default: all dev databases)")
     parser.add_argument("--execute", action="store_true", help="also run accepted gold queries read-only")
     parser.add_argument("--walk", type=int, default=0, help="random walks per database (soundness)")
+    parser.add_argument("--generate", type=int, default=0,
+                        help="dev questions through generate_sql, built-in model and uniform denoiser")
     args = parser.parse_args()
 
     data = Path(args.data)
@@ -150,7 +232,7 @@ def main() -> None:
     for db_id in sorted(by_db):
         path = data / "database" / db_id / f"{db_id}.sqlite"
         started = time.perf_counter()
-        constraint = sql(path, depth=args.depth, max_whitespace=args.max_whitespace)
+        constraint = sql(path, depth=args.depth, max_whitespace=args.max_whitespace, loose_depth=args.loose_depth)
         compile_s = time.perf_counter() - started
         pattern = re.compile(constraint.pattern)
         row = {"db": db_id, "pattern_chars": len(constraint.pattern), "regex_s": round(compile_s, 2)}
@@ -190,6 +272,8 @@ def main() -> None:
         print(f"accepted gold queries failing to execute: {exec_failures}")
     if args.walk:
         print(f"random walks: {dict(soundness)}")
+    if args.generate:
+        generation_report([x for x in dev if x["db_id"] in wanted], data, args.generate)
 
 
 if __name__ == "__main__":

@@ -93,10 +93,10 @@ class SqlChecker:
             for table in scope.tables:
                 if table.name and table.name not in scope.cte_sources and self.schema.table(table.name) is None:
                     return f"unknown table '{table.name}'"
-            for column in scope.columns:
-                problem = self.column_problem(scope, column)
-                if problem:
-                    return problem
+        for column, scope in _columns_by_owning_scope(scopes):
+            problem = self.column_problem(scope, column)
+            if problem:
+                return problem
         try:
             qualify(tree.copy(), schema=self.sqlglot_schema, dialect=self.dialect, validate_qualify_columns=True)
         except OptimizeError as exc:
@@ -154,6 +154,24 @@ def _scope_chain(scope: Scope) -> list[Scope]:
         chain.append(current)
         current = current.parent
     return chain
+
+
+def _columns_by_owning_scope(scopes: list[Scope]) -> list[tuple[exp.Column, Scope]]:
+    """Each column once, with the innermost scope whose query holds it.
+
+    sqlglot also lists a subquery's columns under the enclosing scope (``capacity`` in
+    ``x = (SELECT id FROM stadium ORDER BY capacity)`` shows up in the outer scope too), where they would be
+    looked up among the wrong tables.
+    """
+    owner_of = {id(scope.expression): scope for scope in scopes}
+    owned: dict[int, tuple[exp.Column, Scope]] = {}
+    for scope in scopes:
+        for column in scope.columns:
+            node: exp.Expression | None = column
+            while node is not None and id(node) not in owner_of:
+                node = node.parent
+            owned.setdefault(id(column), (column, owner_of[id(node)] if node is not None else scope))
+    return list(owned.values())
 
 
 def _find_source(scope: Scope, qualifier: str) -> object | None:

@@ -62,13 +62,22 @@ def sql_overrides(schema: Schema, grammar: GrammarRegex, aliases: tuple[str, ...
     }
 
 
-def sql(db: Any, dialect: str = "sqlite", depth: int = 0, *, max_whitespace: int = 2, loose_depth: int = 0,
+#: Bracket levels past ``depth`` kept as balanced free text. Spider's dev queries nest brackets at most two deep;
+#: one level more is headroom, which costs ~5% more automaton states.
+DEFAULT_LOOSE_DEPTH = 3
+#: Longest whitespace run between tokens: Spider's gold queries have runs of up to three (``T1.id  =  T2.id``
+#: has two); one more is headroom.
+DEFAULT_MAX_WHITESPACE = 4
+
+
+def sql(db: Any, dialect: str = "sqlite", depth: int = 0, *, max_whitespace: int = DEFAULT_MAX_WHITESPACE,
+        loose_depth: int = DEFAULT_LOOSE_DEPTH,
         aliases: tuple[str, ...] = DEFAULT_ALIASES, compile_timeout_s: float = 120.0) -> Constraint:
     """The constraint for read-only queries over ``db`` (SQLite path, connection, DDL text, Spider entry).
 
     ``depth`` bounds nesting (subqueries, parenthesised expressions, general function calls; ``count(*)`` and
     ``avg(col)`` are free) that the masks track exactly; ``loose_depth`` more levels are allowed with
-    only balanced brackets in the masks and everything verified at commit. ``max_whitespace`` bounds each
+    only balanced brackets in the masks and everything verified at commit (``loose_depth=0`` forbids them). ``max_whitespace`` bounds each
     run of whitespace between tokens. Queries are generated in SQLite's dialect; convert with sqlglot.
     """
     if dialect != "sqlite":
