@@ -4,11 +4,11 @@ Completeness: the share of the 1,034 dev gold queries that the constraint of the
 the regular pattern (tested here with Python's ``re``, which reads the same syntax, so the measurement does not
 wait on automaton builds) and the commit check. Failures are grouped by cause.
 
-Cost (``--index``): pattern length and outlines-core ``Index`` build time per database, over a byte vocabulary
-and over a 32K SentencePiece vocabulary (mistral-common's v3 tokenizer), the latter being what ``bind`` pays.
+Cost (``--index``): pattern length, and the token automaton's build time (what ``bind`` pays on first use, disk
+cache off) and states per database, over a byte vocabulary and over mistral-common's 32K SentencePiece one.
 
-Soundness (``--walk N``): N uniform random walks over each database's byte automaton (outlines-core ``Index``
-over single bytes: at every step a uniformly chosen allowed byte; stop with probability 1/4 where the text may
+Soundness (``--walk N``): N uniform random walks over each database's byte automaton (the constraint bound to
+single bytes: at every step a uniformly chosen allowed byte; stop with probability 1/4 where the text may
 end). Each walk's text is then checked: sqlglot parses it, the commit check passes (names exist and are in
 scope), and it executes read-only on the real database. Walks longer than 400 bytes are counted separately.
 
@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from constrained.text_to_sql import sql  # noqa: E402
+from constrained.token_dfa import DEAD, build_token_dfa  # noqa: E402
+from constrained.vocabulary import byte_vocabulary  # noqa: E402
 from constrained.text_to_sql.compiler import DEFAULT_LOOSE_DEPTH, DEFAULT_MAX_WHITESPACE  # noqa: E402
 from constrained.text_to_sql.execute import execute_readonly  # noqa: E402
-
-SPM = "mistral_common/data/mistral_instruct_tokenizer_240323.model.v3"
 
 
 def cause(pattern_ok: bool, problem: str | None, query: str) -> str:
@@ -62,41 +62,21 @@ def max_paren_depth(text: str) -> int:
     return deepest
 
 
-def sentencepiece_vocabulary():
-    import outlines_core
-    import sentencepiece
-    import site
-
-    model = next(Path(p) / SPM for p in site.getsitepackages() if (Path(p) / SPM).exists())
-    processor = sentencepiece.SentencePieceProcessor(model_file=str(model))
-    pieces: dict[bytes, list[int]] = {}
-    for token_id in range(processor.get_piece_size()):
-        if processor.is_control(token_id):
-            continue
-        piece = processor.id_to_piece(token_id)
-        byte = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", piece)
-        text = bytes([int(byte.group(1), 16)]) if byte else piece.replace("\u2581", " ").encode()
-        pieces.setdefault(text, []).append(token_id)
-    return outlines_core.Vocabulary(processor.eos_id(), pieces)
-
-
 def random_walks(constraint, path: Path, count: int, totals: collections.Counter, seed: int = 0) -> dict:
     """Uniform random walks over the pattern's byte automaton; each text is judged as described above."""
     import random
 
-    import outlines_core
     import sqlglot
 
-    index = outlines_core.Index(constraint.pattern, outlines_core.Vocabulary(256, {bytes([b]): [b] for b in
-                                                                                  range(256)}))
-    transitions, finals = index.get_transitions(), set(index.get_final_states())
+    dfa = constraint.bind(byte_vocabulary()).dfa
     rng = random.Random(seed)
     counts: collections.Counter[str] = collections.Counter()
     for _ in range(count):
-        state, text = index.get_initial_state(), bytearray()
+        state, text = dfa.initial, bytearray()
         while len(text) <= 400:
-            moves = {b: q for b, q in transitions.get(state, {}).items() if b < 256}
-            if state in finals and (not moves or rng.random() < 0.25):
+            moves = {b: int(dfa.table[state, dfa.token_class[b]]) for b in range(256)}
+            moves = {b: q for b, q in moves.items() if q != DEAD}
+            if dfa.accepting[state] and (not moves or rng.random() < 0.25):
                 break
             if not moves:
                 break
@@ -104,7 +84,7 @@ def random_walks(constraint, path: Path, count: int, totals: collections.Counter
             text.append(byte)
             state = moves[byte]
         query = text.decode("utf-8", errors="replace")
-        if len(text) > 400 or state not in finals:
+        if len(text) > 400 or not dfa.accepting[state]:
             counts["unfinished (too long or stuck)"] += 1
             continue
         try:
@@ -220,9 +200,10 @@ def main() -> None:
 
     vocabularies = {}
     if args.index:
-        import outlines_core
-        vocabularies = {"bytes": outlines_core.Vocabulary(256, {bytes([b]): [b] for b in range(256)}),
-                        "spm32k": sentencepiece_vocabulary()}
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from mistral_vocab import load
+
+        vocabularies = {"bytes": byte_vocabulary(), "sp32k": load("sp32k").vocabulary}
 
     soundness: collections.Counter[str] = collections.Counter()
     accepted = total = 0
@@ -237,11 +218,10 @@ def main() -> None:
         pattern = re.compile(constraint.pattern)
         row = {"db": db_id, "pattern_chars": len(constraint.pattern), "regex_s": round(compile_s, 2)}
         for name, vocabulary in vocabularies.items():
-            import outlines_core
             started = time.perf_counter()
-            index = outlines_core.Index(constraint.pattern, vocabulary)
-            row[f"index_{name}_s"] = round(time.perf_counter() - started, 2)
-            row[f"states_{name}"] = len(index.get_transitions())
+            dfa = build_token_dfa(constraint.pattern, vocabulary, timeout_s=600, use_disk_cache=False)
+            row[f"bind_{name}_s"] = round(time.perf_counter() - started, 2)
+            row[f"states_{name}"] = dfa.n_states
         db_ok = 0
         for query in by_db[db_id]:
             pattern_ok = pattern.fullmatch(query) is not None
