@@ -22,8 +22,9 @@ choices that make it practical:
   as one unknown name, which the commit check rejects;
 * *bounds*: the regex is built under a size budget and fails with :class:`GrammarError` instead of growing
   without end. Each level of depth copies the nested language into every position that can hold it, so the
-  text grows by roughly two orders of magnitude per level for SQL: depth 0 is ~100K characters per Spider
-  database, depth 1 exceeds the 2M-character default.
+  text grows by one to two orders of magnitude per level for SQL: depth 0 is 200K-350K characters per Spider
+  database; depth 1 exceeds the 2M-character default (with loosening it fits, at ~850K for a two-table
+  schema, but its token automaton outgrows the 8 GiB build bound).
 """
 
 from __future__ import annotations
