@@ -19,7 +19,8 @@ raised ``ConstraintUnsatisfiable``; of the returned ones, how many parse with sq
 execute read-only on the real database (soundness: all of them); and execution accuracy against the gold
 query's rows (ordered when the gold query has ORDER BY, else as multisets).
 
-Usage: python benchmarks/spider.py [--depth 0] [--loose-depth 3] [--generate 60] [--index] [--walk 50] [--dbs a,b] [--data ../shared/data/spider]
+Usage: python benchmarks/spider.py [--depth 0] [--loose-depth 3] [--generate 60] [--index] [--walk 50]
+                                  [--dbs a,b] [--data ../shared/data/spider]
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from constrained.text_to_sql import sql  # noqa: E402
+from constrained.text_to_sql.compiler import DEFAULT_LOOSE_DEPTH, DEFAULT_MAX_WHITESPACE  # noqa: E402
 from constrained.token_dfa import DEAD, build_token_dfa  # noqa: E402
 from constrained.vocabulary import byte_vocabulary  # noqa: E402
-from constrained.text_to_sql.compiler import DEFAULT_LOOSE_DEPTH, DEFAULT_MAX_WHITESPACE  # noqa: E402
 from constrained.text_to_sql.execute import execute_readonly  # noqa: E402
 
 

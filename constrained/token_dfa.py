@@ -172,7 +172,8 @@ def _compile_tables(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
             spelled.setdefault(piece, []).append(token_id)
     try:
         index = outlines_core.Index(
-            f"{_START_PATTERN}(?:{pattern}){_MARKER_PATTERN}", outlines_core.Vocabulary(vocabulary.end_token_ids[0], spelled)
+            f"{_START_PATTERN}(?:{pattern}){_MARKER_PATTERN}",
+            outlines_core.Vocabulary(vocabulary.end_token_ids[0], spelled),
         )
     except (ValueError, RuntimeError, TypeError) as error:
         if "vocabulary provided is incompatible" in str(error):

@@ -71,14 +71,15 @@ DEFAULT_MAX_WHITESPACE = 4
 
 
 def sql(db: Any, dialect: str = "sqlite", depth: int = 0, *, max_whitespace: int = DEFAULT_MAX_WHITESPACE,
-        loose_depth: int = DEFAULT_LOOSE_DEPTH,
-        aliases: tuple[str, ...] = DEFAULT_ALIASES, compile_timeout_s: float = 120.0) -> Constraint:
+        loose_depth: int = DEFAULT_LOOSE_DEPTH, aliases: tuple[str, ...] = DEFAULT_ALIASES,
+        compile_timeout_s: float = 120.0) -> Constraint:
     """The constraint for read-only queries over ``db`` (SQLite path, connection, DDL text, Spider entry).
 
     ``depth`` bounds nesting (subqueries, parenthesised expressions, general function calls; ``count(*)`` and
     ``avg(col)`` are free) that the masks track exactly; ``loose_depth`` more levels are allowed with
-    only balanced brackets in the masks and everything verified at commit (``loose_depth=0`` forbids them). ``max_whitespace`` bounds each
-    run of whitespace between tokens. Queries are generated in SQLite's dialect; convert with sqlglot.
+    only balanced brackets in the masks and everything verified at commit (``loose_depth=0`` forbids them).
+    ``max_whitespace`` bounds each run of whitespace between tokens. Queries are generated in SQLite's dialect;
+    convert with sqlglot.
     """
     if dialect != "sqlite":
         raise GrammarError(f"only the sqlite dialect is generated (got {dialect!r}); convert the result with "
