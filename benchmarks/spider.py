@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import re
 import sys
@@ -131,6 +132,7 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, seed: in
     from constrained.errors import ConstraintUnsatisfiable
     from constrained.text_to_sql import generate_sql
 
+    judge = functools.lru_cache(maxsize=None)(sql)  # one constraint per database, not one per question
     counts: collections.Counter[str] = collections.Counter()
     unsound: list[str] = []
     began = time.perf_counter()
@@ -145,7 +147,7 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, seed: in
         counts["returned"] += 1
         try:
             sqlglot.parse_one(result.text, read="sqlite")
-            problem = sql(path).check(result.text)
+            problem = judge(path).check(result.text)
         except sqlglot.errors.SqlglotError as error:
             problem = f"sqlglot: {error}"
         if problem is not None:
