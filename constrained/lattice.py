@@ -47,6 +47,7 @@ class StateSets:
 
     def __init__(self, dfa: TokenDFA) -> None:
         self.dfa = dfa
+        self._graph = dfa.state_graph
         self._members: list[np.ndarray] = []
         self._number: dict[bytes, int] = {}
         self._post: dict[tuple[int, int], int] = {}
@@ -83,11 +84,14 @@ class StateSets:
         key = (set_id, token_class)
         result = self._post.get(key)
         if result is None:
-            rows = self.dfa.table[self._members[set_id]]
-            targets = rows if token_class == _ANY else rows[:, token_class]
-            reached = np.zeros(self.dfa.n_states + 1, dtype=bool)
-            reached[targets.ravel()] = True  # DEAD lands in the extra last slot
-            result = self._post[key] = self.intern(reached[:-1])
+            members = self._members[set_id]
+            if token_class == _ANY:
+                reached = self._graph.successors(members)
+            else:
+                reached = np.zeros(self.dfa.n_states + 1, dtype=bool)
+                reached[self._graph.columns[token_class][members]] = True  # DEAD lands in the extra last slot
+                reached = reached[:-1]
+            result = self._post[key] = self.intern(reached)
             _bound(self._post, _SET_MEMO_LIMIT)
         return result
 
@@ -96,17 +100,18 @@ class StateSets:
         key = (set_id, token_class)
         result = self._pre.get(key)
         if result is None:
-            inside = np.append(self._members[set_id], False)
-            table = self.dfa.table
-            hits = inside[table].any(axis=1) if token_class == _ANY else inside[table[:, token_class]]
+            members = self._members[set_id]
+            if token_class == _ANY:
+                hits = self._graph.predecessors(members)
+            else:
+                hits = np.append(members, False)[self._graph.columns[token_class]]
             result = self._pre[key] = self.intern(hits)
             _bound(self._pre, _SET_MEMO_LIMIT)
         return result
 
     def allowed_classes(self, forward: int, backward: int) -> np.ndarray:
         """Classes ``c`` with some ``q`` in ``forward`` and ``δ(q, c)`` in ``backward``."""
-        inside = np.append(self._members[backward], False)
-        return inside[self.dfa.table[self._members[forward]]].any(axis=0)
+        return self._graph.classes_between(self._members[forward], self._members[backward])
 
     def token_mask(self, forward: int, backward: int) -> np.ndarray:
         """The bool ``[V]`` mask of tokens leading from ``forward`` into ``backward`` (shared: do not modify)."""

@@ -3,11 +3,12 @@
 outlines-core's ``Index`` determinizes the pattern and walks every token through it. We keep what the
 canvas lattice needs in a compact, array form:
 
-* states renumbered ``0..S-1``, only those from which acceptance is still reachable (live), plus ``DONE``
-  (index ``S``), the state after the first end token;
+* the minimal automaton at token level: only states reachable from the start and from which acceptance is
+  still reachable (live), equivalent states merged, plus ``DONE``, the state after the first end token
+  (merged with any state that, like it, can only be followed by end tokens);
 * tokens grouped into *classes* of identical behaviour in every state (all letter-only tokens inside a
-  string, say): the table is ``[S + 1, C]`` instead of ``[S + 1, V]``, usually a few hundred columns
-  rather than tens of thousands;
+  string, say): the table is ``[S, C]`` instead of ``[S, V]``, usually a few hundred columns rather than
+  tens of thousands;
 * end tokens (EOS, pad) form one class leading from accepting states to ``DONE`` and from ``DONE`` to itself,
   so a canvas can hold the text followed by padding, and nothing after the padding.
 
@@ -31,7 +32,7 @@ from .errors import CompileTimeout, RegexError, VocabularyError
 from .vocabulary import TokenVocabulary
 
 #: Bumped whenever the table layout changes, so stale cache files are never read.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_BYTES = 8 << 30
 DEAD = -1
@@ -50,9 +51,9 @@ class TokenDFA:
     pattern); ``token_class[t]`` maps a token id to its class; ``accepting[q]`` says a text may end in ``q``.
     """
 
-    table: np.ndarray  # int32 [S + 1, C]
+    table: np.ndarray  # int32 [S, C]
     token_class: np.ndarray  # int32 [V]
-    accepting: np.ndarray  # bool [S + 1]
+    accepting: np.ndarray  # bool [S]
     initial: int
     end_class: int
 
@@ -67,14 +68,15 @@ class TokenDFA:
         offsets = np.searchsorted(targets[order], np.arange(self.n_states + 1))
         return sources[order], classes[order], targets[order], offsets
 
+    @cached_property
+    def state_graph(self) -> StateGraph:
+        """The automaton as a graph between states, with the classes of each arc (see :class:`StateGraph`)."""
+        return StateGraph.of(self.table)
+
     @property
     def n_states(self) -> int:
         """States including ``DONE``."""
         return self.table.shape[0]
-
-    @property
-    def done(self) -> int:
-        return self.n_states - 1
 
     @property
     def n_classes(self) -> int:
@@ -109,6 +111,52 @@ class TokenDFA:
         with np.load(path) as data:
             initial, end_class = (int(x) for x in data["scalars"])
             return cls(data["table"], data["token_class"], data["accepting"], initial, end_class)
+
+
+@dataclass(frozen=True)
+class StateGraph:
+    """The arcs ``source -> target`` of a token automaton, each with the packed set of classes that take it.
+
+    Why: the lattice's set operations (successors, predecessors, the classes between two sets) only care
+    which states connect, and a state usually reaches a handful of distinct states through hundreds of
+    classes. Over arcs these operations cost ``O(arcs)`` instead of ``O(states × classes)`` on the table,
+    two orders of magnitude less on a JSON Schema automaton with a 32K vocabulary.
+    """
+
+    sources: np.ndarray  # int64 [P]
+    targets: np.ndarray  # int64 [P]
+    classes: np.ndarray  # uint8 [P, ceil(C / 8)], bit c (big-endian within a byte) set when class c takes the arc
+    columns: np.ndarray  # int32 [C, S], the table transposed: one contiguous row per class
+    n_classes: int
+
+    @classmethod
+    def of(cls, table: np.ndarray) -> StateGraph:
+        n_states, n_classes = table.shape
+        sources, classes = np.nonzero(table != DEAD)
+        targets = table[sources, classes].astype(np.int64)
+        arcs, arc_of_edge = np.unique(sources * n_states + targets, return_inverse=True)
+        packed = np.zeros((len(arcs), -(-n_classes // 8)), dtype=np.uint8)
+        np.bitwise_or.at(packed, (arc_of_edge.reshape(-1), classes >> 3),
+                         np.left_shift(1, 7 - (classes & 7)).astype(np.uint8))
+        return cls(arcs // n_states, arcs % n_states, packed, np.ascontiguousarray(table.T), n_classes)
+
+    def successors(self, members: np.ndarray) -> np.ndarray:
+        """Bool ``[S]``: states one token (of any class) away from some member."""
+        reached = np.zeros(len(members), dtype=bool)
+        reached[self.targets[members[self.sources]]] = True
+        return reached
+
+    def predecessors(self, members: np.ndarray) -> np.ndarray:
+        """Bool ``[S]``: states one token (of any class) away from entering the members."""
+        hits = np.zeros(len(members), dtype=bool)
+        hits[self.sources[members[self.targets]]] = True
+        return hits
+
+    def classes_between(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Bool ``[C]``: classes taking some member of ``sources`` to some member of ``targets``."""
+        arcs = self.classes[sources[self.sources] & targets[self.targets]]
+        packed = np.bitwise_or.reduce(arcs, axis=0) if len(arcs) else np.zeros(self.classes.shape[1], np.uint8)
+        return np.unpackbits(packed, count=self.n_classes).astype(bool)
 
 
 def _live_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
@@ -213,7 +261,66 @@ def _compile_tables(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     live = _live_states(table, accepting)
     table[~live] = DEAD
     table[np.isin(table, np.flatnonzero(~live))] = DEAD
-    return TokenDFA(table, token_class, accepting, int(renumber[initial]), end_class)
+    return _minimal(TokenDFA(table, token_class, accepting, int(renumber[initial]), end_class))
+
+
+def _reachable_states(table: np.ndarray, initial: int) -> np.ndarray:
+    """States reachable from ``initial`` (forward closure, one frontier at a time)."""
+    reached = np.zeros(table.shape[0] + 1, dtype=bool)  # the extra last slot absorbs DEAD
+    frontier = np.array([initial])
+    while len(frontier):
+        reached[frontier] = True
+        successors = np.unique(table[frontier])
+        frontier = successors[~reached[successors]]
+    return reached[:-1]
+
+
+def _equivalent_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
+    """Per state, its block of the coarsest partition where equivalent states share a future (Moore).
+
+    Starting from accepting / not accepting, states are split while the blocks their classes lead to
+    differ. Each round compares rows by two independent random linear hashes (128 bits), so the rows are
+    never sorted; a collision (merging two distinct rows) has probability far below ``2**-100`` per round.
+    """
+    weights = np.random.default_rng(0xB10C).integers(1, 2**63, size=(table.shape[1], 2), dtype=np.uint64) | 1
+    blocks = accepting.astype(np.int64)
+    count = len(np.unique(blocks))
+    while True:
+        successor_blocks = np.append(blocks, -1)[table] + 1  # DEAD reads the extra slot: block -1, then 0
+        signature = np.column_stack([blocks.astype(np.uint64), successor_blocks.astype(np.uint64) @ weights])
+        _, refined = np.unique(signature, axis=0, return_inverse=True)
+        refined = refined.reshape(-1)
+        refined_count = int(refined.max()) + 1
+        if refined_count == count:
+            return refined
+        blocks, count = refined, refined_count
+
+
+def _minimal(dfa: TokenDFA) -> TokenDFA:
+    """The minimal automaton of the same language: reachable states only, equivalent states merged, and
+    classes merged where their columns became equal.
+
+    Why: every set operation of the canvas lattice costs in proportion to the states (and their arcs), and
+    the byte-level determinization leaves many token-level twins (the same string tail reached through
+    different properties, say): on MaskBench schemas with a 32K vocabulary this keeps 1/9 to 1/2 of them.
+    """
+    kept = np.flatnonzero(_reachable_states(dfa.table, dfa.initial))
+    renumber = np.full(dfa.n_states + 1, DEAD, dtype=np.int64)  # the extra last slot maps DEAD to DEAD
+    renumber[kept] = np.arange(len(kept))
+    table = renumber[dfa.table[kept]]
+    blocks = _equivalent_states(table, dfa.accepting[kept])
+    _, representatives = np.unique(blocks, return_index=True)
+    block_of = np.append(blocks, DEAD)
+    merged = block_of[table[representatives]]
+    columns, class_of_column = np.unique(merged.T, axis=0, return_inverse=True)
+    class_of_column = class_of_column.reshape(-1)
+    return TokenDFA(
+        table=np.ascontiguousarray(columns.T, dtype=np.int32),
+        token_class=class_of_column[dfa.token_class].astype(np.int32),
+        accepting=dfa.accepting[kept][representatives],
+        initial=int(blocks[renumber[dfa.initial]]),
+        end_class=int(class_of_column[dfa.end_class]),
+    )
 
 
 def _child(pattern: str, vocabulary: TokenVocabulary, memory_bytes: int, conn) -> None:

@@ -1,0 +1,42 @@
+"""The token automaton: exactly the pattern's language over token sequences, in its minimal form."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+
+import constrained
+from constrained.token_dfa import DEAD
+
+VOCAB = {"a": 0, "b": 1, "ab": 2, "c": 3, "</s>": 4, "x": 5, "y": 6, "ba": 7}
+END = VOCAB["</s>"]
+PIECES = {token_id: piece for piece, token_id in VOCAB.items() if token_id != END}
+
+
+@pytest.mark.parametrize("pattern", ["(xa|ya)b", "a(b|a)*c", "(ab|c)+", "(x|y)(ab|ba)*c?", "[ab]{2,3}(xc|yc)"])
+def test_accepted_token_sequences_spell_accepted_texts(pattern):
+    """Every token sequence up to length 4 ends accepted iff its text matches the pattern."""
+    dfa = constrained.regex(pattern).bind(VOCAB).dfa
+    for length in range(5):
+        for tokens in itertools.product(PIECES, repeat=length):
+            state = dfa.walk(list(tokens))
+            text = "".join(PIECES[t] for t in tokens)
+            accepted = state != DEAD and bool(dfa.accepting[state])
+            assert accepted == bool(re.fullmatch(pattern, text)), (pattern, text)
+
+
+def test_equivalent_states_are_merged():
+    """After ``x`` and after ``y`` the futures are the same, so one state serves both: the start, after
+    ``x``/``y``, after ``a``, and the end (the accepted text, merged with the padding state after it)."""
+    dfa = constrained.regex("(xa|ya)b").bind(VOCAB).dfa
+    assert dfa.n_states == 4
+    assert dfa.walk([VOCAB["x"]]) == dfa.walk([VOCAB["y"]])
+
+
+def test_tokens_of_equal_behaviour_share_a_class():
+    """``x`` and ``y`` act alike in every state of the minimal automaton, so they are one column."""
+    dfa = constrained.regex("(xa|ya)b").bind(VOCAB).dfa
+    assert dfa.token_class[VOCAB["x"]] == dfa.token_class[VOCAB["y"]]
+    assert dfa.token_class[VOCAB["a"]] != dfa.token_class[VOCAB["x"]]
