@@ -28,9 +28,10 @@ from .token_dfa import DEAD, TokenDFA
 OPEN = None
 _ANY = -1  # the "any token" pseudo-class in memo keys
 _UNSET = -1  # a sweep entry not computed yet (differs from every interned set)
+_DECIDED = -2  # row keys of decided positions: (_DECIDED, token)
 #: Memo tables are dropped wholesale past these sizes, bounding memory over long runs.
 _SET_MEMO_LIMIT = 500_000
-_MASK_MEMO_LIMIT = 2_048
+_ROW_MEMO_BYTES = 64 << 20
 
 
 def _bound(memo: dict, limit: int) -> None:
@@ -52,7 +53,11 @@ class StateSets:
         self._number: dict[bytes, int] = {}
         self._post: dict[tuple[int, int], int] = {}
         self._pre: dict[tuple[int, int], int] = {}
-        self._masks: dict[tuple[int, int], np.ndarray] = {}
+        self._class_sets: dict[tuple[int, int], bytes] = {}
+        self._rows: dict[tuple[bytes, bool], np.ndarray] = {}
+        self._row_memo_limit = max(64, _ROW_MEMO_BYTES // dfa.vocab_size)
+        self._token_class = dfa.token_class.astype(np.intp)  # ``take`` with native indices is 3x faster
+        self.packed_width = -(-dfa.vocab_size // 32)
         self.empty = self.intern(np.zeros(dfa.n_states, dtype=bool))
         self.accepting = self.intern(dfa.accepting)
         self.live = self.intern(np.ones(dfa.n_states, dtype=bool))
@@ -115,12 +120,37 @@ class StateSets:
 
     def token_mask(self, forward: int, backward: int) -> np.ndarray:
         """The bool ``[V]`` mask of tokens leading from ``forward`` into ``backward`` (shared: do not modify)."""
-        key = (forward, backward)
-        mask = self._masks.get(key)
-        if mask is None:
-            _bound(self._masks, _MASK_MEMO_LIMIT)
-            mask = self._masks[key] = self.allowed_classes(forward, backward)[self.dfa.token_class]
-        return mask
+        return self.row((forward, backward), packed=False)
+
+    def row(self, key: tuple[int, int], packed: bool) -> np.ndarray:
+        """One mask row, bool ``[V]`` or packed int32 ``[ceil(V / 32)]`` (shared: do not modify).
+
+        ``key`` is an open position's ``(F[i], B[i + 1])`` or a decided one's ``(_DECIDED, token)``. Open rows
+        are memoized twice: the pair's allowed classes, then the row of those classes, because many pairs
+        allow the same classes (a few hundred class sets against a thousand pairs in a 256-position run) and
+        spreading classes over a 32K vocabulary costs more than finding them.
+        """
+        if key[0] == _DECIDED:
+            mask = np.zeros(self.dfa.vocab_size, dtype=bool)
+            mask[key[1]] = True
+            return self._packed(mask) if packed else mask
+        classes = self._class_sets.get(key)
+        if classes is None:
+            _bound(self._class_sets, _SET_MEMO_LIMIT)
+            classes = self._class_sets[key] = np.packbits(self.allowed_classes(*key)).tobytes()
+        row = self._rows.get((classes, packed))
+        if row is None:
+            _bound(self._rows, self._row_memo_limit)
+            allowed = np.unpackbits(np.frombuffer(classes, dtype=np.uint8), count=self.dfa.n_classes).view(bool)
+            mask = allowed.take(self._token_class)
+            row = self._rows[classes, packed] = self._packed(mask) if packed else mask
+        return row
+
+    def _packed(self, mask: np.ndarray) -> np.ndarray:
+        """A bool ``[V]`` row as int32 words, bit ``t % 32`` of word ``t // 32`` for token ``t``."""
+        padded = np.zeros(self.packed_width * 32, dtype=bool)
+        padded[: len(mask)] = mask
+        return np.packbits(padded, bitorder="little").view(np.int32)
 
 
 class Canvas:
@@ -138,8 +168,7 @@ class Canvas:
         self.length = length
         self.final = final
         self.tokens: list[int | None] = [OPEN] * length
-        self._mask_buffer: np.ndarray | None = None
-        self._row_keys: list[tuple[int, int] | None] = []
+        self._layouts: dict[bool, tuple[np.ndarray, list[tuple[int, int] | None]]] = {}
         start_state = self._dfa.initial if start is None else start
         if not 0 <= start_state < self._dfa.n_states:
             raise ValueError(f"start state {start_state} is not a state of this automaton")
@@ -211,41 +240,39 @@ class Canvas:
 
         An infeasible canvas allows nothing anywhere.
         """
-        if not self.feasible():
-            return torch.zeros(self.length, self.vocab_size, dtype=torch.bool, device=device)
-        result = torch.from_numpy(self._mask_array().copy())
+        return self._masks_tensor(packed=False, device=device)
+
+    def packed_masks(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """The masks as a bitmask, int32 ``[L, ceil(V / 32)]``, bit ``t % 32`` of word ``t // 32`` for token ``t``.
+
+        The layout llguidance and XGrammar fill per token; a 32nd of the bool masks' bytes to move.
+        """
+        return self._masks_tensor(packed=True, device=device)
+
+    def _masks_tensor(self, packed: bool, device: torch.device | str | None) -> torch.Tensor:
+        if self.feasible():
+            result = torch.from_numpy(self._rows(packed).copy())
+        else:
+            width = self._sets.packed_width if packed else self.vocab_size
+            result = torch.zeros(self.length, width, dtype=torch.int32 if packed else torch.bool)
         return result.to(device) if device is not None else result
 
-    def _mask_array(self) -> np.ndarray:
-        """The masks of a feasible canvas, numpy bool ``[L, V]``, owned by the canvas.
+    def _rows(self, packed: bool) -> np.ndarray:
+        """The masks of a feasible canvas in one layout, owned by the canvas.
 
         Kept between calls: only rows whose ``(F[i], B[i + 1])`` pair (or decided token) changed since the
         last call are rewritten, typically a few dozen of 256 per denoising step.
         """
-        if self._mask_buffer is None:
-            self._mask_buffer = np.zeros((self.length, self.vocab_size), dtype=bool)
-            self._row_keys = [None] * self.length
-        buffer, keys = self._mask_buffer, self._row_keys
+        if packed not in self._layouts:
+            width, dtype = (self._sets.packed_width, np.int32) if packed else (self.vocab_size, bool)
+            self._layouts[packed] = (np.zeros((self.length, width), dtype=dtype), [None] * self.length)
+        buffer, keys = self._layouts[packed]
         for i, token in enumerate(self.tokens):
-            key = (self._forward[i], self._backward[i + 1]) if token is OPEN else (-1, token)
+            key = (self._forward[i], self._backward[i + 1]) if token is OPEN else (_DECIDED, token)
             if keys[i] != key:
                 keys[i] = key
-                if token is OPEN:
-                    buffer[i] = self._sets.token_mask(*key)
-                else:
-                    buffer[i] = False
-                    buffer[i, token] = True
+                buffer[i] = self._sets.row(key, packed)
         return buffer
-
-    def packed_masks(self, device: torch.device | str | None = None) -> torch.Tensor:
-        """The masks as a bitmask, int32 ``[L, ceil(V / 32)]``, bit ``t % 32`` of word ``t // 32`` for token ``t``."""
-        padded_width = -(-self.vocab_size // 32) * 32
-        padded = np.zeros((self.length, padded_width), dtype=bool)
-        if self.feasible():
-            padded[:, : self.vocab_size] = self._mask_array()
-        packed = np.packbits(padded, axis=1, bitorder="little").view(np.int32)
-        tensor = torch.from_numpy(packed)
-        return tensor.to(device) if device is not None else tensor
 
     def end_state(self) -> int:
         """The automaton state after a fully decided, feasible canvas (where the next canvas starts)."""

@@ -123,40 +123,50 @@ class StateGraph:
     two orders of magnitude less on a JSON Schema automaton with a 32K vocabulary.
     """
 
-    sources: np.ndarray  # int64 [P]
-    targets: np.ndarray  # int64 [P]
-    classes: np.ndarray  # uint8 [P, ceil(C / 8)], bit c (big-endian within a byte) set when class c takes the arc
+    sources: np.ndarray  # intp [P]
+    targets: np.ndarray  # intp [P]
+    classes: np.ndarray  # uint64 [P, ceil(C / 64)]: as bytes, bit c (big-endian in its byte) set when c takes it
+    classes_by_word: np.ndarray  # the same, transposed: [ceil(C / 64), P]
     columns: np.ndarray  # int32 [C, S], the table transposed: one contiguous row per class
     n_classes: int
+
+    #: Past this many arcs, OR-ing the selected arcs' words goes word by word over all arcs (a steady cost)
+    #: rather than arc by arc over the selected ones (cheaper for few, but growing with their number).
+    _ARC_BY_ARC_LIMIT = 512
 
     @classmethod
     def of(cls, table: np.ndarray) -> StateGraph:
         n_states, n_classes = table.shape
         sources, classes = np.nonzero(table != DEAD)
-        targets = table[sources, classes].astype(np.int64)
+        targets = table[sources, classes].astype(np.intp)
         arcs, arc_of_edge = np.unique(sources * n_states + targets, return_inverse=True)
-        packed = np.zeros((len(arcs), -(-n_classes // 8)), dtype=np.uint8)
+        packed = np.zeros((len(arcs), -(-n_classes // 64) * 8), dtype=np.uint8)
         np.bitwise_or.at(packed, (arc_of_edge.reshape(-1), classes >> 3),
                          np.left_shift(1, 7 - (classes & 7)).astype(np.uint8))
-        return cls(arcs // n_states, arcs % n_states, packed, np.ascontiguousarray(table.T), n_classes)
+        words = packed.view(np.uint64)
+        return cls(arcs // n_states, arcs % n_states, words, np.ascontiguousarray(words.T),
+                   np.ascontiguousarray(table.T), n_classes)
 
     def successors(self, members: np.ndarray) -> np.ndarray:
         """Bool ``[S]``: states one token (of any class) away from some member."""
         reached = np.zeros(len(members), dtype=bool)
-        reached[self.targets[members[self.sources]]] = True
+        reached[self.targets.compress(members.take(self.sources))] = True
         return reached
 
     def predecessors(self, members: np.ndarray) -> np.ndarray:
         """Bool ``[S]``: states one token (of any class) away from entering the members."""
         hits = np.zeros(len(members), dtype=bool)
-        hits[self.sources[members[self.targets]]] = True
+        hits[self.sources.compress(members.take(self.targets))] = True
         return hits
 
     def classes_between(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Bool ``[C]``: classes taking some member of ``sources`` to some member of ``targets``."""
-        arcs = self.classes[sources[self.sources] & targets[self.targets]]
-        packed = np.bitwise_or.reduce(arcs, axis=0) if len(arcs) else np.zeros(self.classes.shape[1], np.uint8)
-        return np.unpackbits(packed, count=self.n_classes).astype(bool)
+        selected = sources.take(self.sources) & targets.take(self.targets)
+        if np.count_nonzero(selected) <= self._ARC_BY_ARC_LIMIT:
+            words = np.bitwise_or.reduce(self.classes.take(np.flatnonzero(selected), axis=0), axis=0)
+        else:
+            words = np.bitwise_or.reduce(self.classes_by_word.compress(selected, axis=1), axis=1)
+        return np.unpackbits(words.view(np.uint8), count=self.n_classes).view(bool)
 
 
 def _live_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
