@@ -289,16 +289,26 @@ def _equivalent_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
     """Per state, its block of the coarsest partition where equivalent states share a future (Moore).
 
     Starting from accepting / not accepting, states are split while the blocks their classes lead to
-    differ. Each round compares rows by two independent random linear hashes (128 bits), so the rows are
-    never sorted; a collision (merging two distinct rows) has probability far below ``2**-100`` per round.
+    differ. Each round compares rows by two independent random linear hashes (128 bits) summed over the
+    live transitions only (dead ones add nothing), so the rows are never sorted and a round costs the
+    transitions, not the table; a collision (merging two distinct rows) has probability far below
+    ``2**-100`` per round.
     """
-    weights = np.random.default_rng(0xB10C).integers(1, 2**63, size=(table.shape[1], 2), dtype=np.uint64) | 1
+    n_states, n_classes = table.shape
+    sources, classes = np.nonzero(table != DEAD)  # sorted by source
+    targets = table[sources, classes]
+    weights = np.random.default_rng(0xB10C).integers(1, 2**63, size=(n_classes, 2), dtype=np.uint64) | 1
+    edge_weights = weights[classes]
+    starts = np.searchsorted(sources, np.arange(n_states))
+    with_edges = np.flatnonzero(np.diff(np.append(starts, len(sources))) > 0)
     blocks = accepting.astype(np.int64)
     count = len(np.unique(blocks))
     while True:
-        successor_blocks = np.append(blocks, -1)[table] + 1  # DEAD reads the extra slot: block -1, then 0
-        signature = np.column_stack([blocks.astype(np.uint64), successor_blocks.astype(np.uint64) @ weights])
-        _, refined = np.unique(signature, axis=0, return_inverse=True)
+        sums = np.zeros((n_states, 2), dtype=np.uint64)
+        if len(with_edges):
+            terms = edge_weights * (blocks[targets] + 1).astype(np.uint64)[:, None]
+            sums[with_edges] = np.add.reduceat(terms, starts[with_edges], axis=0)
+        _, refined = np.unique(np.column_stack([blocks.astype(np.uint64), sums]), axis=0, return_inverse=True)
         refined = refined.reshape(-1)
         refined_count = int(refined.max()) + 1
         if refined_count == count:
