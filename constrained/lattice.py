@@ -10,8 +10,10 @@ A canvas has ``L`` positions, some decided (token fixed), the rest open. With th
 
 That is exact: every allowed token extends to a whole accepted canvas, and every token of an accepted
 canvas is allowed. The work is done on state *sets*, interned as small integers and memoized per automaton
-(``post``, ``pre`` and the mask of an ``(F, B)`` pair), so the sweeps of a denoising run quickly become
-dictionary look-ups: interior positions of a canvas share their sets, and so do successive steps.
+(``post``, ``pre``, the classes an ``(F, B)`` pair allows, and the mask row of those classes), so the sweeps
+of a denoising run quickly become dictionary look-ups: interior positions of a canvas share their sets, and
+so do successive steps. A memo miss costs the automaton's arcs between states
+(:class:`~constrained.token_dfa.StateGraph`), not its states × classes table.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from .errors import ConstraintUnsatisfiable
-from .token_dfa import DEAD, TokenDFA
+from .token_dfa import TokenDFA
 
 #: Marks an open position in :attr:`Canvas.tokens`.
 OPEN = None

@@ -166,11 +166,18 @@ def test_padding_only_after_the_text(bound_patterns):
 
 
 def test_packed_masks_round_trip(bound_patterns):
+    """Packed and bool masks agree on a fresh canvas and after every incremental change, decided rows too."""
     canvas = bound_patterns["(ab|c)+"].canvas(LENGTH)
-    packed = canvas.packed_masks()
-    assert packed.dtype == torch.int32 and packed.shape == (LENGTH, 1)
-    bits = torch.tensor([[(int(word) >> b) & 1 for b in range(len(VOCAB))] for word in packed[:, 0]], dtype=torch.bool)
-    assert torch.equal(bits, canvas.masks())
+
+    def unpacked() -> torch.Tensor:
+        packed = canvas.packed_masks()
+        assert packed.dtype == torch.int32 and packed.shape == (LENGTH, 1)
+        return torch.tensor([[(int(word) >> b) & 1 for b in range(len(VOCAB))] for word in packed[:, 0]],
+                            dtype=torch.bool)
+
+    for changes in ({}, {1: VOCAB["ab"]}, {3: VOCAB["c"], 4: END}, {1: None}, {0: VOCAB["a"]}):
+        canvas.decide(changes)
+        assert torch.equal(unpacked(), canvas.masks())
 
 
 def test_batch_masks_stack_canvases(bound_patterns):
