@@ -135,14 +135,16 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, seed: in
     judge = functools.lru_cache(maxsize=None)(sql)  # one constraint per database, not one per question
     counts: collections.Counter[str] = collections.Counter()
     unsound: list[str] = []
+    raised: list[str] = []  # why: the last violation the commit check found
     began = time.perf_counter()
     for index, example in enumerate(examples):
         path = data / "database" / example["db_id"] / f"{example['db_id']}.sqlite"
         try:
             result = generate_sql(example["question"], path, model=model, tokenizer=tokenizer, execute=True,
                                   max_new_tokens=192, seed=seed + index)
-        except ConstraintUnsatisfiable:
+        except ConstraintUnsatisfiable as error:
             counts["raised"] += 1
+            raised.append(f"{error}  [text: {error.partial!r}]")
             continue
         counts["returned"] += 1
         try:
@@ -158,7 +160,7 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, seed: in
         if gold:  # an empty gold result matches every query that runs: it says nothing
             counts["execution_comparable"] += 1
             counts["execution_match"] += same_rows(result.rows, gold, "order by" in example["query"].lower())
-    return {"n": len(examples), **counts, "unsound_examples": unsound[:3],
+    return {"n": len(examples), **counts, "unsound_examples": unsound[:3], "raised_examples": raised[:5],
             "seconds_per_question": round((time.perf_counter() - began) / max(1, len(examples)), 2)}
 
 
@@ -180,6 +182,8 @@ def generation_report(dev: list[dict], data: Path, count: int) -> None:
               f"{row['seconds_per_question']} s/question")
         for example in row["unsound_examples"]:
             print(f"    unsound: {example[:200]}")
+        for example in row["raised_examples"]:
+            print(f"    raised: {example[:200]}")
 
 
 def main() -> None:

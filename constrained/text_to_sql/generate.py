@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlglot
 
+from ..errors import ConstraintUnsatisfiable
 from ..generation import GenerationResult, generate
 from ..prompts import compact_sql_schema, sql_prompt
 from .compiler import sql
@@ -40,11 +41,19 @@ def generate_sql(question: str, db: Any, model: Any = None, tokenizer: Any = Non
 
     ``execute=True`` runs it read-only on ``db`` (which must then be a file or a connection); extra keyword
     arguments go to :func:`constrained.generation.generate` (``max_new_tokens``, ``steps``, ``seed``, ...).
+    When no admissible query passes the commit check, it tries once more without the loosened brackets
+    (``loose_depth=0``: no nesting past ``depth``) before raising :class:`ConstraintUnsatisfiable`.
     """
     schema = load_schema(db)
-    constraint = sql(schema, depth=depth)
     prompt = sql_prompt(compact_sql_schema({t.name: [c.name for c in t.columns] for t in schema.tables}), question)
-    result = generate(constraint, prompt, model=model, tokenizer=tokenizer, **gen_kwargs)
+    try:
+        result = generate(sql(schema, depth=depth), prompt, model=model, tokenizer=tokenizer, **gen_kwargs)
+    except ConstraintUnsatisfiable:
+        # Past ``depth`` the masks keep brackets only balanced, with free text inside, and a denoiser can fill
+        # them with text the commit check rejects draw after draw (``FROM ( GROUP BY x)``). The tight
+        # language has no such spans: everything its masks allow up to the commit check is real SQL.
+        result = generate(sql(schema, depth=depth, loose_depth=0), prompt, model=model, tokenizer=tokenizer,
+                          **gen_kwargs)
     text = result.text.strip()
     query = text if dialect == "sqlite" else sqlglot.transpile(text, read="sqlite", write=dialect)[0]
     rows = None
