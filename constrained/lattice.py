@@ -122,20 +122,17 @@ class StateSets:
 
     def token_mask(self, forward: int, backward: int) -> np.ndarray:
         """The bool ``[V]`` mask of tokens leading from ``forward`` into ``backward`` (shared: do not modify)."""
-        return self.row((forward, backward), packed=False)
+        return self.row(forward, backward, packed=False)
 
-    def row(self, key: tuple[int, int], packed: bool) -> np.ndarray:
-        """One mask row, bool ``[V]`` or packed int32 ``[ceil(V / 32)]`` (shared: do not modify).
+    def row(self, forward: int, backward: int, packed: bool) -> np.ndarray:
+        """The mask row of an open position, bool ``[V]`` or packed int32 ``[ceil(V / 32)]`` (shared: do not
+        modify).
 
-        ``key`` is an open position's ``(F[i], B[i + 1])`` or a decided one's ``(_DECIDED, token)``. Open rows
-        are memoized twice: the pair's allowed classes, then the row of those classes, because many pairs
-        allow the same classes (a few hundred class sets against a thousand pairs in a 256-position run) and
+        Memoized twice: the pair's allowed classes, then the row of those classes, because many pairs allow
+        the same classes (a few hundred class sets against a thousand pairs in a 256-position run) and
         spreading classes over a 32K vocabulary costs more than finding them.
         """
-        if key[0] == _DECIDED:
-            mask = np.zeros(self.dfa.vocab_size, dtype=bool)
-            mask[key[1]] = True
-            return self._packed(mask) if packed else mask
+        key = (forward, backward)
         classes = self._class_sets.get(key)
         if classes is None:
             _bound(self._class_sets, _SET_MEMO_LIMIT)
@@ -273,7 +270,14 @@ class Canvas:
             key = (self._forward[i], self._backward[i + 1]) if token is OPEN else (_DECIDED, token)
             if keys[i] != key:
                 keys[i] = key
-                buffer[i] = self._sets.row(key, packed)
+                if token is OPEN:
+                    buffer[i] = self._sets.row(*key, packed)
+                else:  # just the token: written in place, no row to build
+                    buffer[i] = 0
+                    if packed:
+                        buffer[i].view(np.uint32)[token >> 5] = 1 << (token & 31)
+                    else:
+                        buffer[i, token] = True
         return buffer
 
     def end_state(self) -> int:
