@@ -158,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
                               "sql_items": args.sql_items}
 
     def both(kind: str, constraint_of, budget: int, valid) -> dict[str, Any]:
+        """Unconstrained and constrained figures for one task (none when it was given no items)."""
         rows = {}
+        if not items[kind]:
+            return rows
         for name, constraint in (("unconstrained", None), ("constrained", constraint_of)):
             run = generate_all(items[kind], constraint, budget, model, tokenizer, args.seed)
             rows[name] = figures(items[kind], run, valid)
@@ -170,31 +173,37 @@ def main(argv: list[str] | None = None) -> int:
     report["json"] = both("json", lambda item: constrained.json_schema(item.meta["schema"]), JSON_BUDGET, json_valid)
     report["sql"] = both("sql", lambda item: constrained.sql(tables_ddl(item.meta["tables"])),
                          model.config.canvas_length, sql_valid)
-    sudoku_items = items["sudoku"]
-    unconstrained = generate_all(sudoku_items, None, model.config.canvas_length, model, tokenizer, args.seed)
-    puzzles = [item.meta["puzzle"] for item in sudoku_items]
-    report["sudoku"] = {
-        "unconstrained": figures(sudoku_items, unconstrained, sudoku_valid),
-        "model_loop": run_loop(puzzles, builtin_factory(args.seed, model, tokenizer), {}),
-        "uniform_loop": run_loop(puzzles, uniform_factory(args.seed), {}),
-    }
     for kind in ("json", "sql"):
         for name, row in report[kind].items():
             extra = f"  field exact {row['field_exact_match']:.1%}" if "field_exact_match" in row else ""
             print(f"{kind:<6} {name:<13} valid {row['valid']:.1%}  exact {row['exact']:.1%}{extra}  "
                   f"passes {row['passes_mean']:.1f}  {row['seconds_per_item']:.2f} s/item  failures {row['failures']}")
-    row = report["sudoku"]["unconstrained"]
-    print(f"sudoku unconstrained  valid {row['valid']:.1%}  exact {row['exact']:.1%}")
-    for name in ("model_loop", "uniform_loop"):
-        row = report["sudoku"][name]
-        print(f"sudoku {name:<13} solved {row['solve_rate']:.1%}  passes mean {row['passes_mean']:.2f} "
-              f"p99 {row['passes_p99']:.1f}  zero-pass {row['zero_pass_share']:.1%}")
-    model_passes, uniform_passes = report["sudoku"]["model_loop"]["passes_mean"], report["sudoku"]["uniform_loop"]["passes_mean"]
-    report["sudoku"]["uniform_over_model_passes"] = uniform_passes / model_passes if model_passes else float("inf")
-    print(f"sudoku passes, uniform / model: {report['sudoku']['uniform_over_model_passes']:.2f}x")
+    if items["sudoku"]:
+        report["sudoku"] = sudoku_report(items["sudoku"], model, tokenizer, args.seed)
     if args.json:
         print(json.dumps(report))
     return 0
+
+
+def sudoku_report(sudoku_items: list[corpus.Item], model, tokenizer, seed: int) -> dict[str, Any]:
+    """Unconstrained generation, then the solve loop guided by the model beside a uniform-random denoiser."""
+    unconstrained = generate_all(sudoku_items, None, model.config.canvas_length, model, tokenizer, seed)
+    puzzles = [item.meta["puzzle"] for item in sudoku_items]
+    report = {
+        "unconstrained": figures(sudoku_items, unconstrained, sudoku_valid),
+        "model_loop": run_loop(puzzles, builtin_factory(seed, model, tokenizer), {}),
+        "uniform_loop": run_loop(puzzles, uniform_factory(seed), {}),
+    }
+    row = report["unconstrained"]
+    print(f"sudoku unconstrained  valid {row['valid']:.1%}  exact {row['exact']:.1%}")
+    for name in ("model_loop", "uniform_loop"):
+        row = report[name]
+        print(f"sudoku {name:<13} solved {row['solve_rate']:.1%}  passes mean {row['passes_mean']:.2f} "
+              f"p99 {row['passes_p99']:.1f}  zero-pass {row['zero_pass_share']:.1%}")
+    model_passes, uniform_passes = report["model_loop"]["passes_mean"], report["uniform_loop"]["passes_mean"]
+    report["uniform_over_model_passes"] = uniform_passes / model_passes if model_passes else float("inf")
+    print(f"sudoku passes, uniform / model: {report['uniform_over_model_passes']:.2f}x")
+    return report
 
 
 if __name__ == "__main__":
