@@ -60,10 +60,11 @@ class Example:
     canvas: list[int]
 
 
-def examples(tok: PreTrainedTokenizerFast, canvas_length: int, seed: int, max_context: int):
-    """Endless seeded stream of :class:`Example`, one random block per corpus item."""
+def examples(tok: PreTrainedTokenizerFast, canvas_length: int, seed: int, max_context: int,
+             mix: dict[str, float] | None = None):
+    """Endless seeded stream of :class:`Example`, one random block per corpus item (kinds drawn by ``mix``)."""
     rng = random.Random(seed)
-    for item in corpus.items("train", seed=seed):
+    for item in corpus.items("train", seed=seed, mix=mix):
         first = blocks.prompt_ids(tok, item.prompt)
         canvases = blocks.answer_blocks(tok, item.target, canvas_length)
         index = rng.randrange(len(canvases))
@@ -159,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=corpus.TRAIN_SEED)
     parser.add_argument("--max-context", type=int, default=320, help="skip examples with a longer context")
+    parser.add_argument("--mix", type=_mix, default=None,
+                        help="task weights as kind=weight,... (default: corpus.DEFAULT_MIX)")
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--save-every", type=int, default=250)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     generator = torch.Generator().manual_seed(args.seed)
-    stream = examples(tok, config.canvas_length, args.seed, args.max_context)
+    stream = examples(tok, config.canvas_length, args.seed, args.max_context, args.mix)
     history: list[dict] = []
     running: dict[str, list[float]] = {k: [] for k in corpus.KINDS}
     step = 0
@@ -238,6 +241,17 @@ def main(argv: list[str] | None = None) -> None:
     console.print(f"saved {args.out} after {step} steps, {elapsed:.1f} min, last loss {history[-1] if history else '-'}")
 
 
+def _mix(text: str) -> dict[str, float]:
+    """``json=0.7,sql=0.2,sudoku=0.1`` -> weights, checked against the corpus's kinds."""
+    weights = {}
+    for part in text.split(","):
+        kind, _, weight = part.partition("=")
+        if kind not in corpus.KINDS:
+            raise argparse.ArgumentTypeError(f"unknown task {kind!r}; the tasks are {', '.join(corpus.KINDS)}")
+        weights[kind] = float(weight)
+    return weights
+
+
 def _stats(args: argparse.Namespace, step: int, minutes: float, params: int, history: list[dict],
            previous: dict | None) -> dict:
     return {
@@ -247,6 +261,7 @@ def _stats(args: argparse.Namespace, step: int, minutes: float, params: int, his
         "batch_size": args.batch_size,
         "peak_lr": args.lr,
         "seed": args.seed,
+        "mix": args.mix or corpus.DEFAULT_MIX,
         "minutes": round(minutes, 2),
         "parameters": params,
         "history": history,
