@@ -17,8 +17,10 @@ once with the built-in model and once with a uniform-random denoiser (a Diffusio
 zero, so every allowed token is equally likely). Per denoiser: how many runs returned a query and how many
 raised ``ConstraintUnsatisfiable``; of the returned ones, how many parse with sqlglot, pass the commit check and
 execute read-only on the real database (soundness: all of them); and execution accuracy against the gold
-query's rows (ordered when the gold query has ORDER BY, else as multisets), counted only where the gold result
-has rows. The 20 dev databases in ../shared/data/spider hold schemas but no rows, so there it is not measurable.
+query's rows (ordered when the gold query has ORDER BY, else as multisets). The 20 dev databases in
+../shared/data/spider hold schemas but no rows, so accuracy is measured on populated in-memory copies
+(``populated_db.py``): a query is right when its rows equal the gold query's on all three copies, counted where
+the gold result has rows on at least one.
 
 Usage: python benchmarks/spider.py [--depth 0] [--loose-depth 3] [--generate 60] [--index] [--walk 50]
                                   [--dbs a,b] [--data ../shared/data/spider]
@@ -43,6 +45,10 @@ from constrained.text_to_sql.compiler import DEFAULT_LOOSE_DEPTH, DEFAULT_MAX_WH
 from constrained.token_dfa import DEAD, build_token_dfa  # noqa: E402
 from constrained.vocabulary import byte_vocabulary  # noqa: E402
 from constrained.text_to_sql.execute import execute_readonly  # noqa: E402
+from populated_db import gold_literals, populated_copy  # noqa: E402
+
+#: Populated copies per database that a generated query must match the gold query's rows on.
+POPULATED_COPIES = 3
 
 
 def cause(pattern_ok: bool, problem: str | None, query: str) -> str:
@@ -125,11 +131,13 @@ def same_rows(got: list[tuple], gold: list[tuple], ordered: bool) -> bool:
     return got == gold if ordered else collections.Counter(got) == collections.Counter(gold)
 
 
-def generation_pass(examples: list[dict], data: Path, model, tokenizer, seed: int = 0) -> dict:
-    """``generate_sql`` over ``examples``; soundness and execution accuracy as the module docstring says."""
+def generation_pass(examples: list[dict], data: Path, model, tokenizer, populated, seed: int = 0) -> dict:
+    """``generate_sql`` over ``examples``; soundness and execution accuracy as the module docstring says.
+
+    ``populated(db_id)`` gives the populated copies of a database that execution accuracy is measured on."""
     import sqlglot
 
-    from constrained.errors import ConstraintUnsatisfiable
+    from constrained.errors import ConstraintUnsatisfiable, DatabaseError
     from constrained.text_to_sql import generate_sql
 
     judge = functools.lru_cache(maxsize=None)(sql)  # one constraint per database, not one per question
@@ -156,10 +164,16 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, seed: in
             unsound.append(f"{result.text}  [{problem}]")
             continue
         counts["sound"] += 1
-        gold = execute_readonly(path, example["query"], timeout_s=10, max_rows=10_000)
-        if gold:  # an empty gold result matches every query that runs: it says nothing
+        copies = populated(example["db_id"])
+        ordered = "order by" in example["query"].lower()
+        gold = [execute_readonly(copy, example["query"], timeout_s=10, max_rows=10_000) for copy in copies]
+        if any(gold):  # where the gold result is empty on every copy, any query that runs matches: no evidence
             counts["execution_comparable"] += 1
-            counts["execution_match"] += same_rows(result.rows, gold, "order by" in example["query"].lower())
+            try:
+                got = [execute_readonly(copy, result.text, timeout_s=10, max_rows=10_000) for copy in copies]
+            except DatabaseError:
+                continue
+            counts["execution_match"] += all(same_rows(g, w, ordered) for g, w in zip(got, gold))
     return {"n": len(examples), **counts, "unsound_examples": unsound[:3], "raised_examples": raised[:5],
             "seconds_per_question": round((time.perf_counter() - began) / max(1, len(examples)), 2)}
 
@@ -171,14 +185,21 @@ def generation_report(dev: list[dict], data: Path, count: int) -> None:
 
     examples = random.Random(0).sample(dev, min(count, len(dev)))
     model, tokenizer = load_default()
+
+    @functools.lru_cache(maxsize=None)
+    def populated(db_id: str) -> list:
+        literals = gold_literals(e["query"] for e in dev if e["db_id"] == db_id)
+        path = data / "database" / db_id / f"{db_id}.sqlite"
+        return [populated_copy(path, literals, seed) for seed in range(POPULATED_COPIES)]
+
     denoisers = {"built-in model": model,
                  "uniform random": zero_logit_model(len(tokenizer), model.config.canvas_length)}
     for name, denoiser in denoisers.items():
-        row = generation_pass(examples, data, denoiser, tokenizer)
+        row = generation_pass(examples, data, denoiser, tokenizer, populated)
         returned = row.get("returned", 0)
         print(f"generate_sql, {name}: {returned}/{row['n']} returned ({row.get('raised', 0)} raised), "
               f"sound {row.get('sound', 0)}/{returned}, execution accuracy {row.get('execution_match', 0)} of "
-              f"{row.get('execution_comparable', 0)} sound queries whose gold result has rows, "
+              f"{row.get('execution_comparable', 0)} sound queries whose gold result has rows on the populated copies, "
               f"{row['seconds_per_question']} s/question")
         for example in row["unsound_examples"]:
             print(f"    unsound: {example[:200]}")
