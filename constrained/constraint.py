@@ -28,17 +28,21 @@ class Constraint:
 
     ``post_checked`` names what ``check`` verifies beyond the pattern, so a user sees which parts of the
     constraint the masks enforce while denoising and which are verified when a block is committed.
+    ``also_matches`` are further patterns every accepted text matches too: the regular part is the
+    intersection, built at token level, for languages that are small as two automata but huge as one regex.
     """
 
     pattern: str
     check: Check | None = None
     post_checked: tuple[str, ...] = ()
     kind: str = "regex"
+    also_matches: tuple[str, ...] = ()
     compile_timeout_s: float = field(default=DEFAULT_TIMEOUT_S, repr=False)
 
     @cached_property
     def _text_dfa(self) -> TokenDFA:
-        return build_token_dfa(self.pattern, byte_vocabulary(), timeout_s=self.compile_timeout_s)
+        return build_token_dfa(self.pattern, byte_vocabulary(), also=self.also_matches,
+                               timeout_s=self.compile_timeout_s)
 
     def compile(self) -> Constraint:
         """Build the text automaton now (it is otherwise built on first use); raises on a bad pattern."""
@@ -64,7 +68,7 @@ class Constraint:
     def bind(self, tokenizer: Any, *, eos_token_id: int | None = None) -> BoundConstraint:
         """The token-level constraint for a tokenizer (Hugging Face, ``{token: id}`` mapping, or vocabulary)."""
         vocabulary = as_vocabulary(tokenizer, eos_token_id)
-        dfa = build_token_dfa(self.pattern, vocabulary, timeout_s=self.compile_timeout_s)
+        dfa = build_token_dfa(self.pattern, vocabulary, also=self.also_matches, timeout_s=self.compile_timeout_s)
         return BoundConstraint(self, vocabulary, dfa, tokenizer if hasattr(tokenizer, "encode") else None)
 
 

@@ -32,7 +32,7 @@ from .errors import CompileTimeout, RegexError, VocabularyError
 from .vocabulary import TokenVocabulary
 
 #: Bumped whenever the table layout changes, so stale cache files are never read.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_BYTES = 8 << 30
 DEAD = -1
@@ -100,17 +100,22 @@ class TokenDFA:
         return state
 
     def save(self, path: Path) -> None:
+        """Only the live transitions are written: a few percent of a SQL automaton's table."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, table=self.table, token_class=self.token_class, accepting=self.accepting,
-                 scalars=np.array([self.initial, self.end_class]))
+        states, classes = np.nonzero(self.table != DEAD)
+        np.savez(tmp, states=states.astype(np.int32), classes=classes.astype(np.int32),
+                 targets=self.table[states, classes], token_class=self.token_class, accepting=self.accepting,
+                 scalars=np.array([self.initial, self.end_class, *self.table.shape]))
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> TokenDFA:
         with np.load(path) as data:
-            initial, end_class = (int(x) for x in data["scalars"])
-            return cls(data["table"], data["token_class"], data["accepting"], initial, end_class)
+            initial, end_class, n_states, n_classes = (int(x) for x in data["scalars"])
+            table = np.full((n_states, n_classes), DEAD, dtype=np.int32)
+            table[data["states"], data["classes"]] = data["targets"]
+            return cls(table, data["token_class"], data["accepting"], initial, end_class)
 
 
 @dataclass(frozen=True)
@@ -170,15 +175,23 @@ class StateGraph:
 
 
 def _live_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
-    """States from which an accepting state is reachable (backward closure over the state graph)."""
+    """States from which an accepting state is reachable: a backward search from the accepting states over
+    the live transitions, each state expanded once (a scan of the whole table per round costs as many
+    rounds as the longest path, which on a SQL automaton is hundreds)."""
+    sources, classes = np.nonzero(table != DEAD)
+    targets = table[sources, classes]
+    order = np.argsort(targets, kind="stable")
+    sources = sources[order]
+    offsets = np.searchsorted(targets[order], np.arange(table.shape[0] + 1))
     live = accepting.copy()
-    padded = np.append(live, False)
-    while True:
-        grown = live | padded[table].any(axis=1)
-        if np.array_equal(grown, live):
-            return live
-        live = grown
-        padded = np.append(live, False)
+    frontier = np.flatnonzero(live)
+    while len(frontier):
+        starts, lengths = offsets[frontier], offsets[frontier + 1] - offsets[frontier]
+        ends = np.cumsum(lengths)
+        predecessors = sources[np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lengths - starts, lengths)]
+        frontier = np.unique(predecessors[~live[predecessors]])
+        live[frontier] = True
+    return live
 
 
 def _class_signatures(states: np.ndarray, tokens: np.ndarray, targets: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -268,10 +281,66 @@ def _compile_tables(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     table[done, end_class] = done
     accepting[done] = True
 
-    live = _live_states(table, accepting)
-    table[~live] = DEAD
-    table[np.isin(table, np.flatnonzero(~live))] = DEAD
-    return _minimal(TokenDFA(table, token_class, accepting, int(renumber[initial]), end_class))
+    return _minimal(_trimmed(TokenDFA(table, token_class, accepting, int(renumber[initial]), end_class)))
+
+
+def _trimmed(dfa: TokenDFA) -> TokenDFA:
+    """The same automaton with every transition into or out of a state that cannot reach acceptance removed
+    (in place), so that a canvas never offers a token after which the text can no longer be completed."""
+    live = _live_states(dfa.table, dfa.accepting)
+    dfa.table[~live] = DEAD
+    dfa.table[np.isin(dfa.table, np.flatnonzero(~live))] = DEAD
+    return dfa
+
+
+#: Product states expanded per vectorized step of :func:`intersection` (bounds its scratch memory).
+_PRODUCT_CHUNK = 256
+
+
+def intersection(first: TokenDFA, second: TokenDFA) -> TokenDFA:
+    """The minimal automaton of the texts both automata accept (both over the same vocabulary).
+
+    Why: some constraints are far smaller as two automata than as one pattern. A SQL query must follow the
+    grammar *and* keep word tokens apart; written as one regex, the second rule would copy the rest of the
+    query once per kind of previous token. The product is built over reachable state pairs only, one
+    frontier at a time, with token classes refined to the pairs of classes that occur together.
+    """
+    pairs, token_class = np.unique(np.column_stack([first.token_class, second.token_class]), axis=0,
+                                   return_inverse=True)
+    token_class = token_class.reshape(-1).astype(np.int32)
+    first_class, second_class = pairs[:, 0], pairs[:, 1]
+    width = np.int64(second.n_states)
+    known = np.array([first.initial * width + second.initial], dtype=np.int64)  # pair codes, sorted
+    known_ids = np.array([0], dtype=np.int64)
+    codes = [known[0]]
+    rows: list[np.ndarray] = []
+    frontier = known.copy()
+    while len(frontier):
+        targets = []
+        for begin in range(0, len(frontier), _PRODUCT_CHUNK):
+            chunk = frontier[begin:begin + _PRODUCT_CHUNK]
+            a = first.table[chunk // width][:, first_class].astype(np.int64)
+            b = second.table[chunk % width][:, second_class].astype(np.int64)
+            targets.append(np.where((a == DEAD) | (b == DEAD), DEAD, a * width + b))
+        level = np.concatenate(targets)
+        reached = np.unique(level[level != DEAD])
+        position = np.minimum(np.searchsorted(known, reached), len(known) - 1)
+        fresh = reached[known[position] != reached]
+        codes.extend(fresh.tolist())
+        merged = np.concatenate([known, fresh])
+        order = np.argsort(merged, kind="stable")
+        known = merged[order]
+        known_ids = np.concatenate([known_ids, np.arange(len(codes) - len(fresh), len(codes))])[order]
+        live = level != DEAD
+        ids = np.full(level.shape, DEAD, dtype=np.int32)
+        ids[live] = known_ids[np.searchsorted(known, level[live])]
+        rows.append(ids)
+        frontier = fresh
+    table = np.concatenate(rows)
+    states = np.array(codes, dtype=np.int64)
+    accepting = first.accepting[states // width] & second.accepting[states % width]
+    end_class = int(token_class[np.flatnonzero(first.token_class == first.end_class)[0]])
+    return _minimal(_trimmed(TokenDFA(table, token_class, accepting, 0, end_class)))
 
 
 def _reachable_states(table: np.ndarray, initial: int) -> np.ndarray:
@@ -317,6 +386,20 @@ def _equivalent_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
         blocks, count = refined, refined_count
 
 
+def _column_signatures(table: np.ndarray) -> np.ndarray:
+    """Two independent random linear hashes (128 bits) of each column of ``table``, summed over its live
+    entries: equal columns get equal signatures, and distinct ones collide with probability far below
+    ``2**-100``. Sorting ``C`` signatures instead of ``C`` whole columns of ``S`` entries keeps merging
+    classes cheap on large automata."""
+    states, classes = np.nonzero(table != DEAD)
+    targets = table[states, classes].astype(np.uint64) + np.uint64(1)
+    weights = np.random.default_rng(0xC01).integers(1, 2**63, size=(2, table.shape[0]), dtype=np.uint64) | 1
+    signature = np.zeros((table.shape[1], 2), dtype=np.uint64)
+    for k in range(2):
+        np.add.at(signature[:, k], classes, weights[k][states] * targets)
+    return signature
+
+
 def _minimal(dfa: TokenDFA) -> TokenDFA:
     """The minimal automaton of the same language: reachable states only, equivalent states merged, and
     classes merged where their columns became equal.
@@ -333,10 +416,11 @@ def _minimal(dfa: TokenDFA) -> TokenDFA:
     _, representatives = np.unique(blocks, return_index=True)
     block_of = np.append(blocks, DEAD)
     merged = block_of[table[representatives]]
-    columns, class_of_column = np.unique(merged.T, axis=0, return_inverse=True)
+    _, first_column, class_of_column = np.unique(_column_signatures(merged), axis=0, return_index=True,
+                                                 return_inverse=True)
     class_of_column = class_of_column.reshape(-1)
     return TokenDFA(
-        table=np.ascontiguousarray(columns.T, dtype=np.int32),
+        table=np.ascontiguousarray(merged[:, first_column], dtype=np.int32),
         token_class=class_of_column[dfa.token_class].astype(np.int32),
         accepting=dfa.accepting[kept][representatives],
         initial=int(blocks[renumber[dfa.initial]]),
@@ -344,10 +428,18 @@ def _minimal(dfa: TokenDFA) -> TokenDFA:
     )
 
 
-def _child(pattern: str, vocabulary: TokenVocabulary, memory_bytes: int, conn) -> None:
+def _compile_all(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> TokenDFA:
+    """The automaton of the texts that every pattern matches."""
+    dfa = _compile_tables(patterns[0], vocabulary)
+    for pattern in patterns[1:]:
+        dfa = intersection(dfa, _compile_tables(pattern, vocabulary))
+    return dfa
+
+
+def _child(patterns: tuple[str, ...], vocabulary: TokenVocabulary, memory_bytes: int, conn) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
-        conn.send(("ok", _compile_tables(pattern, vocabulary)))
+        conn.send(("ok", _compile_all(patterns, vocabulary)))
     except MemoryError:
         conn.send(("memory", None))
     except (RegexError, VocabularyError) as error:
@@ -356,10 +448,11 @@ def _child(pattern: str, vocabulary: TokenVocabulary, memory_bytes: int, conn) -
         conn.close()
 
 
-def _build_bounded(pattern: str, vocabulary: TokenVocabulary, timeout_s: float, memory_bytes: int) -> TokenDFA:
+def _build_bounded(patterns: tuple[str, ...], vocabulary: TokenVocabulary, timeout_s: float,
+                   memory_bytes: int) -> TokenDFA:
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(pattern, vocabulary, memory_bytes, sender), daemon=True)
+    process = context.Process(target=_child, args=(patterns, vocabulary, memory_bytes, sender), daemon=True)
     process.start()
     sender.close()
     try:
@@ -386,15 +479,18 @@ def build_token_dfa(
     pattern: str,
     vocabulary: TokenVocabulary,
     *,
+    also: tuple[str, ...] = (),
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     use_disk_cache: bool = True,
 ) -> TokenDFA:
-    """The compacted token automaton of ``pattern`` over ``vocabulary``: from memory, disk, or a bounded build.
+    """The compacted token automaton of ``pattern`` (intersected with each pattern of ``also``) over
+    ``vocabulary``: from memory, disk, or a bounded build.
 
     Raises :class:`VocabularyError` when no token sequence of this vocabulary spells an accepted text.
     """
-    key = hashlib.sha256(f"{FORMAT_VERSION}\0{vocabulary.fingerprint}\0{pattern}".encode()).hexdigest()
+    patterns = (pattern, *also)
+    key = hashlib.sha256("\0".join([str(FORMAT_VERSION), vocabulary.fingerprint, *patterns]).encode()).hexdigest()
     if key in _MEMORY_CACHE:
         return _MEMORY_CACHE[key]
     path = cache_dir() / "token_dfa" / key[:2] / f"{key}.npz"
@@ -405,7 +501,7 @@ def build_token_dfa(
         except (OSError, ValueError, KeyError):
             dfa = None  # a truncated or foreign file: rebuild it
     if dfa is None:
-        dfa = _build_bounded(pattern, vocabulary, timeout_s, memory_bytes)
+        dfa = _build_bounded(patterns, vocabulary, timeout_s, memory_bytes)
         if use_disk_cache:
             try:
                 dfa.save(path)

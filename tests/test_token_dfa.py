@@ -8,6 +8,7 @@ import re
 import pytest
 
 import constrained
+from constrained.errors import VocabularyError
 from constrained.token_dfa import DEAD
 
 VOCAB = {"a": 0, "b": 1, "ab": 2, "c": 3, "</s>": 4, "x": 5, "y": 6, "ba": 7}
@@ -40,3 +41,28 @@ def test_tokens_of_equal_behaviour_share_a_class():
     dfa = constrained.regex("(xa|ya)b").bind(VOCAB).dfa
     assert dfa.token_class[VOCAB["x"]] == dfa.token_class[VOCAB["y"]]
     assert dfa.token_class[VOCAB["a"]] != dfa.token_class[VOCAB["x"]]
+
+
+@pytest.mark.parametrize("pattern, also", [("(a|b)*c?", "[^c]*(ab)+c?"), ("(x|y)(ab|ba)*", "x.*|.*a"),
+                                           ("[abc]*", "a*"), ("a|b", "b|c")])
+def test_an_intersection_accepts_what_both_patterns_match(pattern, also):
+    """A constraint with ``also_matches`` accepts exactly the token sequences whose text matches both."""
+    dfa = constrained.Constraint(pattern, also_matches=(also,)).bind(VOCAB).dfa
+    for length in range(5):
+        for tokens in itertools.product(PIECES, repeat=length):
+            state = dfa.walk(list(tokens))
+            text = "".join(PIECES[t] for t in tokens)
+            accepted = state != DEAD and bool(dfa.accepting[state])
+            assert accepted == bool(re.fullmatch(pattern, text) and re.fullmatch(also, text)), (text, state)
+
+
+def test_an_empty_intersection_is_an_error():
+    with pytest.raises(VocabularyError):
+        constrained.Constraint("ab", also_matches=("c",)).bind(VOCAB)
+
+
+def test_an_intersection_is_minimal():
+    """``(xa|ya)b`` intersected with a pattern it already implies is the same 4-state automaton."""
+    alone = constrained.regex("(xa|ya)b").bind(VOCAB).dfa
+    both = constrained.Constraint("(xa|ya)b", also_matches=("[xy].*",)).bind(VOCAB).dfa
+    assert both.n_states == alone.n_states == 4
