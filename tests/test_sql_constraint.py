@@ -24,15 +24,25 @@ DDL = """CREATE TABLE singer (singer_id INTEGER, name TEXT, country TEXT, age IN
 CREATE TABLE concert (concert_id INTEGER, concert_name TEXT, singer_id INTEGER, year TEXT);"""
 
 
+class Patterns:
+    """The regular part of a constraint (its pattern and every ``also_matches`` pattern) through ``re``."""
+
+    def __init__(self, constraint) -> None:
+        self.compiled = [re.compile(p) for p in (constraint.pattern, *constraint.also_matches)]
+
+    def fullmatch(self, text: str) -> bool:
+        return all(p.fullmatch(text) for p in self.compiled)
+
+
 @pytest.fixture(scope="module")
 def music():
     constraint = sql(DDL)
-    return constraint, re.compile(constraint.pattern)
+    return constraint, Patterns(constraint)
 
 
 def accepted(music, text: str) -> bool:
     constraint, pattern = music
-    return pattern.fullmatch(text) is not None and constraint.check(text) is None
+    return pattern.fullmatch(text) and constraint.check(text) is None
 
 
 @pytest.mark.parametrize("query", [
@@ -57,13 +67,13 @@ def test_valid_queries_accepted(music, query):
     "SELECT name FROM singer HAVING age > 3",  # HAVING without GROUP BY: SQLite refuses it
 ])
 def test_unknown_names_are_not_in_the_pattern(music, query):
-    assert music[1].fullmatch(query) is None
+    assert not music[1].fullmatch(query)
 
 
 def test_scoping_is_checked_at_commit(music):
     constraint, pattern = music
     query = "SELECT T1.year FROM singer AS T1"  # `year` exists, but in concert
-    assert pattern.fullmatch(query) is not None
+    assert pattern.fullmatch(query)
     assert constraint.check(query) == "unknown column 'year' in table 'singer'"
     assert "concert_name" in constraint.check("SELECT concert_name FROM singer") or \
         "unknown column" in constraint.check("SELECT concert_name FROM singer")
@@ -76,7 +86,7 @@ def test_scoping_is_checked_at_commit(music):
 ])
 def test_only_read_only_queries(music, statement):
     constraint, pattern = music
-    assert pattern.fullmatch(statement) is None
+    assert not pattern.fullmatch(statement)
     assert constraint.check(statement) is not None
 
 
@@ -101,8 +111,8 @@ NESTED = "SELECT name FROM singer WHERE age > (SELECT avg(age) FROM singer WHERE
 
 def test_depth_zero_without_loosening_has_no_subqueries_but_aggregates():
     exact_only = sql(DDL, loose_depth=0)
-    pattern = re.compile(exact_only.pattern)
-    assert pattern.fullmatch(NESTED) is None
+    pattern = Patterns(exact_only)
+    assert not pattern.fullmatch(NESTED)
     assert exact_only.check(NESTED) is None  # the grammar itself has it: only the depth bound excludes it
     assert pattern.fullmatch("SELECT avg(age), count(DISTINCT name) FROM singer")
 
@@ -113,10 +123,11 @@ def test_nesting_past_the_depth_is_loosened_and_checked_at_commit(music):
     assert accepted(music, "SELECT name FROM singer WHERE singer_id NOT IN (SELECT singer_id FROM concert "
                            "WHERE year IN (SELECT year FROM concert WHERE concert_id = 1))")
     assert accepted(music, "SELECT lower(name), round(avg(age), 1) FROM singer GROUP BY lower(name)")
-    loosened = "SELECT name FROM singer WHERE age > (SELECT avg(nickname) FROM singer)"
-    assert pattern.fullmatch(loosened)  # inside the brackets the masks only balance them ...
-    assert constraint.check(loosened) == "unknown column 'nickname' (not in singer)"  # ... the commit check rules
-    assert pattern.fullmatch("SELECT name FROM singer WHERE age > (SELECT avg(age) FROM singer") is None
+    loosened = "SELECT name FROM singer WHERE age > (SELECT avg(concert_name) FROM singer)"
+    assert pattern.fullmatch(loosened)  # inside the brackets the masks balance them and allow only real words ...
+    assert constraint.check(loosened) == "unknown column 'concert_name' (not in singer)"  # ... the check rules
+    assert not pattern.fullmatch(loosened.replace("concert_name", "nickname"))
+    assert not pattern.fullmatch("SELECT name FROM singer WHERE age > (SELECT avg(age) FROM singer")
 
 
 def test_columns_of_a_subquery_are_looked_up_in_its_own_tables(music):
@@ -136,6 +147,19 @@ def test_the_automaton_agrees_with_the_pattern(music):
     assert not constraint.accepts(NESTED + " ORDER")
     assert constraint.accepts("SELECT name  ,   age FROM singer")  # whitespace runs within the bound
     assert not constraint.accepts("SELECT name      FROM singer")
+
+
+@pytest.mark.parametrize("glued, spaced", [
+    ("SELECT count(DISTINCTcountry) FROM singer", "SELECT count(DISTINCT country) FROM singer"),
+    ("SELECT country FROM singer GROUP BYage", "SELECT country FROM singer GROUP BY age"),
+    ("SELECT22 FROM singer", "SELECT 22 FROM singer"),
+])
+def test_word_tokens_never_touch(music, glued, spaced):
+    """Where the previous token may end in a word character or not, the grammar's regex alone leaves the
+    space optional; the automaton also follows the lexical pattern, so the glued spelling is never offered."""
+    constraint, _ = music
+    assert re.fullmatch(constraint.pattern, glued)  # the regex alone has the gap
+    assert not constraint.matches_pattern(glued) and constraint.matches_pattern(spaced)
 
 
 # ---- a tiny generator of queries over the schema: everything it writes is accepted
@@ -172,7 +196,7 @@ def test_generated_queries_are_accepted(music, query):
 def test_spider_gold_sample():
     dev = [x for x in json.loads((SPIDER / "dev.json").read_text()) if x["db_id"] == "pets_1"]
     constraint = sql(SPIDER / "database" / "pets_1" / "pets_1.sqlite")
-    pattern = re.compile(constraint.pattern)
+    pattern = Patterns(constraint)
     sample = random.Random(0).sample(dev, 20)
     flat = [x["query"] for x in sample if "(select" not in x["query"].lower().replace("( select", "(select")]
     rejected = [q for q in flat if not (pattern.fullmatch(q) and constraint.check(q) is None)]

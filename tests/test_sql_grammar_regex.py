@@ -78,3 +78,27 @@ def test_non_regular_constructs_are_errors():
 def test_generated_expressions_within_depth(arith, text):
     depth = max((text[:i].count("(") - text[:i].count(")") for i in range(len(text) + 1)), default=0)
     assert bool(re.fullmatch(arith.regex(2), text)) == (depth <= 2)
+
+
+CALL = r"""
+start: "f" "(" DISTINCT? name ")" (AS name)?
+name: /[a-z]+/
+DISTINCT: /distinct(?![a-z])/i
+AS: /as(?![a-z])/i
+%ignore /[ ]+/
+"""
+
+
+def test_the_lexical_language_keeps_words_apart_where_the_regex_cannot():
+    """After ``(`` or ``DISTINCT`` a name may or may not need a space, so the regex leaves it optional; the
+    lexical language, which a constraint intersects with it, never lets two word tokens touch."""
+    grammar = GrammarRegex(CALL)
+    overrides = {"name": names_pieces(["x", "y", "distinctive"])}
+    pattern = re.compile(grammar.regex(0, overrides))
+    lexical = re.compile(grammar.lexical_regex(overrides))
+    for text in ["f(x)", "f( distinct x ) as y", "f(DISTINCT  x)as y", "f(distinctive)"]:
+        assert pattern.fullmatch(text) and lexical.fullmatch(text), text
+    assert pattern.fullmatch("f(distinctx)")  # the gap of the regex alone ...
+    assert not lexical.fullmatch("f(distinctx)")  # ... closed by the lexical language
+    assert not lexical.fullmatch("f(x) asy")  # glued anywhere, not only where the regex left the gap
+    assert not lexical.fullmatch("f(z)")  # a word run must be one of the grammar's word tokens

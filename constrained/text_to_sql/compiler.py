@@ -86,7 +86,8 @@ def sql(db: Any, dialect: str = "sqlite", depth: int = 0, *, max_whitespace: int
                            "sqlglot.transpile")
     schema = load_schema(db)
     grammar = sql_grammar()
-    pattern = grammar.regex(depth, sql_overrides(schema, grammar, aliases), max_whitespace=max_whitespace,
-                            loose_depth=loose_depth)
+    overrides = sql_overrides(schema, grammar, aliases)
+    pattern = grammar.regex(depth, overrides, max_whitespace=max_whitespace, loose_depth=loose_depth)
     return Constraint(pattern, check=SqlChecker(schema, grammar.lark, dialect), post_checked=POST_CHECKED,
-                      kind="sql", compile_timeout_s=compile_timeout_s)
+                      kind="sql", also_matches=(grammar.lexical_regex(overrides),),
+                      compile_timeout_s=compile_timeout_s)

@@ -371,6 +371,65 @@ class GrammarRegex:
             raise GrammarError(f"the grammar generates nothing within depth {depth}")
         return result.regex
 
+    def lexical_regex(self, overrides: Mapping[str, list[Piece]] | None = None) -> str:
+        """The lexical language: any sequence of the grammar's tokens and whitespace in which a token ending
+        in a word character is never directly followed by one starting with a word character.
+
+        Why: :meth:`regex` threads the kinds of the previous token, but where that token may or may not end
+        in a word character (``count(DISTINCT? col``) the separator has to stay optional, and the regex alone
+        also lets ``count(DISTINCTcol)`` or ``GROUP BYage`` through. Intersecting with this language (at
+        token level, see :func:`constrained.token_dfa.build_token_dfa`) removes those glued spellings without
+        duplicating the rest of the query for each kind. What remains: two glued tokens that happen to spell a
+        third word token of the grammar (columns ``a`` and ``ab``, say), which the commit check still catches.
+
+        As an automaton over tokens it has two states, *free* (start, or after a token ending in a non-word
+        character) and *word*; tokens are grouped by whether their first and last characters are word
+        characters, and the state elimination below is that automaton written as a regex.
+        """
+        groups: dict[tuple[bool, bool], list[str]] = {}
+        for piece in self.token_pieces(overrides or {}):
+            for first in piece.first:
+                for last in piece.last:
+                    groups.setdefault((first == WORD, last == WORD), []).append(piece.regex)
+        if self.whitespace_class:
+            groups.setdefault((False, False), []).append(self.whitespace_class)
+
+        def union(*keys: tuple[bool, bool]) -> str:
+            parts = list(dict.fromkeys(regex for key in keys for regex in groups.get(key, [])))
+            return "(?:" + "|".join(parts) + ")" if parts else ""
+
+        # free --(W..p | p..p)--> free, free --(W..W | p..W)--> word, word --p..W--> word, word --p..p--> free
+        to_free, to_word = union((True, False), (False, False)), union((True, True), (False, True))
+        word_stay, word_leave = union((False, True)), union((False, False))
+        stay = f"{word_stay}*" if word_stay else ""
+        loop = "|".join(part for part in (to_free, f"{to_word}{stay}{word_leave}" if to_word and word_leave else "")
+                        if part)
+        tail = f"(?:{to_word}{stay})?" if to_word else ""
+        return f"(?:{loop})*{tail}" if loop else tail
+
+    def token_pieces(self, overrides: Mapping[str, list[Piece]]) -> list[Piece]:
+        """Every token the grammar can produce from its start rule: terminals, anonymous literals and the
+        spellings of overridden rules (whose own definitions are then not visited)."""
+        pieces: list[Piece] = []
+        seen: set[str] = set()
+        stack: list[Any] = [NonTerminal(self.start)]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Tree):
+                if node.data == "literal":
+                    pieces += _literal_pieces(node.children[0])
+                else:
+                    stack.extend(node.children)
+            elif isinstance(node, (NonTerminal, Terminal)) and node.name not in seen:
+                seen.add(node.name)
+                if isinstance(node, Terminal):
+                    pieces += self.terminal_pieces(node.name)
+                elif node.name in overrides:
+                    pieces += overrides[node.name]
+                else:
+                    stack.append(self.rules[node.name])
+        return pieces
+
     def terminal_pieces(self, name: str) -> list[Piece]:
         definition = self.terminals.get(name)
         if definition is None:
@@ -408,6 +467,17 @@ def _string_pieces(text: str, ignore_case: bool) -> list[Piece]:
         raise GrammarError("an empty string literal in the grammar")
     return [Piece(literal_text_regex(text, ignore_case), frozenset({char_kind(ord(text[0]))}),
                   frozenset({char_kind(ord(text[-1]))}))]
+
+
+def _literal_pieces(token: Token) -> list[Piece]:
+    """The pieces of an anonymous literal in a rule: ``"("``, ``"select"i`` or ``/[0-9]+/``."""
+    text = str(token)
+    if token.type == "STRING":
+        flags = text[text.rindex('"') + 1:]
+        value = eval(text[: text.rindex('"') + 1], {"__builtins__": {}})  # a Lark string literal is Python's
+        return _string_pieces(value, "i" in flags)
+    flags = text[text.rindex("/") + 1:]
+    return _PatternConverter("anonymous", text[1: text.rindex("/")]).pieces(flags)
 
 
 class _Builder:
@@ -514,15 +584,7 @@ class _Builder:
         return self.node(node.children[0], before, budget, stack)
 
     def node_literal(self, node: Tree, before, budget, stack) -> _Result:
-        token: Token = node.children[0]
-        text = str(token)
-        if token.type == "STRING":
-            flags = text[text.rindex('"') + 1:]
-            value = eval(text[: text.rindex('"') + 1], {"__builtins__": {}})  # a Lark string literal is Python's
-            return self.pieces_regex(_string_pieces(value, "i" in flags), before)
-        flags = text[text.rindex("/") + 1:]
-        pattern = text[1: text.rindex("/")]
-        return self.pieces_regex(_PatternConverter("anonymous", pattern).pieces(flags), before)
+        return self.pieces_regex(_literal_pieces(node.children[0]), before)
 
     def node_maybe(self, node: Tree, before, budget, stack) -> _Result:
         return self.optional(self.node(node.children[0], before, budget, stack), before)
