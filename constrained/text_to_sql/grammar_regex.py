@@ -18,8 +18,9 @@ choices that make it practical:
   between tokens, and require at least one character where two tokens would otherwise glue into one (two
   words, ``-`` ``-`` which would open a comment, ``/`` ``*``). When the previous token may or may not glue
   (it follows an optional word, as in ``count(DISTINCT? col``), the space is optional: requiring it would
-  reject ``count(col)``. The masks then also allow a glued spelling such as ``count(DISTINCTcol)``; it reads
-  as one unknown name, which the commit check rejects;
+  reject ``count(col)``. The regex then also has a glued spelling such as ``count(DISTINCTcol)``; a
+  constraint removes those by intersecting with :meth:`GrammarRegex.lexical_regex`, where word tokens never
+  touch;
 * *bounds*: the regex is built under a size budget and fails with :class:`GrammarError` instead of growing
   without end. Each level of depth copies the nested language into every position that can hold it, so the
   text grows by one to two orders of magnitude per level for SQL: depth 0 is 200K-350K characters per Spider
