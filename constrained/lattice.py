@@ -319,6 +319,17 @@ class Canvas:
             raise ConstraintUnsatisfiable("no admissible canvas is consistent with the decided tokens")
 
 
+def unpack_masks(packed: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Bool ``[L, vocab_size]`` from the layout of :meth:`Canvas.packed_masks`, on the packed tensor's device.
+
+    Why: on an accelerator, moving the packed masks and unpacking them there moves a 32nd of the bytes
+    (a 256-position canvas over a 262K vocabulary: 2 MB instead of 67 MB per step).
+    """
+    shifts = torch.arange(32, dtype=torch.int32, device=packed.device)
+    bits = (packed.unsqueeze(-1) >> shifts) & 1
+    return bits.reshape(packed.shape[0], -1)[:, :vocab_size].bool()
+
+
 def _draw(log_weights: torch.Tensor, generator: torch.Generator | None) -> int:
     """An index drawn with probability proportional to ``exp(log_weights)`` (some entry finite)."""
     weights = torch.exp(log_weights - log_weights.max()).nan_to_num(nan=0.0)

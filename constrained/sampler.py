@@ -37,7 +37,7 @@ import torch
 from .constraint import BoundConstraint
 from .denoisers.base import Denoiser, Proposal
 from .errors import ConstraintUnsatisfiable, DenoiserError
-from .lattice import Canvas
+from .lattice import Canvas, unpack_masks
 
 #: Receives ``(step, draft tokens of the current block)`` after every denoiser forward pass.
 DraftCallback = Callable[[int, torch.Tensor], None]
@@ -322,10 +322,14 @@ class ConstrainedSampler:
         key = (id(cv), tuple(cv.tokens))
         rows = self._masks_cache.get(key)
         if rows is None:
-            rows = cv.masks()[:length]
+            if self._device.type == "cpu":
+                rows = cv.masks()[:length]
+            else:  # move the bitmask, unpack it on the device
+                rows = unpack_masks(cv.packed_masks()[:length].to(self._device), cv.vocab_size)
             width = self.denoiser.vocab_size
             if rows.shape[1] < width:
-                rows = torch.cat([rows, torch.zeros(length, width - rows.shape[1], dtype=torch.bool)], dim=1)
+                padding = torch.zeros(length, width - rows.shape[1], dtype=torch.bool, device=rows.device)
+                rows = torch.cat([rows, padding], dim=1)
             elif rows.shape[1] > width:
                 rows = rows[:, :width]
                 if not rows.any(dim=1).all():

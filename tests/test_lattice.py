@@ -172,12 +172,21 @@ def test_packed_masks_round_trip(bound_patterns):
     def unpacked() -> torch.Tensor:
         packed = canvas.packed_masks()
         assert packed.dtype == torch.int32 and packed.shape == (LENGTH, 1)
-        return torch.tensor([[(int(word) >> b) & 1 for b in range(len(VOCAB))] for word in packed[:, 0]],
-                            dtype=torch.bool)
+        by_bits = torch.tensor([[(int(word) >> b) & 1 for b in range(len(VOCAB))] for word in packed[:, 0]],
+                               dtype=torch.bool)
+        assert torch.equal(constrained.lattice.unpack_masks(packed, len(VOCAB)), by_bits)
+        return by_bits
 
     for changes in ({}, {1: VOCAB["ab"]}, {3: VOCAB["c"], 4: END}, {1: None}, {0: VOCAB["a"]}):
         canvas.decide(changes)
         assert torch.equal(unpacked(), canvas.masks())
+
+
+def test_unpacking_covers_every_bit_of_a_word():
+    """Bit 31 (the sign bit of an int32 word) and tokens past the first word unpack like any other."""
+    packed = torch.tensor([[-(2**31) | 1, 2]], dtype=torch.int32)
+    mask = constrained.lattice.unpack_masks(packed, 40)
+    assert mask.shape == (1, 40) and mask[0].nonzero().flatten().tolist() == [0, 31, 33]
 
 
 def test_batch_masks_stack_canvases(bound_patterns):
