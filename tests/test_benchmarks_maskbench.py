@@ -8,11 +8,10 @@ data or a peer is absent.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
+import benchmark_scripts
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,21 +20,11 @@ DATA = ROOT / ".." / "shared" / "data" / "maskbench"
 pytestmark = pytest.mark.skipif(not (DATA / "Glaiveai2K.jsonl.gz").exists(), reason="MaskBench data not present")
 
 
-def _load(name: str):
-    """A benchmark script as a module (benchmarks/ is not a package; dataclasses need it in sys.modules)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def maskbench():
     for module in ("llguidance", "xgrammar", "outlines_core", "sentencepiece", "mistral_common"):
         pytest.importorskip(module)
-    return _load("maskbench")
+    return benchmark_scripts.load("maskbench")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +76,7 @@ def test_mask_sample_times_real_tokens_and_misses_none(run):
 def test_instances_are_tokenized_exactly():
     pytest.importorskip("sentencepiece")
     pytest.importorskip("mistral_common")
-    vocab = _load("mistral_vocab").load("sp32k")
+    vocab = benchmark_scripts.load("mistral_vocab").load("sp32k")
     text = '{"name": "Zoë", "tags": ["a", "b"], "n": 1}'
     tokens = vocab.tokenize(text)
     assert tokens is not None and vocab.spell(tokens) == text.encode()  # no dummy-prefix space

@@ -3,26 +3,19 @@ queries' filters select something, the same seed gives the same copy, and the so
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
-import sys
 from pathlib import Path
 
+import benchmark_scripts
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 GOLD = ["SELECT name FROM singer WHERE country = 'France'", "SELECT count(*) FROM singer WHERE age > 30",
         "SELECT name FROM singer WHERE name LIKE 'Jo%'"]
 
 
 @pytest.fixture(scope="module")
 def populated_db():
-    if "populated_db" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("populated_db", ROOT / "benchmarks" / "populated_db.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["populated_db"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["populated_db"]
+    return benchmark_scripts.load("populated_db")
 
 
 @pytest.fixture()

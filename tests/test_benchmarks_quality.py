@@ -3,23 +3,13 @@ broken answer is not (jsonschema for JSON, sqlglot and SQLite for SQL, the grid'
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
+import benchmark_scripts
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def quality():
-    if "quality" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["quality"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["quality"]
+    return benchmark_scripts.load("quality")
 
 
 @pytest.fixture(scope="module")

@@ -137,14 +137,11 @@ def test_first_real_puzzles_are_solved(name: str) -> None:
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="shared data not present")
 def test_benchmark_script_reports_every_solver(tmp_path: Path) -> None:
-    import importlib.util
     import json
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "sudoku.py"
-    spec = importlib.util.spec_from_file_location("sudoku_benchmark", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    import benchmark_scripts
+
+    module = benchmark_scripts.load("sudoku")
     out = tmp_path / "figures.json"
     threads = torch.get_num_threads()
     try:
