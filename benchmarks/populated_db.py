@@ -74,8 +74,27 @@ class _KeyGroups:
         return key in self.parent
 
 
-def populated_copy(path: Path, literals: Literals, seed: int, rows_per_table: int = 30) -> sqlite3.Connection:
-    """An in-memory copy of the database at ``path`` with ``rows_per_table`` random rows in every table."""
+#: A column as ``(table, column)``, lower case.
+Column = tuple[str, str]
+
+
+def spider_keys(entry: dict) -> tuple[list[tuple[Column, Column]], list[Column]]:
+    """Foreign-key pairs and primary keys of a Spider ``tables.json`` entry.
+
+    Why not the SQLite file's own: the dev databases here were rebuilt from ``tables.json`` with a broken key
+    clause (a column literally named ``key``, typed ``pk_StuID StuID``), so ``PRAGMA foreign_key_list`` names
+    that column instead of the real one.
+    """
+    tables = [t.lower() for t in entry["table_names_original"]]
+    columns = [(tables[t], c.lower()) if t >= 0 else ("", c) for t, c in entry["column_names_original"]]
+    return [(columns[a], columns[b]) for a, b in entry["foreign_keys"]], [columns[k] for k in entry["primary_keys"]]
+
+
+def populated_copy(path: Path, literals: Literals, seed: int, rows_per_table: int = 30,
+                   keys: tuple[list[tuple[Column, Column]], list[Column]] | None = None) -> sqlite3.Connection:
+    """An in-memory copy of the database at ``path`` with ``rows_per_table`` random rows in every table.
+
+    ``keys`` (foreign-key pairs, primary keys) replaces what the file declares (see :func:`spider_keys`)."""
     source = connect_readonly(path)
     copy = sqlite3.connect(":memory:")
     try:
@@ -87,21 +106,30 @@ def populated_copy(path: Path, literals: Literals, seed: int, rows_per_table: in
                                                 "AND name NOT LIKE 'sqlite_%'")]
     columns = {t: [(row[1], (row[2] or "").lower(), row[5]) for row in copy.execute(f"PRAGMA table_info({_quote(t)})")]
                for t in tables}
-    keys = _KeyGroups()
+    foreign, primary = keys if keys is not None else _declared_keys(copy, tables, columns)
+    groups = _KeyGroups()
+    for child, parent in foreign:
+        groups.union(child, parent)
+    for column in primary:
+        groups.find(column)
     for table in tables:
-        for _id, _seq, parent, child_column, parent_column, *_ in copy.execute(
-                f"PRAGMA foreign_key_list({_quote(table)})"):
-            keys.union((table.lower(), child_column.lower()), (parent.lower(), (parent_column or "").lower()))
-        for name, _type, primary in columns[table]:
-            if primary:
-                keys.find((table.lower(), name.lower()))
-    for table in tables:
-        rows = [tuple(_value(rng, table, name, kind, keys, literals, rows_per_table)
+        rows = [tuple(_value(rng, table, name, kind, groups, literals, rows_per_table)
                       for name, kind, _pk in columns[table]) for _ in range(rows_per_table)]
         marks = ", ".join("?" * len(columns[table]))
         copy.executemany(f"INSERT OR IGNORE INTO {_quote(table)} VALUES ({marks})", rows)
     copy.commit()
     return copy
+
+
+def _declared_keys(copy: sqlite3.Connection, tables: list[str], columns: dict[str, list]
+                   ) -> tuple[list[tuple[Column, Column]], list[Column]]:
+    """Foreign-key pairs and primary keys as the database file declares them."""
+    foreign = []
+    for table in tables:
+        for _id, _seq, parent, child, parent_column, *_ in copy.execute(f"PRAGMA foreign_key_list({_quote(table)})"):
+            foreign.append(((table.lower(), child.lower()), (parent.lower(), (parent_column or "").lower())))
+    primary = [(table.lower(), name.lower()) for table in tables for name, _type, pk in columns[table] if pk]
+    return foreign, primary
 
 
 def _value(rng: random.Random, table: str, column: str, kind: str, keys: _KeyGroups, literals: Literals,

@@ -45,7 +45,7 @@ from constrained.text_to_sql.compiler import DEFAULT_LOOSE_DEPTH, DEFAULT_MAX_WH
 from constrained.token_dfa import DEAD, build_token_dfa  # noqa: E402
 from constrained.vocabulary import byte_vocabulary  # noqa: E402
 from constrained.text_to_sql.execute import execute_readonly  # noqa: E402
-from populated_db import gold_literals, populated_copy  # noqa: E402
+from populated_db import gold_literals, populated_copy, spider_keys  # noqa: E402
 
 #: Populated copies per database that a generated query must match the gold query's rows on.
 POPULATED_COPIES = 3
@@ -186,11 +186,14 @@ def generation_report(dev: list[dict], data: Path, count: int) -> None:
     examples = random.Random(0).sample(dev, min(count, len(dev)))
     model, tokenizer = load_default()
 
+    entries = {entry["db_id"]: entry for entry in json.loads((data / "tables.json").read_text())}
+
     @functools.lru_cache(maxsize=None)
     def populated(db_id: str) -> list:
         literals = gold_literals(e["query"] for e in dev if e["db_id"] == db_id)
         path = data / "database" / db_id / f"{db_id}.sqlite"
-        return [populated_copy(path, literals, seed) for seed in range(POPULATED_COPIES)]
+        keys = spider_keys(entries[db_id])
+        return [populated_copy(path, literals, seed, keys=keys) for seed in range(POPULATED_COPIES)]
 
     denoisers = {"built-in model": model,
                  "uniform random": zero_logit_model(len(tokenizer), model.config.canvas_length)}

@@ -52,3 +52,20 @@ def test_the_seed_fixes_the_copy(populated_db, empty_db):
     rows = [populated_db.populated_copy(empty_db, literals, seed).execute("SELECT * FROM singer").fetchall()
             for seed in (0, 0, 1)]
     assert rows[0] == rows[1] != rows[2]
+
+
+def test_keys_can_come_from_a_spider_entry(populated_db, empty_db):
+    """Spider's ``tables.json`` keys (column indices) override what the file declares: here, none."""
+    with sqlite3.connect(empty_db) as connection:
+        connection.execute("CREATE TABLE ticket (ticket_id number, concert_id number)")
+    entry = {"table_names_original": ["singer", "concert", "ticket"],
+             "column_names_original": [[-1, "*"], [0, "Singer_ID"], [1, "concert_id"], [2, "ticket_id"],
+                                       [2, "Concert_ID"]],
+             "foreign_keys": [[4, 2]], "primary_keys": [1, 2, 3]}
+    keys = populated_db.spider_keys(entry)
+    assert keys == ([(("ticket", "concert_id"), ("concert", "concert_id"))],
+                    [("singer", "singer_id"), ("concert", "concert_id"), ("ticket", "ticket_id")])
+    outside_key_domain = "SELECT count(*) FROM ticket WHERE concert_id NOT BETWEEN 1 AND 30"
+    literals = populated_db.gold_literals(GOLD)
+    assert count(populated_db.populated_copy(empty_db, literals, seed=0, keys=keys), outside_key_domain) == 0
+    assert count(populated_db.populated_copy(empty_db, literals, seed=0), outside_key_domain) > 0  # no key: any number
