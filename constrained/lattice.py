@@ -18,7 +18,7 @@ so do successive steps. A memo miss costs the automaton's arcs between states
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -308,8 +308,15 @@ class Canvas:
         outside the tables in scope) needs other admissible candidates, in the model's order of preference.
         Same arguments and errors as :meth:`map_decode`; ``generator`` seeds the draw.
         """
+        return next(self.sample_decodes(logprobs, generator))
+
+    def sample_decodes(self, logprobs: torch.Tensor, generator: torch.Generator | None = None
+                       ) -> Iterator[list[int]]:
+        """Independent draws as :meth:`sample_decode` makes them, endlessly, for the price of one forward pass
+        (each further draw costs a walk back over the positions). The canvas must not change meanwhile."""
         self._check_decodable(logprobs)
-        return sample_path(self._dfa, self._sets, self._forward[0], self._backward, self.tokens, logprobs, generator)
+        return sample_paths(self._dfa, self._sets, self._forward[0], self._backward, self.tokens, logprobs,
+                            generator)
 
     def _check_decodable(self, logprobs: torch.Tensor) -> None:
         """What both decodes need: ``[L, V]`` log-probabilities and a canvas that admits some completion."""
@@ -346,67 +353,72 @@ def _reduce(values: torch.Tensor, index: torch.Tensor, size: int, total: bool) -
     return torch.log(mass) + shift
 
 
-def _best_path(
-    dfa: TokenDFA, sets: StateSets, start: int, backward: Sequence[int], tokens: Sequence[int | None],
-    logprobs: torch.Tensor, generator: torch.Generator | None, sample: bool,
-) -> list[int]:
-    """The shared dynamic programme of :func:`viterbi` (``sample=False``) and :func:`sample_path` (``True``).
+class _PathScores:
+    """The dynamic programme behind :func:`viterbi` and :func:`sample_paths`: forward scores, then paths.
 
     Forward, per position, the score of every state over admissible prefixes: the best prefix (max) or all of
-    them (log-sum-exp), restricted to states from which the rest can still be completed; it runs over the
-    automaton's live edges, not its whole table. Backward, the end state, then at each position an incoming
-    edge (previous state, token class) of the current state, then a token of that class: the best of each, or
-    each drawn in proportion to its mass.
+    them (log-sum-exp, ``total=True``), restricted to states from which the rest can still be completed; it
+    runs over the automaton's live edges, not its whole table. :meth:`trace` then walks back: the end state,
+    at each position an incoming edge (previous state, token class) of the current state, then a token of that
+    class, each the best or drawn in proportion to its mass. The forward pass is the expensive half, so many
+    paths can be traced from one.
     """
-    logprobs = logprobs.detach().to(torch.float64).cpu()
-    token_class = torch.from_numpy(dfa.token_class).long()
-    sources, classes_of, targets, offsets = (torch.from_numpy(a).long() for a in dfa.edges)
-    n_states, n_classes = dfa.table.shape
-    score = torch.full((n_states,), -torch.inf, dtype=torch.float64)
-    score[torch.from_numpy(sets.members(start))] = 0.0
-    trail: list[tuple[torch.Tensor, torch.Tensor]] = []  # per position: state scores before it, class scores
-    for i, token in enumerate(tokens):
-        if token is OPEN:
-            classes = _reduce(logprobs[i].nan_to_num(nan=-torch.inf), token_class, n_classes, sample)
-        else:  # a decided token is certain
-            classes = torch.full((n_classes,), -torch.inf, dtype=torch.float64)
-            classes[token_class[token]] = 0.0
-        reachable = torch.from_numpy(sets.members(backward[i + 1]))
-        candidate = torch.where(reachable[targets], score[sources] + classes[classes_of], -torch.inf)
-        trail.append((score, classes))
-        score = _reduce(candidate, targets, n_states, sample)
 
-    def pick(log_weights: torch.Tensor) -> int:
-        return _draw(log_weights, generator) if sample else int(torch.argmax(log_weights))
+    def __init__(self, dfa: TokenDFA, sets: StateSets, start: int, backward: Sequence[int],
+                 tokens: Sequence[int | None], logprobs: torch.Tensor, total: bool) -> None:
+        self.tokens = list(tokens)
+        self.logprobs = logprobs.detach().to(torch.float64).cpu()
+        self.token_class = torch.from_numpy(dfa.token_class).long()
+        self.sources, self.classes_of, targets, self.offsets = (torch.from_numpy(a).long() for a in dfa.edges)
+        n_states, n_classes = dfa.table.shape
+        score = torch.full((n_states,), -torch.inf, dtype=torch.float64)
+        score[torch.from_numpy(sets.members(start))] = 0.0
+        self.trail: list[tuple[torch.Tensor, torch.Tensor]] = []  # per position: state scores before, classes
+        for i, token in enumerate(self.tokens):
+            if token is OPEN:
+                classes = _reduce(self.logprobs[i].nan_to_num(nan=-torch.inf), self.token_class, n_classes, total)
+            else:  # a decided token is certain
+                classes = torch.full((n_classes,), -torch.inf, dtype=torch.float64)
+                classes[self.token_class[token]] = 0.0
+            reachable = torch.from_numpy(sets.members(backward[i + 1]))
+            candidate = torch.where(reachable[targets], score[self.sources] + classes[self.classes_of], -torch.inf)
+            self.trail.append((score, classes))
+            score = _reduce(candidate, targets, n_states, total)
+        if not torch.isfinite(score).any():
+            raise ConstraintUnsatisfiable("no admissible canvas has finite probability under the logits")
+        self.final = score
 
-    if not torch.isfinite(score).any():
-        raise ConstraintUnsatisfiable("no admissible canvas has finite probability under the logits")
-    state = pick(score)
-    path: list[int] = []
-    for i in range(len(tokens) - 1, -1, -1):
-        before, classes = trail[i]
-        incoming = slice(int(offsets[state]), int(offsets[state + 1]))
-        edge = incoming.start + pick(before[sources[incoming]] + classes[classes_of[incoming]])
-        chosen_class = int(classes_of[edge])
-        token = tokens[i]
-        if token is OPEN:
-            in_class = token_class == chosen_class
-            within = torch.where(in_class, logprobs[i].nan_to_num(nan=-torch.inf), -torch.inf)
-            if not torch.isfinite(within).any():  # every token of the class had -inf: any member will do
-                within = torch.where(in_class, 0.0, -torch.inf).to(torch.float64)
-            token = pick(within)
-        path.append(int(token))
-        state = int(sources[edge])
-    path.reverse()
-    return path
+    def trace(self, pick: Callable[[torch.Tensor], int]) -> list[int]:
+        """One path, choosing with ``pick`` (argmax or a draw) among log-weights at every step back."""
+        state = pick(self.final)
+        path: list[int] = []
+        for i in range(len(self.tokens) - 1, -1, -1):
+            before, classes = self.trail[i]
+            incoming = slice(int(self.offsets[state]), int(self.offsets[state + 1]))
+            edge = incoming.start + pick(before[self.sources[incoming]] + classes[self.classes_of[incoming]])
+            chosen_class = int(self.classes_of[edge])
+            token = self.tokens[i]
+            if token is OPEN:
+                in_class = self.token_class == chosen_class
+                within = torch.where(in_class, self.logprobs[i].nan_to_num(nan=-torch.inf), -torch.inf)
+                if not torch.isfinite(within).any():  # every token of the class had -inf: any member will do
+                    within = torch.where(in_class, 0.0, -torch.inf).to(torch.float64)
+                token = pick(within)
+            path.append(int(token))
+            state = int(self.sources[edge])
+        path.reverse()
+        return path
 
 
-def sample_path(
+def sample_paths(
     dfa: TokenDFA, sets: StateSets, start: int, backward: Sequence[int], tokens: Sequence[int | None],
     logprobs: torch.Tensor, generator: torch.Generator | None = None,
-) -> list[int]:
-    """An admissible path drawn in proportion to its probability (forward filtering, backward sampling)."""
-    return _best_path(dfa, sets, start, backward, tokens, logprobs, generator, sample=True)
+) -> Iterator[list[int]]:
+    """Admissible paths drawn independently in proportion to their probability (forward filtering once,
+    backward sampling per path)."""
+    scores = _PathScores(dfa, sets, start, backward, tokens, logprobs, total=True)
+    while True:
+        yield scores.trace(lambda log_weights: _draw(log_weights, generator))
 
 
 def viterbi(
@@ -414,7 +426,8 @@ def viterbi(
     logprobs: torch.Tensor,
 ) -> list[int]:
     """Best-scoring path through ``states × positions``, restricted to states that can still finish."""
-    return _best_path(dfa, sets, start, backward, tokens, logprobs, None, sample=False)
+    scores = _PathScores(dfa, sets, start, backward, tokens, logprobs, total=False)
+    return scores.trace(lambda log_weights: int(torch.argmax(log_weights)))
 
 
 def batch_masks(canvases: Iterable[Canvas], device: torch.device | str | None = None) -> torch.Tensor:

@@ -28,6 +28,7 @@ state the committed one reaches.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ CommitCallback = Callable[[list[int]], None]
 DEFAULT_MAX_RETRIES = 2
 #: Admissible blocks drawn from the last logits when even the MAP block fails the commit-time check.
 DEFAULT_FALLBACK_DRAWS = 32
+#: The draws' temperatures, in turn: peaked logits would give the MAP block again and again, so later
+#: shares flatten them, up to 4x. One forward pass of the lattice per temperature serves its whole share.
+FALLBACK_TEMPERATURES = (1.0, 2.0, 3.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -281,8 +285,9 @@ class ConstrainedSampler:
         self, cv: Canvas, logits: torch.Tensor, length: int, user_fixed: set, prefix: list, last: bool
     ) -> list[int]:
         """The most probable admissible block under the last logits, or, where it fails the commit-time check,
-        the first of ``fallback_draws`` admissible blocks drawn from those logits (at temperatures rising from
-        1 to 4) that passes; the run fails when none does."""
+        the first of ``fallback_draws`` admissible blocks drawn from those logits (in equal shares at the
+        temperatures of :data:`FALLBACK_TEMPERATURES`, each share from one forward pass) that passes; the run
+        fails when none does."""
         cv.decide({i: None for i in range(length) if i not in user_fixed and cv.tokens[i] is not None})
         logprobs = torch.zeros(len(cv.tokens), cv.vocab_size, dtype=torch.float32)
         rows = torch.log_softmax(logits.float(), dim=-1).cpu()
@@ -292,15 +297,17 @@ class ConstrainedSampler:
         block = cv.map_decode(logprobs)[:length]
         violation = self._violation(prefix, block, last)
         tried = {tuple(block)}
-        for draw in range(self.fallback_draws if violation is not None else 0):
-            # Peaked logits would give the MAP block again and again: later draws flatten them, up to 4x.
-            temperature = 1.0 + 3.0 * draw / max(1, self.fallback_draws - 1)
-            drawn = cv.sample_decode(logprobs / temperature, self.generator)[:length]
-            if tuple(drawn) in tried:
-                continue
-            tried.add(tuple(drawn))
-            if self._violation(prefix, drawn, last) is None:
-                block, violation = drawn, None
+        share = -(-self.fallback_draws // len(FALLBACK_TEMPERATURES))
+        for temperature in FALLBACK_TEMPERATURES if violation is not None else ():
+            for drawn in itertools.islice(cv.sample_decodes(logprobs / temperature, self.generator), share):
+                drawn = drawn[:length]
+                if tuple(drawn) in tried:
+                    continue
+                tried.add(tuple(drawn))
+                if self._violation(prefix, drawn, last) is None:
+                    block, violation = drawn, None
+                    break
+            if violation is None:
                 break
         if violation is not None:
             raise ConstraintUnsatisfiable(

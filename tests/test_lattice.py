@@ -122,10 +122,12 @@ def test_map_decode_is_the_best_admissible_canvas(bound_patterns, enumerated, pa
     assert score(best) == pytest.approx(max(score(c) for c in consistent))
 
 
+@pytest.mark.parametrize("one_pass", [False, True], ids=["a pass per draw", "draws from one pass"])
 @pytest.mark.parametrize("pattern", PATTERNS)
-def test_sample_decode_draws_admissible_canvases_in_proportion(bound_patterns, enumerated, pattern):
+def test_sample_decode_draws_admissible_canvases_in_proportion(bound_patterns, enumerated, pattern, one_pass):
     """Every draw is admissible and consistent with the decided token; frequencies follow the product of the
-    token probabilities renormalised over admissible canvases (total variation under 0.08 in 2,000 draws)."""
+    token probabilities renormalised over admissible canvases (total variation under 0.08 in 2,000 draws),
+    whether each draw has its own forward pass or all are traced back from one (``sample_decodes``)."""
     bound = bound_patterns[pattern]
     decided = {0: enumerated[(pattern, True)][0][0]}
     consistent = [c for c in enumerated[(pattern, True)] if c[0] == decided[0]]
@@ -135,7 +137,10 @@ def test_sample_decode_draws_admissible_canvases_in_proportion(bound_patterns, e
     weights = torch.tensor([sum(float(logprobs[i, t]) for i, t in enumerate(c) if i) for c in consistent]).exp()
     expected = dict(zip(consistent, (weights / weights.sum()).tolist()))
     generator = torch.Generator().manual_seed(0)
-    draws = [tuple(canvas.sample_decode(logprobs, generator)) for _ in range(2000)]
+    if one_pass:
+        draws = [tuple(d) for d in itertools.islice(canvas.sample_decodes(logprobs, generator), 2000)]
+    else:
+        draws = [tuple(canvas.sample_decode(logprobs, generator)) for _ in range(2000)]
     assert set(draws) <= set(consistent)
     observed = {c: draws.count(c) / len(draws) for c in consistent}
     assert sum(abs(observed[c] - expected[c]) for c in consistent) / 2 < 0.08
