@@ -4,8 +4,8 @@ columns.
 The masks come from the SELECT grammar (``grammars/sql.lark``) unrolled to a regular expression, with the
 grammar's three name rules replaced by the real names, intersected with the grammar's lexical language (word
 tokens never touch, every word is a keyword, a real name or a number); the commit-time check (Lark, sqlglot,
-SQLite) covers
-what a regular language cannot: which table a column belongs to, and anything nested deeper than ``depth``.
+SQLite) covers what a regular language cannot: which table a column belongs to, and anything nested deeper
+than ``depth``.
 """
 
 from __future__ import annotations
