@@ -62,11 +62,7 @@ class TokenDFA:
         """The live transitions as ``(source, token class, target)`` arrays sorted by target, and per state
         the offset of its incoming edges (``offsets[q]:offsets[q + 1]``). Tables are sparse (a few percent of
         ``table`` is live on a SQL automaton), so dynamic programmes over edges beat ones over the table."""
-        sources, classes = np.nonzero(self.table != DEAD)
-        targets = self.table[sources, classes].astype(np.int64)
-        order = np.argsort(targets, kind="stable")
-        offsets = np.searchsorted(targets[order], np.arange(self.n_states + 1))
-        return sources[order], classes[order], targets[order], offsets
+        return _incoming_edges(self.table)
 
     @cached_property
     def state_graph(self) -> StateGraph:
@@ -174,15 +170,21 @@ class StateGraph:
         return np.unpackbits(words.view(np.uint8), count=self.n_classes).view(bool)
 
 
+def _incoming_edges(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The live transitions of ``table`` as ``(source, class, target)`` sorted by target, and per state the
+    offset of its incoming ones (``offsets[q]:offsets[q + 1]``)."""
+    sources, classes = np.nonzero(table != DEAD)
+    targets = table[sources, classes].astype(np.int64)
+    order = np.argsort(targets, kind="stable")
+    offsets = np.searchsorted(targets[order], np.arange(table.shape[0] + 1))
+    return sources[order], classes[order], targets[order], offsets
+
+
 def _live_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
     """States from which an accepting state is reachable: a backward search from the accepting states over
     the live transitions, each state expanded once (a scan of the whole table per round costs as many
     rounds as the longest path, which on a SQL automaton is hundreds)."""
-    sources, classes = np.nonzero(table != DEAD)
-    targets = table[sources, classes]
-    order = np.argsort(targets, kind="stable")
-    sources = sources[order]
-    offsets = np.searchsorted(targets[order], np.arange(table.shape[0] + 1))
+    sources, _classes, _targets, offsets = _incoming_edges(table)
     live = accepting.copy()
     frontier = np.flatnonzero(live)
     while len(frontier):
