@@ -39,6 +39,11 @@ class Constraint:
     also_matches: tuple[str, ...] = ()
     compile_timeout_s: float = field(default=DEFAULT_TIMEOUT_S, repr=False)
 
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """Every pattern an accepted text matches: ``pattern`` and those of ``also_matches``."""
+        return (self.pattern, *self.also_matches)
+
     @cached_property
     def _text_dfa(self) -> TokenDFA:
         return build_token_dfa(self.pattern, byte_vocabulary(), also=self.also_matches,

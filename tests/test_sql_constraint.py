@@ -28,7 +28,7 @@ class Patterns:
     """The regular part of a constraint (its pattern and every ``also_matches`` pattern) through ``re``."""
 
     def __init__(self, constraint) -> None:
-        self.compiled = [re.compile(p) for p in (constraint.pattern, *constraint.also_matches)]
+        self.compiled = [re.compile(p) for p in constraint.patterns]
 
     def fullmatch(self, text: str) -> bool:
         return all(p.fullmatch(text) for p in self.compiled)
