@@ -11,9 +11,10 @@ A canvas has ``L`` positions, some decided (token fixed), the rest open. With th
 That is exact: every allowed token extends to a whole accepted canvas, and every token of an accepted
 canvas is allowed. The work is done on state *sets*, interned as small integers and memoized per automaton
 (``post``, ``pre``, the classes an ``(F, B)`` pair allows, and the mask row of those classes), so the sweeps
-of a denoising run quickly become dictionary look-ups: interior positions of a canvas share their sets, and
-so do successive steps. A memo miss costs the automaton's arcs between states
-(:class:`~constrained.token_dfa.StateGraph`), not its states × classes table.
+of a denoising run quickly become hash look-ups: interior positions of a canvas share their sets, and so do
+successive steps. A memo miss costs the automaton's arcs between the states involved, not its states ×
+classes table. That work runs in a small compiled kernel (``_state_sets.c``); this module keeps the canvas
+and the decodes.
 """
 
 from __future__ import annotations
@@ -23,133 +24,43 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from ._state_sets import Kernel
 from .errors import ConstraintUnsatisfiable
 from .token_dfa import TokenDFA
 
 #: Marks an open position in :attr:`Canvas.tokens`.
 OPEN = None
-_ANY = -1  # the "any token" pseudo-class in memo keys
+_OPEN_ID = -1  # an open position in the kernel's token array
 _UNSET = -1  # a sweep entry not computed yet (differs from every interned set)
-_DECIDED = -2  # row keys of decided positions: (_DECIDED, token)
-#: Memo tables are dropped wholesale past these sizes, bounding memory over long runs.
-_SET_MEMO_LIMIT = 500_000
-_ROW_MEMO_BYTES = 64 << 20
+_NO_ROW = -3  # a row key no row has (the kernel's keys are set numbers, or -2 and a token)
 
 
-def _bound(memo: dict, limit: int) -> None:
-    if len(memo) >= limit:
-        memo.clear()
-
-
-class StateSets:
+class StateSets(Kernel):
     """Interned state sets and the memoized set operations of one token automaton.
 
     Sets are numbered in order of first appearance; two equal sets always get the same number, so the
-    lattice can compare and memoize sets as plain integers.
+    lattice compares and memoizes sets as plain integers. The work is the compiled kernel's
+    (``constrained/_state_sets.c``): ``post``/``pre`` of a set by a token class, the canvas sweeps, and the
+    mask rows, each memoized; this class adds the numpy views the decodes read.
     """
 
     def __init__(self, dfa: TokenDFA) -> None:
+        super().__init__(np.ascontiguousarray(dfa.table, dtype=np.int32),
+                         np.ascontiguousarray(dfa.token_class, dtype=np.int32),
+                         np.ascontiguousarray(dfa.accepting, dtype=bool))
         self.dfa = dfa
-        self._graph = dfa.state_graph
-        self._members: list[np.ndarray] = []
-        self._number: dict[bytes, int] = {}
-        self._post: dict[tuple[int, int], int] = {}
-        self._pre: dict[tuple[int, int], int] = {}
-        self._class_sets: dict[tuple[int, int], bytes] = {}
-        self._rows: dict[tuple[bytes, bool], np.ndarray] = {}
-        self._row_memo_limit = max(64, _ROW_MEMO_BYTES // dfa.vocab_size)
-        self._token_class = dfa.token_class.astype(np.intp)  # ``take`` with native indices is 3x faster
         self.packed_width = -(-dfa.vocab_size // 32)
-        self.empty = self.intern(np.zeros(dfa.n_states, dtype=bool))
-        self.accepting = self.intern(dfa.accepting)
-        self.live = self.intern(np.ones(dfa.n_states, dtype=bool))
-
-    def intern(self, members: np.ndarray) -> int:
-        key = np.packbits(members).tobytes()
-        number = self._number.get(key)
-        if number is None:
-            number = self._number[key] = len(self._members)
-            self._members.append(members)
-        return number
-
-    def single(self, state: int) -> int:
-        members = np.zeros(self.dfa.n_states, dtype=bool)
-        members[state] = True
-        return self.intern(members)
 
     def members(self, set_id: int) -> np.ndarray:
-        return self._members[set_id]
-
-    def is_empty(self, set_id: int) -> bool:
-        return set_id == self.empty
-
-    def intersects(self, a: int, b: int) -> bool:
-        return bool((self._members[a] & self._members[b]).any())
-
-    def post(self, set_id: int, token_class: int) -> int:
-        """States reached from the set by one token of the class (``_ANY``: by any token)."""
-        key = (set_id, token_class)
-        result = self._post.get(key)
-        if result is None:
-            members = self._members[set_id]
-            if token_class == _ANY:
-                reached = self._graph.successors(members)
-            else:
-                reached = np.zeros(self.dfa.n_states + 1, dtype=bool)
-                reached[self._graph.columns[token_class][members]] = True  # DEAD lands in the extra last slot
-                reached = reached[:-1]
-            result = self._post[key] = self.intern(reached)
-            _bound(self._post, _SET_MEMO_LIMIT)
-        return result
-
-    def pre(self, set_id: int, token_class: int) -> int:
-        """States from which one token of the class (``_ANY``: some token) leads into the set."""
-        key = (set_id, token_class)
-        result = self._pre.get(key)
-        if result is None:
-            members = self._members[set_id]
-            if token_class == _ANY:
-                hits = self._graph.predecessors(members)
-            else:
-                hits = np.append(members, False)[self._graph.columns[token_class]]
-            result = self._pre[key] = self.intern(hits)
-            _bound(self._pre, _SET_MEMO_LIMIT)
-        return result
-
-    def allowed_classes(self, forward: int, backward: int) -> np.ndarray:
-        """Classes ``c`` with some ``q`` in ``forward`` and ``δ(q, c)`` in ``backward``."""
-        return self._graph.classes_between(self._members[forward], self._members[backward])
+        """The set as a bool ``[S]`` array."""
+        packed = np.frombuffer(super().members(set_id), dtype=np.uint8)
+        return np.unpackbits(packed, count=self.dfa.n_states, bitorder="little").view(bool)
 
     def token_mask(self, forward: int, backward: int) -> np.ndarray:
-        """The bool ``[V]`` mask of tokens leading from ``forward`` into ``backward`` (shared: do not modify)."""
-        return self.row(forward, backward, packed=False)
-
-    def row(self, forward: int, backward: int, packed: bool) -> np.ndarray:
-        """The mask row of an open position, bool ``[V]`` or packed int32 ``[ceil(V / 32)]`` (shared: do not
-        modify).
-
-        Memoized twice: the pair's allowed classes, then the row of those classes, because many pairs allow
-        the same classes (a few hundred class sets against a thousand pairs in a 256-position run) and
-        spreading classes over a 32K vocabulary costs more than finding them.
-        """
-        key = (forward, backward)
-        classes = self._class_sets.get(key)
-        if classes is None:
-            _bound(self._class_sets, _SET_MEMO_LIMIT)
-            classes = self._class_sets[key] = np.packbits(self.allowed_classes(*key)).tobytes()
-        row = self._rows.get((classes, packed))
-        if row is None:
-            _bound(self._rows, self._row_memo_limit)
-            allowed = np.unpackbits(np.frombuffer(classes, dtype=np.uint8), count=self.dfa.n_classes).view(bool)
-            mask = allowed.take(self._token_class)
-            row = self._rows[classes, packed] = self._packed(mask) if packed else mask
+        """The bool ``[V]`` mask of tokens leading from set ``forward`` into set ``backward``."""
+        row = np.empty(self.dfa.vocab_size, dtype=bool)
+        self.write_row(row, forward, backward, False)
         return row
-
-    def _packed(self, mask: np.ndarray) -> np.ndarray:
-        """A bool ``[V]`` row as int32 words, bit ``t % 32`` of word ``t // 32`` for token ``t``."""
-        padded = np.zeros(self.packed_width * 32, dtype=bool)
-        padded[: len(mask)] = mask
-        return np.packbits(padded, bitorder="little").view(np.int32)
 
 
 class Canvas:
@@ -167,46 +78,27 @@ class Canvas:
         self.length = length
         self.final = final
         self.tokens: list[int | None] = [OPEN] * length
-        self._layouts: dict[bool, tuple[np.ndarray, list[tuple[int, int] | None]]] = {}
+        self._token_ids = np.full(length, _OPEN_ID, dtype=np.int32)  # the kernel's view of ``tokens``
+        self._layouts: dict[bool, tuple[np.ndarray, np.ndarray]] = {}
         start_state = self._dfa.initial if start is None else start
         if not 0 <= start_state < self._dfa.n_states:
             raise ValueError(f"start state {start_state} is not a state of this automaton")
-        self._forward = [sets.single(start_state)] + [_UNSET] * length
-        self._backward = [_UNSET] * length + [sets.accepting if final else sets.live]
-        self._sweep_forward([0])
-        self._sweep_backward([length - 1])
+        self._forward = np.full(length + 1, _UNSET, dtype=np.int32)
+        self._backward = np.full(length + 1, _UNSET, dtype=np.int32)
+        self._forward[0] = sets.single(start_state)
+        self._backward[length] = sets.accepting if final else sets.live
+        sets.sweep(self._forward, self._token_ids, np.array([0], dtype=np.int32), True)
+        sets.sweep(self._backward, self._token_ids, np.array([length - 1], dtype=np.int32), False)
 
     @property
     def vocab_size(self) -> int:
         return self._dfa.vocab_size
 
-    def _class_of(self, position: int) -> int:
-        token = self.tokens[position]
-        return _ANY if token is OPEN else int(self._dfa.token_class[token])
-
-    def _sweep_forward(self, changed: list[int]) -> None:
-        """Recompute ``F`` after the positions in ``changed`` (ascending), skipping stretches that settle."""
-        pending = iter(changed)
-        i = next(pending, None)
-        while i is not None and i < self.length:
-            new = self._sets.post(self._forward[i], self._class_of(i))
-            if new == self._forward[i + 1]:
-                i = next((j for j in pending if j > i), None)  # settled: resume at the next change
-                continue
-            self._forward[i + 1] = new
-            i += 1
-
-    def _sweep_backward(self, changed: list[int]) -> None:
-        """Recompute ``B`` before the positions in ``changed`` (descending), skipping stretches that settle."""
-        pending = iter(changed)
-        i = next(pending, None)
-        while i is not None and i >= 0:
-            new = self._sets.pre(self._backward[i + 1], self._class_of(i))
-            if new == self._backward[i]:
-                i = next((j for j in pending if j < i), None)
-                continue
-            self._backward[i] = new
-            i -= 1
+    def _sweep(self, changed: np.ndarray) -> None:
+        """Recompute ``F`` after and ``B`` before the ``changed`` positions (ascending; the kernel skips the
+        stretches that settle)."""
+        self._sets.sweep(self._forward, self._token_ids, changed, True)
+        self._sets.sweep(self._backward, self._token_ids, np.ascontiguousarray(changed[::-1]), False)
 
     def decide(self, changes: Mapping[int, int | None]) -> None:
         """Fix positions to tokens (or reopen them with ``None``) and update the sweeps incrementally."""
@@ -218,12 +110,12 @@ class Canvas:
             if token is not OPEN and not 0 <= token < self.vocab_size:
                 raise ValueError(f"token id {token} outside the vocabulary (size {self.vocab_size})")
             self.tokens[position] = token
-        self._sweep_forward(sorted(changes))
-        self._sweep_backward(sorted(changes, reverse=True))
+            self._token_ids[position] = _OPEN_ID if token is OPEN else token
+        self._sweep(np.array(sorted(changes), dtype=np.int32))
 
     def feasible(self) -> bool:
         """Whether the open positions can still be filled into an admissible canvas."""
-        return self._sets.intersects(self._forward[0], self._backward[0])
+        return self._sets.intersects(int(self._forward[0]), int(self._backward[0]))
 
     def allowed(self, position: int) -> torch.Tensor:
         """The bool ``[V]`` mask of tokens that keep the canvas completable at ``position``."""
@@ -232,25 +124,29 @@ class Canvas:
             mask = torch.zeros(self.vocab_size, dtype=torch.bool)
             mask[token] = self.feasible()
             return mask
-        return torch.from_numpy(self._sets.token_mask(self._forward[position], self._backward[position + 1]).copy())
+        return torch.from_numpy(self._sets.token_mask(int(self._forward[position]), int(self._backward[position + 1])))
 
     def masks(self, device: torch.device | str | None = None) -> torch.Tensor:
         """Bool ``[L, V]``: for open positions the exact allowed tokens, for decided ones just their token.
 
         An infeasible canvas allows nothing anywhere.
         """
-        return self._masks_tensor(packed=False, device=device)
+        return self._masks_tensor(packed=False, device=device, copy=True)
 
-    def packed_masks(self, device: torch.device | str | None = None) -> torch.Tensor:
+    def packed_masks(self, device: torch.device | str | None = None, *, copy: bool = True) -> torch.Tensor:
         """The masks as a bitmask, int32 ``[L, ceil(V / 32)]``, bit ``t % 32`` of word ``t // 32`` for token ``t``.
 
         The layout llguidance and XGrammar fill per token; a 32nd of the bool masks' bytes to move.
+        ``copy=False`` returns the canvas's own buffer on the CPU, with no copy: it holds the masks until the
+        next :meth:`decide` and the next call rewrites it in place (only the rows that changed), so read it,
+        or move it to a device, before deciding again.
         """
-        return self._masks_tensor(packed=True, device=device)
+        return self._masks_tensor(packed=True, device=device, copy=copy)
 
-    def _masks_tensor(self, packed: bool, device: torch.device | str | None) -> torch.Tensor:
+    def _masks_tensor(self, packed: bool, device: torch.device | str | None, copy: bool) -> torch.Tensor:
         if self.feasible():
-            result = torch.from_numpy(self._rows(packed).copy())
+            rows = self._rows(packed)
+            result = torch.from_numpy(rows.copy() if copy else rows)
         else:
             width = self._sets.packed_width if packed else self.vocab_size
             result = torch.zeros(self.length, width, dtype=torch.int32 if packed else torch.bool)
@@ -259,25 +155,15 @@ class Canvas:
     def _rows(self, packed: bool) -> np.ndarray:
         """The masks of a feasible canvas in one layout, owned by the canvas.
 
-        Kept between calls: only rows whose ``(F[i], B[i + 1])`` pair (or decided token) changed since the
-        last call are rewritten, typically a few dozen of 256 per denoising step.
+        Kept between calls: the kernel rewrites only rows whose ``(F[i], B[i + 1])`` pair (or decided
+        token) changed since the last call, typically a few dozen of 256 per denoising step.
         """
         if packed not in self._layouts:
             width, dtype = (self._sets.packed_width, np.int32) if packed else (self.vocab_size, bool)
-            self._layouts[packed] = (np.zeros((self.length, width), dtype=dtype), [None] * self.length)
+            self._layouts[packed] = (np.zeros((self.length, width), dtype=dtype),
+                                     np.full((self.length, 2), _NO_ROW, dtype=np.int64))
         buffer, keys = self._layouts[packed]
-        for i, token in enumerate(self.tokens):
-            key = (self._forward[i], self._backward[i + 1]) if token is OPEN else (_DECIDED, token)
-            if keys[i] != key:
-                keys[i] = key
-                if token is OPEN:
-                    buffer[i] = self._sets.row(*key, packed)
-                else:  # just the token: written in place, no row to build
-                    buffer[i] = 0
-                    if packed:
-                        buffer[i].view(np.uint32)[token >> 5] = 1 << (token & 31)
-                    else:
-                        buffer[i, token] = True
+        self._sets.fill_rows(buffer, keys, self._forward, self._backward, self._token_ids, packed)
         return buffer
 
     def end_state(self) -> int:
@@ -286,7 +172,7 @@ class Canvas:
             raise ValueError("the canvas still has open positions")
         if not self.feasible():
             raise ConstraintUnsatisfiable("the canvas violates its constraint")
-        return int(np.flatnonzero(self._sets.members(self._forward[self.length]))[0])
+        return int(np.flatnonzero(self._sets.members(int(self._forward[self.length])))[0])
 
     def complete(self) -> bool:
         """Every position decided and the canvas admissible."""
@@ -299,7 +185,7 @@ class Canvas:
         :class:`ConstraintUnsatisfiable` when no admissible canvas exists.
         """
         self._check_decodable(logprobs)
-        return viterbi(self._dfa, self._sets, self._forward[0], self._backward, self.tokens, logprobs)
+        return viterbi(self._dfa, self._sets, int(self._forward[0]), self._backward, self.tokens, logprobs)
 
     def sample_decode(self, logprobs: torch.Tensor, generator: torch.Generator | None = None) -> list[int]:
         """An admissible canvas drawn with probability proportional to the product of its tokens' probabilities.
@@ -315,7 +201,7 @@ class Canvas:
         """Independent draws as :meth:`sample_decode` makes them, endlessly, for the price of one forward pass
         (each further draw costs a walk back over the positions). The canvas must not change meanwhile."""
         self._check_decodable(logprobs)
-        return sample_paths(self._dfa, self._sets, self._forward[0], self._backward, self.tokens, logprobs,
+        return sample_paths(self._dfa, self._sets, int(self._forward[0]), self._backward, self.tokens, logprobs,
                             generator)
 
     def _check_decodable(self, logprobs: torch.Tensor) -> None:

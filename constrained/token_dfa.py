@@ -64,11 +64,6 @@ class TokenDFA:
         ``table`` is live on a SQL automaton), so dynamic programmes over edges beat ones over the table."""
         return _incoming_edges(self.table)
 
-    @cached_property
-    def state_graph(self) -> StateGraph:
-        """The automaton as a graph between states, with the classes of each arc (see :class:`StateGraph`)."""
-        return StateGraph.of(self.table)
-
     @property
     def n_states(self) -> int:
         """States including ``DONE``."""
@@ -112,62 +107,6 @@ class TokenDFA:
             table = np.full((n_states, n_classes), DEAD, dtype=np.int32)
             table[data["states"], data["classes"]] = data["targets"]
             return cls(table, data["token_class"], data["accepting"], initial, end_class)
-
-
-@dataclass(frozen=True)
-class StateGraph:
-    """The arcs ``source -> target`` of a token automaton, each with the packed set of classes that take it.
-
-    Why: the lattice's set operations (successors, predecessors, the classes between two sets) only care
-    which states connect, and a state usually reaches a handful of distinct states through hundreds of
-    classes. Over arcs these operations cost ``O(arcs)`` instead of ``O(states × classes)`` on the table,
-    two orders of magnitude less on a JSON Schema automaton with a 32K vocabulary.
-    """
-
-    sources: np.ndarray  # intp [P]
-    targets: np.ndarray  # intp [P]
-    classes: np.ndarray  # uint64 [P, ceil(C / 64)]: as bytes, bit c (big-endian in its byte) set when c takes it
-    classes_by_word: np.ndarray  # the same, transposed: [ceil(C / 64), P]
-    columns: np.ndarray  # int32 [C, S], the table transposed: one contiguous row per class
-    n_classes: int
-
-    #: Past this many arcs, OR-ing the selected arcs' words goes word by word over all arcs (a steady cost)
-    #: rather than arc by arc over the selected ones (cheaper for few, but growing with their number).
-    _ARC_BY_ARC_LIMIT = 512
-
-    @classmethod
-    def of(cls, table: np.ndarray) -> StateGraph:
-        n_states, n_classes = table.shape
-        sources, classes = np.nonzero(table != DEAD)
-        targets = table[sources, classes].astype(np.intp)
-        arcs, arc_of_edge = np.unique(sources * n_states + targets, return_inverse=True)
-        packed = np.zeros((len(arcs), -(-n_classes // 64) * 8), dtype=np.uint8)
-        np.bitwise_or.at(packed, (arc_of_edge.reshape(-1), classes >> 3),
-                         np.left_shift(1, 7 - (classes & 7)).astype(np.uint8))
-        words = packed.view(np.uint64)
-        return cls(arcs // n_states, arcs % n_states, words, np.ascontiguousarray(words.T),
-                   np.ascontiguousarray(table.T), n_classes)
-
-    def successors(self, members: np.ndarray) -> np.ndarray:
-        """Bool ``[S]``: states one token (of any class) away from some member."""
-        reached = np.zeros(len(members), dtype=bool)
-        reached[self.targets.compress(members.take(self.sources))] = True
-        return reached
-
-    def predecessors(self, members: np.ndarray) -> np.ndarray:
-        """Bool ``[S]``: states one token (of any class) away from entering the members."""
-        hits = np.zeros(len(members), dtype=bool)
-        hits[self.sources.compress(members.take(self.targets))] = True
-        return hits
-
-    def classes_between(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Bool ``[C]``: classes taking some member of ``sources`` to some member of ``targets``."""
-        selected = sources.take(self.sources) & targets.take(self.targets)
-        if np.count_nonzero(selected) <= self._ARC_BY_ARC_LIMIT:
-            words = np.bitwise_or.reduce(self.classes.take(np.flatnonzero(selected), axis=0), axis=0)
-        else:
-            words = np.bitwise_or.reduce(self.classes_by_word.compress(selected, axis=1), axis=1)
-        return np.unpackbits(words.view(np.uint8), count=self.n_classes).view(bool)
 
 
 def _incoming_edges(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,739 @@
+/* The compiled core of the canvas mask lattice (see lattice.py for the maths).
+ *
+ * Why in C: a denoising step asks for the masks of every open position, and on a memo miss the set
+ * operations behind them (successors of a state set by a token class, predecessors, the classes between two
+ * sets, the vocabulary row of a class set) are a few dozen machine instructions per state or arc.  Through
+ * numpy each costs a handful of array calls of a few microseconds apiece, and the Python loop over a
+ * canvas's positions costs more than the look-ups it drives.  Here the sets are bitsets interned by content,
+ * every operation is memoized on the sets' numbers, and the canvas sweeps and mask rows run in one call.
+ *
+ * Data flows one way: the automaton's table is read, never written; the canvas arrays (state-set numbers
+ * per position, token ids, row keys, the mask buffer) belong to the Python Canvas and are updated in place.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ANY_CLASS (-1)     /* "some token of any class" in post / pre */
+#define DEAD (-1)          /* the table's dead state */
+#define OPEN (-1)          /* an open position in a canvas's token array */
+#define DECIDED_KEY (-2)   /* row keys of decided positions: (DECIDED_KEY, token) */
+#define EMPTY_KEY UINT64_MAX
+
+/* Memo tables are dropped wholesale past this many entries, rows past this many bytes: memory stays
+ * bounded over long runs, and a dropped entry is only recomputed. */
+#define MEMO_LIMIT 500000
+#define ROW_BYTES_LIMIT (64u << 20)
+
+/* ------------------------------------------------------------------------------------ bitsets */
+
+static inline int bit_test(const uint64_t *bits, int32_t i) { return (int)((bits[i >> 6] >> (i & 63)) & 1u); }
+static inline void bit_set(uint64_t *bits, int32_t i) { bits[i >> 6] |= (uint64_t)1 << (i & 63); }
+
+/* Iterate the members of a bitset of `words` words: FOR_MEMBERS(bits, words, q) { ... } */
+#define FOR_MEMBERS(bits, words, q)                                                                   \
+    for (int32_t w_ = 0; w_ < (words); w_++)                                                          \
+        for (uint64_t rest_ = (bits)[w_]; rest_; rest_ &= rest_ - 1)                                  \
+            for (int32_t q = w_ * 64 + __builtin_ctzll(rest_), once_ = 1; once_; once_ = 0)
+
+static uint64_t hash_words(const uint64_t *words, int32_t n) {
+    uint64_t h = 0x243F6A8885A308D3ull ^ (uint64_t)n;
+    for (int32_t i = 0; i < n; i++) {
+        h ^= words[i];
+        h *= 0x9E3779B97F4A7C15ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+/* Bitsets numbered in order of first appearance; equal sets get equal numbers. Never shrinks: the numbers
+ * are held by canvases and memo entries. */
+typedef struct {
+    int32_t words;
+    uint64_t *data;     /* count × words */
+    uint64_t *hashes;   /* per number */
+    Py_ssize_t count, capacity;
+    int32_t *index;     /* open addressing over hashes: a number, or -1 */
+    Py_ssize_t index_size;
+} SetStore;
+
+static int store_init(SetStore *s, int32_t words) {
+    s->words = words > 0 ? words : 1;
+    s->capacity = 64;
+    s->index_size = 128;
+    s->data = calloc((size_t)s->capacity * s->words, sizeof(uint64_t));
+    s->hashes = malloc((size_t)s->capacity * sizeof(uint64_t));
+    s->index = malloc((size_t)s->index_size * sizeof(int32_t));
+    if (!s->data || !s->hashes || !s->index) return -1;
+    memset(s->index, 0xff, (size_t)s->index_size * sizeof(int32_t));
+    return 0;
+}
+
+static void store_free(SetStore *s) {
+    free(s->data);
+    free(s->hashes);
+    free(s->index);
+}
+
+static inline const uint64_t *store_get(const SetStore *s, int32_t id) { return s->data + (size_t)id * s->words; }
+
+static int store_reindex(SetStore *s) {
+    Py_ssize_t size = s->index_size * 2;
+    int32_t *index = malloc((size_t)size * sizeof(int32_t));
+    if (!index) return -1;
+    memset(index, 0xff, (size_t)size * sizeof(int32_t));
+    for (Py_ssize_t id = 0; id < s->count; id++) {
+        Py_ssize_t slot = (Py_ssize_t)(s->hashes[id] & (uint64_t)(size - 1));
+        while (index[slot] >= 0) slot = (slot + 1) & (size - 1);
+        index[slot] = (int32_t)id;
+    }
+    free(s->index);
+    s->index = index;
+    s->index_size = size;
+    return 0;
+}
+
+/* The number of the set `bits` (not pointing into the store), adding it if new; -1 when out of memory. */
+static int32_t store_intern(SetStore *s, const uint64_t *bits) {
+    uint64_t h = hash_words(bits, s->words);
+    Py_ssize_t mask = s->index_size - 1, slot = (Py_ssize_t)(h & (uint64_t)mask);
+    for (int32_t id; (id = s->index[slot]) >= 0; slot = (slot + 1) & mask)
+        if (s->hashes[id] == h && memcmp(store_get(s, id), bits, (size_t)s->words * sizeof(uint64_t)) == 0)
+            return id;
+    if (s->count == INT32_MAX) return -1;
+    if (s->count == s->capacity) {
+        Py_ssize_t capacity = s->capacity * 2;
+        uint64_t *data = realloc(s->data, (size_t)capacity * s->words * sizeof(uint64_t));
+        if (!data) return -1;
+        s->data = data;
+        uint64_t *hashes = realloc(s->hashes, (size_t)capacity * sizeof(uint64_t));
+        if (!hashes) return -1;
+        s->hashes = hashes;
+        s->capacity = capacity;
+    }
+    int32_t id = (int32_t)s->count++;
+    memcpy(s->data + (size_t)id * s->words, bits, (size_t)s->words * sizeof(uint64_t));
+    s->hashes[id] = h;
+    s->index[slot] = id;
+    if (s->count * 2 > s->index_size && store_reindex(s) < 0) return -1;
+    return id;
+}
+
+/* ---------------------------------------------------------------------------------------- memo */
+
+/* uint64 key -> int32 value, open addressing; cleared wholesale at MEMO_LIMIT entries. */
+typedef struct {
+    uint64_t *keys;
+    int32_t *values;
+    Py_ssize_t count, size;
+} Memo;
+
+static int memo_alloc(Memo *m, Py_ssize_t size) {
+    m->keys = malloc((size_t)size * sizeof(uint64_t));
+    m->values = malloc((size_t)size * sizeof(int32_t));
+    if (!m->keys || !m->values) return -1;
+    memset(m->keys, 0xff, (size_t)size * sizeof(uint64_t));
+    m->count = 0;
+    m->size = size;
+    return 0;
+}
+
+static void memo_free(Memo *m) {
+    free(m->keys);
+    free(m->values);
+    m->keys = NULL;
+    m->values = NULL;
+}
+
+static inline Py_ssize_t memo_slot(const Memo *m, uint64_t key) {
+    uint64_t h = key * 0x9E3779B97F4A7C15ull;
+    Py_ssize_t mask = m->size - 1, slot = (Py_ssize_t)((h ^ (h >> 31)) & (uint64_t)mask);
+    while (m->keys[slot] != EMPTY_KEY && m->keys[slot] != key) slot = (slot + 1) & mask;
+    return slot;
+}
+
+static inline int32_t memo_get(const Memo *m, uint64_t key) {
+    Py_ssize_t slot = memo_slot(m, key);
+    return m->keys[slot] == key ? m->values[slot] : -1;
+}
+
+static int memo_put(Memo *m, uint64_t key, int32_t value) {
+    if (m->count >= MEMO_LIMIT) {
+        memset(m->keys, 0xff, (size_t)m->size * sizeof(uint64_t));
+        m->count = 0;
+    }
+    if ((m->count + 1) * 2 > m->size) {
+        Memo grown;
+        if (memo_alloc(&grown, m->size * 2) < 0) return -1;
+        for (Py_ssize_t i = 0; i < m->size; i++)
+            if (m->keys[i] != EMPTY_KEY) {
+                Py_ssize_t slot = memo_slot(&grown, m->keys[i]);
+                grown.keys[slot] = m->keys[i];
+                grown.values[slot] = m->values[i];
+            }
+        grown.count = m->count;
+        memo_free(m);
+        *m = grown;
+    }
+    Py_ssize_t slot = memo_slot(m, key);
+    m->count += m->keys[slot] == EMPTY_KEY;
+    m->keys[slot] = key;
+    m->values[slot] = value;
+    return 0;
+}
+
+static inline uint64_t pair_key(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
+
+/* ------------------------------------------------------------------------------------- kernel */
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer table;            /* int32 [S, C], the automaton (DEAD = -1) */
+    const int32_t *delta;
+    int32_t n_states, n_classes, vocab_size, row_words;
+    int32_t *token_class;       /* [V] */
+    int32_t *class_offsets;     /* [C + 1]: the tokens of class c are class_tokens[class_offsets[c]:...] */
+    int32_t *class_tokens;      /* [V] */
+    /* Arcs: one per (source, target) pair that some class connects, with the set of those classes. */
+    int32_t *out_offsets;       /* [S + 1], arcs by source */
+    int32_t *arc_source, *arc_target;
+    uint64_t *arc_classes;      /* [P, class_set_words] */
+    int32_t *in_offsets;        /* [S + 1], into in_arcs: the arcs entering each state */
+    int32_t *in_arcs;
+    SetStore sets, class_sets;
+    Memo post, pre, pair_classes;
+    uint32_t **rows;            /* packed vocabulary row of each class set, or NULL */
+    Py_ssize_t rows_capacity;
+    size_t rows_bytes;
+    uint64_t *scratch, *class_scratch;
+    int32_t empty, accepting, live;
+    int ready;
+} Kernel;
+
+static void kernel_release(Kernel *k) {
+    if (k->table.obj) PyBuffer_Release(&k->table);
+    free(k->token_class); free(k->class_offsets); free(k->class_tokens);
+    free(k->out_offsets); free(k->arc_source); free(k->arc_target); free(k->arc_classes);
+    free(k->in_offsets); free(k->in_arcs);
+    store_free(&k->sets); store_free(&k->class_sets);
+    memo_free(&k->post); memo_free(&k->pre); memo_free(&k->pair_classes);
+    if (k->rows)
+        for (Py_ssize_t i = 0; i < k->rows_capacity; i++) free(k->rows[i]);
+    free(k->rows);
+    free(k->scratch); free(k->class_scratch);
+}
+
+static void kernel_dealloc(Kernel *k) {
+    kernel_release(k);
+    Py_TYPE(k)->tp_free((PyObject *)k);
+}
+
+static int no_memory(void) {
+    PyErr_NoMemory();
+    return -1;
+}
+
+/* Arcs from the dense table: one pass to count, one to fill (a stamp per target marks arcs already seen
+ * from the current source), then the arcs entering each state by a counting sort. */
+static int build_arcs(Kernel *k) {
+    int32_t S = k->n_states, C = k->n_classes, CW = k->class_sets.words;
+    int32_t *stamp = malloc((size_t)S * sizeof(int32_t)), *arc_of = malloc((size_t)S * sizeof(int32_t));
+    k->out_offsets = malloc(((size_t)S + 1) * sizeof(int32_t));
+    k->in_offsets = calloc((size_t)S + 2, sizeof(int32_t));
+    if (!stamp || !arc_of || !k->out_offsets || !k->in_offsets) goto fail;
+    memset(stamp, 0xff, (size_t)S * sizeof(int32_t));
+    Py_ssize_t arcs = 0;
+    for (int32_t q = 0; q < S; q++)
+        for (int32_t c = 0; c < C; c++) {
+            int32_t t = k->delta[(size_t)q * C + c];
+            if (t != DEAD && stamp[t] != q) { stamp[t] = q; arcs++; }
+        }
+    if (arcs >= INT32_MAX) goto fail;
+    size_t P = arcs ? (size_t)arcs : 1;
+    k->arc_source = malloc(P * sizeof(int32_t));
+    k->arc_target = malloc(P * sizeof(int32_t));
+    k->arc_classes = calloc(P * CW, sizeof(uint64_t));
+    k->in_arcs = malloc(P * sizeof(int32_t));
+    if (!k->arc_source || !k->arc_target || !k->arc_classes || !k->in_arcs) goto fail;
+    memset(stamp, 0xff, (size_t)S * sizeof(int32_t));
+    int32_t p = 0;
+    for (int32_t q = 0; q < S; q++) {
+        k->out_offsets[q] = p;
+        for (int32_t c = 0; c < C; c++) {
+            int32_t t = k->delta[(size_t)q * C + c];
+            if (t == DEAD) continue;
+            if (stamp[t] != q) {
+                stamp[t] = q;
+                arc_of[t] = p;
+                k->arc_source[p] = q;
+                k->arc_target[p] = t;
+                k->in_offsets[t + 2]++;
+                p++;
+            }
+            bit_set(k->arc_classes + (size_t)arc_of[t] * CW, c);
+        }
+    }
+    k->out_offsets[S] = p;
+    for (int32_t q = 0; q < S; q++) k->in_offsets[q + 2] += k->in_offsets[q + 1];
+    for (int32_t a = 0; a < p; a++) k->in_arcs[k->in_offsets[k->arc_target[a] + 1]++] = a;
+    free(stamp);
+    free(arc_of);
+    return 0;
+fail:
+    free(stamp);
+    free(arc_of);
+    return no_memory();
+}
+
+static int build_class_tokens(Kernel *k) {
+    int32_t C = k->n_classes, V = k->vocab_size;
+    k->class_offsets = calloc((size_t)C + 2, sizeof(int32_t));
+    k->class_tokens = malloc(((size_t)V + 1) * sizeof(int32_t));
+    if (!k->class_offsets || !k->class_tokens) return no_memory();
+    for (int32_t t = 0; t < V; t++) k->class_offsets[k->token_class[t] + 2]++;
+    for (int32_t c = 0; c < C; c++) k->class_offsets[c + 2] += k->class_offsets[c + 1];
+    for (int32_t t = 0; t < V; t++) k->class_tokens[k->class_offsets[k->token_class[t] + 1]++] = t;
+    return 0;
+}
+
+static int intern_scratch(Kernel *k, int32_t *out) {
+    int32_t id = store_intern(&k->sets, k->scratch);
+    if (id < 0) return no_memory();
+    *out = id;
+    return 0;
+}
+
+static int kernel_init(Kernel *k, PyObject *args, PyObject *kwds) {
+    static char *names[] = {"table", "token_class", "accepting", NULL};
+    PyObject *table_obj;
+    Py_buffer token_class, accepting;
+    if (k->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "the kernel is already initialised");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy*y*", names, &table_obj, &token_class, &accepting))
+        return -1;
+    int status = -1;
+    if (PyObject_GetBuffer(table_obj, &k->table, PyBUF_ND | PyBUF_C_CONTIGUOUS) < 0) goto done;
+    if (k->table.ndim != 2 || k->table.itemsize != 4 || k->table.shape[0] < 1 || k->table.shape[0] >= INT32_MAX
+        || k->table.shape[1] < 1 || k->table.shape[1] >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "table must be a C-contiguous int32 [states, classes] array");
+        goto done;
+    }
+    k->delta = k->table.buf;
+    k->n_states = (int32_t)k->table.shape[0];
+    k->n_classes = (int32_t)k->table.shape[1];
+    if (token_class.len % 4 || token_class.len == 0 || token_class.len / 4 >= INT32_MAX
+        || accepting.len != k->n_states) {
+        PyErr_SetString(PyExc_ValueError, "token_class must be int32 [V] and accepting bool [states]");
+        goto done;
+    }
+    k->vocab_size = (int32_t)(token_class.len / 4);
+    k->row_words = (k->vocab_size + 31) / 32;
+    for (size_t i = 0; i < (size_t)k->n_states * k->n_classes; i++)
+        if (k->delta[i] < DEAD || k->delta[i] >= k->n_states) {
+            PyErr_SetString(PyExc_ValueError, "table holds a target outside the states");
+            goto done;
+        }
+    k->token_class = malloc(token_class.len);
+    if (!k->token_class) { no_memory(); goto done; }
+    memcpy(k->token_class, token_class.buf, token_class.len);
+    for (int32_t t = 0; t < k->vocab_size; t++)
+        if (k->token_class[t] < 0 || k->token_class[t] >= k->n_classes) {
+            PyErr_SetString(PyExc_ValueError, "token_class holds a class outside the table");
+            goto done;
+        }
+    if (store_init(&k->sets, (k->n_states + 63) / 64) < 0 || store_init(&k->class_sets, (k->n_classes + 63) / 64) < 0
+        || memo_alloc(&k->post, 1024) < 0 || memo_alloc(&k->pre, 1024) < 0 || memo_alloc(&k->pair_classes, 1024) < 0) {
+        no_memory();
+        goto done;
+    }
+    k->scratch = calloc(k->sets.words, sizeof(uint64_t));
+    k->class_scratch = calloc(k->class_sets.words, sizeof(uint64_t));
+    if (!k->scratch || !k->class_scratch) { no_memory(); goto done; }
+    if (build_arcs(k) < 0 || build_class_tokens(k) < 0) goto done;
+    if (intern_scratch(k, &k->empty) < 0) goto done;
+    for (int32_t q = 0; q < k->n_states; q++)
+        if (((const uint8_t *)accepting.buf)[q]) bit_set(k->scratch, q);
+    if (intern_scratch(k, &k->accepting) < 0) goto done;
+    for (int32_t q = 0; q < k->n_states; q++) bit_set(k->scratch, q);
+    if (intern_scratch(k, &k->live) < 0) goto done;
+    k->ready = 1;
+    status = 0;
+done:
+    PyBuffer_Release(&token_class);
+    PyBuffer_Release(&accepting);
+    return status;
+}
+
+static int check_set(const Kernel *k, int32_t id) {
+    if (id < 0 || id >= k->sets.count) {
+        PyErr_Format(PyExc_ValueError, "%d is not the number of a state set", id);
+        return -1;
+    }
+    return 0;
+}
+
+/* States reached from set `id` by one token of class `c` (ANY_CLASS: of any class). */
+static int post(Kernel *k, int32_t id, int32_t c, int32_t *out) {
+    uint64_t key = pair_key(id, c + 1);
+    if ((*out = memo_get(&k->post, key)) >= 0) return 0;
+    if (check_set(k, id) < 0) return -1;
+    memset(k->scratch, 0, (size_t)k->sets.words * sizeof(uint64_t));
+    const uint64_t *members = store_get(&k->sets, id);
+    FOR_MEMBERS(members, k->sets.words, q) {
+        if (c == ANY_CLASS) {
+            for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++) bit_set(k->scratch, k->arc_target[a]);
+        } else {
+            int32_t t = k->delta[(size_t)q * k->n_classes + c];
+            if (t != DEAD) bit_set(k->scratch, t);
+        }
+    }
+    if (intern_scratch(k, out) < 0 || memo_put(&k->post, key, *out) < 0) return -1;
+    return 0;
+}
+
+/* States from which one token of class `c` (ANY_CLASS: some token) leads into set `id`. */
+static int pre(Kernel *k, int32_t id, int32_t c, int32_t *out) {
+    uint64_t key = pair_key(id, c + 1);
+    if ((*out = memo_get(&k->pre, key)) >= 0) return 0;
+    if (check_set(k, id) < 0) return -1;
+    memset(k->scratch, 0, (size_t)k->sets.words * sizeof(uint64_t));
+    const uint64_t *members = store_get(&k->sets, id);
+    int32_t CW = k->class_sets.words;
+    FOR_MEMBERS(members, k->sets.words, t) {
+        for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) {
+            int32_t a = k->in_arcs[i];
+            if (c == ANY_CLASS || bit_test(k->arc_classes + (size_t)a * CW, c)) bit_set(k->scratch, k->arc_source[a]);
+        }
+    }
+    if (intern_scratch(k, out) < 0 || memo_put(&k->pre, key, *out) < 0) return -1;
+    return 0;
+}
+
+/* The packed vocabulary row of the tokens leading from set `forward` into set `backward`: first the class
+ * set (memoized per pair), then its row (memoized per class set, since many pairs allow the same classes
+ * and spreading classes over the vocabulary costs more than finding them). */
+static const uint32_t *pair_row(Kernel *k, int32_t forward, int32_t backward) {
+    uint64_t key = pair_key(forward, backward);
+    int32_t classes = memo_get(&k->pair_classes, key);
+    int32_t CW = k->class_sets.words;
+    if (classes < 0) {
+        if (check_set(k, forward) < 0 || check_set(k, backward) < 0) return NULL;
+        memset(k->class_scratch, 0, (size_t)CW * sizeof(uint64_t));
+        const uint64_t *sources = store_get(&k->sets, forward), *targets = store_get(&k->sets, backward);
+        FOR_MEMBERS(sources, k->sets.words, q) {
+            for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++)
+                if (bit_test(targets, k->arc_target[a])) {
+                    const uint64_t *words = k->arc_classes + (size_t)a * CW;
+                    for (int32_t w = 0; w < CW; w++) k->class_scratch[w] |= words[w];
+                }
+        }
+        classes = store_intern(&k->class_sets, k->class_scratch);
+        if (classes < 0 || memo_put(&k->pair_classes, key, classes) < 0) {
+            no_memory();
+            return NULL;
+        }
+    }
+    if (classes >= k->rows_capacity) {
+        Py_ssize_t capacity = k->class_sets.capacity;
+        uint32_t **rows = realloc(k->rows, (size_t)capacity * sizeof(uint32_t *));
+        if (!rows) { no_memory(); return NULL; }
+        memset(rows + k->rows_capacity, 0, (size_t)(capacity - k->rows_capacity) * sizeof(uint32_t *));
+        k->rows = rows;
+        k->rows_capacity = capacity;
+    }
+    if (k->rows[classes]) return k->rows[classes];
+    size_t bytes = (size_t)k->row_words * sizeof(uint32_t);
+    if (k->rows_bytes + bytes > ROW_BYTES_LIMIT) {
+        for (Py_ssize_t i = 0; i < k->rows_capacity; i++) { free(k->rows[i]); k->rows[i] = NULL; }
+        k->rows_bytes = 0;
+    }
+    uint32_t *row = calloc(k->row_words, sizeof(uint32_t));
+    if (!row) { no_memory(); return NULL; }
+    const uint64_t *allowed = store_get(&k->class_sets, classes);
+    FOR_MEMBERS(allowed, CW, c) {
+        for (int32_t i = k->class_offsets[c]; i < k->class_offsets[c + 1]; i++) {
+            int32_t t = k->class_tokens[i];
+            row[t >> 5] |= (uint32_t)1 << (t & 31);
+        }
+    }
+    k->rows_bytes += bytes;
+    return k->rows[classes] = row;
+}
+
+/* ------------------------------------------------------------------------------ Python methods */
+
+static int check_ready(const Kernel *k) {
+    if (!k->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "the kernel is not initialised");
+        return -1;
+    }
+    return 0;
+}
+
+/* A canvas's int32 array argument of `count` entries (count < 0: any), writable or not. */
+static int int32_array(Py_buffer *view, Py_ssize_t count, const char *name) {
+    if (view->len % 4 || (count >= 0 && view->len / 4 != count)) {
+        PyErr_Format(PyExc_ValueError, "%s must be an int32 array of %zd entries", name, count);
+        return -1;
+    }
+    return 0;
+}
+
+static int token_class_at(const Kernel *k, const int32_t *tokens, Py_ssize_t i, int32_t *out) {
+    int32_t token = tokens[i];
+    if (token == OPEN) { *out = ANY_CLASS; return 0; }
+    if (token < 0 || token >= k->vocab_size) {
+        PyErr_Format(PyExc_ValueError, "token id %d outside the vocabulary (size %d)", token, k->vocab_size);
+        return -1;
+    }
+    *out = k->token_class[token];
+    return 0;
+}
+
+static PyObject *kernel_single(Kernel *k, PyObject *arg) {
+    if (check_ready(k) < 0) return NULL;
+    long state = PyLong_AsLong(arg);
+    if (state == -1 && PyErr_Occurred()) return NULL;
+    if (state < 0 || state >= k->n_states) return PyErr_Format(PyExc_ValueError, "%ld is not a state", state);
+    memset(k->scratch, 0, (size_t)k->sets.words * sizeof(uint64_t));
+    bit_set(k->scratch, (int32_t)state);
+    int32_t id;
+    if (intern_scratch(k, &id) < 0) return NULL;
+    return PyLong_FromLong(id);
+}
+
+static PyObject *kernel_members(Kernel *k, PyObject *arg) {
+    if (check_ready(k) < 0) return NULL;
+    long id = PyLong_AsLong(arg);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    if (check_set(k, (int32_t)id) < 0) return NULL;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)k->sets.words * 8);
+    if (!result) return NULL;
+    uint8_t *bytes = (uint8_t *)PyBytes_AS_STRING(result);
+    const uint64_t *words = store_get(&k->sets, (int32_t)id);
+    for (int32_t w = 0; w < k->sets.words; w++)
+        for (int j = 0; j < 8; j++) bytes[w * 8 + j] = (uint8_t)(words[w] >> (8 * j));
+    return result;
+}
+
+static PyObject *kernel_intersects(Kernel *k, PyObject *args) {
+    int a, b;
+    if (check_ready(k) < 0 || !PyArg_ParseTuple(args, "ii", &a, &b)) return NULL;
+    if (check_set(k, a) < 0 || check_set(k, b) < 0) return NULL;
+    const uint64_t *x = store_get(&k->sets, a), *y = store_get(&k->sets, b);
+    for (int32_t w = 0; w < k->sets.words; w++)
+        if (x[w] & y[w]) Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+static PyObject *set_operation(Kernel *k, PyObject *args, int (*operation)(Kernel *, int32_t, int32_t, int32_t *)) {
+    int id, c, out;
+    if (check_ready(k) < 0 || !PyArg_ParseTuple(args, "ii", &id, &c)) return NULL;
+    if (c < ANY_CLASS || c >= k->n_classes) return PyErr_Format(PyExc_ValueError, "%d is not a token class", c);
+    if (operation(k, id, c, &out) < 0) return NULL;
+    return PyLong_FromLong(out);
+}
+
+static PyObject *kernel_post(Kernel *k, PyObject *args) { return set_operation(k, args, post); }
+static PyObject *kernel_pre(Kernel *k, PyObject *args) { return set_operation(k, args, pre); }
+
+/* sweep(sets, tokens, changed, forward): recompute the canvas's forward sets (sets[i + 1] = post(sets[i], ...))
+ * after the changed positions (ascending), or its backward sets (sets[i] = pre(sets[i + 1], ...)) before them
+ * (descending), skipping stretches that settle: a recomputed entry equal to the old one ends the stretch, and
+ * the sweep resumes at the next change beyond it. */
+static PyObject *kernel_sweep(Kernel *k, PyObject *args) {
+    Py_buffer sets, tokens, changed;
+    int forward;
+    if (check_ready(k) < 0 || !PyArg_ParseTuple(args, "w*y*y*p", &sets, &tokens, &changed, &forward)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t L = tokens.len / 4, n = changed.len / 4;
+    if (int32_array(&tokens, -1, "tokens") < 0 || int32_array(&sets, L + 1, "sets") < 0
+        || int32_array(&changed, -1, "changed") < 0)
+        goto done;
+    int32_t *set = sets.buf;
+    const int32_t *token = tokens.buf, *change = changed.buf;
+    for (Py_ssize_t j = 0; j < n; j++)
+        if (change[j] < 0 || change[j] >= L) {
+            PyErr_Format(PyExc_IndexError, "position %d outside a canvas of length %zd", change[j], L);
+            goto done;
+        }
+    Py_ssize_t next = 0;
+    Py_ssize_t i = n ? change[next++] : -1;
+    while (n && (forward ? i < L : i >= 0)) {
+        int32_t c, updated;
+        if (token_class_at(k, token, i, &c) < 0) goto done;
+        int32_t *target = forward ? &set[i + 1] : &set[i];
+        if ((forward ? post(k, set[i], c, &updated) : pre(k, set[i + 1], c, &updated)) < 0) goto done;
+        if (updated == *target) {
+            while (next < n && (forward ? change[next] <= i : change[next] >= i)) next++;
+            if (next == n) break;
+            i = change[next++];
+            continue;
+        }
+        *target = updated;
+        i += forward ? 1 : -1;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&sets);
+    PyBuffer_Release(&tokens);
+    PyBuffer_Release(&changed);
+    return result;
+}
+
+/* Write one mask row: packed int32 words (bit t % 32 of word t / 32) or one byte per token. */
+static void write_row(const Kernel *k, void *out, const uint32_t *row, int packed) {
+    if (packed) {
+        memcpy(out, row, (size_t)k->row_words * sizeof(uint32_t));
+        return;
+    }
+    uint8_t *bytes = out;
+    for (int32_t t = 0; t < k->vocab_size; t++) bytes[t] = (uint8_t)((row[t >> 5] >> (t & 31)) & 1u);
+}
+
+static void write_token(const Kernel *k, void *out, int32_t token, int packed) {
+    if (packed) {
+        memset(out, 0, (size_t)k->row_words * sizeof(uint32_t));
+        ((uint32_t *)out)[token >> 5] = (uint32_t)1 << (token & 31);
+    } else {
+        memset(out, 0, (size_t)k->vocab_size);
+        ((uint8_t *)out)[token] = 1;
+    }
+}
+
+/* fill_rows(out, keys, forward, backward, tokens, packed): bring the mask buffer `out` ([L, row]) up to date,
+ * rewriting only the rows whose key changed: (forward[i], backward[i + 1]) for an open position,
+ * (DECIDED_KEY, token) for a decided one. `keys` (int64 [L, 2]) remembers what each row holds. */
+static PyObject *kernel_fill_rows(Kernel *k, PyObject *args) {
+    Py_buffer out, keys, forward, backward, tokens;
+    int packed;
+    if (check_ready(k) < 0
+        || !PyArg_ParseTuple(args, "w*w*y*y*y*p", &out, &keys, &forward, &backward, &tokens, &packed))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t L = tokens.len / 4;
+    size_t width = packed ? (size_t)k->row_words * 4 : (size_t)k->vocab_size;
+    if (int32_array(&tokens, -1, "tokens") < 0 || int32_array(&forward, L + 1, "forward") < 0
+        || int32_array(&backward, L + 1, "backward") < 0)
+        goto done;
+    if ((size_t)out.len != (size_t)L * width || keys.len != L * 16) {
+        PyErr_SetString(PyExc_ValueError, "out must be [L, row width] and keys int64 [L, 2]");
+        goto done;
+    }
+    const int32_t *token = tokens.buf, *F = forward.buf, *B = backward.buf;
+    int64_t *key = keys.buf;
+    uint8_t *rows = out.buf;
+    for (Py_ssize_t i = 0; i < L; i++) {
+        int32_t c;
+        if (token_class_at(k, token, i, &c) < 0) goto done;
+        int64_t first = token[i] == OPEN ? F[i] : DECIDED_KEY, second = token[i] == OPEN ? B[i + 1] : token[i];
+        if (key[2 * i] == first && key[2 * i + 1] == second) continue;
+        if (token[i] == OPEN) {
+            const uint32_t *row = pair_row(k, F[i], B[i + 1]);
+            if (!row) goto done;
+            write_row(k, rows + i * width, row, packed);
+        } else {
+            write_token(k, rows + i * width, token[i], packed);
+        }
+        key[2 * i] = first;
+        key[2 * i + 1] = second;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&keys);
+    PyBuffer_Release(&forward);
+    PyBuffer_Release(&backward);
+    PyBuffer_Release(&tokens);
+    return result;
+}
+
+/* write_row(out, forward, backward, packed): the one mask row of an open position between two sets. */
+static PyObject *kernel_write_row(Kernel *k, PyObject *args) {
+    Py_buffer out;
+    int forward, backward, packed;
+    if (check_ready(k) < 0 || !PyArg_ParseTuple(args, "w*iip", &out, &forward, &backward, &packed)) return NULL;
+    PyObject *result = NULL;
+    if ((size_t)out.len != (packed ? (size_t)k->row_words * 4 : (size_t)k->vocab_size)) {
+        PyErr_SetString(PyExc_ValueError, "out must hold exactly one row");
+        goto done;
+    }
+    const uint32_t *row = pair_row(k, forward, backward);
+    if (!row) goto done;
+    write_row(k, out.buf, row, packed);
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&out);
+    return result;
+}
+
+static PyObject *kernel_get_int(Kernel *k, void *field) {
+    if (check_ready(k) < 0) return NULL;
+    return PyLong_FromLong(*(int32_t *)((char *)k + (size_t)field));
+}
+
+static PyObject *kernel_set_count(Kernel *k, void *closure) {
+    (void)closure;
+    return PyLong_FromSsize_t(k->sets.count);
+}
+
+static PyMethodDef kernel_methods[] = {
+    {"single", (PyCFunction)kernel_single, METH_O, "The number of the set holding just one state."},
+    {"members", (PyCFunction)kernel_members, METH_O,
+     "A set's members as bytes, bit q % 8 of byte q // 8 for state q (numpy: unpackbits, bitorder='little')."},
+    {"intersects", (PyCFunction)kernel_intersects, METH_VARARGS, "intersects(a, b): whether two sets share a state."},
+    {"post", (PyCFunction)kernel_post, METH_VARARGS,
+     "post(set, token_class): states reached by one token of the class (-1: of any class)."},
+    {"pre", (PyCFunction)kernel_pre, METH_VARARGS,
+     "pre(set, token_class): states from which one token of the class (-1: some token) enters the set."},
+    {"sweep", (PyCFunction)kernel_sweep, METH_VARARGS,
+     "sweep(sets, tokens, changed, forward): update a canvas's forward or backward sets in place."},
+    {"fill_rows", (PyCFunction)kernel_fill_rows, METH_VARARGS,
+     "fill_rows(out, keys, forward, backward, tokens, packed): rewrite the mask rows whose key changed."},
+    {"write_row", (PyCFunction)kernel_write_row, METH_VARARGS,
+     "write_row(out, forward, backward, packed): the mask row of the tokens leading from one set into another."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef kernel_getset[] = {
+    {"empty", (getter)kernel_get_int, NULL, "The empty set's number.", (void *)offsetof(Kernel, empty)},
+    {"accepting", (getter)kernel_get_int, NULL, "The accepting states' number.", (void *)offsetof(Kernel, accepting)},
+    {"live", (getter)kernel_get_int, NULL, "The number of the set of all states.", (void *)offsetof(Kernel, live)},
+    {"set_count", (getter)kernel_set_count, NULL, "How many sets are interned.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject KernelType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "constrained._state_sets.Kernel",
+    .tp_doc = "Kernel(table, token_class, accepting): interned state sets of one token automaton, their "
+              "memoized operations, and the canvas sweeps and mask rows built on them.",
+    .tp_basicsize = sizeof(Kernel),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)kernel_init,
+    .tp_dealloc = (destructor)kernel_dealloc,
+    .tp_methods = kernel_methods,
+    .tp_getset = kernel_getset,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_state_sets",
+    "The compiled core of the canvas mask lattice: state-set algebra, canvas sweeps, mask rows.", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__state_sets(void) {
+    if (PyType_Ready(&KernelType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (PyModule_AddObjectRef(m, "Kernel", (PyObject *)&KernelType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
