@@ -425,7 +425,7 @@ def simulate(bound: constrained.BoundConstraint, tokens: list[int], rng: random.
         chunk = order[done: done + rng.randint(low, high)]
         decisions = {i: target[i] for i in chunk}
         start = time.perf_counter_ns()
-        masks = canvas.packed_masks()  # the bitmask layout the peers fill, for all positions at once
+        masks = canvas.packed_masks(copy=False)  # the bitmask layout the peers fill, every position, in place
         middle = time.perf_counter_ns()
         canvas.decide(decisions)
         end = time.perf_counter_ns()

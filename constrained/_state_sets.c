@@ -39,6 +39,16 @@ static inline void bit_set(uint64_t *bits, int32_t i) { bits[i >> 6] |= (uint64_
         for (uint64_t rest_ = (bits)[w_]; rest_; rest_ &= rest_ - 1)                                  \
             for (int32_t q = w_ * 64 + __builtin_ctzll(rest_), once_ = 1; once_; once_ = 0)
 
+static inline int32_t popcount(const uint64_t *bits, int32_t words) {
+    int32_t n = 0;
+    for (int32_t w = 0; w < words; w++) n += __builtin_popcountll(bits[w]);
+    return n;
+}
+
+static inline void or_words(uint64_t *into, const uint64_t *words, int32_t n) {
+    for (int32_t w = 0; w < n; w++) into[w] |= words[w];
+}
+
 static uint64_t hash_words(const uint64_t *words, int32_t n) {
     uint64_t h = 0x243F6A8885A308D3ull ^ (uint64_t)n;
     for (int32_t i = 0; i < n; i++) {
@@ -197,6 +207,7 @@ typedef struct {
     int32_t *token_class;       /* [V] */
     int32_t *class_offsets;     /* [C + 1]: the tokens of class c are class_tokens[class_offsets[c]:...] */
     int32_t *class_tokens;      /* [V] */
+    uint32_t **class_rows;      /* [C]: the packed row of each large class (NULL for the others) */
     /* Arcs: one per (source, target) pair that some class connects, with the set of those classes. */
     int32_t *out_offsets;       /* [S + 1], arcs by source */
     int32_t *arc_source, *arc_target;
@@ -216,6 +227,9 @@ typedef struct {
 static void kernel_release(Kernel *k) {
     if (k->table.obj) PyBuffer_Release(&k->table);
     free(k->token_class); free(k->class_offsets); free(k->class_tokens);
+    if (k->class_rows)
+        for (int32_t c = 0; c < k->n_classes; c++) free(k->class_rows[c]);
+    free(k->class_rows);
     free(k->out_offsets); free(k->arc_source); free(k->arc_target); free(k->arc_classes);
     free(k->in_offsets); free(k->in_arcs);
     store_free(&k->sets); store_free(&k->class_sets);
@@ -288,14 +302,28 @@ fail:
     return no_memory();
 }
 
+/* A class with more tokens than this is spread over a row by OR-ing its own precomputed row (a few
+ * vector instructions per word) rather than by setting its tokens' bits one by one. */
+static inline int32_t large_class_size(const Kernel *k) { return k->row_words / 2; }
+
+/* The tokens of each class (a counting sort of token_class), and the rows of the large classes: at most
+ * 2V / row_words of them, whatever the vocabulary. */
 static int build_class_tokens(Kernel *k) {
     int32_t C = k->n_classes, V = k->vocab_size;
     k->class_offsets = calloc((size_t)C + 2, sizeof(int32_t));
     k->class_tokens = malloc(((size_t)V + 1) * sizeof(int32_t));
-    if (!k->class_offsets || !k->class_tokens) return no_memory();
+    k->class_rows = calloc((size_t)C, sizeof(uint32_t *));
+    if (!k->class_offsets || !k->class_tokens || !k->class_rows) return no_memory();
     for (int32_t t = 0; t < V; t++) k->class_offsets[k->token_class[t] + 2]++;
     for (int32_t c = 0; c < C; c++) k->class_offsets[c + 2] += k->class_offsets[c + 1];
     for (int32_t t = 0; t < V; t++) k->class_tokens[k->class_offsets[k->token_class[t] + 1]++] = t;
+    for (int32_t c = 0; c < C; c++) {
+        if (k->class_offsets[c + 1] - k->class_offsets[c] <= large_class_size(k)) continue;
+        uint32_t *row = k->class_rows[c] = calloc(k->row_words, sizeof(uint32_t));
+        if (!row) return no_memory();
+        for (int32_t i = k->class_offsets[c]; i < k->class_offsets[c + 1]; i++)
+            row[k->class_tokens[i] >> 5] |= (uint32_t)1 << (k->class_tokens[i] & 31);
+    }
     return 0;
 }
 
@@ -425,12 +453,18 @@ static const uint32_t *pair_row(Kernel *k, int32_t forward, int32_t backward) {
         if (check_set(k, forward) < 0 || check_set(k, backward) < 0) return NULL;
         memset(k->class_scratch, 0, (size_t)CW * sizeof(uint64_t));
         const uint64_t *sources = store_get(&k->sets, forward), *targets = store_get(&k->sets, backward);
-        FOR_MEMBERS(sources, k->sets.words, q) {
-            for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++)
-                if (bit_test(targets, k->arc_target[a])) {
-                    const uint64_t *words = k->arc_classes + (size_t)a * CW;
-                    for (int32_t w = 0; w < CW; w++) k->class_scratch[w] |= words[w];
+        if (popcount(sources, k->sets.words) <= popcount(targets, k->sets.words)) {
+            FOR_MEMBERS(sources, k->sets.words, q) {  /* the arcs leaving the smaller side... */
+                for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++)
+                    if (bit_test(targets, k->arc_target[a])) or_words(k->class_scratch, k->arc_classes + (size_t)a * CW, CW);
+            }
+        } else {
+            FOR_MEMBERS(targets, k->sets.words, t) {  /* ...or the arcs entering it */
+                for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) {
+                    int32_t a = k->in_arcs[i];
+                    if (bit_test(sources, k->arc_source[a])) or_words(k->class_scratch, k->arc_classes + (size_t)a * CW, CW);
                 }
+            }
         }
         classes = store_intern(&k->class_sets, k->class_scratch);
         if (classes < 0 || memo_put(&k->pair_classes, key, classes) < 0) {
@@ -456,9 +490,14 @@ static const uint32_t *pair_row(Kernel *k, int32_t forward, int32_t backward) {
     if (!row) { no_memory(); return NULL; }
     const uint64_t *allowed = store_get(&k->class_sets, classes);
     FOR_MEMBERS(allowed, CW, c) {
-        for (int32_t i = k->class_offsets[c]; i < k->class_offsets[c + 1]; i++) {
-            int32_t t = k->class_tokens[i];
-            row[t >> 5] |= (uint32_t)1 << (t & 31);
+        const uint32_t *class_row = k->class_rows[c];
+        if (class_row) {
+            for (int32_t w = 0; w < k->row_words; w++) row[w] |= class_row[w];
+        } else {
+            for (int32_t i = k->class_offsets[c]; i < k->class_offsets[c + 1]; i++) {
+                int32_t t = k->class_tokens[i];
+                row[t >> 5] |= (uint32_t)1 << (t & 31);
+            }
         }
     }
     k->rows_bytes += bytes;
