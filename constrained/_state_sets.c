@@ -211,7 +211,10 @@ typedef struct {
     /* Arcs: one per (source, target) pair that some class connects, with the set of those classes. */
     int32_t *out_offsets;       /* [S + 1], arcs by source */
     int32_t *arc_source, *arc_target;
-    uint64_t *arc_classes;      /* [P, class_set_words] */
+    int32_t *arc_classes;       /* [P]: the number of the arc's class set in arc_class_sets */
+    SetStore arc_class_sets;    /* distinct class sets of arcs: a few hundred, shared by thousands of arcs */
+    uint32_t *arc_class_seen;   /* per arc class set: the pair_row call that last OR-ed it */
+    uint32_t pair_epoch;
     int32_t *in_offsets;        /* [S + 1], into in_arcs: the arcs entering each state */
     int32_t *in_arcs;
     SetStore sets, class_sets;
@@ -231,6 +234,7 @@ static void kernel_release(Kernel *k) {
         for (int32_t c = 0; c < k->n_classes; c++) free(k->class_rows[c]);
     free(k->class_rows);
     free(k->out_offsets); free(k->arc_source); free(k->arc_target); free(k->arc_classes);
+    store_free(&k->arc_class_sets); free(k->arc_class_seen);
     free(k->in_offsets); free(k->in_arcs);
     store_free(&k->sets); store_free(&k->class_sets);
     memo_free(&k->post); memo_free(&k->pre); memo_free(&k->pair_classes);
@@ -255,6 +259,7 @@ static int no_memory(void) {
 static int build_arcs(Kernel *k) {
     int32_t S = k->n_states, C = k->n_classes, CW = k->class_sets.words;
     int32_t *stamp = malloc((size_t)S * sizeof(int32_t)), *arc_of = malloc((size_t)S * sizeof(int32_t));
+    uint64_t *classes = NULL;  /* [P, CW] while building, then interned */
     k->out_offsets = malloc(((size_t)S + 1) * sizeof(int32_t));
     k->in_offsets = calloc((size_t)S + 2, sizeof(int32_t));
     if (!stamp || !arc_of || !k->out_offsets || !k->in_offsets) goto fail;
@@ -269,9 +274,10 @@ static int build_arcs(Kernel *k) {
     size_t P = arcs ? (size_t)arcs : 1;
     k->arc_source = malloc(P * sizeof(int32_t));
     k->arc_target = malloc(P * sizeof(int32_t));
-    k->arc_classes = calloc(P * CW, sizeof(uint64_t));
+    classes = calloc(P * CW, sizeof(uint64_t));
+    k->arc_classes = malloc(P * sizeof(int32_t));
     k->in_arcs = malloc(P * sizeof(int32_t));
-    if (!k->arc_source || !k->arc_target || !k->arc_classes || !k->in_arcs) goto fail;
+    if (!k->arc_source || !k->arc_target || !classes || !k->arc_classes || !k->in_arcs) goto fail;
     memset(stamp, 0xff, (size_t)S * sizeof(int32_t));
     int32_t p = 0;
     for (int32_t q = 0; q < S; q++) {
@@ -287,10 +293,16 @@ static int build_arcs(Kernel *k) {
                 k->in_offsets[t + 2]++;
                 p++;
             }
-            bit_set(k->arc_classes + (size_t)arc_of[t] * CW, c);
+            bit_set(classes + (size_t)arc_of[t] * CW, c);
         }
     }
     k->out_offsets[S] = p;
+    if (store_init(&k->arc_class_sets, CW) < 0) goto fail;
+    for (int32_t a = 0; a < p; a++)
+        if ((k->arc_classes[a] = store_intern(&k->arc_class_sets, classes + (size_t)a * CW)) < 0) goto fail;
+    k->arc_class_seen = calloc((size_t)k->arc_class_sets.count, sizeof(uint32_t));
+    if (!k->arc_class_seen) goto fail;
+    free(classes);
     for (int32_t q = 0; q < S; q++) k->in_offsets[q + 2] += k->in_offsets[q + 1];
     for (int32_t a = 0; a < p; a++) k->in_arcs[k->in_offsets[k->arc_target[a] + 1]++] = a;
     free(stamp);
@@ -299,6 +311,7 @@ static int build_arcs(Kernel *k) {
 fail:
     free(stamp);
     free(arc_of);
+    free(classes);
     return no_memory();
 }
 
@@ -435,11 +448,20 @@ static int pre(Kernel *k, int32_t id, int32_t c, int32_t *out) {
     FOR_MEMBERS(members, k->sets.words, t) {
         for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) {
             int32_t a = k->in_arcs[i];
-            if (c == ANY_CLASS || bit_test(k->arc_classes + (size_t)a * CW, c)) bit_set(k->scratch, k->arc_source[a]);
+            if (c == ANY_CLASS || bit_test(store_get(&k->arc_class_sets, k->arc_classes[a]), c))
+                bit_set(k->scratch, k->arc_source[a]);
         }
     }
     if (intern_scratch(k, out) < 0 || memo_put(&k->pre, key, *out) < 0) return -1;
     return 0;
+}
+
+/* OR arc a's classes into class_scratch, once per distinct class set in a pair_row call. */
+static inline void add_arc_classes(Kernel *k, int32_t a) {
+    int32_t id = k->arc_classes[a];
+    if (k->arc_class_seen[id] == k->pair_epoch) return;
+    k->arc_class_seen[id] = k->pair_epoch;
+    or_words(k->class_scratch, store_get(&k->arc_class_sets, id), k->arc_class_sets.words);
 }
 
 /* The packed vocabulary row of the tokens leading from set `forward` into set `backward`: first the class
@@ -452,17 +474,21 @@ static const uint32_t *pair_row(Kernel *k, int32_t forward, int32_t backward) {
     if (classes < 0) {
         if (check_set(k, forward) < 0 || check_set(k, backward) < 0) return NULL;
         memset(k->class_scratch, 0, (size_t)CW * sizeof(uint64_t));
+        if (++k->pair_epoch == 0) {  /* wrapped: no set counts as seen */
+            memset(k->arc_class_seen, 0, (size_t)k->arc_class_sets.count * sizeof(uint32_t));
+            k->pair_epoch = 1;
+        }
         const uint64_t *sources = store_get(&k->sets, forward), *targets = store_get(&k->sets, backward);
         if (popcount(sources, k->sets.words) <= popcount(targets, k->sets.words)) {
             FOR_MEMBERS(sources, k->sets.words, q) {  /* the arcs leaving the smaller side... */
                 for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++)
-                    if (bit_test(targets, k->arc_target[a])) or_words(k->class_scratch, k->arc_classes + (size_t)a * CW, CW);
+                    if (bit_test(targets, k->arc_target[a])) add_arc_classes(k, a);
             }
         } else {
             FOR_MEMBERS(targets, k->sets.words, t) {  /* ...or the arcs entering it */
                 for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) {
                     int32_t a = k->in_arcs[i];
-                    if (bit_test(sources, k->arc_source[a])) or_words(k->class_scratch, k->arc_classes + (size_t)a * CW, CW);
+                    if (bit_test(sources, k->arc_source[a])) add_arc_classes(k, a);
                 }
             }
         }
@@ -502,6 +528,28 @@ static const uint32_t *pair_row(Kernel *k, int32_t forward, int32_t backward) {
     }
     k->rows_bytes += bytes;
     return k->rows[classes] = row;
+}
+
+/* The states of both sets: interned, or -1 with an error set. */
+static int32_t intersection(Kernel *k, int32_t a, int32_t b) {
+    if (check_set(k, a) < 0 || check_set(k, b) < 0) return -1;
+    const uint64_t *x = store_get(&k->sets, a), *y = store_get(&k->sets, b);
+    for (int32_t w = 0; w < k->sets.words; w++) k->scratch[w] = x[w] & y[w];
+    int32_t id;
+    return intern_scratch(k, &id) < 0 ? -1 : id;
+}
+
+/* The row of open position i. Its tokens lead from F[i] into B[i + 1], but only the states on some
+ * admissible path matter: those of F[i] that some token takes into B[i + 1] (that is F[i] ∩ B[i], since
+ * B[i] = pre(B[i + 1], any) at an open position) and those of B[i + 1] some token reaches from F[i]
+ * (B[i + 1] ∩ F[i + 1]). Far fewer states than F or B alone, so the arcs between them cost less, and
+ * pairs that differ only off those paths share one entry. */
+static const uint32_t *open_row(Kernel *k, const int32_t *F, const int32_t *B, Py_ssize_t i) {
+    int32_t sources = intersection(k, F[i], B[i]);
+    if (sources < 0) return NULL;
+    int32_t targets = intersection(k, B[i + 1], F[i + 1]);
+    if (targets < 0) return NULL;
+    return pair_row(k, sources, targets);
 }
 
 /* ------------------------------------------------------------------------------ Python methods */
@@ -673,7 +721,7 @@ static PyObject *kernel_fill_rows(Kernel *k, PyObject *args) {
         int64_t first = token[i] == OPEN ? F[i] : DECIDED_KEY, second = token[i] == OPEN ? B[i + 1] : token[i];
         if (key[2 * i] == first && key[2 * i + 1] == second) continue;
         if (token[i] == OPEN) {
-            const uint32_t *row = pair_row(k, F[i], B[i + 1]);
+            const uint32_t *row = open_row(k, F, B, i);
             if (!row) goto done;
             write_row(k, rows + i * width, row, packed);
         } else {
@@ -692,22 +740,36 @@ done:
     return result;
 }
 
-/* write_row(out, forward, backward, packed): the one mask row of an open position between two sets. */
+/* write_row(out, forward, backward, tokens, position, packed): the mask row of one open position. */
 static PyObject *kernel_write_row(Kernel *k, PyObject *args) {
-    Py_buffer out;
-    int forward, backward, packed;
-    if (check_ready(k) < 0 || !PyArg_ParseTuple(args, "w*iip", &out, &forward, &backward, &packed)) return NULL;
+    Py_buffer out, forward, backward, tokens;
+    Py_ssize_t i;
+    int packed;
+    if (check_ready(k) < 0
+        || !PyArg_ParseTuple(args, "w*y*y*y*np", &out, &forward, &backward, &tokens, &i, &packed))
+        return NULL;
     PyObject *result = NULL;
+    Py_ssize_t L = tokens.len / 4;
+    if (int32_array(&tokens, -1, "tokens") < 0 || int32_array(&forward, L + 1, "forward") < 0
+        || int32_array(&backward, L + 1, "backward") < 0)
+        goto done;
     if ((size_t)out.len != (packed ? (size_t)k->row_words * 4 : (size_t)k->vocab_size)) {
         PyErr_SetString(PyExc_ValueError, "out must hold exactly one row");
         goto done;
     }
-    const uint32_t *row = pair_row(k, forward, backward);
+    if (i < 0 || i >= L || ((const int32_t *)tokens.buf)[i] != OPEN) {
+        PyErr_Format(PyExc_IndexError, "position %zd is not an open position of the canvas", i);
+        goto done;
+    }
+    const uint32_t *row = open_row(k, forward.buf, backward.buf, i);
     if (!row) goto done;
     write_row(k, out.buf, row, packed);
     result = Py_NewRef(Py_None);
 done:
     PyBuffer_Release(&out);
+    PyBuffer_Release(&forward);
+    PyBuffer_Release(&backward);
+    PyBuffer_Release(&tokens);
     return result;
 }
 
@@ -721,7 +783,12 @@ static PyObject *kernel_set_count(Kernel *k, void *closure) {
     return PyLong_FromSsize_t(k->sets.count);
 }
 
+static PyObject *kernel_stats(Kernel *k, PyObject *unused) {
+    return Py_BuildValue("nnnnnn", k->sets.count, k->class_sets.count, k->post.count, k->pre.count, k->pair_classes.count, (Py_ssize_t)k->rows_bytes);
+}
+
 static PyMethodDef kernel_methods[] = {
+    {"stats", (PyCFunction)kernel_stats, METH_NOARGS, "debug"},
     {"single", (PyCFunction)kernel_single, METH_O, "The number of the set holding just one state."},
     {"members", (PyCFunction)kernel_members, METH_O,
      "A set's members as bytes, bit q % 8 of byte q // 8 for state q (numpy: unpackbits, bitorder='little')."},
@@ -735,7 +802,7 @@ static PyMethodDef kernel_methods[] = {
     {"fill_rows", (PyCFunction)kernel_fill_rows, METH_VARARGS,
      "fill_rows(out, keys, forward, backward, tokens, packed): rewrite the mask rows whose key changed."},
     {"write_row", (PyCFunction)kernel_write_row, METH_VARARGS,
-     "write_row(out, forward, backward, packed): the mask row of the tokens leading from one set into another."},
+     "write_row(out, forward, backward, tokens, position, packed): the mask row of one open position."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -41,7 +41,7 @@ class StateSets(Kernel):
     Sets are numbered in order of first appearance; two equal sets always get the same number, so the
     lattice compares and memoizes sets as plain integers. The work is the compiled kernel's
     (``constrained/_state_sets.c``): ``post``/``pre`` of a set by a token class, the canvas sweeps, and the
-    mask rows, each memoized; this class adds the numpy views the decodes read.
+    mask rows, each memoized; this class adds the numpy view of a set that the decodes read.
     """
 
     def __init__(self, dfa: TokenDFA) -> None:
@@ -55,12 +55,6 @@ class StateSets(Kernel):
         """The set as a bool ``[S]`` array."""
         packed = np.frombuffer(super().members(set_id), dtype=np.uint8)
         return np.unpackbits(packed, count=self.dfa.n_states, bitorder="little").view(bool)
-
-    def token_mask(self, forward: int, backward: int) -> np.ndarray:
-        """The bool ``[V]`` mask of tokens leading from set ``forward`` into set ``backward``."""
-        row = np.empty(self.dfa.vocab_size, dtype=bool)
-        self.write_row(row, forward, backward, False)
-        return row
 
 
 class Canvas:
@@ -124,7 +118,9 @@ class Canvas:
             mask = torch.zeros(self.vocab_size, dtype=torch.bool)
             mask[token] = self.feasible()
             return mask
-        return torch.from_numpy(self._sets.token_mask(int(self._forward[position]), int(self._backward[position + 1])))
+        row = np.empty(self.vocab_size, dtype=bool)
+        self._sets.write_row(row, self._forward, self._backward, self._token_ids, position, False)
+        return torch.from_numpy(row)
 
     def masks(self, device: torch.device | str | None = None) -> torch.Tensor:
         """Bool ``[L, V]``: for open positions the exact allowed tokens, for decided ones just their token.
