@@ -217,6 +217,8 @@ typedef struct {
     uint32_t pair_epoch;
     int32_t *in_offsets;        /* [S + 1], into in_arcs: the arcs entering each state */
     int32_t *in_arcs;
+    /* The live transitions (source, target) of each class: by_class_*[by_class_offsets[c]:...]. */
+    int32_t *by_class_offsets, *by_class_source, *by_class_target;
     SetStore sets, class_sets;
     Memo post, pre, pair_classes;
     uint32_t **rows;            /* packed vocabulary row of each class set, or NULL */
@@ -236,6 +238,7 @@ static void kernel_release(Kernel *k) {
     free(k->out_offsets); free(k->arc_source); free(k->arc_target); free(k->arc_classes);
     store_free(&k->arc_class_sets); free(k->arc_class_seen);
     free(k->in_offsets); free(k->in_arcs);
+    free(k->by_class_offsets); free(k->by_class_source); free(k->by_class_target);
     store_free(&k->sets); store_free(&k->class_sets);
     memo_free(&k->post); memo_free(&k->pre); memo_free(&k->pair_classes);
     if (k->rows)
@@ -254,34 +257,45 @@ static int no_memory(void) {
     return -1;
 }
 
-/* Arcs from the dense table: one pass to count, one to fill (a stamp per target marks arcs already seen
- * from the current source), then the arcs entering each state by a counting sort. */
+/* Arcs and transitions by class from the dense table: one pass to count, one to fill (a stamp per target
+ * marks the arcs already seen from the current source, whose class sets are interned as soon as the
+ * source is done), then the arcs entering each state by a counting sort. */
 static int build_arcs(Kernel *k) {
     int32_t S = k->n_states, C = k->n_classes, CW = k->class_sets.words;
     int32_t *stamp = malloc((size_t)S * sizeof(int32_t)), *arc_of = malloc((size_t)S * sizeof(int32_t));
-    uint64_t *classes = NULL;  /* [P, CW] while building, then interned */
+    uint64_t *classes = calloc((size_t)C * CW, sizeof(uint64_t));  /* the class sets of one source's arcs */
     k->out_offsets = malloc(((size_t)S + 1) * sizeof(int32_t));
     k->in_offsets = calloc((size_t)S + 2, sizeof(int32_t));
-    if (!stamp || !arc_of || !k->out_offsets || !k->in_offsets) goto fail;
+    k->by_class_offsets = calloc((size_t)C + 2, sizeof(int32_t));
+    if (!stamp || !arc_of || !classes || !k->out_offsets || !k->in_offsets || !k->by_class_offsets
+        || store_init(&k->arc_class_sets, CW) < 0)
+        goto fail;
     memset(stamp, 0xff, (size_t)S * sizeof(int32_t));
-    Py_ssize_t arcs = 0;
+    Py_ssize_t arcs = 0, transitions = 0;
     for (int32_t q = 0; q < S; q++)
         for (int32_t c = 0; c < C; c++) {
             int32_t t = k->delta[(size_t)q * C + c];
-            if (t != DEAD && stamp[t] != q) { stamp[t] = q; arcs++; }
+            if (t == DEAD) continue;
+            transitions++;
+            k->by_class_offsets[c + 2]++;
+            if (stamp[t] != q) { stamp[t] = q; arcs++; }
         }
-    if (arcs >= INT32_MAX) goto fail;
-    size_t P = arcs ? (size_t)arcs : 1;
+    if (transitions >= INT32_MAX) goto fail;
+    size_t P = arcs ? (size_t)arcs : 1, E = transitions ? (size_t)transitions : 1;
     k->arc_source = malloc(P * sizeof(int32_t));
     k->arc_target = malloc(P * sizeof(int32_t));
-    classes = calloc(P * CW, sizeof(uint64_t));
     k->arc_classes = malloc(P * sizeof(int32_t));
     k->in_arcs = malloc(P * sizeof(int32_t));
-    if (!k->arc_source || !k->arc_target || !classes || !k->arc_classes || !k->in_arcs) goto fail;
+    k->by_class_source = malloc(E * sizeof(int32_t));
+    k->by_class_target = malloc(E * sizeof(int32_t));
+    if (!k->arc_source || !k->arc_target || !k->arc_classes || !k->in_arcs || !k->by_class_source
+        || !k->by_class_target)
+        goto fail;
+    for (int32_t c = 0; c < C; c++) k->by_class_offsets[c + 2] += k->by_class_offsets[c + 1];
     memset(stamp, 0xff, (size_t)S * sizeof(int32_t));
     int32_t p = 0;
     for (int32_t q = 0; q < S; q++) {
-        k->out_offsets[q] = p;
+        int32_t first = k->out_offsets[q] = p;
         for (int32_t c = 0; c < C; c++) {
             int32_t t = k->delta[(size_t)q * C + c];
             if (t == DEAD) continue;
@@ -293,20 +307,25 @@ static int build_arcs(Kernel *k) {
                 k->in_offsets[t + 2]++;
                 p++;
             }
-            bit_set(classes + (size_t)arc_of[t] * CW, c);
+            bit_set(classes + (size_t)(arc_of[t] - first) * CW, c);
+            int32_t e = k->by_class_offsets[c + 1]++;
+            k->by_class_source[e] = q;
+            k->by_class_target[e] = t;
+        }
+        for (int32_t a = first; a < p; a++) {
+            uint64_t *own = classes + (size_t)(a - first) * CW;
+            if ((k->arc_classes[a] = store_intern(&k->arc_class_sets, own)) < 0) goto fail;
+            memset(own, 0, (size_t)CW * sizeof(uint64_t));
         }
     }
     k->out_offsets[S] = p;
-    if (store_init(&k->arc_class_sets, CW) < 0) goto fail;
-    for (int32_t a = 0; a < p; a++)
-        if ((k->arc_classes[a] = store_intern(&k->arc_class_sets, classes + (size_t)a * CW)) < 0) goto fail;
     k->arc_class_seen = calloc((size_t)k->arc_class_sets.count, sizeof(uint32_t));
     if (!k->arc_class_seen) goto fail;
-    free(classes);
     for (int32_t q = 0; q < S; q++) k->in_offsets[q + 2] += k->in_offsets[q + 1];
     for (int32_t a = 0; a < p; a++) k->in_arcs[k->in_offsets[k->arc_target[a] + 1]++] = a;
     free(stamp);
     free(arc_of);
+    free(classes);
     return 0;
 fail:
     free(stamp);
@@ -444,13 +463,13 @@ static int pre(Kernel *k, int32_t id, int32_t c, int32_t *out) {
     if (check_set(k, id) < 0) return -1;
     memset(k->scratch, 0, (size_t)k->sets.words * sizeof(uint64_t));
     const uint64_t *members = store_get(&k->sets, id);
-    int32_t CW = k->class_sets.words;
-    FOR_MEMBERS(members, k->sets.words, t) {
-        for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) {
-            int32_t a = k->in_arcs[i];
-            if (c == ANY_CLASS || bit_test(store_get(&k->arc_class_sets, k->arc_classes[a]), c))
-                bit_set(k->scratch, k->arc_source[a]);
+    if (c == ANY_CLASS) {  /* every arc entering a member */
+        FOR_MEMBERS(members, k->sets.words, t) {
+            for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) bit_set(k->scratch, k->arc_source[k->in_arcs[i]]);
         }
+    } else {  /* the class's own transitions: fewer, and no class test per arc */
+        for (int32_t e = k->by_class_offsets[c]; e < k->by_class_offsets[c + 1]; e++)
+            if (bit_test(members, k->by_class_target[e])) bit_set(k->scratch, k->by_class_source[e]);
     }
     if (intern_scratch(k, out) < 0 || memo_put(&k->pre, key, *out) < 0) return -1;
     return 0;
