@@ -210,13 +210,13 @@ typedef struct {
     uint32_t **class_rows;      /* [C]: the packed row of each large class (NULL for the others) */
     /* Arcs: one per (source, target) pair that some class connects, with the set of those classes. */
     int32_t *out_offsets;       /* [S + 1], arcs by source */
-    int32_t *arc_source, *arc_target;
+    int32_t *arc_target;
     int32_t *arc_classes;       /* [P]: the number of the arc's class set in arc_class_sets */
     SetStore arc_class_sets;    /* distinct class sets of arcs: a few hundred, shared by thousands of arcs */
     uint32_t *arc_class_seen;   /* per arc class set: the pair_row call that last OR-ed it */
     uint32_t pair_epoch;
-    int32_t *in_offsets;        /* [S + 1], into in_arcs: the arcs entering each state */
-    int32_t *in_arcs;
+    int32_t *in_offsets;        /* [S + 1]: the arcs entering each state, as in_source and in_classes */
+    int32_t *in_source, *in_classes;
     /* The live transitions (source, target) of each class: by_class_*[by_class_offsets[c]:...]. */
     int32_t *by_class_offsets, *by_class_source, *by_class_target;
     SetStore sets, class_sets;
@@ -235,9 +235,9 @@ static void kernel_release(Kernel *k) {
     if (k->class_rows)
         for (int32_t c = 0; c < k->n_classes; c++) free(k->class_rows[c]);
     free(k->class_rows);
-    free(k->out_offsets); free(k->arc_source); free(k->arc_target); free(k->arc_classes);
+    free(k->out_offsets); free(k->arc_target); free(k->arc_classes);
     store_free(&k->arc_class_sets); free(k->arc_class_seen);
-    free(k->in_offsets); free(k->in_arcs);
+    free(k->in_offsets); free(k->in_source); free(k->in_classes);
     free(k->by_class_offsets); free(k->by_class_source); free(k->by_class_target);
     store_free(&k->sets); store_free(&k->class_sets);
     memo_free(&k->post); memo_free(&k->pre); memo_free(&k->pair_classes);
@@ -264,6 +264,7 @@ static int build_arcs(Kernel *k) {
     int32_t S = k->n_states, C = k->n_classes, CW = k->class_sets.words;
     int32_t *stamp = malloc((size_t)S * sizeof(int32_t)), *arc_of = malloc((size_t)S * sizeof(int32_t));
     uint64_t *classes = calloc((size_t)C * CW, sizeof(uint64_t));  /* the class sets of one source's arcs */
+    int32_t *arc_source = NULL;  /* until the arcs are sorted by target */
     k->out_offsets = malloc(((size_t)S + 1) * sizeof(int32_t));
     k->in_offsets = calloc((size_t)S + 2, sizeof(int32_t));
     k->by_class_offsets = calloc((size_t)C + 2, sizeof(int32_t));
@@ -282,13 +283,14 @@ static int build_arcs(Kernel *k) {
         }
     if (transitions >= INT32_MAX) goto fail;
     size_t P = arcs ? (size_t)arcs : 1, E = transitions ? (size_t)transitions : 1;
-    k->arc_source = malloc(P * sizeof(int32_t));
+    arc_source = malloc(P * sizeof(int32_t));
     k->arc_target = malloc(P * sizeof(int32_t));
     k->arc_classes = malloc(P * sizeof(int32_t));
-    k->in_arcs = malloc(P * sizeof(int32_t));
+    k->in_source = malloc(P * sizeof(int32_t));
+    k->in_classes = malloc(P * sizeof(int32_t));
     k->by_class_source = malloc(E * sizeof(int32_t));
     k->by_class_target = malloc(E * sizeof(int32_t));
-    if (!k->arc_source || !k->arc_target || !k->arc_classes || !k->in_arcs || !k->by_class_source
+    if (!arc_source || !k->arc_target || !k->arc_classes || !k->in_source || !k->in_classes || !k->by_class_source
         || !k->by_class_target)
         goto fail;
     for (int32_t c = 0; c < C; c++) k->by_class_offsets[c + 2] += k->by_class_offsets[c + 1];
@@ -302,7 +304,7 @@ static int build_arcs(Kernel *k) {
             if (stamp[t] != q) {
                 stamp[t] = q;
                 arc_of[t] = p;
-                k->arc_source[p] = q;
+                arc_source[p] = q;
                 k->arc_target[p] = t;
                 k->in_offsets[t + 2]++;
                 p++;
@@ -322,7 +324,12 @@ static int build_arcs(Kernel *k) {
     k->arc_class_seen = calloc((size_t)k->arc_class_sets.count, sizeof(uint32_t));
     if (!k->arc_class_seen) goto fail;
     for (int32_t q = 0; q < S; q++) k->in_offsets[q + 2] += k->in_offsets[q + 1];
-    for (int32_t a = 0; a < p; a++) k->in_arcs[k->in_offsets[k->arc_target[a] + 1]++] = a;
+    for (int32_t a = 0; a < p; a++) {
+        int32_t i = k->in_offsets[k->arc_target[a] + 1]++;
+        k->in_source[i] = arc_source[a];
+        k->in_classes[i] = k->arc_classes[a];
+    }
+    free(arc_source);
     free(stamp);
     free(arc_of);
     free(classes);
@@ -331,6 +338,7 @@ fail:
     free(stamp);
     free(arc_of);
     free(classes);
+    free(arc_source);
     return no_memory();
 }
 
@@ -465,7 +473,7 @@ static int pre(Kernel *k, int32_t id, int32_t c, int32_t *out) {
     const uint64_t *members = store_get(&k->sets, id);
     if (c == ANY_CLASS) {  /* every arc entering a member */
         FOR_MEMBERS(members, k->sets.words, t) {
-            for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) bit_set(k->scratch, k->arc_source[k->in_arcs[i]]);
+            for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) bit_set(k->scratch, k->in_source[i]);
         }
     } else {  /* the class's own transitions: fewer, and no class test per arc */
         for (int32_t e = k->by_class_offsets[c]; e < k->by_class_offsets[c + 1]; e++)
@@ -475,9 +483,8 @@ static int pre(Kernel *k, int32_t id, int32_t c, int32_t *out) {
     return 0;
 }
 
-/* OR arc a's classes into class_scratch, once per distinct class set in a pair_row call. */
-static inline void add_arc_classes(Kernel *k, int32_t a) {
-    int32_t id = k->arc_classes[a];
+/* OR an arc's class set (its number) into class_scratch, once per distinct set in a pair_row call. */
+static inline void add_arc_classes(Kernel *k, int32_t id) {
     if (k->arc_class_seen[id] == k->pair_epoch) return;
     k->arc_class_seen[id] = k->pair_epoch;
     or_words(k->class_scratch, store_get(&k->arc_class_sets, id), k->arc_class_sets.words);
@@ -501,13 +508,12 @@ static const uint32_t *pair_row(Kernel *k, int32_t forward, int32_t backward) {
         if (popcount(sources, k->sets.words) <= popcount(targets, k->sets.words)) {
             FOR_MEMBERS(sources, k->sets.words, q) {  /* the arcs leaving the smaller side... */
                 for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++)
-                    if (bit_test(targets, k->arc_target[a])) add_arc_classes(k, a);
+                    if (bit_test(targets, k->arc_target[a])) add_arc_classes(k, k->arc_classes[a]);
             }
         } else {
             FOR_MEMBERS(targets, k->sets.words, t) {  /* ...or the arcs entering it */
                 for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) {
-                    int32_t a = k->in_arcs[i];
-                    if (bit_test(sources, k->arc_source[a])) add_arc_classes(k, a);
+                    if (bit_test(sources, k->in_source[i])) add_arc_classes(k, k->in_classes[i]);
                 }
             }
         }
