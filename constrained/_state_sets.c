@@ -808,12 +808,7 @@ static PyObject *kernel_set_count(Kernel *k, void *closure) {
     return PyLong_FromSsize_t(k->sets.count);
 }
 
-static PyObject *kernel_stats(Kernel *k, PyObject *unused) {
-    return Py_BuildValue("nnnnnn", k->sets.count, k->class_sets.count, k->post.count, k->pre.count, k->pair_classes.count, (Py_ssize_t)k->rows_bytes);
-}
-
 static PyMethodDef kernel_methods[] = {
-    {"stats", (PyCFunction)kernel_stats, METH_NOARGS, "debug"},
     {"single", (PyCFunction)kernel_single, METH_O, "The number of the set holding just one state."},
     {"members", (PyCFunction)kernel_members, METH_O,
      "A set's members as bytes, bit q % 8 of byte q // 8 for state q (numpy: unpackbits, bitorder='little')."},
