@@ -27,6 +27,9 @@
  * bounded over long runs, and a dropped entry is only recomputed. */
 #define MEMO_LIMIT 500000
 #define ROW_BYTES_LIMIT (64u << 20)
+/* Automata whose successor and predecessor sets fit in this many bytes each (up to about 8,000 states)
+ * keep them as bitsets: a set's successors are then an OR of words per member, not a bit per arc. */
+#define NEIGHBOUR_BYTES_LIMIT (8u << 20)
 
 /* ------------------------------------------------------------------------------------ bitsets */
 
@@ -215,6 +218,9 @@ typedef struct {
     SetStore arc_class_sets;    /* distinct class sets of arcs: a few hundred, shared by thousands of arcs */
     uint32_t *arc_class_seen;   /* per arc class set: the pair_row call that last OR-ed it */
     uint32_t pair_epoch;
+    int32_t *out_class_set, *in_class_set;  /* [S]: the class set of all arcs leaving / entering a state */
+    uint64_t *successors, *predecessors;    /* [S, set words] bitsets, or NULL past NEIGHBOUR_BYTES_LIMIT */
+    int32_t *successor_span, *predecessor_span; /* [S, 2]: the words holding the bits, first and past last */
     int32_t *in_offsets;        /* [S + 1]: the arcs entering each state, as in_source and in_classes */
     int32_t *in_source, *in_classes;
     /* The live transitions (source, target) of each class: by_class_*[by_class_offsets[c]:...]. */
@@ -237,6 +243,8 @@ static void kernel_release(Kernel *k) {
     free(k->class_rows);
     free(k->out_offsets); free(k->arc_target); free(k->arc_classes);
     store_free(&k->arc_class_sets); free(k->arc_class_seen);
+    free(k->out_class_set); free(k->in_class_set); free(k->successors); free(k->predecessors);
+    free(k->successor_span); free(k->predecessor_span);
     free(k->in_offsets); free(k->in_source); free(k->in_classes);
     free(k->by_class_offsets); free(k->by_class_source); free(k->by_class_target);
     store_free(&k->sets); store_free(&k->class_sets);
@@ -257,18 +265,50 @@ static int no_memory(void) {
     return -1;
 }
 
+/* For each of `n` bitsets of `words` words, the first word holding a bit and the one past the last. */
+static void word_spans(const uint64_t *bits, int32_t n, int32_t words, int32_t *spans) {
+    for (int32_t i = 0; i < n; i++) {
+        const uint64_t *own = bits + (size_t)i * words;
+        int32_t lo = 0, hi = words;
+        while (lo < words && !own[lo]) lo++;
+        while (hi > lo && !own[hi - 1]) hi--;
+        spans[2 * i] = lo;
+        spans[2 * i + 1] = hi;
+    }
+}
+
+/* OR into `into` the neighbour bitset of one state, over its span only. */
+static inline void or_neighbours(uint64_t *into, const uint64_t *table, const int32_t *spans, int32_t state,
+                                 int32_t words) {
+    const uint64_t *own = table + (size_t)state * words;
+    for (int32_t w = spans[2 * state]; w < spans[2 * state + 1]; w++) into[w] |= own[w];
+}
+
+/* Whether the neighbours of one state all lie in `set`. */
+static inline int neighbours_within(const uint64_t *table, const int32_t *spans, int32_t state,
+                                    const uint64_t *set, int32_t words) {
+    const uint64_t *own = table + (size_t)state * words;
+    for (int32_t w = spans[2 * state]; w < spans[2 * state + 1]; w++)
+        if (own[w] & ~set[w]) return 0;
+    return 1;
+}
+
 /* Arcs and transitions by class from the dense table: one pass to count, one to fill (a stamp per target
  * marks the arcs already seen from the current source, whose class sets are interned as soon as the
  * source is done), then the arcs entering each state by a counting sort. */
 static int build_arcs(Kernel *k) {
     int32_t S = k->n_states, C = k->n_classes, CW = k->class_sets.words;
     int32_t *stamp = malloc((size_t)S * sizeof(int32_t)), *arc_of = malloc((size_t)S * sizeof(int32_t));
-    uint64_t *classes = calloc((size_t)C * CW, sizeof(uint64_t));  /* the class sets of one source's arcs */
+    /* The class sets of one source's arcs, then (slot C) their union. */
+    uint64_t *classes = calloc(((size_t)C + 1) * CW, sizeof(uint64_t));
+    uint64_t *all = classes + (size_t)C * CW;
     int32_t *arc_source = NULL;  /* until the arcs are sorted by target */
     k->out_offsets = malloc(((size_t)S + 1) * sizeof(int32_t));
+    k->out_class_set = malloc((size_t)S * sizeof(int32_t));
+    k->in_class_set = malloc((size_t)S * sizeof(int32_t));
     k->in_offsets = calloc((size_t)S + 2, sizeof(int32_t));
     k->by_class_offsets = calloc((size_t)C + 2, sizeof(int32_t));
-    if (!stamp || !arc_of || !classes || !k->out_offsets || !k->in_offsets || !k->by_class_offsets
+    if (!stamp || !arc_of || !classes || !k->out_offsets || !k->out_class_set || !k->in_class_set || !k->in_offsets || !k->by_class_offsets
         || store_init(&k->arc_class_sets, CW) < 0)
         goto fail;
     memset(stamp, 0xff, (size_t)S * sizeof(int32_t));
@@ -316,18 +356,42 @@ static int build_arcs(Kernel *k) {
         }
         for (int32_t a = first; a < p; a++) {
             uint64_t *own = classes + (size_t)(a - first) * CW;
+            or_words(all, own, CW);
             if ((k->arc_classes[a] = store_intern(&k->arc_class_sets, own)) < 0) goto fail;
             memset(own, 0, (size_t)CW * sizeof(uint64_t));
         }
+        if ((k->out_class_set[q] = store_intern(&k->arc_class_sets, all)) < 0) goto fail;
+        memset(all, 0, (size_t)CW * sizeof(uint64_t));
     }
     k->out_offsets[S] = p;
-    k->arc_class_seen = calloc((size_t)k->arc_class_sets.count, sizeof(uint32_t));
-    if (!k->arc_class_seen) goto fail;
     for (int32_t q = 0; q < S; q++) k->in_offsets[q + 2] += k->in_offsets[q + 1];
     for (int32_t a = 0; a < p; a++) {
         int32_t i = k->in_offsets[k->arc_target[a] + 1]++;
         k->in_source[i] = arc_source[a];
         k->in_classes[i] = k->arc_classes[a];
+    }
+    for (int32_t t = 0; t < S; t++) {
+        for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++)
+            or_words(all, store_get(&k->arc_class_sets, k->in_classes[i]), CW);
+        if ((k->in_class_set[t] = store_intern(&k->arc_class_sets, all)) < 0) goto fail;
+        memset(all, 0, (size_t)CW * sizeof(uint64_t));
+    }
+    k->arc_class_seen = calloc((size_t)k->arc_class_sets.count, sizeof(uint32_t));
+    if (!k->arc_class_seen) goto fail;
+    size_t SW = (size_t)k->sets.words;
+    if ((size_t)S * SW * sizeof(uint64_t) <= NEIGHBOUR_BYTES_LIMIT) {
+        k->successors = calloc((size_t)S * SW, sizeof(uint64_t));
+        k->predecessors = calloc((size_t)S * SW, sizeof(uint64_t));
+        k->successor_span = malloc((size_t)S * 2 * sizeof(int32_t));
+        k->predecessor_span = malloc((size_t)S * 2 * sizeof(int32_t));
+        if (!k->successors || !k->predecessors || !k->successor_span || !k->predecessor_span) goto fail;
+        for (int32_t q = 0; q < S; q++)
+            for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++) {
+                bit_set(k->successors + q * SW, k->arc_target[a]);
+                bit_set(k->predecessors + k->arc_target[a] * SW, q);
+            }
+        word_spans(k->successors, S, (int32_t)SW, k->successor_span);
+        word_spans(k->predecessors, S, (int32_t)SW, k->predecessor_span);
     }
     free(arc_source);
     free(stamp);
@@ -453,7 +517,9 @@ static int post(Kernel *k, int32_t id, int32_t c, int32_t *out) {
     memset(k->scratch, 0, (size_t)k->sets.words * sizeof(uint64_t));
     const uint64_t *members = store_get(&k->sets, id);
     FOR_MEMBERS(members, k->sets.words, q) {
-        if (c == ANY_CLASS) {
+        if (c == ANY_CLASS && k->successors) {
+            or_neighbours(k->scratch, k->successors, k->successor_span, q, k->sets.words);
+        } else if (c == ANY_CLASS) {
             for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++) bit_set(k->scratch, k->arc_target[a]);
         } else {
             int32_t t = k->delta[(size_t)q * k->n_classes + c];
@@ -471,7 +537,11 @@ static int pre(Kernel *k, int32_t id, int32_t c, int32_t *out) {
     if (check_set(k, id) < 0) return -1;
     memset(k->scratch, 0, (size_t)k->sets.words * sizeof(uint64_t));
     const uint64_t *members = store_get(&k->sets, id);
-    if (c == ANY_CLASS) {  /* every arc entering a member */
+    if (c == ANY_CLASS && k->predecessors) {
+        FOR_MEMBERS(members, k->sets.words, t) {
+            or_neighbours(k->scratch, k->predecessors, k->predecessor_span, t, k->sets.words);
+        }
+    } else if (c == ANY_CLASS) {  /* every arc entering a member */
         FOR_MEMBERS(members, k->sets.words, t) {
             for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) bit_set(k->scratch, k->in_source[i]);
         }
@@ -507,11 +577,19 @@ static const uint32_t *pair_row(Kernel *k, int32_t forward, int32_t backward) {
         const uint64_t *sources = store_get(&k->sets, forward), *targets = store_get(&k->sets, backward);
         if (popcount(sources, k->sets.words) <= popcount(targets, k->sets.words)) {
             FOR_MEMBERS(sources, k->sets.words, q) {  /* the arcs leaving the smaller side... */
+                if (k->successors && neighbours_within(k->successors, k->successor_span, q, targets, k->sets.words)) {
+                    add_arc_classes(k, k->out_class_set[q]);  /* all of them land inside */
+                    continue;
+                }
                 for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++)
                     if (bit_test(targets, k->arc_target[a])) add_arc_classes(k, k->arc_classes[a]);
             }
         } else {
             FOR_MEMBERS(targets, k->sets.words, t) {  /* ...or the arcs entering it */
+                if (k->predecessors && neighbours_within(k->predecessors, k->predecessor_span, t, sources, k->sets.words)) {
+                    add_arc_classes(k, k->in_class_set[t]);
+                    continue;
+                }
                 for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) {
                     if (bit_test(sources, k->in_source[i])) add_arc_classes(k, k->in_classes[i]);
                 }
