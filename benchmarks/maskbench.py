@@ -14,7 +14,8 @@ Two parts, one run:
    tokenized exactly (instances its tokenizer cannot spell byte for byte are skipped and counted). Ours
    simulates a denoising run: a canvas of ``max(256, tokens + padding)`` positions holding the instance then
    end tokens, revealed in random order, ``k`` positions a step with ``k`` drawn from ``L/48 .. L/12``; each
-   step times ``canvas.masks()`` (every position's mask) plus the ``decide`` of the revealed tokens.
+   step times ``canvas.packed_masks(copy=False)`` (every position's mask, in the canvas's own buffer, which
+   a sampler reads or moves to its device before the next step) plus the ``decide`` of the revealed tokens.
    µs per generated token is a step's time over the ``k`` tokens it revealed. The peers (llguidance,
    XGrammar, outlines-core) compute autoregressive masks for the same token ids over the same vocabulary, one
    per token (the text's tokens, then the end token), each timed with its advance. Only mask work is timed:

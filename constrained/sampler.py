@@ -332,7 +332,7 @@ class ConstrainedSampler:
             if self._device.type == "cpu":
                 rows = cv.masks()[:length]
             else:  # move the bitmask, unpack it on the device
-                rows = unpack_masks(cv.packed_masks()[:length].to(self._device), cv.vocab_size)
+                rows = unpack_masks(cv.packed_masks(copy=False)[:length].to(self._device), cv.vocab_size)
             width = self.denoiser.vocab_size
             if rows.shape[1] < width:
                 padding = torch.zeros(length, width - rows.shape[1], dtype=torch.bool, device=rows.device)

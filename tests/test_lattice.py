@@ -187,6 +187,21 @@ def test_packed_masks_round_trip(bound_patterns):
         assert torch.equal(unpacked(), canvas.masks())
 
 
+def test_masks_in_place_are_the_canvas_buffer_kept_current(bound_patterns):
+    """``copy=False`` hands out the canvas's own buffer: equal to a copy, rewritten in place by the next call."""
+    canvas = bound_patterns["(ab|c)+"].canvas(LENGTH)
+    view = canvas.packed_masks(copy=False)
+    assert torch.equal(view, canvas.packed_masks())
+    for changes in ({1: VOCAB["ab"]}, {3: VOCAB["c"]}, {1: None}):
+        canvas.decide(changes)
+        assert canvas.packed_masks(copy=False).data_ptr() == view.data_ptr()
+        assert torch.equal(view, canvas.packed_masks())
+    copied = canvas.packed_masks()
+    canvas.decide({0: VOCAB["a"]})
+    canvas.packed_masks(copy=False)
+    assert not torch.equal(copied, view)  # the copy kept the old masks
+
+
 def test_unpacking_covers_every_bit_of_a_word():
     """Bit 31 (the sign bit of an int32 word) and tokens past the first word unpack like any other."""
     packed = torch.tensor([[-(2**31) | 1, 2]], dtype=torch.int32)
