@@ -509,13 +509,8 @@ static int check_set(const Kernel *k, int32_t id) {
     return 0;
 }
 
-/* States reached from set `id` by one token of class `c` (ANY_CLASS: of any class). */
-static int post(Kernel *k, int32_t id, int32_t c, int32_t *out) {
-    uint64_t key = pair_key(id, c + 1);
-    if ((*out = memo_get(&k->post, key)) >= 0) return 0;
-    if (check_set(k, id) < 0) return -1;
-    memset(k->scratch, 0, (size_t)k->sets.words * sizeof(uint64_t));
-    const uint64_t *members = store_get(&k->sets, id);
+/* Into scratch (zeroed): the states reached from `members` by one token of class `c` (ANY_CLASS: of any). */
+static void fill_post(Kernel *k, const uint64_t *members, int32_t c) {
     FOR_MEMBERS(members, k->sets.words, q) {
         if (c == ANY_CLASS && k->successors) {
             or_neighbours(k->scratch, k->successors, k->successor_span, q, k->sets.words);
@@ -526,17 +521,11 @@ static int post(Kernel *k, int32_t id, int32_t c, int32_t *out) {
             if (t != DEAD) bit_set(k->scratch, t);
         }
     }
-    if (intern_scratch(k, out) < 0 || memo_put(&k->post, key, *out) < 0) return -1;
-    return 0;
 }
 
-/* States from which one token of class `c` (ANY_CLASS: some token) leads into set `id`. */
-static int pre(Kernel *k, int32_t id, int32_t c, int32_t *out) {
-    uint64_t key = pair_key(id, c + 1);
-    if ((*out = memo_get(&k->pre, key)) >= 0) return 0;
-    if (check_set(k, id) < 0) return -1;
-    memset(k->scratch, 0, (size_t)k->sets.words * sizeof(uint64_t));
-    const uint64_t *members = store_get(&k->sets, id);
+/* Into scratch (zeroed): the states from which one token of class `c` (ANY_CLASS: some token) leads into
+ * `members`. */
+static void fill_pre(Kernel *k, const uint64_t *members, int32_t c) {
     if (c == ANY_CLASS && k->predecessors) {
         FOR_MEMBERS(members, k->sets.words, t) {
             or_neighbours(k->scratch, k->predecessors, k->predecessor_span, t, k->sets.words);
@@ -549,9 +538,22 @@ static int pre(Kernel *k, int32_t id, int32_t c, int32_t *out) {
         for (int32_t e = k->by_class_offsets[c]; e < k->by_class_offsets[c + 1]; e++)
             if (bit_test(members, k->by_class_target[e])) bit_set(k->scratch, k->by_class_source[e]);
     }
-    if (intern_scratch(k, out) < 0 || memo_put(&k->pre, key, *out) < 0) return -1;
+}
+
+/* fill(members of set `id`, c) as an interned set, memoized per (set, class) in `memo`. */
+static int memoized(Kernel *k, Memo *memo, void (*fill)(Kernel *, const uint64_t *, int32_t), int32_t id, int32_t c,
+                    int32_t *out) {
+    uint64_t key = pair_key(id, c + 1);
+    if ((*out = memo_get(memo, key)) >= 0) return 0;
+    if (check_set(k, id) < 0) return -1;
+    memset(k->scratch, 0, (size_t)k->sets.words * sizeof(uint64_t));
+    fill(k, store_get(&k->sets, id), c);
+    if (intern_scratch(k, out) < 0 || memo_put(memo, key, *out) < 0) return -1;
     return 0;
 }
+
+static int post(Kernel *k, int32_t id, int32_t c, int32_t *out) { return memoized(k, &k->post, fill_post, id, c, out); }
+static int pre(Kernel *k, int32_t id, int32_t c, int32_t *out) { return memoized(k, &k->pre, fill_pre, id, c, out); }
 
 /* OR an arc's class set (its number) into class_scratch, once per distinct set in a pair_row call. */
 static inline void add_arc_classes(Kernel *k, int32_t id) {
@@ -672,6 +674,15 @@ static int int32_array(Py_buffer *view, Py_ssize_t count, const char *name) {
         return -1;
     }
     return 0;
+}
+
+/* The length L of a canvas given as int32 arrays (tokens [L], forward and backward sets [L + 1]), or -1. */
+static Py_ssize_t canvas_length(Py_buffer *tokens, Py_buffer *forward, Py_buffer *backward) {
+    Py_ssize_t L = tokens->len / 4;
+    if (int32_array(tokens, -1, "tokens") < 0 || int32_array(forward, L + 1, "forward") < 0
+        || int32_array(backward, L + 1, "backward") < 0)
+        return -1;
+    return L;
 }
 
 static int token_class_at(const Kernel *k, const int32_t *tokens, Py_ssize_t i, int32_t *out) {
@@ -806,11 +817,9 @@ static PyObject *kernel_fill_rows(Kernel *k, PyObject *args) {
         || !PyArg_ParseTuple(args, "w*w*y*y*y*p", &out, &keys, &forward, &backward, &tokens, &packed))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t L = tokens.len / 4;
+    Py_ssize_t L = canvas_length(&tokens, &forward, &backward);
     size_t width = packed ? (size_t)k->row_words * 4 : (size_t)k->vocab_size;
-    if (int32_array(&tokens, -1, "tokens") < 0 || int32_array(&forward, L + 1, "forward") < 0
-        || int32_array(&backward, L + 1, "backward") < 0)
-        goto done;
+    if (L < 0) goto done;
     if ((size_t)out.len != (size_t)L * width || keys.len != L * 16) {
         PyErr_SetString(PyExc_ValueError, "out must be [L, row width] and keys int64 [L, 2]");
         goto done;
@@ -852,10 +861,8 @@ static PyObject *kernel_write_row(Kernel *k, PyObject *args) {
         || !PyArg_ParseTuple(args, "w*y*y*y*np", &out, &forward, &backward, &tokens, &i, &packed))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t L = tokens.len / 4;
-    if (int32_array(&tokens, -1, "tokens") < 0 || int32_array(&forward, L + 1, "forward") < 0
-        || int32_array(&backward, L + 1, "backward") < 0)
-        goto done;
+    Py_ssize_t L = canvas_length(&tokens, &forward, &backward);
+    if (L < 0) goto done;
     if ((size_t)out.len != (packed ? (size_t)k->row_words * 4 : (size_t)k->vocab_size)) {
         PyErr_SetString(PyExc_ValueError, "out must hold exactly one row");
         goto done;
