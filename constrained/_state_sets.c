@@ -23,8 +23,9 @@
 #define DECIDED_KEY (-2)   /* row keys of decided positions: (DECIDED_KEY, token) */
 #define EMPTY_KEY UINT64_MAX
 
-/* Memo tables are dropped wholesale past this many entries, rows past this many bytes: memory stays
- * bounded over long runs, and a dropped entry is only recomputed. */
+/* Memo tables are dropped wholesale past this many entries, rows past this many bytes, and a dropped entry
+ * is only recomputed. The interned sets themselves are kept (canvases hold their numbers): one bit per
+ * state each, for the life of the kernel. */
 #define MEMO_LIMIT 500000
 #define ROW_BYTES_LIMIT (64u << 20)
 /* Automata whose successor and predecessor sets fit in this many bytes each (up to about 8,000 states)
@@ -888,11 +889,6 @@ static PyObject *kernel_get_int(Kernel *k, void *field) {
     return PyLong_FromLong(*(int32_t *)((char *)k + (size_t)field));
 }
 
-static PyObject *kernel_set_count(Kernel *k, void *closure) {
-    (void)closure;
-    return PyLong_FromSsize_t(k->sets.count);
-}
-
 static PyMethodDef kernel_methods[] = {
     {"single", (PyCFunction)kernel_single, METH_O, "The number of the set holding just one state."},
     {"members", (PyCFunction)kernel_members, METH_O,
@@ -915,7 +911,6 @@ static PyGetSetDef kernel_getset[] = {
     {"empty", (getter)kernel_get_int, NULL, "The empty set's number.", (void *)offsetof(Kernel, empty)},
     {"accepting", (getter)kernel_get_int, NULL, "The accepting states' number.", (void *)offsetof(Kernel, accepting)},
     {"live", (getter)kernel_get_int, NULL, "The number of the set of all states.", (void *)offsetof(Kernel, live)},
-    {"set_count", (getter)kernel_set_count, NULL, "How many sets are interned.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
