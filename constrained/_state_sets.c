@@ -31,6 +31,8 @@
 /* Automata whose successor and predecessor sets fit in this many bytes each (up to about 8,000 states)
  * keep them as bitsets: a set's successors are then an OR of words per member, not a bit per arc. */
 #define NEIGHBOUR_BYTES_LIMIT (8u << 20)
+/* Each union table (below) gets at most this many bytes: byte-wide chunks when they fit, else nibbles. */
+#define UNION_TABLE_BYTES_LIMIT (8u << 20)
 
 /* ------------------------------------------------------------------------------------ bitsets */
 
@@ -61,6 +63,59 @@ static uint64_t hash_words(const uint64_t *words, int32_t n) {
         h ^= h >> 29;
     }
     return h;
+}
+
+/* Unions of per-state bitsets (successors, predecessors, class sets) over whole state sets, by the "four
+ * Russians" method: the states are cut into chunks of `bits` (4 or 8) consecutive numbers, and for every
+ * chunk and every subset of it the union of its members' bitsets is precomputed.  The union over a set of
+ * m states then costs one OR of `words` words per non-empty chunk, at most S / bits of them, instead of
+ * one per member: several times fewer where sets hold hundreds of states, as they do across the open
+ * stretches of a canvas. */
+typedef struct {
+    int32_t bits, words;
+    uint64_t *data;     /* [S / bits, 2 ** bits, words] */
+} UnionTable;
+
+static inline const uint64_t *union_entry(const UnionTable *u, size_t chunk, uint64_t subset) {
+    return u->data + (((chunk << u->bits) | subset) * (size_t)u->words);
+}
+
+/* Build the table for `n` states whose bitsets `item(state)` have `words` words; the finest chunk width
+ * that fits the memory bound, or no table (data NULL) when even nibbles do not.  -1 when out of memory. */
+static int union_table_build(UnionTable *u, int32_t n, int32_t words, const uint64_t *(*item)(const void *, int32_t),
+                             const void *context) {
+    u->words = words;
+    u->data = NULL;
+    for (u->bits = 8; u->bits >= 4; u->bits -= 4) {
+        size_t chunks = ((size_t)n + u->bits - 1) / u->bits;
+        size_t entries = chunks << u->bits;
+        if (entries * (size_t)words * sizeof(uint64_t) > UNION_TABLE_BYTES_LIMIT) continue;
+        if (!(u->data = malloc(entries * (size_t)words * sizeof(uint64_t)))) return -1;
+        for (size_t chunk = 0; chunk < chunks; chunk++) {
+            memset((uint64_t *)union_entry(u, chunk, 0), 0, (size_t)words * sizeof(uint64_t));
+            for (uint64_t subset = 1; subset < ((uint64_t)1 << u->bits); subset++) {
+                uint64_t *entry = (uint64_t *)union_entry(u, chunk, subset);
+                int32_t state = (int32_t)(chunk * u->bits) + __builtin_ctzll(subset);
+                memcpy(entry, union_entry(u, chunk, subset & (subset - 1)), (size_t)words * sizeof(uint64_t));
+                if (state < n) or_words(entry, item(context, state), words);
+            }
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* OR into `into` the union over the members of `set` (`set_words` words). */
+static void union_over(const UnionTable *u, uint64_t *into, const uint64_t *set, int32_t set_words) {
+    const uint64_t mask = ((uint64_t)1 << u->bits) - 1;
+    const int32_t per_word = 64 / u->bits;
+    for (int32_t w = 0; w < set_words; w++)
+        for (uint64_t rest = set[w]; rest; ) {
+            int32_t m = __builtin_ctzll(rest) / u->bits;
+            uint64_t subset = (rest >> (m * u->bits)) & mask;
+            or_words(into, union_entry(u, (size_t)w * per_word + m, subset), u->words);
+            rest &= ~(mask << (m * u->bits));
+        }
 }
 
 /* Bitsets numbered in order of first appearance; equal sets get equal numbers. Never shrinks: the numbers
@@ -222,6 +277,7 @@ typedef struct {
     int32_t *out_class_set, *in_class_set;  /* [S]: the class set of all arcs leaving / entering a state */
     uint64_t *successors, *predecessors;    /* [S, set words] bitsets, or NULL past NEIGHBOUR_BYTES_LIMIT */
     int32_t *successor_span, *predecessor_span; /* [S, 2]: the words holding the bits, first and past last */
+    UnionTable successor_union, predecessor_union, class_union;  /* the last over out_class_set */
     int32_t *in_offsets;        /* [S + 1]: the arcs entering each state, as in_source and in_classes */
     int32_t *in_source, *in_classes;
     /* The live transitions (source, target) of each class: by_class_*[by_class_offsets[c]:...]. */
@@ -246,6 +302,7 @@ static void kernel_release(Kernel *k) {
     store_free(&k->arc_class_sets); free(k->arc_class_seen);
     free(k->out_class_set); free(k->in_class_set); free(k->successors); free(k->predecessors);
     free(k->successor_span); free(k->predecessor_span);
+    free(k->successor_union.data); free(k->predecessor_union.data); free(k->class_union.data);
     free(k->in_offsets); free(k->in_source); free(k->in_classes);
     free(k->by_class_offsets); free(k->by_class_source); free(k->by_class_target);
     store_free(&k->sets); store_free(&k->class_sets);
@@ -292,6 +349,21 @@ static inline int neighbours_within(const uint64_t *table, const int32_t *spans,
     for (int32_t w = spans[2 * state]; w < spans[2 * state + 1]; w++)
         if (own[w] & ~set[w]) return 0;
     return 1;
+}
+
+static const uint64_t *successors_of(const void *k, int32_t q) {
+    const Kernel *kernel = k;
+    return kernel->successors + (size_t)q * kernel->sets.words;
+}
+
+static const uint64_t *predecessors_of(const void *k, int32_t q) {
+    const Kernel *kernel = k;
+    return kernel->predecessors + (size_t)q * kernel->sets.words;
+}
+
+static const uint64_t *out_classes_of(const void *k, int32_t q) {
+    const Kernel *kernel = k;
+    return store_get(&kernel->arc_class_sets, kernel->out_class_set[q]);
 }
 
 /* Arcs and transitions by class from the dense table: one pass to count, one to fill (a stamp per target
@@ -393,7 +465,11 @@ static int build_arcs(Kernel *k) {
             }
         word_spans(k->successors, S, (int32_t)SW, k->successor_span);
         word_spans(k->predecessors, S, (int32_t)SW, k->predecessor_span);
+        if (union_table_build(&k->successor_union, S, (int32_t)SW, successors_of, k) < 0
+            || union_table_build(&k->predecessor_union, S, (int32_t)SW, predecessors_of, k) < 0)
+            goto fail;
     }
+    if (union_table_build(&k->class_union, S, CW, out_classes_of, k) < 0) goto fail;
     free(arc_source);
     free(stamp);
     free(arc_of);
@@ -512,6 +588,10 @@ static int check_set(const Kernel *k, int32_t id) {
 
 /* Into scratch (zeroed): the states reached from `members` by one token of class `c` (ANY_CLASS: of any). */
 static void fill_post(Kernel *k, const uint64_t *members, int32_t c) {
+    if (c == ANY_CLASS && k->successor_union.data) {
+        union_over(&k->successor_union, k->scratch, members, k->sets.words);
+        return;
+    }
     FOR_MEMBERS(members, k->sets.words, q) {
         if (c == ANY_CLASS && k->successors) {
             or_neighbours(k->scratch, k->successors, k->successor_span, q, k->sets.words);
@@ -527,7 +607,9 @@ static void fill_post(Kernel *k, const uint64_t *members, int32_t c) {
 /* Into scratch (zeroed): the states from which one token of class `c` (ANY_CLASS: some token) leads into
  * `members`. */
 static void fill_pre(Kernel *k, const uint64_t *members, int32_t c) {
-    if (c == ANY_CLASS && k->predecessors) {
+    if (c == ANY_CLASS && k->predecessor_union.data) {
+        union_over(&k->predecessor_union, k->scratch, members, k->sets.words);
+    } else if (c == ANY_CLASS && k->predecessors) {
         FOR_MEMBERS(members, k->sets.words, t) {
             or_neighbours(k->scratch, k->predecessors, k->predecessor_span, t, k->sets.words);
         }
@@ -556,54 +638,83 @@ static int memoized(Kernel *k, Memo *memo, void (*fill)(Kernel *, const uint64_t
 static int post(Kernel *k, int32_t id, int32_t c, int32_t *out) { return memoized(k, &k->post, fill_post, id, c, out); }
 static int pre(Kernel *k, int32_t id, int32_t c, int32_t *out) { return memoized(k, &k->pre, fill_pre, id, c, out); }
 
-/* OR an arc's class set (its number) into class_scratch, once per distinct set in a pair_row call. */
+/* OR an arc's class set (its number) into class_scratch, once per distinct set in a classes_between call. */
 static inline void add_arc_classes(Kernel *k, int32_t id) {
     if (k->arc_class_seen[id] == k->pair_epoch) return;
     k->arc_class_seen[id] = k->pair_epoch;
     or_words(k->class_scratch, store_get(&k->arc_class_sets, id), k->arc_class_sets.words);
 }
 
-/* The packed vocabulary row of the tokens leading from set `forward` into set `backward`: first the class
- * set (memoized per pair), then its row (memoized per class set, since many pairs allow the same classes
- * and spreading classes over the vocabulary costs more than finding them). */
-static const uint32_t *pair_row(Kernel *k, int32_t forward, int32_t backward) {
-    uint64_t key = pair_key(forward, backward);
-    int32_t classes = memo_get(&k->pair_classes, key);
-    int32_t CW = k->class_sets.words;
-    if (classes < 0) {
-        if (check_set(k, forward) < 0 || check_set(k, backward) < 0) return NULL;
-        memset(k->class_scratch, 0, (size_t)CW * sizeof(uint64_t));
-        if (++k->pair_epoch == 0) {  /* wrapped: no set counts as seen */
-            memset(k->arc_class_seen, 0, (size_t)k->arc_class_sets.count * sizeof(uint32_t));
-            k->pair_epoch = 1;
+/* Into class_scratch: the classes of the arcs leaving state q that land in `targets`. */
+static inline void add_arcs_into(Kernel *k, int32_t q, const uint64_t *targets) {
+    for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++)
+        if (bit_test(targets, k->arc_target[a])) add_arc_classes(k, k->arc_classes[a]);
+}
+
+/* The number of the class set of the tokens leading from set `sources` into set `targets`, or -1 with an
+ * error set.  `reached` must hold every successor of `sources` (at an open position it is F[i + 1]) and
+ * `completing` the states the rest of the canvas can be completed from (B[i + 1]); then a source with no
+ * successor in `reached` minus `completing` has all its arcs inside `targets` and contributes its whole
+ * precomputed class set, which costs one stamp test.  Only the others (the predecessors of that
+ * difference, usually few) have their arcs tested one by one.  When the difference is no smaller than the
+ * target side, walking the arcs of the smaller side directly is cheaper. */
+static int32_t classes_between(Kernel *k, int32_t sources, int32_t targets, int32_t reached, int32_t completing) {
+    int32_t SW = k->sets.words;
+    memset(k->class_scratch, 0, (size_t)k->class_sets.words * sizeof(uint64_t));
+    if (++k->pair_epoch == 0) {  /* wrapped: no set counts as seen */
+        memset(k->arc_class_seen, 0, (size_t)k->arc_class_sets.count * sizeof(uint32_t));
+        k->pair_epoch = 1;
+    }
+    const uint64_t *from = store_get(&k->sets, sources), *into = store_get(&k->sets, targets);
+    const uint64_t *all = store_get(&k->sets, reached), *done = store_get(&k->sets, completing);
+    int32_t n_from = popcount(from, SW), n_into = popcount(into, SW), stranded = 0;
+    for (int32_t w = 0; w < SW; w++) stranded += __builtin_popcountll(all[w] & ~done[w]);
+    if (stranded < n_into && n_from <= 4 * n_into) {
+        int32_t unfinished, leaving = k->empty;
+        if (stranded) {
+            for (int32_t w = 0; w < SW; w++) k->scratch[w] = all[w] & ~done[w];
+            if (intern_scratch(k, &unfinished) < 0 || pre(k, unfinished, ANY_CLASS, &leaving) < 0) return -1;
         }
-        const uint64_t *sources = store_get(&k->sets, forward), *targets = store_get(&k->sets, backward);
-        if (popcount(sources, k->sets.words) <= popcount(targets, k->sets.words)) {
-            FOR_MEMBERS(sources, k->sets.words, q) {  /* the arcs leaving the smaller side... */
-                if (k->successors && neighbours_within(k->successors, k->successor_span, q, targets, k->sets.words)) {
-                    add_arc_classes(k, k->out_class_set[q]);  /* all of them land inside */
-                    continue;
-                }
-                for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++)
-                    if (bit_test(targets, k->arc_target[a])) add_arc_classes(k, k->arc_classes[a]);
-            }
+        /* interning may have moved the store */
+        const uint64_t *risky = store_get(&k->sets, leaving);
+        from = store_get(&k->sets, sources);
+        into = store_get(&k->sets, targets);
+        if (k->class_union.data) {
+            for (int32_t w = 0; w < SW; w++) k->scratch[w] = from[w] & ~risky[w];
+            union_over(&k->class_union, k->class_scratch, k->scratch, SW);
+            for (int32_t w = 0; w < SW; w++) k->scratch[w] = from[w] & risky[w];
+            FOR_MEMBERS(k->scratch, SW, q) add_arcs_into(k, q, into);
         } else {
-            FOR_MEMBERS(targets, k->sets.words, t) {  /* ...or the arcs entering it */
-                if (k->predecessors && neighbours_within(k->predecessors, k->predecessor_span, t, sources, k->sets.words)) {
-                    add_arc_classes(k, k->in_class_set[t]);
-                    continue;
-                }
-                for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) {
-                    if (bit_test(sources, k->in_source[i])) add_arc_classes(k, k->in_classes[i]);
-                }
+            FOR_MEMBERS(from, SW, q) {
+                if (bit_test(risky, q)) add_arcs_into(k, q, into);
+                else add_arc_classes(k, k->out_class_set[q]);
             }
         }
-        classes = store_intern(&k->class_sets, k->class_scratch);
-        if (classes < 0 || memo_put(&k->pair_classes, key, classes) < 0) {
-            no_memory();
-            return NULL;
+    } else if (n_from <= n_into) {
+        FOR_MEMBERS(from, SW, q) {  /* the arcs leaving the smaller side... */
+            if (k->successors && neighbours_within(k->successors, k->successor_span, q, into, SW))
+                add_arc_classes(k, k->out_class_set[q]);  /* all of them land inside */
+            else
+                add_arcs_into(k, q, into);
+        }
+    } else {
+        FOR_MEMBERS(into, SW, t) {  /* ...or the arcs entering it */
+            if (k->predecessors && neighbours_within(k->predecessors, k->predecessor_span, t, from, SW)) {
+                add_arc_classes(k, k->in_class_set[t]);
+                continue;
+            }
+            for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++)
+                if (bit_test(from, k->in_source[i])) add_arc_classes(k, k->in_classes[i]);
         }
     }
+    int32_t classes = store_intern(&k->class_sets, k->class_scratch);
+    if (classes < 0) no_memory();
+    return classes;
+}
+
+/* The packed vocabulary row of class set `classes`, memoized per class set: many pairs of state sets allow
+ * the same classes, and spreading classes over the vocabulary costs more than finding them. */
+static const uint32_t *class_row(Kernel *k, int32_t classes) {
     if (classes >= k->rows_capacity) {
         Py_ssize_t capacity = k->class_sets.capacity;
         uint32_t **rows = realloc(k->rows, (size_t)capacity * sizeof(uint32_t *));
@@ -621,7 +732,7 @@ static const uint32_t *pair_row(Kernel *k, int32_t forward, int32_t backward) {
     uint32_t *row = calloc(k->row_words, sizeof(uint32_t));
     if (!row) { no_memory(); return NULL; }
     const uint64_t *allowed = store_get(&k->class_sets, classes);
-    FOR_MEMBERS(allowed, CW, c) {
+    FOR_MEMBERS(allowed, k->class_sets.words, c) {
         const uint32_t *class_row = k->class_rows[c];
         if (class_row) {
             for (int32_t w = 0; w < k->row_words; w++) row[w] |= class_row[w];
@@ -649,13 +760,23 @@ static int32_t intersection(Kernel *k, int32_t a, int32_t b) {
  * admissible path matter: those of F[i] that some token takes into B[i + 1] (that is F[i] ∩ B[i], since
  * B[i] = pre(B[i + 1], any) at an open position) and those of B[i + 1] some token reaches from F[i]
  * (B[i + 1] ∩ F[i + 1]). Far fewer states than F or B alone, so the arcs between them cost less, and
- * pairs that differ only off those paths share one entry. */
+ * pairs that differ only off those paths share one memo entry. */
 static const uint32_t *open_row(Kernel *k, const int32_t *F, const int32_t *B, Py_ssize_t i) {
     int32_t sources = intersection(k, F[i], B[i]);
     if (sources < 0) return NULL;
     int32_t targets = intersection(k, B[i + 1], F[i + 1]);
     if (targets < 0) return NULL;
-    return pair_row(k, sources, targets);
+    uint64_t key = pair_key(sources, targets);
+    int32_t classes = memo_get(&k->pair_classes, key);
+    if (classes < 0) {
+        classes = classes_between(k, sources, targets, F[i + 1], B[i + 1]);
+        if (classes < 0) return NULL;
+        if (memo_put(&k->pair_classes, key, classes) < 0) {
+            no_memory();
+            return NULL;
+        }
+    }
+    return class_row(k, classes);
 }
 
 /* ------------------------------------------------------------------------------ Python methods */

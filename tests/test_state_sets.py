@@ -110,6 +110,49 @@ def test_sweeps_and_rows_follow_the_canvas_arrays():
     assert not rows[2].any()
 
 
+def expected_rows(table: np.ndarray, token_class: np.ndarray, tokens: list[int], start: int, end: set[int]):
+    """Each open position's allowed tokens by definition: some state reachable from the left takes the token
+    into a state from which the right side can still be completed."""
+    length, n_classes = len(tokens), table.shape[1]
+    classes_at = [range(n_classes) if t == -1 else [int(token_class[t])] for t in tokens]
+    forward = [{start}]
+    for i in range(length):
+        forward.append({int(table[q, c]) for q in forward[i] for c in classes_at[i] if table[q, c] != DEAD})
+    backward = [set()] * length + [end]
+    for i in reversed(range(length)):
+        backward[i] = {q for q in range(table.shape[0]) for c in classes_at[i] if table[q, c] in backward[i + 1]}
+    return {i: {t for t in range(len(token_class))
+                if any(table[q, token_class[t]] in backward[i + 1] for q in forward[i])}
+            for i in range(length) if tokens[i] == -1}
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_states=st.sampled_from([5, 64, 300, 9000]), n_classes=st.integers(1, 6),
+       density=st.floats(0.1, 0.9), length=st.integers(1, 24), data=st.data())
+def test_rows_are_the_tokens_between_reachable_and_completing_states(seed, n_states, n_classes, density, length,
+                                                                     data):
+    """Every row the kernel writes, whichever way it finds the classes between two sets (the union tables,
+    the arcs of the smaller side, or both), on canvases with random decided positions."""
+    table = random_automaton(seed, n_states, n_classes, density)
+    vocab_size = 3 * n_classes
+    kernel = kernel_of(table, vocab_size=vocab_size)
+    token_class = np.arange(vocab_size) % n_classes
+    end = set(range(n_states)) if data.draw(st.booleans(), label="any end") else {n_states - 1}
+    tokens = np.array(data.draw(st.lists(st.integers(-1, vocab_size - 1), min_size=length, max_size=length)),
+                      dtype=np.int32)
+    tokens[tokens % 2 == 0] = -1  # about half the positions open
+    forward = np.full(length + 1, -1, dtype=np.int32)
+    backward = np.full(length + 1, -1, dtype=np.int32)
+    forward[0] = kernel.single(0)
+    backward[length] = kernel.live if len(end) == n_states else kernel.single(n_states - 1)
+    kernel.sweep(forward, tokens, np.array([0], dtype=np.int32), True)
+    kernel.sweep(backward, tokens, np.array([length - 1], dtype=np.int32), False)
+    rows = np.zeros((length, vocab_size), dtype=bool)
+    kernel.fill_rows(rows, np.full((length, 2), -3, dtype=np.int64), forward, backward, tokens, False)
+    expected = expected_rows(table, token_class, tokens.tolist(), 0, end)
+    assert {i: set(np.flatnonzero(rows[i]).tolist()) for i in expected} == expected
+
+
 @pytest.mark.parametrize("call", [
     lambda k: k.post(10**6, 0),
     lambda k: k.pre(k.single(0), 99),
