@@ -80,10 +80,10 @@ static inline const uint64_t *union_entry(const UnionTable *u, size_t chunk, uin
     return u->data + (((chunk << u->bits) | subset) * (size_t)u->words);
 }
 
-/* Build the table for `n` states whose bitsets `item(state)` have `words` words; the finest chunk width
- * that fits the memory bound, or no table (data NULL) when even nibbles do not.  -1 when out of memory. */
-static int union_table_build(UnionTable *u, int32_t n, int32_t words, const uint64_t *(*item)(const void *, int32_t),
-                             const void *context) {
+/* Build the table for `n` states whose bitsets of `words` words are rows[row_of[state]] (rows[state] when
+ * row_of is NULL); the finest chunk width that fits the memory bound, or no table (data NULL) when even
+ * nibbles do not.  -1 when out of memory. */
+static int union_table_build(UnionTable *u, int32_t n, int32_t words, const uint64_t *rows, const int32_t *row_of) {
     u->words = words;
     u->data = NULL;
     for (u->bits = 8; u->bits >= 4; u->bits -= 4) {
@@ -97,7 +97,7 @@ static int union_table_build(UnionTable *u, int32_t n, int32_t words, const uint
                 uint64_t *entry = (uint64_t *)union_entry(u, chunk, subset);
                 int32_t state = (int32_t)(chunk * u->bits) + __builtin_ctzll(subset);
                 memcpy(entry, union_entry(u, chunk, subset & (subset - 1)), (size_t)words * sizeof(uint64_t));
-                if (state < n) or_words(entry, item(context, state), words);
+                if (state < n) or_words(entry, rows + (size_t)(row_of ? row_of[state] : state) * words, words);
             }
         }
         return 0;
@@ -258,6 +258,24 @@ static inline uint64_t pair_key(int32_t a, int32_t b) { return ((uint64_t)(uint3
 
 /* ------------------------------------------------------------------------------------- kernel */
 
+/* The arcs of an automaton seen from one end: one arc per (state, neighbour) pair that some class connects,
+ * with the set of those classes.  Kept twice, leaving each state (neighbours are successors) and entering
+ * it (predecessors), so that every walk below runs in either direction. */
+typedef struct {
+    int32_t *offsets;           /* [S + 1]: the arcs of state q are offsets[q]:offsets[q + 1] */
+    int32_t *ends;              /* [P]: the arc's other end */
+    int32_t *classes;           /* [P]: the number of the arc's class set in arc_class_sets */
+    int32_t *state_classes;     /* [S]: the class set of all arcs of a state */
+    uint64_t *neighbours;       /* [S, set words] bitsets, or NULL past NEIGHBOUR_BYTES_LIMIT */
+    int32_t *spans;             /* [S, 2]: the words holding a state's neighbour bits, first and past last */
+    UnionTable neighbour_union, class_union;  /* over neighbours and state_classes */
+} Arcs;
+
+static void arcs_free(Arcs *a) {
+    free(a->offsets); free(a->ends); free(a->classes); free(a->state_classes); free(a->neighbours); free(a->spans);
+    free(a->neighbour_union.data); free(a->class_union.data);
+}
+
 typedef struct {
     PyObject_HEAD
     Py_buffer table;            /* int32 [S, C], the automaton (DEAD = -1) */
@@ -267,19 +285,10 @@ typedef struct {
     int32_t *class_offsets;     /* [C + 1]: the tokens of class c are class_tokens[class_offsets[c]:...] */
     int32_t *class_tokens;      /* [V] */
     uint32_t **class_rows;      /* [C]: the packed row of each large class (NULL for the others) */
-    /* Arcs: one per (source, target) pair that some class connects, with the set of those classes. */
-    int32_t *out_offsets;       /* [S + 1], arcs by source */
-    int32_t *arc_target;
-    int32_t *arc_classes;       /* [P]: the number of the arc's class set in arc_class_sets */
+    Arcs out, in;               /* the arcs leaving and entering each state */
     SetStore arc_class_sets;    /* distinct class sets of arcs: a few hundred, shared by thousands of arcs */
-    uint32_t *arc_class_seen;   /* per arc class set: the pair_row call that last OR-ed it */
+    uint32_t *arc_class_seen;   /* per arc class set: the classes_between call that last OR-ed it */
     uint32_t pair_epoch;
-    int32_t *out_class_set, *in_class_set;  /* [S]: the class set of all arcs leaving / entering a state */
-    uint64_t *successors, *predecessors;    /* [S, set words] bitsets, or NULL past NEIGHBOUR_BYTES_LIMIT */
-    int32_t *successor_span, *predecessor_span; /* [S, 2]: the words holding the bits, first and past last */
-    UnionTable successor_union, predecessor_union, class_union;  /* the last over out_class_set */
-    int32_t *in_offsets;        /* [S + 1]: the arcs entering each state, as in_source and in_classes */
-    int32_t *in_source, *in_classes;
     /* The live transitions (source, target) of each class: by_class_*[by_class_offsets[c]:...]. */
     int32_t *by_class_offsets, *by_class_source, *by_class_target;
     SetStore sets, class_sets;
@@ -298,12 +307,8 @@ static void kernel_release(Kernel *k) {
     if (k->class_rows)
         for (int32_t c = 0; c < k->n_classes; c++) free(k->class_rows[c]);
     free(k->class_rows);
-    free(k->out_offsets); free(k->arc_target); free(k->arc_classes);
+    arcs_free(&k->out); arcs_free(&k->in);
     store_free(&k->arc_class_sets); free(k->arc_class_seen);
-    free(k->out_class_set); free(k->in_class_set); free(k->successors); free(k->predecessors);
-    free(k->successor_span); free(k->predecessor_span);
-    free(k->successor_union.data); free(k->predecessor_union.data); free(k->class_union.data);
-    free(k->in_offsets); free(k->in_source); free(k->in_classes);
     free(k->by_class_offsets); free(k->by_class_source); free(k->by_class_target);
     store_free(&k->sets); store_free(&k->class_sets);
     memo_free(&k->post); memo_free(&k->pre); memo_free(&k->pair_classes);
@@ -335,53 +340,58 @@ static void word_spans(const uint64_t *bits, int32_t n, int32_t words, int32_t *
     }
 }
 
-/* OR into `into` the neighbour bitset of one state, over its span only. */
-static inline void or_neighbours(uint64_t *into, const uint64_t *table, const int32_t *spans, int32_t state,
-                                 int32_t words) {
-    const uint64_t *own = table + (size_t)state * words;
-    for (int32_t w = spans[2 * state]; w < spans[2 * state + 1]; w++) into[w] |= own[w];
+/* OR into `into` the neighbour bitset of state q, over its span only. */
+static inline void or_neighbours(uint64_t *into, const Arcs *a, int32_t q, int32_t words) {
+    const uint64_t *own = a->neighbours + (size_t)q * words;
+    for (int32_t w = a->spans[2 * q]; w < a->spans[2 * q + 1]; w++) into[w] |= own[w];
 }
 
-/* Whether the neighbours of one state all lie in `set`. */
-static inline int neighbours_within(const uint64_t *table, const int32_t *spans, int32_t state,
-                                    const uint64_t *set, int32_t words) {
-    const uint64_t *own = table + (size_t)state * words;
-    for (int32_t w = spans[2 * state]; w < spans[2 * state + 1]; w++)
+/* Whether the neighbours of state q all lie in `set` (needs the neighbour bitsets). */
+static inline int neighbours_within(const Arcs *a, int32_t q, const uint64_t *set, int32_t words) {
+    const uint64_t *own = a->neighbours + (size_t)q * words;
+    for (int32_t w = a->spans[2 * q]; w < a->spans[2 * q + 1]; w++)
         if (own[w] & ~set[w]) return 0;
     return 1;
 }
 
-static const uint64_t *successors_of(const void *k, int32_t q) {
-    const Kernel *kernel = k;
-    return kernel->successors + (size_t)q * kernel->sets.words;
+/* The per-state summaries of arcs whose offsets, ends and classes are filled: each state's class set,
+ * and where memory allows the neighbour bitsets with their spans and the union tables. */
+static int index_arcs(Kernel *k, Arcs *a, uint64_t *all) {
+    int32_t S = k->n_states, CW = k->class_sets.words;
+    size_t SW = (size_t)k->sets.words;
+    if (!(a->state_classes = malloc((size_t)S * sizeof(int32_t)))) return -1;
+    for (int32_t q = 0; q < S; q++) {
+        memset(all, 0, (size_t)CW * sizeof(uint64_t));
+        for (int32_t i = a->offsets[q]; i < a->offsets[q + 1]; i++)
+            or_words(all, store_get(&k->arc_class_sets, a->classes[i]), CW);
+        if ((a->state_classes[q] = store_intern(&k->arc_class_sets, all)) < 0) return -1;
+    }
+    if ((size_t)S * SW * sizeof(uint64_t) <= NEIGHBOUR_BYTES_LIMIT) {
+        a->neighbours = calloc((size_t)S * SW, sizeof(uint64_t));
+        a->spans = malloc((size_t)S * 2 * sizeof(int32_t));
+        if (!a->neighbours || !a->spans) return -1;
+        for (int32_t q = 0; q < S; q++)
+            for (int32_t i = a->offsets[q]; i < a->offsets[q + 1]; i++) bit_set(a->neighbours + q * SW, a->ends[i]);
+        word_spans(a->neighbours, S, (int32_t)SW, a->spans);
+        if (union_table_build(&a->neighbour_union, S, (int32_t)SW, a->neighbours, NULL) < 0) return -1;
+    }
+    return 0;
 }
 
-static const uint64_t *predecessors_of(const void *k, int32_t q) {
-    const Kernel *kernel = k;
-    return kernel->predecessors + (size_t)q * kernel->sets.words;
-}
-
-static const uint64_t *out_classes_of(const void *k, int32_t q) {
-    const Kernel *kernel = k;
-    return store_get(&kernel->arc_class_sets, kernel->out_class_set[q]);
-}
-
-/* Arcs and transitions by class from the dense table: one pass to count, one to fill (a stamp per target
- * marks the arcs already seen from the current source, whose class sets are interned as soon as the
- * source is done), then the arcs entering each state by a counting sort. */
+/* Arcs and transitions by class from the dense table: one pass to count, one to fill the leaving arcs (a
+ * stamp per target marks the arcs already seen from the current source, whose class sets are interned as
+ * soon as the source is done), then the entering arcs by a counting sort, then each side's summaries. */
 static int build_arcs(Kernel *k) {
     int32_t S = k->n_states, C = k->n_classes, CW = k->class_sets.words;
     int32_t *stamp = malloc((size_t)S * sizeof(int32_t)), *arc_of = malloc((size_t)S * sizeof(int32_t));
-    /* The class sets of one source's arcs, then (slot C) their union. */
+    /* The class sets of one source's arcs, then (slot C) a scratch set. */
     uint64_t *classes = calloc(((size_t)C + 1) * CW, sizeof(uint64_t));
     uint64_t *all = classes + (size_t)C * CW;
-    int32_t *arc_source = NULL;  /* until the arcs are sorted by target */
-    k->out_offsets = malloc(((size_t)S + 1) * sizeof(int32_t));
-    k->out_class_set = malloc((size_t)S * sizeof(int32_t));
-    k->in_class_set = malloc((size_t)S * sizeof(int32_t));
-    k->in_offsets = calloc((size_t)S + 2, sizeof(int32_t));
+    Arcs *out = &k->out, *in = &k->in;
+    out->offsets = malloc(((size_t)S + 1) * sizeof(int32_t));
+    in->offsets = calloc((size_t)S + 2, sizeof(int32_t));
     k->by_class_offsets = calloc((size_t)C + 2, sizeof(int32_t));
-    if (!stamp || !arc_of || !classes || !k->out_offsets || !k->out_class_set || !k->in_class_set || !k->in_offsets || !k->by_class_offsets
+    if (!stamp || !arc_of || !classes || !out->offsets || !in->offsets || !k->by_class_offsets
         || store_init(&k->arc_class_sets, CW) < 0)
         goto fail;
     memset(stamp, 0xff, (size_t)S * sizeof(int32_t));
@@ -396,30 +406,27 @@ static int build_arcs(Kernel *k) {
         }
     if (transitions >= INT32_MAX) goto fail;
     size_t P = arcs ? (size_t)arcs : 1, E = transitions ? (size_t)transitions : 1;
-    arc_source = malloc(P * sizeof(int32_t));
-    k->arc_target = malloc(P * sizeof(int32_t));
-    k->arc_classes = malloc(P * sizeof(int32_t));
-    k->in_source = malloc(P * sizeof(int32_t));
-    k->in_classes = malloc(P * sizeof(int32_t));
+    out->ends = malloc(P * sizeof(int32_t));
+    out->classes = malloc(P * sizeof(int32_t));
+    in->ends = malloc(P * sizeof(int32_t));
+    in->classes = malloc(P * sizeof(int32_t));
     k->by_class_source = malloc(E * sizeof(int32_t));
     k->by_class_target = malloc(E * sizeof(int32_t));
-    if (!arc_source || !k->arc_target || !k->arc_classes || !k->in_source || !k->in_classes || !k->by_class_source
-        || !k->by_class_target)
+    if (!out->ends || !out->classes || !in->ends || !in->classes || !k->by_class_source || !k->by_class_target)
         goto fail;
     for (int32_t c = 0; c < C; c++) k->by_class_offsets[c + 2] += k->by_class_offsets[c + 1];
     memset(stamp, 0xff, (size_t)S * sizeof(int32_t));
     int32_t p = 0;
     for (int32_t q = 0; q < S; q++) {
-        int32_t first = k->out_offsets[q] = p;
+        int32_t first = out->offsets[q] = p;
         for (int32_t c = 0; c < C; c++) {
             int32_t t = k->delta[(size_t)q * C + c];
             if (t == DEAD) continue;
             if (stamp[t] != q) {
                 stamp[t] = q;
                 arc_of[t] = p;
-                arc_source[p] = q;
-                k->arc_target[p] = t;
-                k->in_offsets[t + 2]++;
+                out->ends[p] = t;
+                in->offsets[t + 2]++;
                 p++;
             }
             bit_set(classes + (size_t)(arc_of[t] - first) * CW, c);
@@ -429,48 +436,25 @@ static int build_arcs(Kernel *k) {
         }
         for (int32_t a = first; a < p; a++) {
             uint64_t *own = classes + (size_t)(a - first) * CW;
-            or_words(all, own, CW);
-            if ((k->arc_classes[a] = store_intern(&k->arc_class_sets, own)) < 0) goto fail;
+            if ((out->classes[a] = store_intern(&k->arc_class_sets, own)) < 0) goto fail;
             memset(own, 0, (size_t)CW * sizeof(uint64_t));
         }
-        if ((k->out_class_set[q] = store_intern(&k->arc_class_sets, all)) < 0) goto fail;
-        memset(all, 0, (size_t)CW * sizeof(uint64_t));
     }
-    k->out_offsets[S] = p;
-    for (int32_t q = 0; q < S; q++) k->in_offsets[q + 2] += k->in_offsets[q + 1];
-    for (int32_t a = 0; a < p; a++) {
-        int32_t i = k->in_offsets[k->arc_target[a] + 1]++;
-        k->in_source[i] = arc_source[a];
-        k->in_classes[i] = k->arc_classes[a];
-    }
-    for (int32_t t = 0; t < S; t++) {
-        for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++)
-            or_words(all, store_get(&k->arc_class_sets, k->in_classes[i]), CW);
-        if ((k->in_class_set[t] = store_intern(&k->arc_class_sets, all)) < 0) goto fail;
-        memset(all, 0, (size_t)CW * sizeof(uint64_t));
-    }
+    out->offsets[S] = p;
+    for (int32_t q = 0; q < S; q++) in->offsets[q + 2] += in->offsets[q + 1];
+    for (int32_t q = 0; q < S; q++)
+        for (int32_t a = out->offsets[q]; a < out->offsets[q + 1]; a++) {
+            int32_t i = in->offsets[out->ends[a] + 1]++;
+            in->ends[i] = q;
+            in->classes[i] = out->classes[a];
+        }
+    if (index_arcs(k, out, all) < 0 || index_arcs(k, in, all) < 0) goto fail;
+    /* After both sides have interned their class sets: the store's rows no longer move. */
+    if (union_table_build(&out->class_union, S, CW, k->arc_class_sets.data, out->state_classes) < 0
+        || union_table_build(&in->class_union, S, CW, k->arc_class_sets.data, in->state_classes) < 0)
+        goto fail;
     k->arc_class_seen = calloc((size_t)k->arc_class_sets.count, sizeof(uint32_t));
     if (!k->arc_class_seen) goto fail;
-    size_t SW = (size_t)k->sets.words;
-    if ((size_t)S * SW * sizeof(uint64_t) <= NEIGHBOUR_BYTES_LIMIT) {
-        k->successors = calloc((size_t)S * SW, sizeof(uint64_t));
-        k->predecessors = calloc((size_t)S * SW, sizeof(uint64_t));
-        k->successor_span = malloc((size_t)S * 2 * sizeof(int32_t));
-        k->predecessor_span = malloc((size_t)S * 2 * sizeof(int32_t));
-        if (!k->successors || !k->predecessors || !k->successor_span || !k->predecessor_span) goto fail;
-        for (int32_t q = 0; q < S; q++)
-            for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++) {
-                bit_set(k->successors + q * SW, k->arc_target[a]);
-                bit_set(k->predecessors + k->arc_target[a] * SW, q);
-            }
-        word_spans(k->successors, S, (int32_t)SW, k->successor_span);
-        word_spans(k->predecessors, S, (int32_t)SW, k->predecessor_span);
-        if (union_table_build(&k->successor_union, S, (int32_t)SW, successors_of, k) < 0
-            || union_table_build(&k->predecessor_union, S, (int32_t)SW, predecessors_of, k) < 0)
-            goto fail;
-    }
-    if (union_table_build(&k->class_union, S, CW, out_classes_of, k) < 0) goto fail;
-    free(arc_source);
     free(stamp);
     free(arc_of);
     free(classes);
@@ -479,7 +463,6 @@ fail:
     free(stamp);
     free(arc_of);
     free(classes);
-    free(arc_source);
     return no_memory();
 }
 
@@ -586,41 +569,45 @@ static int check_set(const Kernel *k, int32_t id) {
     return 0;
 }
 
+/* Into scratch (zeroed): every neighbour along `a` of the members of `members`, that is their successors
+ * (a = out) or predecessors (a = in) by any token. */
+static void fill_neighbours(Kernel *k, const Arcs *a, const uint64_t *members) {
+    int32_t SW = k->sets.words;
+    if (a->neighbour_union.data) {
+        union_over(&a->neighbour_union, k->scratch, members, SW);
+        return;
+    }
+    FOR_MEMBERS(members, SW, q) {
+        if (a->neighbours) {
+            or_neighbours(k->scratch, a, q, SW);
+        } else {
+            for (int32_t i = a->offsets[q]; i < a->offsets[q + 1]; i++) bit_set(k->scratch, a->ends[i]);
+        }
+    }
+}
+
 /* Into scratch (zeroed): the states reached from `members` by one token of class `c` (ANY_CLASS: of any). */
 static void fill_post(Kernel *k, const uint64_t *members, int32_t c) {
-    if (c == ANY_CLASS && k->successor_union.data) {
-        union_over(&k->successor_union, k->scratch, members, k->sets.words);
+    if (c == ANY_CLASS) {
+        fill_neighbours(k, &k->out, members);
         return;
     }
     FOR_MEMBERS(members, k->sets.words, q) {
-        if (c == ANY_CLASS && k->successors) {
-            or_neighbours(k->scratch, k->successors, k->successor_span, q, k->sets.words);
-        } else if (c == ANY_CLASS) {
-            for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++) bit_set(k->scratch, k->arc_target[a]);
-        } else {
-            int32_t t = k->delta[(size_t)q * k->n_classes + c];
-            if (t != DEAD) bit_set(k->scratch, t);
-        }
+        int32_t t = k->delta[(size_t)q * k->n_classes + c];
+        if (t != DEAD) bit_set(k->scratch, t);
     }
 }
 
 /* Into scratch (zeroed): the states from which one token of class `c` (ANY_CLASS: some token) leads into
  * `members`. */
 static void fill_pre(Kernel *k, const uint64_t *members, int32_t c) {
-    if (c == ANY_CLASS && k->predecessor_union.data) {
-        union_over(&k->predecessor_union, k->scratch, members, k->sets.words);
-    } else if (c == ANY_CLASS && k->predecessors) {
-        FOR_MEMBERS(members, k->sets.words, t) {
-            or_neighbours(k->scratch, k->predecessors, k->predecessor_span, t, k->sets.words);
-        }
-    } else if (c == ANY_CLASS) {  /* every arc entering a member */
-        FOR_MEMBERS(members, k->sets.words, t) {
-            for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++) bit_set(k->scratch, k->in_source[i]);
-        }
-    } else {  /* the class's own transitions: fewer, and no class test per arc */
-        for (int32_t e = k->by_class_offsets[c]; e < k->by_class_offsets[c + 1]; e++)
-            if (bit_test(members, k->by_class_target[e])) bit_set(k->scratch, k->by_class_source[e]);
+    if (c == ANY_CLASS) {
+        fill_neighbours(k, &k->in, members);
+        return;
     }
+    /* the class's own transitions: fewer, and no class test per arc */
+    for (int32_t e = k->by_class_offsets[c]; e < k->by_class_offsets[c + 1]; e++)
+        if (bit_test(members, k->by_class_target[e])) bit_set(k->scratch, k->by_class_source[e]);
 }
 
 /* fill(members of set `id`, c) as an interned set, memoized per (set, class) in `memo`. */
@@ -645,68 +632,86 @@ static inline void add_arc_classes(Kernel *k, int32_t id) {
     or_words(k->class_scratch, store_get(&k->arc_class_sets, id), k->arc_class_sets.words);
 }
 
-/* Into class_scratch: the classes of the arcs leaving state q that land in `targets`. */
-static inline void add_arcs_into(Kernel *k, int32_t q, const uint64_t *targets) {
-    for (int32_t a = k->out_offsets[q]; a < k->out_offsets[q + 1]; a++)
-        if (bit_test(targets, k->arc_target[a])) add_arc_classes(k, k->arc_classes[a]);
+/* Into class_scratch: the classes of the arcs of state q along `a` whose other end lies in `far`. */
+static inline void add_arcs_toward(Kernel *k, const Arcs *a, int32_t q, const uint64_t *far) {
+    for (int32_t i = a->offsets[q]; i < a->offsets[q + 1]; i++)
+        if (bit_test(far, a->ends[i])) add_arc_classes(k, a->classes[i]);
 }
 
-/* The number of the class set of the tokens leading from set `sources` into set `targets`, or -1 with an
- * error set.  `reached` must hold every successor of `sources` (at an open position it is F[i + 1]) and
- * `completing` the states the rest of the canvas can be completed from (B[i + 1]); then a source with no
- * successor in `reached` minus `completing` has all its arcs inside `targets` and contributes its whole
- * precomputed class set, which costs one stamp test.  Only the others (the predecessors of that
- * difference, usually few) have their arcs tested one by one.  When the difference is no smaller than the
- * target side, walking the arcs of the smaller side directly is cheaper. */
-static int32_t classes_between(Kernel *k, int32_t sources, int32_t targets, int32_t reached, int32_t completing) {
+/* Into class_scratch: the classes of the arcs between the states of `near` and those of `far`, walked from
+ * `near` along `a`.  `risky`, when given, holds every member of `near` with an arc that misses `far`; the
+ * others contribute their whole class set, all at once over the union table, and only the risky ones have
+ * their arcs tested one by one.  Without it, a member first checks whether its neighbours all lie in `far`. */
+static void classes_across(Kernel *k, const Arcs *a, const uint64_t *near, const uint64_t *far, const uint64_t *risky) {
+    int32_t SW = k->sets.words;
+    if (risky && a->class_union.data) {
+        for (int32_t w = 0; w < SW; w++) k->scratch[w] = near[w] & ~risky[w];
+        union_over(&a->class_union, k->class_scratch, k->scratch, SW);
+        for (int32_t w = 0; w < SW; w++) k->scratch[w] = near[w] & risky[w];
+        FOR_MEMBERS(k->scratch, SW, q) add_arcs_toward(k, a, q, far);
+        return;
+    }
+    FOR_MEMBERS(near, SW, q) {
+        int whole = risky ? !bit_test(risky, q) : a->neighbours && neighbours_within(a, q, far, SW);
+        if (whole) add_arc_classes(k, a->state_classes[q]);
+        else add_arcs_toward(k, a, q, far);
+    }
+}
+
+/* The number of the set of neighbours (pre: predecessors, else successors) of the states in `x` and not in
+ * `y`, or -1 with an error set. */
+static int32_t neighbours_of_difference(Kernel *k, int32_t x, int32_t y, int predecessors) {
+    const uint64_t *in = store_get(&k->sets, x), *out = store_get(&k->sets, y);
+    for (int32_t w = 0; w < k->sets.words; w++) k->scratch[w] = in[w] & ~out[w];
+    int32_t difference, neighbours;
+    if (intern_scratch(k, &difference) < 0
+        || (predecessors ? pre : post)(k, difference, ANY_CLASS, &neighbours) < 0)
+        return -1;
+    return neighbours;
+}
+
+static int32_t difference_size(const Kernel *k, int32_t x, int32_t y) {
+    const uint64_t *in = store_get(&k->sets, x), *out = store_get(&k->sets, y);
+    int32_t n = 0;
+    for (int32_t w = 0; w < k->sets.words; w++) n += __builtin_popcountll(in[w] & ~out[w]);
+    return n;
+}
+
+/* The number of the class set of the tokens of open position i, from `sources` (F[i] ∩ B[i]) into
+ * `targets` (F[i + 1] ∩ B[i + 1]), or -1 with an error set.  Every arc leaving a source lands in F[i + 1]
+ * and every arc entering a target starts in B[i], so an arc between the two sides is missed only where it
+ * leads into the *stranded* states F[i + 1] \ B[i + 1] (reached, but the rest of the canvas cannot be
+ * completed from them) or comes from the *unreached* ones B[i] \ F[i].  Near a decided token on the right
+ * few states are unreached, near one on the left few are stranded: the smaller difference marks the few
+ * risky states (its predecessors among the sources, or its successors among the targets), and every
+ * other state of that side contributes its whole class set.  When both differences are large, walking the
+ * arcs of the smaller side directly is cheaper. */
+static int32_t classes_between(Kernel *k, int32_t sources, int32_t targets, int32_t reached_before,
+                               int32_t completing_before, int32_t reached_after, int32_t completing_after) {
     int32_t SW = k->sets.words;
     memset(k->class_scratch, 0, (size_t)k->class_sets.words * sizeof(uint64_t));
     if (++k->pair_epoch == 0) {  /* wrapped: no set counts as seen */
         memset(k->arc_class_seen, 0, (size_t)k->arc_class_sets.count * sizeof(uint32_t));
         k->pair_epoch = 1;
     }
-    const uint64_t *from = store_get(&k->sets, sources), *into = store_get(&k->sets, targets);
-    const uint64_t *all = store_get(&k->sets, reached), *done = store_get(&k->sets, completing);
-    int32_t n_from = popcount(from, SW), n_into = popcount(into, SW), stranded = 0;
-    for (int32_t w = 0; w < SW; w++) stranded += __builtin_popcountll(all[w] & ~done[w]);
-    if (stranded < n_into && n_from <= 4 * n_into) {
-        int32_t unfinished, leaving = k->empty;
-        if (stranded) {
-            for (int32_t w = 0; w < SW; w++) k->scratch[w] = all[w] & ~done[w];
-            if (intern_scratch(k, &unfinished) < 0 || pre(k, unfinished, ANY_CLASS, &leaving) < 0) return -1;
-        }
-        /* interning may have moved the store */
-        const uint64_t *risky = store_get(&k->sets, leaving);
-        from = store_get(&k->sets, sources);
-        into = store_get(&k->sets, targets);
-        if (k->class_union.data) {
-            for (int32_t w = 0; w < SW; w++) k->scratch[w] = from[w] & ~risky[w];
-            union_over(&k->class_union, k->class_scratch, k->scratch, SW);
-            for (int32_t w = 0; w < SW; w++) k->scratch[w] = from[w] & risky[w];
-            FOR_MEMBERS(k->scratch, SW, q) add_arcs_into(k, q, into);
-        } else {
-            FOR_MEMBERS(from, SW, q) {
-                if (bit_test(risky, q)) add_arcs_into(k, q, into);
-                else add_arc_classes(k, k->out_class_set[q]);
-            }
-        }
-    } else if (n_from <= n_into) {
-        FOR_MEMBERS(from, SW, q) {  /* the arcs leaving the smaller side... */
-            if (k->successors && neighbours_within(k->successors, k->successor_span, q, into, SW))
-                add_arc_classes(k, k->out_class_set[q]);  /* all of them land inside */
-            else
-                add_arcs_into(k, q, into);
-        }
-    } else {
-        FOR_MEMBERS(into, SW, t) {  /* ...or the arcs entering it */
-            if (k->predecessors && neighbours_within(k->predecessors, k->predecessor_span, t, from, SW)) {
-                add_arc_classes(k, k->in_class_set[t]);
-                continue;
-            }
-            for (int32_t i = k->in_offsets[t]; i < k->in_offsets[t + 1]; i++)
-                if (bit_test(from, k->in_source[i])) add_arc_classes(k, k->in_classes[i]);
-        }
+    int32_t n_from = popcount(store_get(&k->sets, sources), SW), n_into = popcount(store_get(&k->sets, targets), SW);
+    int32_t stranded = difference_size(k, reached_after, completing_after);
+    int32_t unreached = difference_size(k, completing_before, reached_before);
+    const Arcs *along = n_from <= n_into ? &k->out : &k->in;
+    int32_t risky = -1;  /* none: walk every state of the side */
+    if (stranded <= unreached && stranded < n_into && n_from <= 4 * n_into) {
+        along = &k->out;
+        if ((risky = stranded ? neighbours_of_difference(k, reached_after, completing_after, 1) : k->empty) < 0)
+            return -1;
+    } else if (unreached < stranded && unreached < n_from && n_into <= 4 * n_from) {
+        along = &k->in;
+        if ((risky = unreached ? neighbours_of_difference(k, completing_before, reached_before, 0) : k->empty) < 0)
+            return -1;
     }
+    /* fetched after the interning above, which may have moved the store */
+    const uint64_t *from = store_get(&k->sets, sources), *into = store_get(&k->sets, targets);
+    int forward = along == &k->out;
+    classes_across(k, along, forward ? from : into, forward ? into : from, risky >= 0 ? store_get(&k->sets, risky) : NULL);
     int32_t classes = store_intern(&k->class_sets, k->class_scratch);
     if (classes < 0) no_memory();
     return classes;
@@ -769,7 +774,7 @@ static const uint32_t *open_row(Kernel *k, const int32_t *F, const int32_t *B, P
     uint64_t key = pair_key(sources, targets);
     int32_t classes = memo_get(&k->pair_classes, key);
     if (classes < 0) {
-        classes = classes_between(k, sources, targets, F[i + 1], B[i + 1]);
+        classes = classes_between(k, sources, targets, F[i], B[i], F[i + 1], B[i + 1]);
         if (classes < 0) return NULL;
         if (memo_put(&k->pair_classes, key, classes) < 0) {
             no_memory();
