@@ -21,6 +21,7 @@
 #define DEAD (-1)          /* the table's dead state */
 #define OPEN (-1)          /* an open position in a canvas's token array */
 #define DECIDED_KEY (-2)   /* row keys of decided positions: (DECIDED_KEY, token) */
+#define NOTHING_WRITTEN (-1) /* a row's key and content before its first write (no key or content is -1) */
 #define EMPTY_KEY UINT64_MAX
 
 /* Memo tables are dropped wholesale past this many entries, rows past this many bytes, and a dropped entry
@@ -292,7 +293,7 @@ typedef struct {
     /* The live transitions (source, target) of each class: by_class_*[by_class_offsets[c]:...]. */
     int32_t *by_class_offsets, *by_class_source, *by_class_target;
     SetStore sets, class_sets;
-    Memo post, pre, pair_classes;
+    Memo post, pre, pair_classes, position_classes;  /* the last keyed by (F[i], B[i + 1]) */
     uint32_t **rows;            /* packed vocabulary row of each class set, or NULL */
     Py_ssize_t rows_capacity;
     size_t rows_bytes;
@@ -311,7 +312,7 @@ static void kernel_release(Kernel *k) {
     store_free(&k->arc_class_sets); free(k->arc_class_seen);
     free(k->by_class_offsets); free(k->by_class_source); free(k->by_class_target);
     store_free(&k->sets); store_free(&k->class_sets);
-    memo_free(&k->post); memo_free(&k->pre); memo_free(&k->pair_classes);
+    memo_free(&k->post); memo_free(&k->pre); memo_free(&k->pair_classes); memo_free(&k->position_classes);
     if (k->rows)
         for (Py_ssize_t i = 0; i < k->rows_capacity; i++) free(k->rows[i]);
     free(k->rows);
@@ -539,7 +540,8 @@ static int kernel_init(Kernel *k, PyObject *args, PyObject *kwds) {
             goto done;
         }
     if (store_init(&k->sets, (k->n_states + 63) / 64) < 0 || store_init(&k->class_sets, (k->n_classes + 63) / 64) < 0
-        || memo_alloc(&k->post, 1024) < 0 || memo_alloc(&k->pre, 1024) < 0 || memo_alloc(&k->pair_classes, 1024) < 0) {
+        || memo_alloc(&k->post, 1024) < 0 || memo_alloc(&k->pre, 1024) < 0 || memo_alloc(&k->pair_classes, 1024) < 0
+        || memo_alloc(&k->position_classes, 1024) < 0) {
         no_memory();
         goto done;
     }
@@ -761,27 +763,26 @@ static int32_t intersection(Kernel *k, int32_t a, int32_t b) {
     return intern_scratch(k, &id) < 0 ? -1 : id;
 }
 
-/* The row of open position i. Its tokens lead from F[i] into B[i + 1], but only the states on some
- * admissible path matter: those of F[i] that some token takes into B[i + 1] (that is F[i] ∩ B[i], since
+/* The class set of open position i, or -1 with an error set; it depends on (F[i], B[i + 1]) alone, the
+ * key of a first memo.  Its tokens lead from F[i] into B[i + 1], but only the states on some admissible
+ * path matter: those of F[i] that some token takes into B[i + 1] (that is F[i] ∩ B[i], since
  * B[i] = pre(B[i + 1], any) at an open position) and those of B[i + 1] some token reaches from F[i]
  * (B[i + 1] ∩ F[i + 1]). Far fewer states than F or B alone, so the arcs between them cost less, and
- * pairs that differ only off those paths share one memo entry. */
-static const uint32_t *open_row(Kernel *k, const int32_t *F, const int32_t *B, Py_ssize_t i) {
+ * pairs that differ only off those paths share the second memo's entry. */
+static int32_t open_classes(Kernel *k, const int32_t *F, const int32_t *B, Py_ssize_t i) {
+    uint64_t position_key = pair_key(F[i], B[i + 1]);
+    int32_t classes = memo_get(&k->position_classes, position_key);
+    if (classes >= 0) return classes;
     int32_t sources = intersection(k, F[i], B[i]);
-    if (sources < 0) return NULL;
+    if (sources < 0) return -1;
     int32_t targets = intersection(k, B[i + 1], F[i + 1]);
-    if (targets < 0) return NULL;
+    if (targets < 0) return -1;
     uint64_t key = pair_key(sources, targets);
-    int32_t classes = memo_get(&k->pair_classes, key);
-    if (classes < 0) {
+    if ((classes = memo_get(&k->pair_classes, key)) < 0) {
         classes = classes_between(k, sources, targets, F[i], B[i], F[i + 1], B[i + 1]);
-        if (classes < 0) return NULL;
-        if (memo_put(&k->pair_classes, key, classes) < 0) {
-            no_memory();
-            return NULL;
-        }
+        if (classes < 0 || memo_put(&k->pair_classes, key, classes) < 0) return classes < 0 ? -1 : no_memory();
     }
-    return class_row(k, classes);
+    return memo_put(&k->position_classes, position_key, classes) < 0 ? no_memory() : classes;
 }
 
 /* ------------------------------------------------------------------------------ Python methods */
@@ -934,9 +935,12 @@ static void write_token(const Kernel *k, void *out, int32_t token, int packed) {
     }
 }
 
-/* fill_rows(out, keys, forward, backward, tokens, packed): bring the mask buffer `out` ([L, row]) up to date,
- * rewriting only the rows whose key changed: (forward[i], backward[i + 1]) for an open position,
- * (DECIDED_KEY, token) for a decided one. `keys` (int64 [L, 2]) remembers what each row holds. */
+/* fill_rows(out, keys, forward, backward, tokens, packed): bring the mask buffer `out` ([L, row]) up to date.
+ * `keys` (int64 [L, 3], all NOTHING_WRITTEN at first) remembers per row its key, (forward[i], backward[i + 1])
+ * for an open position or (DECIDED_KEY, token) for a decided one, and its content, the class set of an open
+ * row or -2 - token for a decided one.  Only rows whose key changed are looked at again, and only those
+ * whose content changed too are rewritten: after a decision the sets around it change at many positions,
+ * their allowed classes at few. */
 static PyObject *kernel_fill_rows(Kernel *k, PyObject *args) {
     Py_buffer out, keys, forward, backward, tokens;
     int packed;
@@ -947,8 +951,8 @@ static PyObject *kernel_fill_rows(Kernel *k, PyObject *args) {
     Py_ssize_t L = canvas_length(&tokens, &forward, &backward);
     size_t width = packed ? (size_t)k->row_words * 4 : (size_t)k->vocab_size;
     if (L < 0) goto done;
-    if ((size_t)out.len != (size_t)L * width || keys.len != L * 16) {
-        PyErr_SetString(PyExc_ValueError, "out must be [L, row width] and keys int64 [L, 2]");
+    if ((size_t)out.len != (size_t)L * width || keys.len != L * 24) {
+        PyErr_SetString(PyExc_ValueError, "out must be [L, row width] and keys int64 [L, 3]");
         goto done;
     }
     const int32_t *token = tokens.buf, *F = forward.buf, *B = backward.buf;
@@ -958,16 +962,22 @@ static PyObject *kernel_fill_rows(Kernel *k, PyObject *args) {
         int32_t c;
         if (token_class_at(k, token, i, &c) < 0) goto done;
         int64_t first = token[i] == OPEN ? F[i] : DECIDED_KEY, second = token[i] == OPEN ? B[i + 1] : token[i];
-        if (key[2 * i] == first && key[2 * i + 1] == second) continue;
+        int64_t *own = key + 3 * i;
+        if (own[0] == first && own[1] == second) continue;
+        own[0] = first;
+        own[1] = second;
+        int32_t classes = token[i] == OPEN ? open_classes(k, F, B, i) : 0;
+        if (classes < 0) goto done;
+        int64_t content = token[i] == OPEN ? classes : -2 - (int64_t)token[i];
+        if (own[2] == content) continue;
         if (token[i] == OPEN) {
-            const uint32_t *row = open_row(k, F, B, i);
+            const uint32_t *row = class_row(k, classes);
             if (!row) goto done;
             write_row(k, rows + i * width, row, packed);
         } else {
             write_token(k, rows + i * width, token[i], packed);
         }
-        key[2 * i] = first;
-        key[2 * i + 1] = second;
+        own[2] = content;
     }
     result = Py_NewRef(Py_None);
 done:
@@ -998,7 +1008,8 @@ static PyObject *kernel_write_row(Kernel *k, PyObject *args) {
         PyErr_Format(PyExc_IndexError, "position %zd is not an open position of the canvas", i);
         goto done;
     }
-    const uint32_t *row = open_row(k, forward.buf, backward.buf, i);
+    int32_t classes = open_classes(k, forward.buf, backward.buf, i);
+    const uint32_t *row = classes < 0 ? NULL : class_row(k, classes);
     if (!row) goto done;
     write_row(k, out.buf, row, packed);
     result = Py_NewRef(Py_None);

@@ -32,7 +32,7 @@ from .token_dfa import TokenDFA
 OPEN = None
 _OPEN_ID = -1  # an open position in the kernel's token array
 _UNSET = -1  # a sweep entry not computed yet (differs from every interned set)
-_NO_ROW = -3  # a row key no row has (the kernel's keys are set numbers, or -2 and a token)
+_NOTHING_WRITTEN = -1  # a row's key and content before the kernel first writes it
 
 
 class StateSets(Kernel):
@@ -151,13 +151,14 @@ class Canvas:
     def _rows(self, packed: bool) -> np.ndarray:
         """The masks of a feasible canvas in one layout, owned by the canvas.
 
-        Kept between calls: the kernel rewrites only rows whose ``(F[i], B[i + 1])`` pair (or decided
-        token) changed since the last call, typically a few dozen of 256 per denoising step.
+        Kept between calls: the kernel looks again only at rows whose ``(F[i], B[i + 1])`` pair (or decided
+        token) changed since the last call, typically a few dozen of 256 per denoising step, and rewrites
+        only those whose allowed classes changed too.
         """
         if packed not in self._layouts:
             width, dtype = (self._sets.packed_width, np.int32) if packed else (self.vocab_size, bool)
             self._layouts[packed] = (np.zeros((self.length, width), dtype=dtype),
-                                     np.full((self.length, 2), _NO_ROW, dtype=np.int64))
+                                     np.full((self.length, 3), _NOTHING_WRITTEN, dtype=np.int64))
         buffer, keys = self._layouts[packed]
         self._sets.fill_rows(buffer, keys, self._forward, self._backward, self._token_ids, packed)
         return buffer

@@ -107,7 +107,7 @@ def test_sweeps_and_rows_follow_the_canvas_arrays():
     assert [members(kernel, f, 3) for f in forward] == [{0}, {1}, {2}, {2}]
     assert kernel.intersects(int(forward[0]), int(backward[0]))
     rows = np.zeros((length, 4), dtype=bool)
-    keys = np.full((length, 2), -3, dtype=np.int64)
+    keys = np.full((length, 3), -1, dtype=np.int64)
     kernel.fill_rows(rows, keys, forward, backward, tokens, False)
     # token t has class t % 2: position 0 takes class 0, position 1 class 1, position 2 either
     assert rows.tolist() == [[True, False, True, False], [False, True, False, True], [True] * 4]
@@ -155,7 +155,7 @@ def test_rows_are_the_tokens_between_reachable_and_completing_states(seed, n_sta
     kernel.sweep(forward, tokens, np.array([0], dtype=np.int32), True)
     kernel.sweep(backward, tokens, np.array([length - 1], dtype=np.int32), False)
     rows = np.zeros((length, vocab_size), dtype=bool)
-    kernel.fill_rows(rows, np.full((length, 2), -3, dtype=np.int64), forward, backward, tokens, False)
+    kernel.fill_rows(rows, np.full((length, 3), -1, dtype=np.int64), forward, backward, tokens, False)
     expected = expected_rows(table, token_class, tokens.tolist(), 0, end)
     assert {i: set(np.flatnonzero(rows[i]).tolist()) for i in expected} == expected
 
