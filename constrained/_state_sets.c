@@ -872,9 +872,9 @@ static PyObject *kernel_post(Kernel *k, PyObject *args) { return set_operation(k
 static PyObject *kernel_pre(Kernel *k, PyObject *args) { return set_operation(k, args, pre); }
 
 /* sweep(sets, tokens, changed, forward): recompute the canvas's forward sets (sets[i + 1] = post(sets[i], ...))
- * after the changed positions (ascending), or its backward sets (sets[i] = pre(sets[i + 1], ...)) before them
- * (descending), skipping stretches that settle: a recomputed entry equal to the old one ends the stretch, and
- * the sweep resumes at the next change beyond it. */
+ * after the changed positions, or its backward sets (sets[i] = pre(sets[i + 1], ...)) before them, walking
+ * the changes (strictly ascending) up or down, and skipping stretches that settle: a recomputed entry equal
+ * to the old one ends the stretch, and the sweep resumes at the next change beyond it. */
 static PyObject *kernel_sweep(Kernel *k, PyObject *args) {
     Py_buffer sets, tokens, changed;
     int forward;
@@ -886,27 +886,34 @@ static PyObject *kernel_sweep(Kernel *k, PyObject *args) {
         goto done;
     int32_t *set = sets.buf;
     const int32_t *token = tokens.buf, *change = changed.buf;
-    for (Py_ssize_t j = 0; j < n; j++)
+    for (Py_ssize_t j = 0; j < n; j++) {
         if (change[j] < 0 || change[j] >= L) {
             PyErr_Format(PyExc_IndexError, "position %d outside a canvas of length %zd", change[j], L);
             goto done;
         }
+        if (j && change[j] <= change[j - 1]) {
+            PyErr_SetString(PyExc_ValueError, "changed positions must be strictly ascending");
+            goto done;
+        }
+    }
+#define NTH_CHANGE(j) change[forward ? (j) : n - 1 - (j)]  /* the changes in the sweep's direction */
     Py_ssize_t next = 0;
-    Py_ssize_t i = n ? change[next++] : -1;
+    Py_ssize_t i = n ? NTH_CHANGE(next++) : -1;
     while (n && (forward ? i < L : i >= 0)) {
         int32_t c, updated;
         if (token_class_at(k, token, i, &c) < 0) goto done;
         int32_t *target = forward ? &set[i + 1] : &set[i];
         if ((forward ? post(k, set[i], c, &updated) : pre(k, set[i + 1], c, &updated)) < 0) goto done;
         if (updated == *target) {
-            while (next < n && (forward ? change[next] <= i : change[next] >= i)) next++;
+            while (next < n && (forward ? NTH_CHANGE(next) <= i : NTH_CHANGE(next) >= i)) next++;
             if (next == n) break;
-            i = change[next++];
+            i = NTH_CHANGE(next++);
             continue;
         }
         *target = updated;
         i += forward ? 1 : -1;
     }
+#undef NTH_CHANGE
     result = Py_NewRef(Py_None);
 done:
     PyBuffer_Release(&sets);

@@ -57,6 +57,16 @@ class StateSets(Kernel):
         return np.unpackbits(packed, count=self.dfa.n_states, bitorder="little").view(bool)
 
 
+class _RowBuffer:
+    """A canvas's masks in one layout: the rows the kernel keeps current, what each row holds (its key and
+    content, for the kernel), and one tensor over the rows, so that handing them out costs nothing."""
+
+    def __init__(self, length: int, width: int, dtype: type) -> None:
+        self.rows = np.zeros((length, width), dtype=dtype)
+        self.keys = np.full((length, 3), _NOTHING_WRITTEN, dtype=np.int64)
+        self.tensor = torch.from_numpy(self.rows)
+
+
 class Canvas:
     """One canvas under a token automaton: decide positions, then ask for exact masks.
 
@@ -73,7 +83,7 @@ class Canvas:
         self.final = final
         self.tokens: list[int | None] = [OPEN] * length
         self._token_ids = np.full(length, _OPEN_ID, dtype=np.int32)  # the kernel's view of ``tokens``
-        self._layouts: dict[bool, tuple[np.ndarray, np.ndarray]] = {}
+        self._layouts: dict[bool, _RowBuffer] = {}
         start_state = self._dfa.initial if start is None else start
         if not 0 <= start_state < self._dfa.n_states:
             raise ValueError(f"start state {start_state} is not a state of this automaton")
@@ -89,10 +99,10 @@ class Canvas:
         return self._dfa.vocab_size
 
     def _sweep(self, changed: np.ndarray) -> None:
-        """Recompute ``F`` after and ``B`` before the ``changed`` positions (ascending; the kernel skips the
-        stretches that settle)."""
+        """Recompute ``F`` after and ``B`` before the ``changed`` positions (strictly ascending; the kernel
+        walks them down for ``B`` and skips the stretches that settle)."""
         self._sets.sweep(self._forward, self._token_ids, changed, True)
-        self._sets.sweep(self._backward, self._token_ids, np.ascontiguousarray(changed[::-1]), False)
+        self._sets.sweep(self._backward, self._token_ids, changed, False)
 
     def decide(self, changes: Mapping[int, int | None]) -> None:
         """Fix positions to tokens (or reopen them with ``None``) and update the sweeps incrementally."""
@@ -105,7 +115,7 @@ class Canvas:
                 raise ValueError(f"token id {token} outside the vocabulary (size {self.vocab_size})")
             self.tokens[position] = token
             self._token_ids[position] = _OPEN_ID if token is OPEN else token
-        self._sweep(np.array(sorted(changes), dtype=np.int32))
+        self._sweep(np.fromiter(sorted(changes), dtype=np.int32, count=len(changes)))
 
     def feasible(self) -> bool:
         """Whether the open positions can still be filled into an admissible canvas."""
@@ -142,26 +152,25 @@ class Canvas:
     def _masks_tensor(self, packed: bool, device: torch.device | str | None, copy: bool) -> torch.Tensor:
         if self.feasible():
             rows = self._rows(packed)
-            result = torch.from_numpy(rows.copy() if copy else rows)
+            result = rows.clone() if copy else rows
         else:
             width = self._sets.packed_width if packed else self.vocab_size
             result = torch.zeros(self.length, width, dtype=torch.int32 if packed else torch.bool)
         return result.to(device) if device is not None else result
 
-    def _rows(self, packed: bool) -> np.ndarray:
-        """The masks of a feasible canvas in one layout, owned by the canvas.
+    def _rows(self, packed: bool) -> torch.Tensor:
+        """The masks of a feasible canvas in one layout, owned by the canvas (the same tensor every call).
 
         Kept between calls: the kernel looks again only at rows whose ``(F[i], B[i + 1])`` pair (or decided
         token) changed since the last call, typically a few dozen of 256 per denoising step, and rewrites
         only those whose allowed classes changed too.
         """
-        if packed not in self._layouts:
+        layout = self._layouts.get(packed)
+        if layout is None:
             width, dtype = (self._sets.packed_width, np.int32) if packed else (self.vocab_size, bool)
-            self._layouts[packed] = (np.zeros((self.length, width), dtype=dtype),
-                                     np.full((self.length, 3), _NOTHING_WRITTEN, dtype=np.int64))
-        buffer, keys = self._layouts[packed]
-        self._sets.fill_rows(buffer, keys, self._forward, self._backward, self._token_ids, packed)
-        return buffer
+            layout = self._layouts[packed] = _RowBuffer(self.length, width, dtype)
+        self._sets.fill_rows(layout.rows, layout.keys, self._forward, self._backward, self._token_ids, packed)
+        return layout.tensor
 
     def end_state(self) -> int:
         """The automaton state after a fully decided, feasible canvas (where the next canvas starts)."""

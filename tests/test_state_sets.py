@@ -168,6 +168,7 @@ def test_rows_are_the_tokens_between_reachable_and_completing_states(seed, n_sta
     lambda k: k.sweep(np.zeros(3, np.int32), np.full(3, -1, np.int32), np.array([0], np.int32), True),
     lambda k: k.sweep(np.zeros(4, np.int32), np.full(3, -1, np.int32), np.array([3], np.int32), True),
     lambda k: k.sweep(np.zeros(4, np.int32), np.array([-1, 999, -1], np.int32), np.array([1], np.int32), True),
+    lambda k: k.sweep(np.zeros(4, np.int32), np.full(3, -1, np.int32), np.array([2, 1], np.int32), False),
 ])
 def test_bad_arguments_raise_instead_of_reading_out_of_bounds(call):
     kernel = kernel_of(random_automaton(1, 10, 3, 0.5))
