@@ -28,6 +28,21 @@ def test_accepted_token_sequences_spell_accepted_texts(pattern):
             assert accepted == bool(re.fullmatch(pattern, text)), (pattern, text)
 
 
+@pytest.mark.parametrize("pattern", ["(xa|ya)b", "a(b|a)*c", "(x|y)(ab|ba)*c?", '\\{"(a|b)*": (x|y)\\}'])
+def test_states_are_numbered_breadth_first(pattern):
+    """The initial state is 0 and a state's distance from it never decreases with its number: neighbours
+    get nearby numbers, so their bitsets span few words (what the lattice's set unions pay for)."""
+    dfa = constrained.regex(pattern).bind({**VOCAB, "{": 8, "}": 9, '"': 10, ":": 11, " ": 12}).dfa
+    distance, frontier = {dfa.initial: 0}, [dfa.initial]
+    while frontier:
+        level = distance[frontier[0]] + 1
+        frontier = list(dict.fromkeys(int(t) for q in frontier for t in dfa.table[q] if t != DEAD and t not in distance))
+        distance.update((t, level) for t in frontier)
+    assert dfa.initial == 0
+    assert sorted(distance) == list(range(dfa.n_states))
+    assert [distance[q] for q in range(dfa.n_states)] == sorted(distance.values())
+
+
 def test_equivalent_states_are_merged():
     """After ``x`` and after ``y`` the futures are the same, so one state serves both: the start, after
     ``x``/``y``, after ``a``, and the end (the accepted text, merged with the padding state after it)."""
