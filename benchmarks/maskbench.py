@@ -19,8 +19,10 @@ Two parts, one run:
    µs per generated token is a step's time over the ``k`` tokens it revealed. The peers (llguidance,
    XGrammar, outlines-core) compute autoregressive masks for the same token ids over the same vocabulary, one
    per token (the text's tokens, then the end token), each timed with its advance. Only mask work is timed:
-   binding and grammar compilation are reported apart. Every revealed token is checked against the mask it
-   was revealed under (a miss would be a completeness bug, reported as ``mask_misses``).
+   binding and grammar compilation are reported apart, and so is setting up a run (the peers' matcher and
+   bitmask; our canvas, its all-open sweeps and its mask buffer, as ``canvas_setup_us``). Every revealed
+   token is checked against the mask it was revealed under (a miss would be a completeness bug, reported
+   as ``mask_misses``).
 
 Text-level runs touch no tokenizer, so the whole benchmark (7,732 schemas) is bounded by the compile bound
 ``--compile-timeout`` per schema; schemas slower than ``--slow`` seconds are listed.
@@ -410,6 +412,7 @@ class Simulation:
     masks_us: list[float]
     length: int
     mask_misses: int
+    setup_us: float
 
 
 def simulate(bound: constrained.BoundConstraint, tokens: list[int], rng: random.Random, padding: int) -> Simulation:
@@ -419,7 +422,9 @@ def simulate(bound: constrained.BoundConstraint, tokens: list[int], rng: random.
     order = list(range(length))
     rng.shuffle(order)
     low, high = max(1, round(length / 48)), max(1, round(length / 12))
-    canvas = bound.canvas(length)
+    start = time.perf_counter_ns()
+    canvas = bound.canvas(length)  # the sweeps of the all-open canvas, and its mask buffer
+    setup_us = (time.perf_counter_ns() - start) / 1e3
     steps, revealed, masks_us, misses = [], [], [], 0
     done = 0
     while done < length:
@@ -436,7 +441,7 @@ def simulate(bound: constrained.BoundConstraint, tokens: list[int], rng: random.
         masks_us.append((middle - start) / 1e3)
         revealed.append(len(chunk))
         done += len(chunk)
-    return Simulation(steps, revealed, masks_us, length, misses)
+    return Simulation(steps, revealed, masks_us, length, misses, setup_us)
 
 
 # ------------------------------------------------------------------------------------------- mask cost
@@ -449,6 +454,7 @@ def mask_cost_split(directory: Path, split: str, compiled_ids: set[str] | None, 
     text_token_us: list[float] = []
     steps: list[float] = []
     canvas_masks: list[float] = []
+    canvas_setup: list[float] = []
     bind_ms: list[float] = []
     peer_compile_ms: dict[str, list[float]] = {p: [] for p in PEERS}
     peer_failed: dict[str, list[str]] = {p: [] for p in PEERS}
@@ -500,6 +506,7 @@ def mask_cost_split(directory: Path, split: str, compiled_ids: set[str] | None, 
             run = simulate(bound, tokens, rng, args.padding)
             counts["mask_misses"] += run.mask_misses
             steps += run.step_us
+            canvas_setup.append(run.setup_us)
             per_token["ours"] += [us / k for us, k in zip(run.step_us, run.revealed) for _ in range(k)]
             text_token_us.append(sum(run.step_us) / (len(tokens) + 1))
             if run.length == CANVAS:
@@ -515,13 +522,14 @@ def mask_cost_split(directory: Path, split: str, compiled_ids: set[str] | None, 
         "us_per_text_token_ours": quantiles(text_token_us),
         "us_per_step": quantiles(steps),
         "canvas256_masks_us": quantiles(canvas_masks),
+        "canvas_setup_us": quantiles(canvas_setup),
         "bind_ms": quantiles(bind_ms),
         "peer_compile_ms": {name: quantiles(values) for name, values in peer_compile_ms.items()},
         "peer_compile_failed": peer_failed,
         "peer_rejected_instances": peer_rejected,
         "peer_tokens_outside_own_mask": peer_outside,
         "_raw": {"per_token": per_token, "steps": steps, "canvas_masks": canvas_masks, "text_token": text_token_us,
-                 "bind_ms": bind_ms},
+                 "bind_ms": bind_ms, "canvas_setup": canvas_setup},
     }
 
 
@@ -618,6 +626,7 @@ def summarise(per_split: dict[str, dict], args: argparse.Namespace) -> dict:
         summary["us_per_text_token_ours"] = quantiles(pooled("text_token"))
         summary["us_per_step"] = quantiles(pooled("steps"))
         summary["canvas256_masks_us"] = quantiles(pooled("canvas_masks"))
+        summary["canvas_setup_us"] = quantiles(pooled("canvas_setup"))
         summary["bind_ms"] = quantiles(pooled("bind_ms"))
         summary["mask_counts"] = dict(sum((Counter(m["counts"]) for m in masks), Counter()))
         summary["peer_compile_failed"] = {p: sum(len(m["peer_compile_failed"][p]) for m in masks) for p in PEERS}
@@ -698,7 +707,9 @@ def render(summary: dict) -> None:
             f"ours per step: p50 {_fmt(step['p50'])} µs, p99 {_fmt(step['p99'])} µs over {step['n']} steps; "
             f"whole 256-position canvas masks: p50 {_fmt(canvas['p50'])} µs, p99 {_fmt(canvas['p99'])} µs; "
             f"ours per text token (whole run / (text tokens + 1)): mean {_fmt(text['mean'])} µs, "
-            f"p50 {_fmt(text['p50'])}, p99 {_fmt(text['p99'])}; bind p50 {_fmt(summary['bind_ms']['p50'])} ms"
+            f"p50 {_fmt(text['p50'])}, p99 {_fmt(text['p99'])}; bind p50 {_fmt(summary['bind_ms']['p50'])} ms; "
+            f"canvas set-up (untimed above, like the peers' matcher creation): p50 "
+            f"{_fmt(summary['canvas_setup_us']['p50'])} µs, p99 {_fmt(summary['canvas_setup_us']['p99'])} µs"
         )
         console.print(f"sample: {summary['mask_counts']}; peers that could not compile: "
                       f"{summary['peer_compile_failed']}; peers rejecting a valid instance: "

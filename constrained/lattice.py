@@ -59,10 +59,16 @@ class StateSets(Kernel):
 
 class _RowBuffer:
     """A canvas's masks in one layout: the rows the kernel keeps current, what each row holds (its key and
-    content, for the kernel), and one tensor over the rows, so that handing them out costs nothing."""
+    content, for the kernel), and one tensor over the rows, so that handing them out costs nothing.
+
+    The rows are written once at allocation, so that the system maps their pages then: a 256-position
+    canvas over a 32K vocabulary holds 256 pages in its packed layout, and faulting them in one by one
+    would land on the first masks instead (about half a millisecond here).
+    """
 
     def __init__(self, length: int, width: int, dtype: type) -> None:
-        self.rows = np.zeros((length, width), dtype=dtype)
+        self.rows = np.empty((length, width), dtype=dtype)
+        self.rows.fill(0)
         self.keys = np.full((length, 3), _NOTHING_WRITTEN, dtype=np.int64)
         self.tensor = torch.from_numpy(self.rows)
 
@@ -83,7 +89,8 @@ class Canvas:
         self.final = final
         self.tokens: list[int | None] = [OPEN] * length
         self._token_ids = np.full(length, _OPEN_ID, dtype=np.int32)  # the kernel's view of ``tokens``
-        self._layouts: dict[bool, _RowBuffer] = {}
+        # the packed layout, what samplers move to a device, is allocated with the canvas; bool rows on demand
+        self._layouts = {True: _RowBuffer(length, sets.packed_width, np.int32)}
         start_state = self._dfa.initial if start is None else start
         if not 0 <= start_state < self._dfa.n_states:
             raise ValueError(f"start state {start_state} is not a state of this automaton")

@@ -54,6 +54,7 @@ def test_summary_has_the_issue_keys(run):
     for figures in summary["us_per_token"].values():
         assert {"mean", "p50", "p99"} <= set(figures)
     assert summary["us_per_step"]["p50"] > 0 and summary["us_per_step"]["p99"] >= summary["us_per_step"]["p50"]
+    assert summary["canvas_setup_us"]["n"] == summary["mask_counts"]["instances"]  # set-up reported apart
 
 
 def test_per_split_details_add_up(run):
