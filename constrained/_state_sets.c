@@ -713,8 +713,9 @@ static int32_t classes_between(Kernel *k, int32_t sources, int32_t targets, int3
     }
     /* fetched after the interning above, which may have moved the store */
     const uint64_t *from = store_get(&k->sets, sources), *into = store_get(&k->sets, targets);
+    const uint64_t *risky_states = risky >= 0 ? store_get(&k->sets, risky) : NULL;
     int forward = along == &k->out;
-    classes_across(k, along, forward ? from : into, forward ? into : from, risky >= 0 ? store_get(&k->sets, risky) : NULL);
+    classes_across(k, along, forward ? from : into, forward ? into : from, risky_states);
     int32_t classes = store_intern(&k->class_sets, k->class_scratch);
     if (classes < 0) no_memory();
     return classes;

@@ -86,6 +86,7 @@ class BoundConstraint:
         self.dfa = dfa
         self.tokenizer = tokenizer
         self._sets = StateSets(dfa)
+        self._sets.precompute_open_canvases()
 
     @property
     def vocab_size(self) -> int:

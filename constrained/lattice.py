@@ -33,6 +33,9 @@ OPEN = None
 _OPEN_ID = -1  # an open position in the kernel's token array
 _UNSET = -1  # a sweep entry not computed yet (differs from every interned set)
 _NOTHING_WRITTEN = -1  # a row's key and content before the kernel first writes it
+_ANY_TOKEN = -1  # the kernel's post / pre by some token of any class
+#: The longest all-open canvas :meth:`StateSets.precompute_open_canvases` fills.
+_OPEN_CANVAS_LIMIT = 512
 
 
 class StateSets(Kernel):
@@ -51,10 +54,34 @@ class StateSets(Kernel):
         self.dfa = dfa
         self.packed_width = -(-dfa.vocab_size // 32)
 
+    def precompute_open_canvases(self) -> None:
+        """Fill the memos with the sweeps and masks of the all-open canvas, final and not; once, when bound.
+
+        Why: every generation starts from an all-open canvas, and its masks do not depend on its length
+        beyond the few positions its sweeps take to settle. The forward sets grow from the initial state
+        and the backward ones from the accepting (or all live) states until they repeat; the interior pairs
+        the two settled sets. Computed here, as XGrammar computes its per-state masks when it compiles a
+        grammar, they no longer weigh on the first step of the first generation (a few hundred
+        microseconds on MaskBench automata).
+        """
+        forward = _steps_to_repeat(self.single(self.dfa.initial), lambda s: self.post(s, _ANY_TOKEN))
+        for final, end in ((True, self.accepting), (False, self.live)):
+            backward = _steps_to_repeat(end, lambda s: self.pre(s, _ANY_TOKEN))
+            Canvas(self, min(forward + backward + 1, _OPEN_CANVAS_LIMIT), final=final).packed_masks(copy=False)
+
     def members(self, set_id: int) -> np.ndarray:
         """The set as a bool ``[S]`` array."""
         packed = np.frombuffer(super().members(set_id), dtype=np.uint8)
         return np.unpackbits(packed, count=self.dfa.n_states, bitorder="little").view(bool)
+
+
+def _steps_to_repeat(start: int, step: Callable[[int], int]) -> int:
+    """How many steps from set ``start`` until ``step`` gives back a set seen before (at most the limit)."""
+    seen: set[int] = set()
+    while start not in seen and len(seen) < _OPEN_CANVAS_LIMIT:
+        seen.add(start)
+        start = step(start)
+    return len(seen)
 
 
 class _RowBuffer:

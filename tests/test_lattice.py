@@ -179,6 +179,20 @@ def test_padding_only_after_the_text(bound_patterns):
     assert canvas.masks()[1:].nonzero()[:, 1].unique().tolist() == [END]
 
 
+@pytest.mark.parametrize("final", [True, False], ids=["final", "not final"])
+@pytest.mark.parametrize("length", [1, 3, LENGTH, 40])
+def test_precomputed_open_canvases_change_no_mask(bound_patterns, length, final):
+    """Binding fills the memos with the all-open canvas; any canvas's masks, all open or partly decided, are
+    the same as from a kernel that never did."""
+    for bound in bound_patterns.values():
+        warm_canvas = bound.canvas(length, final=final)
+        cold_canvas = constrained.lattice.Canvas(constrained.lattice.StateSets(bound.dfa), length, final=final)
+        assert torch.equal(warm_canvas.packed_masks(), cold_canvas.packed_masks())
+        for canvas in (warm_canvas, cold_canvas):
+            canvas.decide({0: VOCAB["a"]})
+        assert torch.equal(warm_canvas.masks(), cold_canvas.masks())
+
+
 def test_packed_masks_round_trip(bound_patterns):
     """Packed and bool masks agree on a fresh canvas and after every incremental change, decided rows too."""
     canvas = bound_patterns["(ab|c)+"].canvas(LENGTH)

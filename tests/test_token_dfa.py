@@ -36,7 +36,8 @@ def test_states_are_numbered_breadth_first(pattern):
     distance, frontier = {dfa.initial: 0}, [dfa.initial]
     while frontier:
         level = distance[frontier[0]] + 1
-        frontier = list(dict.fromkeys(int(t) for q in frontier for t in dfa.table[q] if t != DEAD and t not in distance))
+        reached = (int(t) for q in frontier for t in dfa.table[q] if t != DEAD and t not in distance)
+        frontier = list(dict.fromkeys(reached))
         distance.update((t, level) for t in frontier)
     assert dfa.initial == 0
     assert sorted(distance) == list(range(dfa.n_states))
