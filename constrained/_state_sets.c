@@ -21,7 +21,6 @@
 #define DEAD (-1)          /* the table's dead state */
 #define OPEN (-1)          /* an open position in a canvas's token array */
 #define DECIDED_KEY (-2)   /* row keys of decided positions: (DECIDED_KEY, token) */
-#define NOTHING_WRITTEN (-1) /* a row's key and content before its first write (no key or content is -1) */
 #define EMPTY_KEY UINT64_MAX
 
 /* Memo tables are dropped wholesale past this many entries, rows past this many bytes, and a dropped entry
@@ -945,11 +944,11 @@ static void write_token(const Kernel *k, void *out, int32_t token, int packed) {
 }
 
 /* fill_rows(out, keys, forward, backward, tokens, packed): bring the mask buffer `out` ([L, row]) up to date.
- * `keys` (int64 [L, 3], all NOTHING_WRITTEN at first) remembers per row its key, (forward[i], backward[i + 1])
- * for an open position or (DECIDED_KEY, token) for a decided one, and its content, the class set of an open
- * row or -2 - token for a decided one.  Only rows whose key changed are looked at again, and only those
- * whose content changed too are rewritten: after a decision the sets around it change at many positions,
- * their allowed classes at few. */
+ * `keys` (int64 [L, 3], all -1 at first: no key or content is -1) remembers per row its key,
+ * (forward[i], backward[i + 1]) for an open position or (DECIDED_KEY, token) for a decided one, and its
+ * content, the class set of an open row or -2 - token for a decided one.  Only rows whose key changed are
+ * looked at again, and only those whose content changed too are rewritten: after a decision the sets
+ * around it change at many positions, their allowed classes at few. */
 static PyObject *kernel_fill_rows(Kernel *k, PyObject *args) {
     Py_buffer out, keys, forward, backward, tokens;
     int packed;
