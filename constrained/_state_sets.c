@@ -972,20 +972,21 @@ static PyObject *kernel_fill_rows(Kernel *k, PyObject *args) {
         int64_t first = token[i] == OPEN ? F[i] : DECIDED_KEY, second = token[i] == OPEN ? B[i + 1] : token[i];
         int64_t *own = key + 3 * i;
         if (own[0] == first && own[1] == second) continue;
-        own[0] = first;
-        own[1] = second;
         int32_t classes = token[i] == OPEN ? open_classes(k, F, B, i) : 0;
         if (classes < 0) goto done;
         int64_t content = token[i] == OPEN ? classes : -2 - (int64_t)token[i];
-        if (own[2] == content) continue;
-        if (token[i] == OPEN) {
-            const uint32_t *row = class_row(k, classes);
-            if (!row) goto done;
-            write_row(k, rows + i * width, row, packed);
-        } else {
-            write_token(k, rows + i * width, token[i], packed);
+        if (own[2] != content) {
+            if (token[i] == OPEN) {
+                const uint32_t *row = class_row(k, classes);
+                if (!row) goto done;
+                write_row(k, rows + i * width, row, packed);
+            } else {
+                write_token(k, rows + i * width, token[i], packed);
+            }
+            own[2] = content;
         }
-        own[2] = content;
+        own[0] = first;  /* only once the row holds what the key says: an error leaves it to be redone */
+        own[1] = second;
     }
     result = Py_NewRef(Py_None);
 done:
