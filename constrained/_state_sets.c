@@ -193,64 +193,64 @@ static int32_t store_intern(SetStore *s, const uint64_t *bits) {
 
 /* ---------------------------------------------------------------------------------------- memo */
 
-/* uint64 key -> int32 value, open addressing; cleared wholesale at MEMO_LIMIT entries. */
+/* uint64 key -> int32 value, open addressing; cleared wholesale at MEMO_LIMIT entries.  A key and its value
+ * share one slot, so a look-up reads one cache line: the sweeps chain look-ups whose keys each depend on the
+ * one before, and after the model's forward pass none of them is in cache. */
 typedef struct {
-    uint64_t *keys;
-    int32_t *values;
+    uint64_t key;
+    int32_t value;
+} MemoSlot;
+
+typedef struct {
+    MemoSlot *slots;
     Py_ssize_t count, size;
 } Memo;
 
-static int memo_alloc(Memo *m, Py_ssize_t size) {
-    m->keys = malloc((size_t)size * sizeof(uint64_t));
-    m->values = malloc((size_t)size * sizeof(int32_t));
-    if (!m->keys || !m->values) return -1;
-    memset(m->keys, 0xff, (size_t)size * sizeof(uint64_t));
+static void memo_clear(Memo *m) {
+    for (Py_ssize_t i = 0; i < m->size; i++) m->slots[i].key = EMPTY_KEY;
     m->count = 0;
+}
+
+static int memo_alloc(Memo *m, Py_ssize_t size) {
+    m->slots = malloc((size_t)size * sizeof(MemoSlot));
+    if (!m->slots) return -1;
     m->size = size;
+    memo_clear(m);
     return 0;
 }
 
 static void memo_free(Memo *m) {
-    free(m->keys);
-    free(m->values);
-    m->keys = NULL;
-    m->values = NULL;
+    free(m->slots);
+    m->slots = NULL;
 }
 
 static inline Py_ssize_t memo_slot(const Memo *m, uint64_t key) {
     uint64_t h = key * 0x9E3779B97F4A7C15ull;
     Py_ssize_t mask = m->size - 1, slot = (Py_ssize_t)((h ^ (h >> 31)) & (uint64_t)mask);
-    while (m->keys[slot] != EMPTY_KEY && m->keys[slot] != key) slot = (slot + 1) & mask;
+    while (m->slots[slot].key != EMPTY_KEY && m->slots[slot].key != key) slot = (slot + 1) & mask;
     return slot;
 }
 
 static inline int32_t memo_get(const Memo *m, uint64_t key) {
-    Py_ssize_t slot = memo_slot(m, key);
-    return m->keys[slot] == key ? m->values[slot] : -1;
+    const MemoSlot *slot = &m->slots[memo_slot(m, key)];
+    return slot->key == key ? slot->value : -1;
 }
 
 static int memo_put(Memo *m, uint64_t key, int32_t value) {
-    if (m->count >= MEMO_LIMIT) {
-        memset(m->keys, 0xff, (size_t)m->size * sizeof(uint64_t));
-        m->count = 0;
-    }
+    if (m->count >= MEMO_LIMIT) memo_clear(m);
     if ((m->count + 1) * 2 > m->size) {
         Memo grown;
         if (memo_alloc(&grown, m->size * 2) < 0) return -1;
         for (Py_ssize_t i = 0; i < m->size; i++)
-            if (m->keys[i] != EMPTY_KEY) {
-                Py_ssize_t slot = memo_slot(&grown, m->keys[i]);
-                grown.keys[slot] = m->keys[i];
-                grown.values[slot] = m->values[i];
-            }
+            if (m->slots[i].key != EMPTY_KEY) grown.slots[memo_slot(&grown, m->slots[i].key)] = m->slots[i];
         grown.count = m->count;
         memo_free(m);
         *m = grown;
     }
-    Py_ssize_t slot = memo_slot(m, key);
-    m->count += m->keys[slot] == EMPTY_KEY;
-    m->keys[slot] = key;
-    m->values[slot] = value;
+    MemoSlot *slot = &m->slots[memo_slot(m, key)];
+    m->count += slot->key == EMPTY_KEY;
+    slot->key = key;
+    slot->value = value;
     return 0;
 }
 
