@@ -872,39 +872,20 @@ static PyObject *set_operation(Kernel *k, PyObject *args, int (*operation)(Kerne
 static PyObject *kernel_post(Kernel *k, PyObject *args) { return set_operation(k, args, post); }
 static PyObject *kernel_pre(Kernel *k, PyObject *args) { return set_operation(k, args, pre); }
 
-/* sweep(sets, tokens, changed, forward): recompute the canvas's forward sets (sets[i + 1] = post(sets[i], ...))
- * after the changed positions, or its backward sets (sets[i] = pre(sets[i + 1], ...)) before them, walking
- * the changes (strictly ascending) up or down, and skipping stretches that settle: a recomputed entry equal
- * to the old one ends the stretch, and the sweep resumes at the next change beyond it. */
-static PyObject *kernel_sweep(Kernel *k, PyObject *args) {
-    Py_buffer sets, tokens, changed;
-    int forward;
-    if (check_ready(k) < 0 || !PyArg_ParseTuple(args, "w*y*y*p", &sets, &tokens, &changed, &forward)) return NULL;
-    PyObject *result = NULL;
-    Py_ssize_t L = tokens.len / 4, n = changed.len / 4;
-    if (int32_array(&tokens, -1, "tokens") < 0 || int32_array(&sets, L + 1, "sets") < 0
-        || int32_array(&changed, -1, "changed") < 0)
-        goto done;
-    int32_t *set = sets.buf;
-    const int32_t *token = tokens.buf, *change = changed.buf;
-    for (Py_ssize_t j = 0; j < n; j++) {
-        if (change[j] < 0 || change[j] >= L) {
-            PyErr_Format(PyExc_IndexError, "position %d outside a canvas of length %zd", change[j], L);
-            goto done;
-        }
-        if (j && change[j] <= change[j - 1]) {
-            PyErr_SetString(PyExc_ValueError, "changed positions must be strictly ascending");
-            goto done;
-        }
-    }
+/* Recompute a canvas's forward sets (set[i + 1] = post(set[i], ...)) after the `n` changed positions, or its
+ * backward sets (set[i] = pre(set[i + 1], ...)) before them, walking the changes (strictly ascending, checked
+ * by the callers) up or down, and skipping stretches that settle: a recomputed entry equal to the old one
+ * ends the stretch, and the sweep resumes at the next change beyond it.  -1 with an error set. */
+static int sweep_changes(Kernel *k, int32_t *set, const int32_t *token, Py_ssize_t L, const int32_t *change,
+                         Py_ssize_t n, int forward) {
 #define NTH_CHANGE(j) change[forward ? (j) : n - 1 - (j)]  /* the changes in the sweep's direction */
     Py_ssize_t next = 0;
     Py_ssize_t i = n ? NTH_CHANGE(next++) : -1;
     while (n && (forward ? i < L : i >= 0)) {
         int32_t c, updated;
-        if (token_class_at(k, token, i, &c) < 0) goto done;
+        if (token_class_at(k, token, i, &c) < 0) return -1;
         int32_t *target = forward ? &set[i + 1] : &set[i];
-        if ((forward ? post(k, set[i], c, &updated) : pre(k, set[i + 1], c, &updated)) < 0) goto done;
+        if ((forward ? post(k, set[i], c, &updated) : pre(k, set[i + 1], c, &updated)) < 0) return -1;
         if (updated == *target) {
             while (next < n && (forward ? NTH_CHANGE(next) <= i : NTH_CHANGE(next) >= i)) next++;
             if (next == n) break;
@@ -915,11 +896,113 @@ static PyObject *kernel_sweep(Kernel *k, PyObject *args) {
         i += forward ? 1 : -1;
     }
 #undef NTH_CHANGE
+    return 0;
+}
+
+/* sweep(sets, tokens, changed, forward): sweep_changes over a canvas's sets array ([L + 1]) after (forward)
+ * or before the changed positions. */
+static PyObject *kernel_sweep(Kernel *k, PyObject *args) {
+    Py_buffer sets, tokens, changed;
+    int forward;
+    if (check_ready(k) < 0 || !PyArg_ParseTuple(args, "w*y*y*p", &sets, &tokens, &changed, &forward)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t L = tokens.len / 4, n = changed.len / 4;
+    if (int32_array(&tokens, -1, "tokens") < 0 || int32_array(&sets, L + 1, "sets") < 0
+        || int32_array(&changed, -1, "changed") < 0)
+        goto done;
+    const int32_t *change = changed.buf;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        if (change[j] < 0 || change[j] >= L) {
+            PyErr_Format(PyExc_IndexError, "position %d outside a canvas of length %zd", change[j], L);
+            goto done;
+        }
+        if (j && change[j] <= change[j - 1]) {
+            PyErr_SetString(PyExc_ValueError, "changed positions must be strictly ascending");
+            goto done;
+        }
+    }
+    if (sweep_changes(k, sets.buf, tokens.buf, L, change, n, forward) < 0) goto done;
     result = Py_NewRef(Py_None);
 done:
     PyBuffer_Release(&sets);
     PyBuffer_Release(&tokens);
     PyBuffer_Release(&changed);
+    return result;
+}
+
+/* One change of decide(): `position` and the token id (OPEN to reopen), or -1 with an error set. */
+static int read_change(const Kernel *k, PyObject *key, PyObject *value, Py_ssize_t L, int32_t *position,
+                       int32_t *token) {
+    Py_ssize_t p = PyNumber_AsSsize_t(key, PyExc_IndexError);
+    if (p == -1 && PyErr_Occurred()) return -1;
+    if (p < 0 || p >= L) {
+        PyErr_Format(PyExc_IndexError, "position %zd outside a canvas of length %zd", p, L);
+        return -1;
+    }
+    *position = (int32_t)p;
+    if (value == Py_None) {
+        *token = OPEN;
+        return 0;
+    }
+    Py_ssize_t t = PyNumber_AsSsize_t(value, PyExc_ValueError);
+    if (t == -1 && PyErr_Occurred()) return -1;
+    if (t < 0 || t >= k->vocab_size) {
+        PyErr_Format(PyExc_ValueError, "token id %zd outside the vocabulary (size %d)", t, k->vocab_size);
+        return -1;
+    }
+    *token = (int32_t)t;
+    return 0;
+}
+
+static int ascending(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* decide(tokens, token_ids, forward, backward, changes): a canvas's decide in one call (its Python loop
+ * cost more than the sweeps of a typical step).  `changes` maps positions to token ids or None (reopen);
+ * all are checked before any is applied, so a bad one leaves the canvas as it was.  Then `tokens` (the
+ * canvas's list) and `token_ids` take them, and both sweeps run from the changed positions. */
+static PyObject *kernel_decide(Kernel *k, PyObject *args) {
+    PyObject *tokens, *changes;
+    Py_buffer ids, forward, backward;
+    if (check_ready(k) < 0
+        || !PyArg_ParseTuple(args, "O!w*w*w*O!", &PyList_Type, &tokens, &ids, &forward, &backward, &PyDict_Type,
+                             &changes))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t L = PyList_GET_SIZE(tokens), n = PyDict_GET_SIZE(changes), j = 0, at = 0;
+    int32_t *change = PyMem_Malloc((size_t)(n ? n : 1) * 2 * sizeof(int32_t));
+    if (!change) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (int32_array(&ids, L, "token_ids") < 0 || int32_array(&forward, L + 1, "forward") < 0
+        || int32_array(&backward, L + 1, "backward") < 0)
+        goto done;
+    PyObject *key, *value;
+    int32_t *token_of = change + n;
+    while (PyDict_Next(changes, &at, &key, &value)) {
+        if (read_change(k, key, value, L, &change[j], &token_of[j]) < 0) goto done;
+        j++;
+    }
+    int32_t *token_id = ids.buf;
+    for (j = 0; j < n; j++) {
+        PyObject *item = token_of[j] == OPEN ? Py_NewRef(Py_None) : PyLong_FromLong(token_of[j]);
+        if (!item) goto done;
+        PyList_SetItem(tokens, change[j], item);  /* steals item, releases the old one */
+        token_id[change[j]] = token_of[j];
+    }
+    qsort(change, (size_t)n, sizeof(int32_t), ascending);
+    if (sweep_changes(k, forward.buf, token_id, L, change, n, 1) < 0
+        || sweep_changes(k, backward.buf, token_id, L, change, n, 0) < 0)
+        goto done;
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(change);
+    PyBuffer_Release(&ids);
+    PyBuffer_Release(&forward);
+    PyBuffer_Release(&backward);
     return result;
 }
 
@@ -1044,6 +1127,9 @@ static PyMethodDef kernel_methods[] = {
      "post(set, token_class): states reached by one token of the class (-1: of any class)."},
     {"pre", (PyCFunction)kernel_pre, METH_VARARGS,
      "pre(set, token_class): states from which one token of the class (-1: some token) enters the set."},
+    {"decide", (PyCFunction)kernel_decide, METH_VARARGS,
+     "decide(tokens, token_ids, forward, backward, changes): apply {position: token id or None} to a canvas, "
+     "checking all first, then sweep from the changes."},
     {"sweep", (PyCFunction)kernel_sweep, METH_VARARGS,
      "sweep(sets, tokens, changed, forward): update a canvas's forward or backward sets in place."},
     {"fill_rows", (PyCFunction)kernel_fill_rows, METH_VARARGS,

@@ -132,24 +132,16 @@ class Canvas:
     def vocab_size(self) -> int:
         return self._dfa.vocab_size
 
-    def _sweep(self, changed: np.ndarray) -> None:
-        """Recompute ``F`` after and ``B`` before the ``changed`` positions (strictly ascending; the kernel
-        walks them down for ``B`` and skips the stretches that settle)."""
-        self._sets.sweep(self._forward, self._token_ids, changed, True)
-        self._sets.sweep(self._backward, self._token_ids, changed, False)
-
     def decide(self, changes: Mapping[int, int | None]) -> None:
-        """Fix positions to tokens (or reopen them with ``None``) and update the sweeps incrementally."""
-        if not changes:
-            return
-        for position, token in changes.items():
-            if not 0 <= position < self.length:
-                raise IndexError(f"position {position} outside a canvas of length {self.length}")
-            if token is not OPEN and not 0 <= token < self.vocab_size:
-                raise ValueError(f"token id {token} outside the vocabulary (size {self.vocab_size})")
-            self.tokens[position] = token
-            self._token_ids[position] = _OPEN_ID if token is OPEN else token
-        self._sweep(np.fromiter(sorted(changes), dtype=np.int32, count=len(changes)))
+        """Fix positions to tokens (or reopen them with ``None``) and update the sweeps incrementally.
+
+        Every change is checked before any is applied: a bad position or token id raises and leaves the
+        canvas as it was. The kernel applies them and reruns ``F`` after and ``B`` before the changed
+        positions, skipping the stretches that settle.
+        """
+        if changes:
+            self._sets.decide(self.tokens, self._token_ids, self._forward, self._backward,
+                              changes if type(changes) is dict else dict(changes))
 
     def feasible(self) -> bool:
         """Whether the open positions can still be filled into an admissible canvas."""

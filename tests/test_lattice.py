@@ -210,6 +210,33 @@ def test_packed_masks_round_trip(bound_patterns):
         assert torch.equal(unpacked(), canvas.masks())
 
 
+@pytest.mark.parametrize("bad, error", [
+    ({LENGTH: VOCAB["a"]}, IndexError), ({-1: VOCAB["a"]}, IndexError),
+    ({2: len(VOCAB)}, ValueError), ({2: -1}, ValueError), ({"2": VOCAB["a"]}, TypeError),
+])
+def test_a_bad_change_is_refused_and_leaves_the_canvas_as_it_was(bound_patterns, bad, error):
+    """Every change is checked before any applies: the good change beside the bad one is not made either."""
+    canvas = bound_patterns["(ab|c)+"].canvas(LENGTH)
+    canvas.decide({0: VOCAB["ab"]})
+    before = canvas.tokens.copy(), canvas.masks()
+    with pytest.raises(error):
+        canvas.decide({1: VOCAB["c"], **bad})
+    assert canvas.tokens == before[0] and torch.equal(canvas.masks(), before[1])
+
+
+def test_decide_takes_any_mapping_of_integer_like_keys(bound_patterns):
+    """numpy integers (as a sampler's tensors give them) and read-only mappings decide like plain ints."""
+    import types
+
+    import numpy as np
+
+    by_numpy, by_int = (bound_patterns["(ab|c)+"].canvas(LENGTH) for _ in range(2))
+    by_numpy.decide(types.MappingProxyType({np.int64(1): np.int32(VOCAB["ab"]), np.int16(3): None}))
+    by_int.decide({1: VOCAB["ab"]})
+    assert by_numpy.tokens == by_int.tokens and all(type(t) in (int, type(None)) for t in by_numpy.tokens)
+    assert torch.equal(by_numpy.masks(), by_int.masks())
+
+
 def test_masks_in_place_are_the_canvas_buffer_kept_current(bound_patterns):
     """``copy=False`` hands out the canvas's own buffer: equal to a copy, rewritten in place by the next call."""
     canvas = bound_patterns["(ab|c)+"].canvas(LENGTH)
