@@ -983,9 +983,14 @@ static PyObject *kernel_decide(Kernel *k, PyObject *args) {
     PyObject *key, *value;
     int32_t *token_of = change + n;
     while (PyDict_Next(changes, &at, &key, &value)) {
+        if (j == n) {  /* an __index__ grew the dict under us */
+            PyErr_SetString(PyExc_RuntimeError, "changes changed size during decide");
+            goto done;
+        }
         if (read_change(k, key, value, L, &change[j], &token_of[j]) < 0) goto done;
         j++;
     }
+    n = j;
     int32_t *token_id = ids.buf;
     for (j = 0; j < n; j++) {
         PyObject *item = token_of[j] == OPEN ? Py_NewRef(Py_None) : PyLong_FromLong(token_of[j]);
