@@ -78,3 +78,16 @@ def test_missing_checkpoint_raises_a_typed_error(tmp_path, monkeypatch):
     finally:
         monkeypatch.undo()
         default_model.load_default.cache_clear()
+
+
+def test_shipped_generation_config_matches_the_recipe():
+    """The checkpoint's sampler settings are the ones ``model.train`` writes, so retraining keeps them."""
+    from model.train import generation_config
+
+    model, tokenizer = default_model.load_default()
+    recipe = generation_config(tokenizer, model.config.canvas_length)
+    shipped = model.generation_config
+    for name in ("t_min", "t_max", "max_denoising_steps", "stability_threshold", "confidence_threshold",
+                 "max_new_tokens", "eos_token_id", "pad_token_id"):
+        assert getattr(shipped, name) == getattr(recipe, name), name
+    assert shipped.sampler_config.entropy_bound == recipe.sampler_config.entropy_bound
