@@ -297,6 +297,9 @@ typedef struct {
     Py_ssize_t rows_capacity;
     size_t rows_bytes;
     uint64_t *scratch, *class_scratch;
+    /* The last intersection (row i's targets are row i + 1's sources): its operands' pair key, its number. */
+    uint64_t last_intersection_key;
+    int32_t last_intersection;
     int32_t empty, accepting, live;
     int ready;
 } Kernel;
@@ -546,6 +549,7 @@ static int kernel_init(Kernel *k, PyObject *args, PyObject *kwds) {
         goto done;
     }
     k->scratch = calloc(k->sets.words, sizeof(uint64_t));
+    k->last_intersection_key = EMPTY_KEY;
     k->class_scratch = calloc(k->class_sets.words, sizeof(uint64_t));
     if (!k->scratch || !k->class_scratch) { no_memory(); goto done; }
     if (build_arcs(k) < 0 || build_class_tokens(k) < 0) goto done;
@@ -758,10 +762,14 @@ static const uint32_t *class_row(Kernel *k, int32_t classes) {
 /* The states of both sets: interned, or -1 with an error set. */
 static int32_t intersection(Kernel *k, int32_t a, int32_t b) {
     if (check_set(k, a) < 0 || check_set(k, b) < 0) return -1;
+    uint64_t key = pair_key(a, b);
+    if (key == k->last_intersection_key) return k->last_intersection;
     const uint64_t *x = store_get(&k->sets, a), *y = store_get(&k->sets, b);
     for (int32_t w = 0; w < k->sets.words; w++) k->scratch[w] = x[w] & y[w];
     int32_t id;
-    return intern_scratch(k, &id) < 0 ? -1 : id;
+    if (intern_scratch(k, &id) < 0) return -1;
+    k->last_intersection_key = key;
+    return k->last_intersection = id;
 }
 
 /* The class set of open position i, or -1 with an error set; it depends on (F[i], B[i + 1]) alone, the
@@ -776,7 +784,7 @@ static int32_t open_classes(Kernel *k, const int32_t *F, const int32_t *B, Py_ss
     if (classes >= 0) return classes;
     int32_t sources = intersection(k, F[i], B[i]);
     if (sources < 0) return -1;
-    int32_t targets = intersection(k, B[i + 1], F[i + 1]);
+    int32_t targets = intersection(k, F[i + 1], B[i + 1]);
     if (targets < 0) return -1;
     uint64_t key = pair_key(sources, targets);
     if ((classes = memo_get(&k->pair_classes, key)) < 0) {
