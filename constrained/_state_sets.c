@@ -724,9 +724,34 @@ static int32_t classes_between(Kernel *k, int32_t sources, int32_t targets, int3
     return classes;
 }
 
+/* What spreading class c over a row costs, in word operations: a vector OR per 4 words of its precomputed
+ * row, or one per token. */
+static inline int64_t spread_cost(const Kernel *k, int32_t c) {
+    return k->class_rows[c] ? k->row_words / 4 : k->class_offsets[c + 1] - k->class_offsets[c];
+}
+
+/* Set (or, with clear, unset) the bits of class c's tokens in row.  Classes partition the vocabulary, so
+ * unsetting one class's tokens leaves every other class's bits as they were. */
+static void spread_class(const Kernel *k, uint32_t *row, int32_t c, int clear) {
+    const uint32_t *own = k->class_rows[c];
+    if (own) {
+        if (clear) for (int32_t w = 0; w < k->row_words; w++) row[w] &= ~own[w];
+        else for (int32_t w = 0; w < k->row_words; w++) row[w] |= own[w];
+        return;
+    }
+    for (int32_t i = k->class_offsets[c]; i < k->class_offsets[c + 1]; i++) {
+        int32_t t = k->class_tokens[i];
+        if (clear) row[t >> 5] &= ~((uint32_t)1 << (t & 31));
+        else row[t >> 5] |= (uint32_t)1 << (t & 31);
+    }
+}
+
 /* The packed vocabulary row of class set `classes`, memoized per class set: many pairs of state sets allow
- * the same classes, and spreading classes over the vocabulary costs more than finding them. */
-static const uint32_t *class_row(Kernel *k, int32_t classes) {
+ * the same classes, and spreading classes over the vocabulary costs more than finding them.  `like`, when
+ * not -1, is a class set whose row may be at hand (what the canvas row held before): after a decision a
+ * row's classes are a subset of its old ones, and when the classes dropped cost less to unset than the
+ * kept ones to set, the new row starts from a copy of the old. */
+static const uint32_t *class_row(Kernel *k, int32_t classes, int32_t like) {
     if (classes >= k->rows_capacity) {
         Py_ssize_t capacity = k->class_sets.capacity;
         uint32_t **rows = realloc(k->rows, (size_t)capacity * sizeof(uint32_t *));
@@ -741,19 +766,31 @@ static const uint32_t *class_row(Kernel *k, int32_t classes) {
         for (Py_ssize_t i = 0; i < k->rows_capacity; i++) { free(k->rows[i]); k->rows[i] = NULL; }
         k->rows_bytes = 0;
     }
-    uint32_t *row = calloc(k->row_words, sizeof(uint32_t));
-    if (!row) { no_memory(); return NULL; }
+    int32_t CW = k->class_sets.words;
     const uint64_t *allowed = store_get(&k->class_sets, classes);
-    FOR_MEMBERS(allowed, k->class_sets.words, c) {
-        const uint32_t *class_row = k->class_rows[c];
-        if (class_row) {
-            for (int32_t w = 0; w < k->row_words; w++) row[w] |= class_row[w];
-        } else {
-            for (int32_t i = k->class_offsets[c]; i < k->class_offsets[c + 1]; i++) {
-                int32_t t = k->class_tokens[i];
-                row[t >> 5] |= (uint32_t)1 << (t & 31);
-            }
+    const uint32_t *base = like >= 0 && like < k->rows_capacity ? k->rows[like] : NULL;
+    uint64_t *dropped = k->class_scratch;  /* free again: the classes are interned */
+    if (base) {
+        const uint64_t *before = store_get(&k->class_sets, like);
+        int64_t fresh = 0, trimmed = k->row_words / 4;
+        for (int32_t w = 0; w < CW; w++) {
+            if (allowed[w] & ~before[w]) { base = NULL; break; }
+            dropped[w] = before[w] & ~allowed[w];
         }
+        if (base) {
+            FOR_MEMBERS(allowed, CW, c) fresh += spread_cost(k, c);
+            FOR_MEMBERS(dropped, CW, c) trimmed += spread_cost(k, c);
+            if (trimmed >= fresh) base = NULL;
+        }
+    }
+    uint32_t *row = malloc(bytes);
+    if (!row) { no_memory(); return NULL; }
+    if (base) {
+        memcpy(row, base, bytes);
+        FOR_MEMBERS(dropped, CW, c) spread_class(k, row, c, 1);
+    } else {
+        memset(row, 0, bytes);
+        FOR_MEMBERS(allowed, CW, c) spread_class(k, row, c, 0);
     }
     k->rows_bytes += bytes;
     return k->rows[classes] = row;
@@ -1073,7 +1110,7 @@ static PyObject *kernel_fill_rows(Kernel *k, PyObject *args) {
         int64_t content = token[i] == OPEN ? classes : -2 - (int64_t)token[i];
         if (own[2] != content) {
             if (token[i] == OPEN) {
-                const uint32_t *row = class_row(k, classes);
+                const uint32_t *row = class_row(k, classes, own[2] >= 0 ? (int32_t)own[2] : -1);
                 if (!row) goto done;
                 write_row(k, rows + i * width, row, packed);
             } else {
@@ -1114,7 +1151,7 @@ static PyObject *kernel_write_row(Kernel *k, PyObject *args) {
         goto done;
     }
     int32_t classes = open_classes(k, forward.buf, backward.buf, i);
-    const uint32_t *row = classes < 0 ? NULL : class_row(k, classes);
+    const uint32_t *row = classes < 0 ? NULL : class_row(k, classes, -1);
     if (!row) goto done;
     write_row(k, out.buf, row, packed);
     result = Py_NewRef(Py_None);

@@ -106,6 +106,37 @@ def test_incremental_updates_match_a_fresh_canvas(bound_patterns, enumerated, pa
         assert torch.equal(canvas.masks(), fresh.masks())
 
 
+#: A vocabulary of every 1- to 3-character string over a small alphabet: 820 tokens, so that rows span many
+#: words and token classes range from one token to hundreds (small classes are spread token by token, large
+#: ones by their own precomputed rows).
+WIDE_VOCAB = {text: i for i, text in enumerate(
+    "".join(chars) for n in (1, 2, 3) for chars in itertools.product('ab01"{}: ', repeat=n))}
+WIDE_VOCAB["</s>"] = len(WIDE_VOCAB)
+WIDE_PATTERN = '\\{"[ab]{1,5}": [01]{1,4}(, "[ab]{1,5}": [01]{1,4}){0,2}\\}'
+
+
+@pytest.fixture(scope="module")
+def wide_bindings():
+    """The same constraint bound twice: two kernels, so that one's memoized rows cannot mask the other's."""
+    constraint = constrained.regex(WIDE_PATTERN)
+    return constraint.bind(WIDE_VOCAB), constraint.bind(WIDE_VOCAB)
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, 23), st.integers(0, 2**16)), min_size=1, max_size=12))
+def test_rows_kept_up_to_date_equal_rows_built_afresh(wide_bindings, steps):
+    """A row rewritten after a decision (built from its previous row where that is cheaper) is the row a
+    separate kernel builds from nothing for the same canvas. Each step decides one position to one of its
+    allowed tokens, so the canvas stays feasible and every step has rows to compare."""
+    kept, afresh = wide_bindings
+    canvas = kept.canvas(24)
+    for position, pick in steps:
+        allowed = canvas.masks()[position].nonzero().flatten().tolist()
+        if canvas.tokens[position] is None:
+            canvas.decide({position: allowed[pick % len(allowed)]})
+        assert torch.equal(canvas.packed_masks(copy=False), afresh.canvas_from(canvas.tokens).packed_masks())
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     pattern=st.sampled_from(PATTERNS),
