@@ -24,8 +24,9 @@
 #define EMPTY_KEY UINT64_MAX
 
 /* Memo tables are dropped wholesale past this many entries, rows past this many bytes, and a dropped entry
- * is only recomputed. The interned sets themselves are kept (canvases hold their numbers): one bit per
- * state each, for the life of the kernel. */
+ * is only recomputed. The interned sets themselves are kept (canvases hold their numbers), one bit per
+ * state each, until Python calls `forget` (lattice.StateSets bounds their bytes): that starts a new epoch,
+ * and canvases holding numbers of an earlier one sweep again. */
 #define MEMO_LIMIT 500000
 #define ROW_BYTES_LIMIT (64u << 20)
 /* Automata whose successor and predecessor sets fit in this many bytes each (up to about 8,000 states)
@@ -118,8 +119,8 @@ static void union_over(const UnionTable *u, uint64_t *into, const uint64_t *set,
         }
 }
 
-/* Bitsets numbered in order of first appearance; equal sets get equal numbers. Never shrinks: the numbers
- * are held by canvases and memo entries. */
+/* Bitsets numbered in order of first appearance; equal sets get equal numbers. Never shrinks, since the
+ * numbers are held by canvases and memo entries: it is only ever dropped whole (`forget`). */
 typedef struct {
     int32_t words;
     uint64_t *data;     /* count × words */
@@ -131,6 +132,7 @@ typedef struct {
 
 static int store_init(SetStore *s, int32_t words) {
     s->words = words > 0 ? words : 1;
+    s->count = 0;
     s->capacity = 64;
     s->index_size = 128;
     s->data = calloc((size_t)s->capacity * s->words, sizeof(uint64_t));
@@ -145,6 +147,10 @@ static void store_free(SetStore *s) {
     free(s->data);
     free(s->hashes);
     free(s->index);
+}
+
+static size_t store_bytes(const SetStore *s) {
+    return (size_t)s->capacity * ((size_t)s->words + 1) * sizeof(uint64_t) + (size_t)s->index_size * sizeof(int32_t);
 }
 
 static inline const uint64_t *store_get(const SetStore *s, int32_t id) { return s->data + (size_t)id * s->words; }
@@ -301,8 +307,22 @@ typedef struct {
     uint64_t last_intersection_key;
     int32_t last_intersection;
     int32_t empty, accepting, live;
+    int32_t epoch;              /* how many times `forget` dropped the sets: numbers from earlier epochs are void */
     int ready;
 } Kernel;
+
+/* Everything keyed by set numbers: the interned sets and class sets, the memos, the rows of class sets. */
+static void release_sets(Kernel *k) {
+    store_free(&k->sets); store_free(&k->class_sets);
+    memo_free(&k->post); memo_free(&k->pre); memo_free(&k->pair_classes); memo_free(&k->position_classes);
+    if (k->rows)
+        for (Py_ssize_t i = 0; i < k->rows_capacity; i++) free(k->rows[i]);
+    free(k->rows);
+    k->rows = NULL;
+    k->rows_capacity = 0;
+    k->rows_bytes = 0;
+    k->last_intersection_key = EMPTY_KEY;
+}
 
 static void kernel_release(Kernel *k) {
     if (k->table.obj) PyBuffer_Release(&k->table);
@@ -313,11 +333,7 @@ static void kernel_release(Kernel *k) {
     arcs_free(&k->out); arcs_free(&k->in);
     store_free(&k->arc_class_sets); free(k->arc_class_seen);
     free(k->by_class_offsets); free(k->by_class_source); free(k->by_class_target);
-    store_free(&k->sets); store_free(&k->class_sets);
-    memo_free(&k->post); memo_free(&k->pre); memo_free(&k->pair_classes); memo_free(&k->position_classes);
-    if (k->rows)
-        for (Py_ssize_t i = 0; i < k->rows_capacity; i++) free(k->rows[i]);
-    free(k->rows);
+    release_sets(k);
     free(k->scratch); free(k->class_scratch);
 }
 
@@ -502,10 +518,27 @@ static int intern_scratch(Kernel *k, int32_t *out) {
     return 0;
 }
 
+/* Empty stores and memos, then the three named sets, in the same order every epoch (so the same numbers).
+ * `accepting` holds the accepting states' bits. */
+static int start_sets(Kernel *k, const uint64_t *accepting) {
+    if (store_init(&k->sets, (k->n_states + 63) / 64) < 0 || store_init(&k->class_sets, (k->n_classes + 63) / 64) < 0
+        || memo_alloc(&k->post, 1024) < 0 || memo_alloc(&k->pre, 1024) < 0 || memo_alloc(&k->pair_classes, 1024) < 0
+        || memo_alloc(&k->position_classes, 1024) < 0)
+        return no_memory();
+    int32_t words = k->sets.words;
+    memset(k->scratch, 0, (size_t)words * sizeof(uint64_t));
+    if (intern_scratch(k, &k->empty) < 0) return -1;
+    memcpy(k->scratch, accepting, (size_t)words * sizeof(uint64_t));
+    if (intern_scratch(k, &k->accepting) < 0) return -1;
+    for (int32_t q = 0; q < k->n_states; q++) bit_set(k->scratch, q);
+    return intern_scratch(k, &k->live);
+}
+
 static int kernel_init(Kernel *k, PyObject *args, PyObject *kwds) {
     static char *names[] = {"table", "token_class", "accepting", NULL};
     PyObject *table_obj;
     Py_buffer token_class, accepting;
+    uint64_t *accepting_bits = NULL;
     if (k->ready) {
         PyErr_SetString(PyExc_RuntimeError, "the kernel is already initialised");
         return -1;
@@ -542,26 +575,19 @@ static int kernel_init(Kernel *k, PyObject *args, PyObject *kwds) {
             PyErr_SetString(PyExc_ValueError, "token_class holds a class outside the table");
             goto done;
         }
-    if (store_init(&k->sets, (k->n_states + 63) / 64) < 0 || store_init(&k->class_sets, (k->n_classes + 63) / 64) < 0
-        || memo_alloc(&k->post, 1024) < 0 || memo_alloc(&k->pre, 1024) < 0 || memo_alloc(&k->pair_classes, 1024) < 0
-        || memo_alloc(&k->position_classes, 1024) < 0) {
-        no_memory();
-        goto done;
-    }
-    k->scratch = calloc(k->sets.words, sizeof(uint64_t));
-    k->last_intersection_key = EMPTY_KEY;
-    k->class_scratch = calloc(k->class_sets.words, sizeof(uint64_t));
-    if (!k->scratch || !k->class_scratch) { no_memory(); goto done; }
-    if (build_arcs(k) < 0 || build_class_tokens(k) < 0) goto done;
-    if (intern_scratch(k, &k->empty) < 0) goto done;
+    int32_t words = (k->n_states + 63) / 64;
+    k->scratch = calloc(words, sizeof(uint64_t));
+    k->class_scratch = calloc((k->n_classes + 63) / 64, sizeof(uint64_t));
+    accepting_bits = calloc(words, sizeof(uint64_t));
+    if (!k->scratch || !k->class_scratch || !accepting_bits) { no_memory(); goto done; }
     for (int32_t q = 0; q < k->n_states; q++)
-        if (((const uint8_t *)accepting.buf)[q]) bit_set(k->scratch, q);
-    if (intern_scratch(k, &k->accepting) < 0) goto done;
-    for (int32_t q = 0; q < k->n_states; q++) bit_set(k->scratch, q);
-    if (intern_scratch(k, &k->live) < 0) goto done;
+        if (((const uint8_t *)accepting.buf)[q]) bit_set(accepting_bits, q);
+    /* the stores first: the arcs are laid out in their word counts */
+    if (start_sets(k, accepting_bits) < 0 || build_arcs(k) < 0 || build_class_tokens(k) < 0) goto done;
     k->ready = 1;
     status = 0;
 done:
+    free(accepting_bits);
     PyBuffer_Release(&token_class);
     PyBuffer_Release(&accepting);
     return status;
@@ -1163,6 +1189,34 @@ done:
     return result;
 }
 
+/* Drop every interned set and all that is keyed by their numbers, handing the memory back; the empty,
+ * accepting and live sets keep their numbers, every other number is void from here on. */
+static PyObject *kernel_forget(Kernel *k, PyObject *Py_UNUSED(unused)) {
+    if (check_ready(k) < 0) return NULL;
+    size_t bytes = (size_t)k->sets.words * sizeof(uint64_t);
+    uint64_t *accepting = malloc(bytes);
+    if (!accepting) return PyErr_NoMemory();
+    memcpy(accepting, store_get(&k->sets, k->accepting), bytes);
+    release_sets(k);
+    int status = start_sets(k, accepting);
+    free(accepting);
+    k->epoch++;
+    if (status < 0) {
+        k->ready = 0;  /* out of memory half way: unusable rather than wrong */
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *kernel_held_bytes(Kernel *k, void *Py_UNUSED(closure)) {
+    if (check_ready(k) < 0) return NULL;
+    const Memo *memos[] = {&k->post, &k->pre, &k->pair_classes, &k->position_classes};
+    size_t bytes = store_bytes(&k->sets) + store_bytes(&k->class_sets) + k->rows_bytes
+                   + (size_t)k->rows_capacity * sizeof(uint32_t *);
+    for (size_t i = 0; i < sizeof memos / sizeof *memos; i++) bytes += (size_t)memos[i]->size * sizeof(MemoSlot);
+    return PyLong_FromSize_t(bytes);
+}
+
 static PyObject *kernel_get_int(Kernel *k, void *field) {
     if (check_ready(k) < 0) return NULL;
     return PyLong_FromLong(*(int32_t *)((char *)k + (size_t)field));
@@ -1186,6 +1240,8 @@ static PyMethodDef kernel_methods[] = {
      "fill_rows(out, keys, forward, backward, tokens, packed): rewrite the mask rows whose key changed."},
     {"write_row", (PyCFunction)kernel_write_row, METH_VARARGS,
      "write_row(out, forward, backward, tokens, position, packed): the mask row of one open position."},
+    {"forget", (PyCFunction)kernel_forget, METH_NOARGS,
+     "Drop the interned sets, memos and rows (a new epoch): only the empty, accepting and live numbers stay valid."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1193,6 +1249,9 @@ static PyGetSetDef kernel_getset[] = {
     {"empty", (getter)kernel_get_int, NULL, "The empty set's number.", (void *)offsetof(Kernel, empty)},
     {"accepting", (getter)kernel_get_int, NULL, "The accepting states' number.", (void *)offsetof(Kernel, accepting)},
     {"live", (getter)kernel_get_int, NULL, "The number of the set of all states.", (void *)offsetof(Kernel, live)},
+    {"epoch", (getter)kernel_get_int, NULL, "How many times the kernel forgot its sets.", (void *)offsetof(Kernel, epoch)},
+    {"held_bytes", (getter)kernel_held_bytes, NULL,
+     "Bytes held by the interned sets, memos and rows, which grow with use until `forget`.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

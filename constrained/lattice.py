@@ -36,6 +36,8 @@ _NOTHING_WRITTEN = -1  # a row's key and content before the kernel first writes 
 _ANY_TOKEN = -1  # the kernel's post / pre by some token of any class
 #: The longest all-open canvas :meth:`StateSets.precompute_open_canvases` fills.
 _OPEN_CANVAS_LIMIT = 512
+#: What one automaton's interned sets, memos and rows may hold before :meth:`StateSets.reclaim` drops them.
+MEMORY_LIMIT_BYTES = 512 << 20
 
 
 class StateSets(Kernel):
@@ -44,15 +46,30 @@ class StateSets(Kernel):
     Sets are numbered in order of first appearance; two equal sets always get the same number, so the
     lattice compares and memoizes sets as plain integers. The work is the compiled kernel's
     (``constrained/_state_sets.c``): ``post``/``pre`` of a set by a token class, the canvas sweeps, and the
-    mask rows, each memoized; this class adds the numpy view of a set that the decodes read.
+    mask rows, each memoized; this class adds the numpy view of a set that the decodes read, and bounds the
+    memory all that holds.
+
+    Why a bound: every new set a canvas meets is kept (canvases and memos hold its number), so a process
+    that serves generation after generation on one automaton would grow without end, by a few hundred
+    kilobytes per 256-position canvas on a MaskBench schema and far more on a SQL automaton of tens of
+    thousands of states. Past ``memory_limit`` bytes the kernel forgets everything at the next decision on
+    any canvas (a new :attr:`epoch`), and each canvas sweeps again on its next call.
     """
 
-    def __init__(self, dfa: TokenDFA) -> None:
+    def __init__(self, dfa: TokenDFA, *, memory_limit: int = MEMORY_LIMIT_BYTES) -> None:
         super().__init__(np.ascontiguousarray(dfa.table, dtype=np.int32),
                          np.ascontiguousarray(dfa.token_class, dtype=np.int32),
                          np.ascontiguousarray(dfa.accepting, dtype=bool))
         self.dfa = dfa
         self.packed_width = -(-dfa.vocab_size // 32)
+        self.memory_limit = memory_limit
+
+    def reclaim(self) -> None:
+        """Forget every set once the kernel holds more than :attr:`memory_limit` bytes, then fill the memos of
+        the all-open canvases again (a few milliseconds), since every generation starts there."""
+        if self.held_bytes > self.memory_limit:
+            self.forget()
+            self.precompute_open_canvases()
 
     def precompute_open_canvases(self) -> None:
         """Fill the memos with the sweeps and masks of the all-open canvas, final and not; once, when bound.
@@ -118,15 +135,31 @@ class Canvas:
         self._token_ids = np.full(length, _OPEN_ID, dtype=np.int32)  # the kernel's view of ``tokens``
         # the packed layout, what samplers move to a device, is allocated with the canvas; bool rows on demand
         self._layouts = {True: _RowBuffer(length, sets.packed_width, np.int32)}
-        start_state = self._dfa.initial if start is None else start
-        if not 0 <= start_state < self._dfa.n_states:
-            raise ValueError(f"start state {start_state} is not a state of this automaton")
-        self._forward = np.full(length + 1, _UNSET, dtype=np.int32)
-        self._backward = np.full(length + 1, _UNSET, dtype=np.int32)
-        self._forward[0] = sets.single(start_state)
-        self._backward[length] = sets.accepting if final else sets.live
+        self._start_state = self._dfa.initial if start is None else start
+        if not 0 <= self._start_state < self._dfa.n_states:
+            raise ValueError(f"start state {self._start_state} is not a state of this automaton")
+        self._forward = np.empty(length + 1, dtype=np.int32)
+        self._backward = np.empty(length + 1, dtype=np.int32)
+        self._sweep_all()
+
+    def _sweep_all(self) -> None:
+        """Both sweeps over the whole canvas, and rows marked unwritten: at creation, and after the kernel
+        forgot its sets (every number this canvas held is void then)."""
+        sets = self._sets
+        self._epoch = sets.epoch
+        self._forward.fill(_UNSET)
+        self._backward.fill(_UNSET)
+        self._forward[0] = sets.single(self._start_state)
+        self._backward[self.length] = sets.accepting if self.final else sets.live
         sets.sweep(self._forward, self._token_ids, np.array([0], dtype=np.int32), True)
-        sets.sweep(self._backward, self._token_ids, np.array([length - 1], dtype=np.int32), False)
+        sets.sweep(self._backward, self._token_ids, np.array([self.length - 1], dtype=np.int32), False)
+        for layout in self._layouts.values():
+            layout.keys.fill(_NOTHING_WRITTEN)
+
+    def _current(self) -> None:
+        """Sweep again if the kernel forgot its sets since this canvas last used them."""
+        if self._epoch != self._sets.epoch:
+            self._sweep_all()
 
     @property
     def vocab_size(self) -> int:
@@ -140,11 +173,14 @@ class Canvas:
         positions, skipping the stretches that settle.
         """
         if changes:
+            self._sets.reclaim()
+            self._current()
             self._sets.decide(self.tokens, self._token_ids, self._forward, self._backward,
                               changes if type(changes) is dict else dict(changes))
 
     def feasible(self) -> bool:
         """Whether the open positions can still be filled into an admissible canvas."""
+        self._current()
         return self._sets.intersects(int(self._forward[0]), int(self._backward[0]))
 
     def allowed(self, position: int) -> torch.Tensor:
@@ -155,6 +191,7 @@ class Canvas:
             mask[token] = self.feasible()
             return mask
         row = np.empty(self.vocab_size, dtype=bool)
+        self._current()
         self._sets.write_row(row, self._forward, self._backward, self._token_ids, position, False)
         return torch.from_numpy(row)
 

@@ -137,6 +137,49 @@ def test_rows_kept_up_to_date_equal_rows_built_afresh(wide_bindings, steps):
         assert torch.equal(canvas.packed_masks(copy=False), afresh.canvas_from(canvas.tokens).packed_masks())
 
 
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.tuples(st.booleans(), st.integers(0, 23), st.integers(0, 2**16)), min_size=1, max_size=16))
+def test_canvases_stay_exact_when_their_kernel_forgets_its_sets(wide_bindings, steps):
+    """With no memory to spare, the kernel forgets every set at each decision; two
+    canvases decided in turn then hold void numbers half the time, and must sweep again before answering.
+    Their masks, feasibility and rows equal those of canvases on a kernel that never forgets."""
+    bound, reference = wide_bindings
+    forgetful = constrained.lattice.StateSets(bound.dfa, memory_limit=0)
+    canvases = [constrained.lattice.Canvas(forgetful, 24) for _ in range(2)]
+    epoch = forgetful.epoch
+    for second, position, pick in steps:
+        canvas = canvases[second]
+        allowed = canvas.allowed(position).nonzero().flatten().tolist()
+        if canvas.tokens[position] is None:
+            canvas.decide({position: allowed[pick % len(allowed)]})
+        for each in canvases:
+            fresh = reference.canvas_from(each.tokens)
+            assert each.feasible() == fresh.feasible()
+            assert torch.equal(each.packed_masks(copy=False), fresh.packed_masks())
+    assert forgetful.epoch > epoch
+
+
+def test_reclaim_hands_back_what_the_kernel_held_past_its_limit():
+    """Under its limit a kernel keeps its sets; past it, ``reclaim`` drops them to the footprint of a kernel
+    just bound (the all-open canvases' memos), in a new epoch."""
+    bound = constrained.regex(WIDE_PATTERN).bind(WIDE_VOCAB)
+    sets = constrained.lattice.StateSets(bound.dfa)
+    sets.precompute_open_canvases()
+    just_bound = sets.held_bytes
+    canvas = constrained.lattice.Canvas(sets, 24)
+    for position in range(24):
+        canvas.decide({position: int(canvas.allowed(position).nonzero()[-1])})
+    grown = sets.held_bytes
+    assert grown > just_bound
+    sets.memory_limit = grown
+    sets.reclaim()
+    assert (sets.held_bytes, sets.epoch) == (grown, 0)
+    sets.memory_limit = grown - 1
+    sets.reclaim()
+    assert (sets.held_bytes, sets.epoch) == (just_bound, 1)
+    assert canvas.complete() and bound.accepts_tokens(canvas.tokens)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     pattern=st.sampled_from(PATTERNS),
