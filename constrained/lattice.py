@@ -72,7 +72,8 @@ class StateSets(Kernel):
             self.precompute_open_canvases()
 
     def precompute_open_canvases(self) -> None:
-        """Fill the memos with the sweeps and masks of the all-open canvas, final and not; once, when bound.
+        """Fill the memos with the sweeps and masks of the all-open canvas, final and not: when bound, and after
+        every :meth:`reclaim`.
 
         Why: every generation starts from an all-open canvas, and its masks do not depend on its length
         beyond the few positions its sweeps take to settle. The forward sets grow from the initial state
