@@ -5,11 +5,15 @@ from __future__ import annotations
 import itertools
 import re
 
+import numpy as np
 import pytest
 
 import constrained
+from constrained import token_dfa
+from constrained._outlines_binary import read_index
 from constrained.errors import VocabularyError
 from constrained.token_dfa import DEAD
+from constrained.vocabulary import as_vocabulary
 
 VOCAB = {"a": 0, "b": 1, "ab": 2, "c": 3, "</s>": 4, "x": 5, "y": 6, "ba": 7}
 END = VOCAB["</s>"]
@@ -82,3 +86,53 @@ def test_an_intersection_is_minimal():
     alone = constrained.regex("(xa|ya)b").bind(VOCAB).dfa
     both = constrained.Constraint("(xa|ya)b", also_matches=("[xy].*",)).bind(VOCAB).dfa
     assert both.n_states == alone.n_states == 4
+
+
+def _index(pattern: str):
+    """An outlines-core Index over VOCAB's pieces, as the compiler builds it (without its markers)."""
+    import outlines_core
+
+    pieces = {piece.encode(): [token_id] for piece, token_id in VOCAB.items() if token_id != END}
+    return outlines_core.Index(pattern, outlines_core.Vocabulary(END, pieces))
+
+
+@pytest.mark.parametrize("pattern", ["a(b|a)*c", "(x|y)(ab|ba)*c?", "[ab]{2,3}(xc|yc)"])
+def test_the_index_read_from_its_bytes_holds_every_transition(pattern):
+    """The transitions read from the Index's binary form are exactly those ``get_transitions`` lists."""
+    index = _index(pattern)
+    listed = {(q, t, n) for q, row in index.get_transitions().items() for t, n in row.items()}
+    sources, tokens, targets = token_dfa._transitions(index)
+    assert set(zip(sources.tolist(), tokens.tolist(), targets.tolist())) == listed
+    assert len(sources) == len(listed)
+
+
+def _disagreeing(data: bytes):
+    """What the reader gives, with every next state off by one: readable, but not the Index's."""
+    initial, finals, sources, tokens, targets, end_token, vocab_size = read_index(data)
+    shifted = (np.frombuffer(targets, dtype=np.int32) + 1).astype(np.int32).tobytes()
+    return initial, finals, sources, tokens, shifted, end_token, vocab_size
+
+
+@pytest.mark.parametrize("reader", [lambda data: None, _disagreeing], ids=["unreadable", "disagreeing"])
+def test_index_bytes_that_do_not_read_true_give_way_to_its_dicts(monkeypatch, reader):
+    """When the bytes do not read, or read into transitions the Index's accessors contradict, the
+    transitions come from ``get_transitions`` instead, and the automaton is the same."""
+    pattern = '\\{"(a|b)*": (x|y)\\}'
+    vocabulary = as_vocabulary({**VOCAB, "{": 8, "}": 9, '"': 10, ":": 11, " ": 12}, None)
+    read = token_dfa._compile_tables(pattern, vocabulary)
+    monkeypatch.setattr(token_dfa, "read_index", reader)
+    listed = token_dfa._compile_tables(pattern, vocabulary)
+    for field in ("table", "token_class", "accepting"):
+        assert np.array_equal(getattr(read, field), getattr(listed, field))
+    assert read.initial == listed.initial
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b[:-1], lambda b: b + b"\xfe",
+                                    lambda b: b"\xfd" + b"\xff" * 8 + b[1:], lambda b: b""],
+                         ids=["half", "last byte cut", "a byte too many", "huge initial state", "empty"])
+def test_damaged_index_bytes_read_as_nothing(damage):
+    """Bytes that do not have the layout expected give None (and the compiler its fallback), never a crash
+    or arrays read past the end."""
+    data = _index("a(b|a)*c").__reduce__()[1][0]
+    assert read_index(data) is not None
+    assert read_index(damage(data)) is None
