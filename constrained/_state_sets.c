@@ -69,40 +69,69 @@ static uint64_t hash_words(const uint64_t *words, int32_t n) {
 /* Unions of per-state bitsets (successors, predecessors, class sets) over whole state sets, by the "four
  * Russians" method: the states are cut into chunks of `bits` (4 or 8) consecutive numbers, and for every
  * chunk and every subset of it the union of its members' bitsets is precomputed.  The union over a set of
- * m states then costs one OR of `words` words per non-empty chunk, at most S / bits of them, instead of
+ * m states then costs one OR of the chunk's few words per non-empty chunk, at most S / bits of them, instead of
  * one per member: several times fewer where sets hold hundreds of states, as they do across the open
  * stretches of a canvas. */
 typedef struct {
     int32_t bits, words;
-    uint64_t *data;     /* [S / bits, 2 ** bits, words] */
+    uint64_t *data;     /* per chunk, 2 ** bits entries of that chunk's span of words */
+    size_t *offset;     /* [chunks]: where the chunk's entries start in data */
+    int32_t *first, *width;  /* [chunks]: the words its members' bitsets touch, first and how many */
 } UnionTable;
 
+static void union_table_free(UnionTable *u) {
+    free(u->data); free(u->offset); free(u->first); free(u->width);
+}
+
 static inline const uint64_t *union_entry(const UnionTable *u, size_t chunk, uint64_t subset) {
-    return u->data + (((chunk << u->bits) | subset) * (size_t)u->words);
+    return u->data + u->offset[chunk] + subset * (size_t)u->width[chunk];
 }
 
 /* Build the table for `n` states whose bitsets of `words` words are rows[row_of[state]] (rows[state] when
  * row_of is NULL); the finest chunk width that fits the memory bound, or no table (data NULL) when even
- * nibbles do not.  -1 when out of memory. */
+ * nibbles do not.  Each chunk keeps only the words its members' bitsets touch (states are numbered
+ * breadth-first, so a chunk's neighbours sit in a few nearby words): that is all a union over it ORs.
+ * -1 when out of memory. */
 static int union_table_build(UnionTable *u, int32_t n, int32_t words, const uint64_t *rows, const int32_t *row_of) {
+    memset(u, 0, sizeof *u);
     u->words = words;
-    u->data = NULL;
-    for (u->bits = 8; u->bits >= 4; u->bits -= 4) {
-        size_t chunks = ((size_t)n + u->bits - 1) / u->bits;
-        size_t entries = chunks << u->bits;
-        if (entries * (size_t)words * sizeof(uint64_t) > UNION_TABLE_BYTES_LIMIT) continue;
-        if (!(u->data = malloc(entries * (size_t)words * sizeof(uint64_t)))) return -1;
+    for (int32_t bits = 8; bits >= 4; bits -= 4) {
+        size_t chunks = ((size_t)n + bits - 1) / bits, total = 0;
+        free(u->offset); free(u->first); free(u->width);
+        u->offset = malloc(chunks * sizeof(size_t));
+        u->first = malloc(chunks * sizeof(int32_t));
+        u->width = malloc(chunks * sizeof(int32_t));
+        if (!u->offset || !u->first || !u->width) return -1;
         for (size_t chunk = 0; chunk < chunks; chunk++) {
-            memset((uint64_t *)union_entry(u, chunk, 0), 0, (size_t)words * sizeof(uint64_t));
-            for (uint64_t subset = 1; subset < ((uint64_t)1 << u->bits); subset++) {
+            int32_t lo = words, hi = 0;
+            for (int32_t state = (int32_t)(chunk * bits); state < n && state < (int32_t)((chunk + 1) * bits); state++) {
+                const uint64_t *row = rows + (size_t)(row_of ? row_of[state] : state) * words;
+                for (int32_t w = 0; w < words; w++)
+                    if (row[w]) { if (w < lo) lo = w; if (w + 1 > hi) hi = w + 1; }
+            }
+            u->first[chunk] = lo < hi ? lo : 0;
+            u->width[chunk] = lo < hi ? hi - lo : 0;
+            u->offset[chunk] = total;
+            total += ((size_t)1 << bits) * (size_t)u->width[chunk];
+        }
+        if (total * sizeof(uint64_t) > UNION_TABLE_BYTES_LIMIT) continue;
+        u->bits = bits;
+        if (!(u->data = malloc((total ? total : 1) * sizeof(uint64_t)))) return -1;
+        for (size_t chunk = 0; chunk < chunks; chunk++) {
+            int32_t lo = u->first[chunk], width = u->width[chunk];
+            if (!width) continue;
+            memset((uint64_t *)union_entry(u, chunk, 0), 0, (size_t)width * sizeof(uint64_t));
+            for (uint64_t subset = 1; subset < ((uint64_t)1 << bits); subset++) {
                 uint64_t *entry = (uint64_t *)union_entry(u, chunk, subset);
-                int32_t state = (int32_t)(chunk * u->bits) + __builtin_ctzll(subset);
-                memcpy(entry, union_entry(u, chunk, subset & (subset - 1)), (size_t)words * sizeof(uint64_t));
-                if (state < n) or_words(entry, rows + (size_t)(row_of ? row_of[state] : state) * words, words);
+                int32_t state = (int32_t)(chunk * bits) + __builtin_ctzll(subset);
+                memcpy(entry, union_entry(u, chunk, subset & (subset - 1)), (size_t)width * sizeof(uint64_t));
+                if (state < n) or_words(entry, rows + (size_t)(row_of ? row_of[state] : state) * words + lo, width);
             }
         }
         return 0;
     }
+    union_table_free(u);
+    memset(u, 0, sizeof *u);
     return 0;
 }
 
@@ -114,7 +143,8 @@ static void union_over(const UnionTable *u, uint64_t *into, const uint64_t *set,
         for (uint64_t rest = set[w]; rest; ) {
             int32_t m = __builtin_ctzll(rest) / u->bits;
             uint64_t subset = (rest >> (m * u->bits)) & mask;
-            or_words(into, union_entry(u, (size_t)w * per_word + m, subset), u->words);
+            size_t chunk = (size_t)w * per_word + m;
+            or_words(into + u->first[chunk], union_entry(u, chunk, subset), u->width[chunk]);
             rest &= ~(mask << (m * u->bits));
         }
 }
@@ -279,7 +309,7 @@ typedef struct {
 
 static void arcs_free(Arcs *a) {
     free(a->offsets); free(a->ends); free(a->classes); free(a->state_classes); free(a->neighbours); free(a->spans);
-    free(a->neighbour_union.data); free(a->class_union.data);
+    union_table_free(&a->neighbour_union); union_table_free(&a->class_union);
 }
 
 typedef struct {
