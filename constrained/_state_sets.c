@@ -72,19 +72,24 @@ static uint64_t hash_words(const uint64_t *words, int32_t n) {
  * m states then costs one OR of the chunk's few words per non-empty chunk, at most S / bits of them, instead of
  * one per member: several times fewer where sets hold hundreds of states, as they do across the open
  * stretches of a canvas. */
+/* Where a chunk's entries start in its table, and the words its members' bitsets touch (first, how many). */
+typedef struct {
+    size_t offset;
+    int32_t first, width;
+} ChunkSpan;
+
 typedef struct {
     int32_t bits, words;
     uint64_t *data;     /* per chunk, 2 ** bits entries of that chunk's span of words */
-    size_t *offset;     /* [chunks]: where the chunk's entries start in data */
-    int32_t *first, *width;  /* [chunks]: the words its members' bitsets touch, first and how many */
+    ChunkSpan *spans;   /* [chunks] */
 } UnionTable;
 
 static void union_table_free(UnionTable *u) {
-    free(u->data); free(u->offset); free(u->first); free(u->width);
+    free(u->data); free(u->spans);
 }
 
 static inline const uint64_t *union_entry(const UnionTable *u, size_t chunk, uint64_t subset) {
-    return u->data + u->offset[chunk] + subset * (size_t)u->width[chunk];
+    return u->data + u->spans[chunk].offset + subset * (size_t)u->spans[chunk].width;
 }
 
 /* Build the table for `n` states whose bitsets of `words` words are rows[row_of[state]] (rows[state] when
@@ -97,11 +102,8 @@ static int union_table_build(UnionTable *u, int32_t n, int32_t words, const uint
     u->words = words;
     for (int32_t bits = 8; bits >= 4; bits -= 4) {
         size_t chunks = ((size_t)n + bits - 1) / bits, total = 0;
-        free(u->offset); free(u->first); free(u->width);
-        u->offset = malloc(chunks * sizeof(size_t));
-        u->first = malloc(chunks * sizeof(int32_t));
-        u->width = malloc(chunks * sizeof(int32_t));
-        if (!u->offset || !u->first || !u->width) return -1;
+        free(u->spans);
+        if (!(u->spans = malloc(chunks * sizeof(ChunkSpan)))) return -1;
         for (size_t chunk = 0; chunk < chunks; chunk++) {
             int32_t lo = words, hi = 0;
             for (int32_t state = (int32_t)(chunk * bits); state < n && state < (int32_t)((chunk + 1) * bits); state++) {
@@ -109,16 +111,17 @@ static int union_table_build(UnionTable *u, int32_t n, int32_t words, const uint
                 for (int32_t w = 0; w < words; w++)
                     if (row[w]) { if (w < lo) lo = w; if (w + 1 > hi) hi = w + 1; }
             }
-            u->first[chunk] = lo < hi ? lo : 0;
-            u->width[chunk] = lo < hi ? hi - lo : 0;
-            u->offset[chunk] = total;
-            total += ((size_t)1 << bits) * (size_t)u->width[chunk];
+            ChunkSpan *span = &u->spans[chunk];
+            span->first = lo < hi ? lo : 0;
+            span->width = lo < hi ? hi - lo : 0;
+            span->offset = total;
+            total += ((size_t)1 << bits) * (size_t)span->width;
         }
         if (total * sizeof(uint64_t) > UNION_TABLE_BYTES_LIMIT) continue;
         u->bits = bits;
         if (!(u->data = malloc((total ? total : 1) * sizeof(uint64_t)))) return -1;
         for (size_t chunk = 0; chunk < chunks; chunk++) {
-            int32_t lo = u->first[chunk], width = u->width[chunk];
+            int32_t lo = u->spans[chunk].first, width = u->spans[chunk].width;
             if (!width) continue;
             memset((uint64_t *)union_entry(u, chunk, 0), 0, (size_t)width * sizeof(uint64_t));
             for (uint64_t subset = 1; subset < ((uint64_t)1 << bits); subset++) {
@@ -143,8 +146,8 @@ static void union_over(const UnionTable *u, uint64_t *into, const uint64_t *set,
         for (uint64_t rest = set[w]; rest; ) {
             int32_t m = __builtin_ctzll(rest) / u->bits;
             uint64_t subset = (rest >> (m * u->bits)) & mask;
-            size_t chunk = (size_t)w * per_word + m;
-            or_words(into + u->first[chunk], union_entry(u, chunk, subset), u->width[chunk]);
+            const ChunkSpan *span = &u->spans[(size_t)w * per_word + m];
+            or_words(into + span->first, u->data + span->offset + subset * (size_t)span->width, span->width);
             rest &= ~(mask << (m * u->bits));
         }
 }
