@@ -234,7 +234,8 @@ def _transitions(index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     the next state of a spread of transitions); otherwise the dicts are read instead.
     """
     reduced = index.__reduce__()
-    read = read_index(reduced[1][0]) if len(reduced) > 1 and isinstance(reduced[1][0], bytes) else None
+    arguments = reduced[1] if isinstance(reduced, tuple) and len(reduced) > 1 else ()
+    read = read_index(arguments[0]) if len(arguments) == 1 and isinstance(arguments[0], bytes) else None
     if read is not None:
         initial, finals, *arrays, _, _ = read
         sources, tokens, targets = (np.frombuffer(array, dtype=np.int32) for array in arrays)
