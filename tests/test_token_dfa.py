@@ -7,6 +7,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import constrained
 from constrained import token_dfa
@@ -136,3 +138,17 @@ def test_damaged_index_bytes_read_as_nothing(damage):
     data = _index("a(b|a)*c").__reduce__()[1][0]
     assert read_index(data) is not None
     assert read_index(damage(data)) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8), cut=st.integers(0, 10**6))
+def test_corrupted_index_bytes_read_as_nothing_or_as_whole_transitions(flips, cut):
+    """Any corruption of real Index bytes (bytes overwritten, the tail cut) reads as nothing or as three
+    arrays of one length, never a crash or an exception."""
+    data = bytearray(_index("(x|y)(ab|ba)*c?").__reduce__()[1][0])
+    for at, value in flips:
+        data[at % len(data)] = value
+    read = read_index(bytes(data[: len(data) - cut % len(data)]))
+    if read is not None:
+        _, _, sources, tokens, targets, _, _ = read
+        assert len(sources) == len(tokens) == len(targets)
