@@ -146,8 +146,8 @@ static void union_over(const UnionTable *u, uint64_t *into, const uint64_t *set,
         for (uint64_t rest = set[w]; rest; ) {
             int32_t m = __builtin_ctzll(rest) / u->bits;
             uint64_t subset = (rest >> (m * u->bits)) & mask;
-            const ChunkSpan *span = &u->spans[(size_t)w * per_word + m];
-            or_words(into + span->first, u->data + span->offset + subset * (size_t)span->width, span->width);
+            size_t chunk = (size_t)w * per_word + m;
+            or_words(into + u->spans[chunk].first, union_entry(u, chunk, subset), u->spans[chunk].width);
             rest &= ~(mask << (m * u->bits));
         }
 }
