@@ -225,6 +225,13 @@ def _compile_tables(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     return _minimal(_trimmed(TokenDFA(table, token_class, accepting, int(renumber[initial]), end_class)))
 
 
+def _pickled_bytes(index) -> bytes | None:
+    """The bytes an outlines-core ``Index`` pickles itself to, or None if it pickles some other way."""
+    reduced = index.__reduce__()
+    arguments = reduced[1] if isinstance(reduced, tuple) and len(reduced) > 1 else ()
+    return arguments[0] if len(arguments) == 1 and isinstance(arguments[0], bytes) else None
+
+
 def _transitions(index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every transition of an outlines-core ``Index`` as (state, token, next state) integer arrays.
 
@@ -233,9 +240,8 @@ def _transitions(index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     own, so the read is used only when it agrees with the Index's accessors (initial and final states, and
     the next state of a spread of transitions); otherwise the dicts are read instead.
     """
-    reduced = index.__reduce__()
-    arguments = reduced[1] if isinstance(reduced, tuple) and len(reduced) > 1 else ()
-    read = read_index(arguments[0]) if len(arguments) == 1 and isinstance(arguments[0], bytes) else None
+    data = _pickled_bytes(index)
+    read = read_index(data) if data is not None else None
     if read is not None:
         initial, finals, *arrays, _, _ = read
         sources, tokens, targets = (np.frombuffer(array, dtype=np.int32) for array in arrays)
