@@ -8,18 +8,24 @@ constrained sampler improves on (the real benchmark is ``benchmarks/quality.py``
 Metrics: JSON: parses, whole-object exact match, field exact match (top-level properties of the target whose
 value the output reproduces); SQL: exact string match, parses; Sudoku: fraction of blank cells filled correctly,
 fraction of givens copied, whole grids right.
+
+``--copy-probe N`` asks the question under all of JSON extraction: does the model read a value from the text at
+all? See :func:`copy_probe`.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlglot
 import torch
 
 from constrained.default_model import checkpoint_dir, load
+from constrained.prompts import json_prompt
 from model import blocks, corpus
 
 
@@ -87,6 +93,56 @@ def sudoku_scores(items: list[corpus.Item], answers: list[str]) -> dict:
 SCORERS = {"json": json_scores, "sql": sql_scores, "sudoku": sudoku_scores}
 
 
+def _enum_variants(item: corpus.Item, tokenizer) -> Iterator[list[tuple[str, str, str, int]]]:
+    """Per top-level enum field the text states once: for each option, the option, the item's prompt and answer
+    with that option stated instead, and the answer token where the option starts."""
+    schema, target = item.meta["schema"], json.loads(item.target)
+    text = item.prompt.split("\nText: ", 1)[1].rsplit("\nJSON:", 1)[0]
+    for key, sub in schema["properties"].items():
+        options, value = sub.get("enum"), target.get(key)
+        if not options or value not in options or text.count(value) != 1:
+            continue
+        variants = []
+        for option in options:
+            answer = json.dumps({**target, key: option}, ensure_ascii=False)
+            opening = json.dumps(key) + ': "'
+            starts = answer.index(opening) + len(opening)
+            spans = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            position = next((i for i, (begin, _) in enumerate(spans) if begin == starts), None)
+            if position is not None:
+                variants.append((option, json_prompt(schema, text.replace(value, option)), answer, position))
+        if len(variants) == len(options):
+            yield variants
+
+
+def copy_probe(model, tokenizer, items: int) -> dict:
+    """How often the model's guess for an enum value follows the value the text states.
+
+    For held-out JSON items with an enum field (colours, statuses), each option in turn is written into the
+    text and the answer; the answer's canvas is given clean except the option's first token, which is noise,
+    and the probe records whether the model's most likely token there is the option stated. A model that
+    reads values from the text follows every time. One that ignores the text gives the same guess for every
+    option of a field, so it follows at most once per field: ``chance`` (fields over questions asked) is the
+    most it can score, and what guessing uniformly among the options scores on average.
+    """
+    followed = asked = 0
+    stream = corpus.items("held_out", mix={"json": 1.0})
+    probed = 0
+    while probed < items:
+        for variants in itertools.islice(_enum_variants(next(stream), tokenizer), items - probed):
+            probed += 1
+            for _, prompt, answer, position in variants:
+                context = torch.tensor([blocks.prompt_ids(tokenizer, prompt)])
+                canvas = torch.tensor([blocks.answer_blocks(tokenizer, answer, model.config.canvas_length)[0]])
+                noisy = canvas.clone()
+                noisy[0, position] = tokenizer.mask_token_id
+                with torch.no_grad():
+                    logits = model(input_ids=context, decoder_input_ids=noisy).logits
+                followed += int(logits[0, position].argmax()) == int(canvas[0, position])
+                asked += 1
+    return {"task": "copy_probe", "fields": probed, "follows_text": followed / asked, "chance": probed / asked}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-kind", type=int, default=20)
@@ -95,10 +151,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--show", type=int, default=3, help="print this many samples per task")
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint directory (default: the shipped one)")
+    parser.add_argument("--copy-probe", type=int, default=0, metavar="N",
+                        help="only probe whether the model reads enum values from the text, on N held-out fields")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tokenizer = load(args.checkpoint or checkpoint_dir())
+    if args.copy_probe:
+        print(json.dumps(copy_probe(model, tokenizer, args.copy_probe)))
+        return
     stream = corpus.items("held_out")
     by_kind: dict[str, list[corpus.Item]] = {k: [] for k in corpus.KINDS}
     while any(len(v) < args.per_kind for v in by_kind.values()):
