@@ -6,20 +6,10 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-import pytest
 import torch
-from transformers import PreTrainedTokenizerFast
 
-from constrained.default_model import checkpoint_dir
 from model import corpus
 from model.sample_check import _enum_variants, copy_probe
-
-
-@pytest.fixture(scope="module")
-def tok() -> PreTrainedTokenizerFast:
-    if not (checkpoint_dir() / "tokenizer.json").is_file():
-        pytest.skip("no shipped checkpoint yet (python -m model.train)")
-    return PreTrainedTokenizerFast.from_pretrained(str(checkpoint_dir()))
 
 
 def test_each_variant_states_its_option_in_the_text_and_marks_where_the_answer_spells_it(tok):

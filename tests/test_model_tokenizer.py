@@ -5,17 +5,8 @@ from __future__ import annotations
 import pytest
 from transformers import PreTrainedTokenizerFast
 
-from constrained.default_model import checkpoint_dir
 from model import blocks, corpus
 from model import tokenizer as tokenizer_lib
-
-
-@pytest.fixture(scope="module")
-def tok() -> PreTrainedTokenizerFast:
-    path = checkpoint_dir() / "tokenizer.json"
-    if not path.is_file():
-        pytest.skip("no shipped checkpoint yet (python -m model.train)")
-    return PreTrainedTokenizerFast.from_pretrained(str(checkpoint_dir()))
 
 
 @pytest.fixture(scope="module")
