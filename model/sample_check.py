@@ -10,7 +10,7 @@ value the output reproduces); SQL: exact string match, parses; Sudoku: fraction 
 fraction of givens copied, whole grids right.
 
 ``--copy-probe N`` asks the question under all of JSON extraction: does the model read a value from the text at
-all? See :func:`copy_probe`.
+all? See :func:`copy_probe`. ``--value-probe N`` asks it of every kind of field at once: see :func:`value_probe`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch
 from constrained.default_model import checkpoint_dir, load
 from constrained.prompts import json_prompt
 from model import blocks, corpus
+from model.train import value_positions
 
 
 def generate_answers(model, tokenizer, prompts: list[str], steps: int, seed: int) -> list[str]:
@@ -143,6 +144,33 @@ def copy_probe(model, tokenizer, items: int) -> dict:
     return {"task": "copy_probe", "fields": probed, "follows_text": followed / asked, "chance": probed / asked}
 
 
+def value_probe(model, tokenizer, items: int) -> dict:
+    """Token accuracy at the value positions of held-out JSON answers when all of them are noise at once.
+
+    Keys and punctuation stay clean (the constraint fixes them at sampling time), every token that spells a value
+    (see :func:`model.train.value_positions`) is the mask token, and the model's argmax there is scored against
+    the answer: the share of the values it gets from the text in one pass, over names, numbers, dates and enums
+    alike. Answers longer than one canvas are skipped.
+    """
+    right = total = 0
+    stream = corpus.items("held_out", mix={"json": 1.0})
+    for item in itertools.islice(stream, items):
+        canvases = blocks.answer_blocks(tokenizer, item.target, model.config.canvas_length)
+        if len(canvases) > 1:
+            continue
+        canvas = torch.tensor([canvases[0]])
+        flags = value_positions(tokenizer, item.target)
+        values = torch.tensor(flags + [False] * (canvas.shape[1] - len(flags)))
+        noisy = canvas.clone()
+        noisy[0, values] = tokenizer.mask_token_id
+        context = torch.tensor([blocks.prompt_ids(tokenizer, item.prompt)])
+        with torch.no_grad():
+            logits = model(input_ids=context, decoder_input_ids=noisy).logits
+        right += int((logits[0].argmax(-1) == canvas[0])[values].sum())
+        total += int(values.sum())
+    return {"task": "value_probe", "value_tokens": total, "read_right": right / max(1, total)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-kind", type=int, default=20)
@@ -153,12 +181,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint directory (default: the shipped one)")
     parser.add_argument("--copy-probe", type=int, default=0, metavar="N",
                         help="only probe whether the model reads enum values from the text, on N held-out fields")
+    parser.add_argument("--value-probe", type=int, default=0, metavar="N",
+                        help="only score the value tokens of N held-out JSON answers, all noised at once")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tokenizer = load(args.checkpoint or checkpoint_dir())
-    if args.copy_probe:
-        print(json.dumps(copy_probe(model, tokenizer, args.copy_probe)))
+    if args.copy_probe or args.value_probe:
+        if args.copy_probe:
+            print(json.dumps(copy_probe(model, tokenizer, args.copy_probe)))
+        if args.value_probe:
+            print(json.dumps(value_probe(model, tokenizer, args.value_probe)))
         return
     stream = corpus.items("held_out")
     by_kind: dict[str, list[corpus.Item]] = {k: [] for k in corpus.KINDS}

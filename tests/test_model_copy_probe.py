@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import torch
 
-from model import corpus
-from model.sample_check import _enum_variants, copy_probe
+from model import blocks, corpus
+from model.sample_check import _enum_variants, copy_probe, value_probe
 
 
 def test_each_variant_states_its_option_in_the_text_and_marks_where_the_answer_spells_it(tok):
@@ -42,3 +42,26 @@ def test_a_model_blind_to_the_text_does_not_beat_chance(tok):
     figures = copy_probe(_TextBlindModel(len(tok)), tok, items=12)
     assert figures["fields"] == 12
     assert figures["follows_text"] <= figures["chance"]
+
+
+class _AnswerKnowingModel:
+    """Knows each held-out prompt's answer, so it scores every value token right if the probe lines them up."""
+
+    config = SimpleNamespace(canvas_length=96)
+
+    def __init__(self, tokenizer, items: int) -> None:
+        self.tokenizer = tokenizer
+        self.answers = {item.prompt: item.target for item in corpus.take(items, "held_out", mix={"json": 1.0})}
+
+    def __call__(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor) -> SimpleNamespace:
+        prompt = self.tokenizer.decode(input_ids[0, 1:], clean_up_tokenization_spaces=False)
+        canvas = blocks.answer_blocks(self.tokenizer, self.answers[prompt], self.config.canvas_length)[0]
+        logits = torch.zeros(1, len(canvas), len(self.tokenizer))
+        logits[0, torch.arange(len(canvas)), torch.tensor(canvas)] = 1.0
+        return SimpleNamespace(logits=logits)
+
+
+def test_the_value_probe_scores_a_model_that_knows_the_answers_perfectly_and_a_blind_one_poorly(tok):
+    knowing = value_probe(_AnswerKnowingModel(tok, 30), tok, items=30)
+    assert knowing["value_tokens"] > 100 and knowing["read_right"] == 1.0
+    assert value_probe(_TextBlindModel(len(tok)), tok, items=30)["read_right"] < 0.05

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from model import architecture, corpus, train
 from model import tokenizer as tokenizer_lib
@@ -63,3 +68,41 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[0] - 0.5
+
+
+def _flagged(tok, answer: str) -> str:
+    ids = tok.encode(answer, add_special_tokens=False)
+    return "".join(tok.decode([i]) for i, flag in zip(ids, train.value_positions(tok, answer)) if flag)
+
+
+def test_value_positions_flag_values_and_never_keys_or_punctuation(tok):
+    answer = json.dumps({"name": "Ada Lovelace", "age": 36, "tags": ["math", "op"], "ok": True,
+                         "inner": {"z": -1.5, "n": None}}, ensure_ascii=False)
+    flagged = _flagged(tok, answer)
+    for value in ("Ada", "Lovelace", "36", "math", "op", "true", "-1.5", "null"):
+        assert value in flagged
+    for key in ("name", "age", "tags", "inner"):
+        assert key not in flagged
+    assert not set("{}[]:,") & set(flagged.replace("-1.5", ""))
+
+
+@given(st.dictionaries(st.text(alphabet="abc_", min_size=1, max_size=6),
+                       st.one_of(st.integers(-999, 999), st.text(alphabet="xyz :,{}", max_size=8), st.booleans()),
+                       max_size=4))
+@settings(max_examples=60, deadline=None)
+def test_no_key_token_is_ever_flagged(tok, data):
+    """Strings holding ``:``, ``,`` or braces stay values; a key, even one spelled like a value, never is one."""
+    answer = json.dumps(data, ensure_ascii=False)
+    ids = tok(answer, add_special_tokens=False, return_offsets_mapping=True)
+    flags = train.value_positions(tok, answer)
+    assert len(flags) == len(ids["input_ids"])
+    keys = [(m.start() + 1, m.end() - 2) for m in re.finditer(r'"(?:[^"\\]|\\.)*":', answer)]
+    for (begin, end), flag in zip(ids["offset_mapping"], flags):
+        inside_a_key = any(k0 <= begin and end <= k1 for k0, k1 in keys)
+        assert not (flag and inside_a_key)
+
+
+def test_value_weight_moves_the_loss_toward_value_positions():
+    batch = [train.Example("json", [2], [5, 6, 7, 1], [False, True, True]), train.Example("sql", [2], [5, 6, 7, 1])]
+    weights = train.position_weights(batch, 4, value_weight=5.0)
+    assert weights.tolist() == [[1, 5, 5, 1], [1, 1, 1, 1]]
