@@ -129,12 +129,39 @@ def position_weights(batch: list[Example], canvas_length: int, value_weight: flo
     return weights
 
 
-def corrupt(canvas: torch.Tensor, vocab_size: int, generator: torch.Generator) -> torch.Tensor:
-    """Replace each token by a uniform random one with probability ``t``, ``t ~ U(0, 1)`` drawn per example."""
+def corrupt(
+    canvas: torch.Tensor,
+    vocab_size: int,
+    generator: torch.Generator,
+    only: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Replace each token by a uniform random one with probability ``t``, ``t ~ U(0, 1)`` drawn per example.
+
+    ``only`` (``[batch, canvas]`` booleans) confines the noise to the flagged positions; its all-``True`` rows
+    (or ``None``) corrupt the whole canvas.
+    """
     t = torch.rand(canvas.shape[0], 1, generator=generator)
     hit = torch.rand(canvas.shape, generator=generator) < t
+    if only is not None:
+        hit &= only
     noise = torch.randint(0, vocab_size, canvas.shape, generator=generator)
     return torch.where(hit, noise, canvas)
+
+
+def value_noise_rows(batch: list[Example], canvas_length: int, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Where :func:`corrupt` may put noise: for a ``share`` of the JSON examples (drawn per example) only their value
+    positions, elsewhere everywhere.
+
+    Those examples are the state the constrained sampler reaches once keys and punctuation, the low-entropy
+    positions it accepts first, have settled: structure clean, values still noise. The model must then read
+    the values from the text, the skill extraction is scored on.
+    """
+    rows = torch.ones(len(batch), canvas_length, dtype=torch.bool)
+    drawn = torch.rand(len(batch), generator=generator) < share
+    for row, e in enumerate(batch):
+        if drawn[row] and any(e.values):
+            rows[row] = torch.tensor(e.values + [False] * (canvas_length - len(e.values)), dtype=torch.bool)
+    return rows
 
 
 def denoising_loss(
@@ -218,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="task weights as kind=weight,... (default: corpus.DEFAULT_MIX)")
     parser.add_argument("--value-weight", type=float, default=1.0,
                         help="loss weight of the canvas positions that spell a JSON value (1: every position alike)")
+    parser.add_argument("--value-noise", type=float, default=0.0,
+                        help="share of JSON examples whose noise hits only their value positions (0: none)")
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--save-every", type=int, default=250)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -263,7 +292,8 @@ def main(argv: list[str] | None = None) -> None:
         for step in range(1, args.steps + 1):
             batch = [next(stream) for _ in range(args.batch_size)]
             context, context_mask, canvas = collate(batch, tok.pad_token_id)
-            noisy = corrupt(canvas, config.text_config.vocab_size, generator)
+            only = value_noise_rows(batch, config.canvas_length, args.value_noise, generator) if args.value_noise else None
+            noisy = corrupt(canvas, config.text_config.vocab_size, generator, only)
             self_condition = bool(torch.rand((), generator=generator) < 0.5)
             # Progress is the further of steps and time, so a run stopped by the time budget still ends decayed.
             done = max((step - 1) / args.steps, (time.monotonic() - started) / 60 / args.max_minutes)
@@ -318,6 +348,7 @@ def _stats(args: argparse.Namespace, step: int, minutes: float, params: int, his
         "batch_size": args.batch_size,
         "peak_lr": args.lr,
         "value_weight": args.value_weight,
+        "value_noise": args.value_noise,
         "seed": args.seed,
         "mix": args.mix or corpus.DEFAULT_MIX,
         "minutes": round(minutes, 2),

@@ -106,3 +106,17 @@ def test_value_weight_moves_the_loss_toward_value_positions():
     batch = [train.Example("json", [2], [5, 6, 7, 1], [False, True, True]), train.Example("sql", [2], [5, 6, 7, 1])]
     weights = train.position_weights(batch, 4, value_weight=5.0)
     assert weights.tolist() == [[1, 5, 5, 1], [1, 1, 1, 1]]
+
+
+def test_value_noise_leaves_the_structure_of_the_chosen_json_examples_clean():
+    flags = [False, True, True, False, True, False]
+    batch = [train.Example("json", [2], [5, 6, 7, 8, 9, 1], flags), train.Example("sql", [2], [5, 6, 7, 8, 9, 1])]
+    rows = train.value_noise_rows(batch, 6, share=1.0, generator=torch.Generator().manual_seed(0))
+    assert rows.tolist() == [flags, [True] * 6]  # an example without values is noised everywhere
+    canvas = torch.tensor([e.canvas for e in batch]).repeat(50, 1)
+    noisy = train.corrupt(canvas, 4096, torch.Generator().manual_seed(1), rows.repeat(50, 1))
+    changed = noisy != canvas
+    assert not changed[0::2][:, [0, 3, 5]].any() and changed[0::2][:, [1, 2, 4]].any()
+    assert changed[1::2][:, [0, 3, 5]].any()
+    none = train.value_noise_rows(batch, 6, share=0.0, generator=torch.Generator().manual_seed(0))
+    assert none.all()
