@@ -120,12 +120,16 @@ def collate(batch: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tens
     return ids, mask, canvas
 
 
+def value_flags(example: Example, canvas_length: int) -> torch.Tensor:
+    """``example.values`` as a ``[canvas_length]`` boolean row (positions past the answer are no values)."""
+    return torch.tensor(example.values + [False] * (canvas_length - len(example.values)), dtype=torch.bool)
+
+
 def position_weights(batch: list[Example], canvas_length: int, value_weight: float) -> torch.Tensor:
     """``[batch, canvas_length]`` loss weights: ``value_weight`` at value positions, 1 elsewhere."""
     weights = torch.ones(len(batch), canvas_length)
     for row, e in enumerate(batch):
-        flags = torch.tensor(e.values + [False] * (canvas_length - len(e.values)), dtype=torch.bool)
-        weights[row, flags] = value_weight
+        weights[row, value_flags(e, canvas_length)] = value_weight
     return weights
 
 
@@ -160,7 +164,7 @@ def value_noise_rows(batch: list[Example], canvas_length: int, share: float, gen
     drawn = torch.rand(len(batch), generator=generator) < share
     for row, e in enumerate(batch):
         if drawn[row] and any(e.values):
-            rows[row] = torch.tensor(e.values + [False] * (canvas_length - len(e.values)), dtype=torch.bool)
+            rows[row] = value_flags(e, canvas_length)
     return rows
 
 
