@@ -27,7 +27,7 @@ import torch
 from constrained.default_model import checkpoint_dir, load
 from constrained.prompts import json_prompt
 from model import blocks, corpus
-from model.train import value_positions
+from model.train import value_flags, value_positions
 
 
 def generate_answers(model, tokenizer, prompts: list[str], steps: int, seed: int) -> list[str]:
@@ -159,8 +159,7 @@ def value_probe(model, tokenizer, items: int) -> dict:
         if len(canvases) > 1:
             continue
         canvas = torch.tensor([canvases[0]])
-        flags = value_positions(tokenizer, item.target)
-        values = torch.tensor(flags + [False] * (canvas.shape[1] - len(flags)))
+        values = value_flags(value_positions(tokenizer, item.target), canvas.shape[1])
         noisy = canvas.clone()
         noisy[0, values] = tokenizer.mask_token_id
         context = torch.tensor([blocks.prompt_ids(tokenizer, item.prompt)])

@@ -120,16 +120,16 @@ def collate(batch: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tens
     return ids, mask, canvas
 
 
-def value_flags(example: Example, canvas_length: int) -> torch.Tensor:
-    """``example.values`` as a ``[canvas_length]`` boolean row (positions past the answer are no values)."""
-    return torch.tensor(example.values + [False] * (canvas_length - len(example.values)), dtype=torch.bool)
+def value_flags(values: list[bool], canvas_length: int) -> torch.Tensor:
+    """Per-token value flags as a ``[canvas_length]`` boolean row (positions past the answer are no values)."""
+    return torch.tensor(values + [False] * (canvas_length - len(values)), dtype=torch.bool)
 
 
 def position_weights(batch: list[Example], canvas_length: int, value_weight: float) -> torch.Tensor:
     """``[batch, canvas_length]`` loss weights: ``value_weight`` at value positions, 1 elsewhere."""
     weights = torch.ones(len(batch), canvas_length)
     for row, e in enumerate(batch):
-        weights[row, value_flags(e, canvas_length)] = value_weight
+        weights[row, value_flags(e.values, canvas_length)] = value_weight
     return weights
 
 
@@ -164,7 +164,7 @@ def value_noise_rows(batch: list[Example], canvas_length: int, share: float, gen
     drawn = torch.rand(len(batch), generator=generator) < share
     for row, e in enumerate(batch):
         if drawn[row] and any(e.values):
-            rows[row] = value_flags(e, canvas_length)
+            rows[row] = value_flags(e.values, canvas_length)
     return rows
 
 
