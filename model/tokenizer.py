@@ -7,7 +7,10 @@ Why these choices:
   digit, which the constraint masks and the tiny model both handle far better than arbitrary digit chunks;
 * merges learned from the corpus, so JSON punctuation (``{"``, ``": ``, ``", "``), SQL keywords and the schema
   identifiers become single tokens and the canvas stays short;
-* special tokens at fixed ids that the model config repeats: ``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2, ``<mask>`` 3.
+* special tokens at fixed ids that the model config repeats: ``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2, ``<mask>`` 3;
+* optionally (:func:`isolate_spaces`) a space before a letter is a token of its own, so that a word is spelled the
+  same in running text (``lives in Tokyo``) and as a JSON string's first word (``"city": "Tokyo"``): the model then
+  copies a value token for token instead of learning a second spelling of every word.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 PAD, EOS, BOS, MASK = "<pad>", "<eos>", "<bos>", "<mask>"
@@ -26,9 +29,7 @@ DEFAULT_VOCAB_SIZE = 4096
 def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE) -> PreTrainedTokenizerFast:
     """A byte-level BPE of ``vocab_size`` entries (special tokens included) learned from ``texts``."""
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
+    tokenizer.pre_tokenizer = _pre_tokenizer(split_spaces=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -38,6 +39,24 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE) 
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return wrap(tokenizer)
+
+
+def isolate_spaces(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
+    """``tokenizer`` with the same vocabulary and merges, but a space before a letter pre-tokenized on its own.
+
+    Words that only ever occurred after a space keep no merges of their own and are spelled in smaller pieces;
+    the space-prefixed entries of the vocabulary fall out of use.
+    """
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.pre_tokenizer = _pre_tokenizer(split_spaces=True)
+    return wrap(backend)
+
+
+def _pre_tokenizer(split_spaces: bool) -> pre_tokenizers.PreTokenizer:
+    steps = [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    if split_spaces:
+        steps.insert(0, pre_tokenizers.Split(Regex(r" (?=\p{L})"), behavior="isolated"))
+    return pre_tokenizers.Sequence(steps)
 
 
 def wrap(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:

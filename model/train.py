@@ -256,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--resume", type=Path, default=None,
                         help="continue from this checkpoint (its tokenizer and weights; fresh optimizer and schedule)")
+    parser.add_argument("--isolate-spaces", action="store_true",
+                        help="pre-tokenize a space before a letter on its own (tokenizer.isolate_spaces)")
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -277,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
         tok = tokenizer_lib.train_tokenizer(s for item in texts for s in (item.prompt, item.target))
         config = architecture.tiny_config(len(tok), pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, bos_id=tok.bos_token_id)
         model = architecture.build(config)
+    if args.isolate_spaces:
+        tok = tokenizer_lib.isolate_spaces(tok)
     model.generation_config = generation_config(tok, config.canvas_length)
     model.train()
     params = sum(p.numel() for p in model.parameters())
@@ -353,6 +357,7 @@ def _stats(args: argparse.Namespace, step: int, minutes: float, params: int, his
         "peak_lr": args.lr,
         "value_weight": args.value_weight,
         "value_noise": args.value_noise,
+        "isolate_spaces": args.isolate_spaces,
         "seed": args.seed,
         "mix": args.mix or corpus.DEFAULT_MIX,
         "minutes": round(minutes, 2),

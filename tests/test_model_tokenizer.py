@@ -16,9 +16,11 @@ def small_trained() -> PreTrainedTokenizerFast:
     return tokenizer_lib.train_tokenizer(texts, vocab_size=600)
 
 
-@pytest.fixture(scope="module", params=["shipped", "small"])
-def any_tok(request) -> PreTrainedTokenizerFast:
-    return request.getfixturevalue("tok" if request.param == "shipped" else "small_trained")
+@pytest.fixture(scope="module", params=["shipped", "small", "small, spaces isolated"])
+def any_tok(request, small_trained) -> PreTrainedTokenizerFast:
+    if request.param == "shipped":
+        return request.getfixturevalue("tok")
+    return small_trained if request.param == "small" else tokenizer_lib.isolate_spaces(small_trained)
 
 
 def test_special_tokens_have_fixed_ids(any_tok):
@@ -81,3 +83,19 @@ def test_context_is_bos_prompt_then_previous_canvases(tok):
     canvases = [[5] * 4, [6] * 4, [7] * 4]
     assert blocks.block_context(first, canvases, 0) == first
     assert blocks.block_context(first, canvases, 2) == first + [5] * 4 + [6] * 4
+
+
+@pytest.mark.parametrize("word", ["Tokyo", "Ada", "notebook", "Zoë"])
+def test_isolated_spaces_spell_a_word_alike_in_text_and_in_a_json_string(small_trained, word):
+    isolated = tokenizer_lib.isolate_spaces(small_trained)
+    spelled = isolated.tokenize(word)
+    assert isolated.tokenize(f"lives in {word}")[-len(spelled):] == spelled
+    assert isolated.tokenize(f'{{"city": "{word}"}}')[-len(spelled) - 1:-1] == spelled
+    assert isolated.get_vocab() == small_trained.get_vocab()
+
+
+def test_isolated_spaces_keep_a_space_before_digits_and_punctuation_merged(small_trained):
+    """Only a space before a letter is split off: ``": "`` and `` 2`` pre-tokenize as before."""
+    isolated = tokenizer_lib.isolate_spaces(small_trained)
+    for text in ('{"qty": 6, "note": "+44 1"}', "x = 2"):
+        assert isolated.tokenize(text) == small_trained.tokenize(text)
