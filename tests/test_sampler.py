@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from constrained import Constraint, regex
 from constrained.denoisers import DiffusionGemmaDenoiser, MaskedDiffusionDenoiser
+from constrained.denoisers.base import Proposal
 from constrained.denoisers.random_init import byte_tokenizer, diffusion_gemma, masked_lm
 from constrained.errors import ConstraintUnsatisfiable
 from constrained.sampler import ConstrainedSampler
@@ -66,6 +67,55 @@ def test_jointly_conflicting_acceptances_keep_the_surer_and_remask_the_other(tok
     assert drafts[0].tolist() == [a, a]  # after step 1 position 1 was open again, its argmax still "a"
     unconstrained, _ = run(denoiser(), None, tokenizer, 2, prompt=(2,))
     assert list(unconstrained.blocks[0]) == [a, a]
+
+
+class ScriptedUniformDenoiser:
+    """A uniform-noise denoiser with fixed logits that accepts nothing during a round: its block is its draft,
+    the argmax of the masked logits, so what a clash reopens is all that decides the retry."""
+
+    noise = "uniform"
+    steps = 1
+
+    def __init__(self, rows: dict[int, dict[int, float]], vocab_size: int) -> None:
+        self.rows, self.vocab_size, self.canvas_length = rows, vocab_size, len(rows)
+
+    def begin(self, prompt_ids, max_new_tokens):
+        pass
+
+    def new_canvas(self, generator, length=None):
+        return torch.zeros(length or self.canvas_length, dtype=torch.long)
+
+    def predict(self, canvas, remaining, allowed):
+        logits = torch.full((canvas.shape[0], self.vocab_size), -10.0)
+        for position, row in self.rows.items():
+            for token, value in row.items():
+                logits[position, token] = value
+        return logits.masked_fill_(~allowed, float("-inf"))
+
+    def propose(self, logits, canvas, generator):
+        return Proposal(tokens=logits.argmax(-1), order=torch.zeros(0, dtype=torch.long), confidence=logits.amax(-1))
+
+    def renoise(self, canvas, keep, allowed, generator):
+        return canvas
+
+    def draft(self, logits, canvas):
+        return logits.argmax(-1)
+
+    def converged(self, logits, draft, canvas):
+        return True
+
+    def commit(self, block):
+        pass
+
+
+def test_a_clashing_draft_keeps_its_text_before_the_first_clash_and_redoes_the_rest(tokenizer):
+    # The draft "aad" reads left to right as "a" then a clash ("aa" starts nothing in abc|bad). Its surest token,
+    # the final "d", came with a layout the "a" contradicts; the retry keeps only "a" and so must end "abc".
+    # Keeping every token that fits ("d", then "a" at position 1) would have forced "bad".
+    a, b, c, d = (byte_id(char) for char in "abcd")
+    rows = {0: {a: 5.0, b: 0.0}, 1: {a: 4.0, b: 3.0}, 2: {d: 6.0, c: 0.0}}
+    sample, text = run(ScriptedUniformDenoiser(rows, len(tokenizer)), regex("abc|bad"), tokenizer, 3, prompt=(2,))
+    assert text == "abc" and sample.forward_passes == 2
 
 
 @pytest.mark.parametrize("kind", ["gemma", "bert"])
