@@ -651,10 +651,19 @@ static void fill_neighbours(Kernel *k, const Arcs *a, const uint64_t *members) {
     }
 }
 
-/* Into scratch (zeroed): the states reached from `members` by one token of class `c` (ANY_CLASS: of any). */
+/* Into scratch (zeroed): the states reached from `members` by one token of class `c` (ANY_CLASS: of any).
+ * By the class's own transitions when it has fewer than `members` has states (a property name's tokens
+ * lead from a handful of states, a set in an open stretch holds hundreds), else by a table look-up per
+ * member. */
 static void fill_post(Kernel *k, const uint64_t *members, int32_t c) {
     if (c == ANY_CLASS) {
         fill_neighbours(k, &k->out, members);
+        return;
+    }
+    int32_t first = k->by_class_offsets[c], end = k->by_class_offsets[c + 1];
+    if (end - first < popcount(members, k->sets.words)) {
+        for (int32_t e = first; e < end; e++)
+            if (bit_test(members, k->by_class_source[e])) bit_set(k->scratch, k->by_class_target[e]);
         return;
     }
     FOR_MEMBERS(members, k->sets.words, q) {
