@@ -13,11 +13,16 @@ puts them in the held-out tenth, which training never sees. Per task, in one run
   rules); then the constrained solve loop guided by the model beside the same loop guided by a uniform-random
   denoiser: solve rate and forward passes (0 when propagation alone solves a puzzle).
 
+The held-out items draw their names and words from the same lists as training (56 first names, a few dozen
+cities...). ``--invented-words 1`` swaps those for invented words, in the text and the answer alike, so that the
+JSON figures measure copying from the text rather than recalling the lists.
+
 Failures of a constrained run (``ConstraintUnsatisfiable``) count as not valid and are listed; they never pass
 silently. The judges are independent of the constraints (jsonschema, sqlglot, SQLite, the grid's own rules).
 
     python benchmarks/quality.py --per-kind 50 --sql-items 10
     python benchmarks/quality.py --per-kind 20 --checkpoint model/runs/r2 --json
+    python benchmarks/quality.py --per-kind 30 --sql-items 0 --invented-words 1
 """
 
 from __future__ import annotations
@@ -50,9 +55,10 @@ from sudoku import builtin_factory, run_loop, uniform_factory  # noqa: E402
 JSON_BUDGET = 192  # two canvases: the longest held-out objects need more than one
 
 
-def held_out(counts: dict[str, int]) -> dict[str, list[corpus.Item]]:
-    """The first ``counts[kind]`` held-out items of each task, in the corpus's seeded order."""
-    stream = corpus.items("held_out")
+def held_out(counts: dict[str, int], invented_words: float = 0.0) -> dict[str, list[corpus.Item]]:
+    """The first ``counts[kind]`` held-out items of each task, in the corpus's seeded order (``invented_words``:
+    as in :func:`model.corpus.items`)."""
+    stream = corpus.items("held_out", invented_words=invented_words)
     by_kind: dict[str, list[corpus.Item]] = {kind: [] for kind in corpus.KINDS}
     while any(len(by_kind[kind]) < count for kind, count in counts.items()):
         item = next(stream)
@@ -148,13 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sql-items", type=int, default=10,
                         help="held-out SQL items (each has its own schema, whose automaton takes ~40 s to build)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--invented-words", type=float, default=0.0,
+                        help="share of JSON items whose listed words are swapped for invented ones: names the model "
+                             "never saw, which it must copy from the text (1: all)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint directory (default: the shipped one)")
     parser.add_argument("--json", action="store_true", help="print one machine-readable summary line last")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     model, tokenizer = load(args.checkpoint or checkpoint_dir())
-    items = held_out({"json": args.per_kind, "sql": args.sql_items, "sudoku": args.per_kind})
+    items = held_out({"json": args.per_kind, "sql": args.sql_items, "sudoku": args.per_kind}, args.invented_words)
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint or checkpoint_dir()), "per_kind": args.per_kind,
+                              "invented_words": args.invented_words,
                               "sql_items": args.sql_items}
 
     def both(kind: str, constraint_of, budget: int, valid) -> dict[str, Any]:

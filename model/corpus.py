@@ -19,10 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import jsonschema
 
 from constrained.prompts import compact_sql_schema, json_prompt, sql_prompt, sudoku_prompt
 
@@ -52,14 +55,20 @@ def split_of(prompt: str) -> str:
     return "held_out" if int.from_bytes(digest, "big") % 10 == 0 else "train"
 
 
-def items(split: str = "train", seed: int | None = None, mix: dict[str, float] | None = None) -> Iterator[Item]:
-    """Endless stream of items of ``split`` (``"train"`` or ``"held_out"``), reproducible from ``seed``."""
+def items(split: str = "train", seed: int | None = None, mix: dict[str, float] | None = None,
+          invented_words: float = 0.0) -> Iterator[Item]:
+    """Endless stream of items of ``split`` (``"train"`` or ``"held_out"``), reproducible from ``seed``.
+
+    ``invented_words``: the share of JSON items whose list-drawn words (names, cities, tags...) are swapped for
+    invented ones, in the text and the answer alike (see :func:`json_item`); 0 leaves every stream as it was.
+    """
     if split not in ("train", "held_out"):
         raise ValueError(f"unknown split {split!r}")
     rng = random.Random(TRAIN_SEED if seed is None and split == "train" else HELD_OUT_SEED if seed is None else seed)
     weights = mix or DEFAULT_MIX
     kinds = list(weights)
-    makers: dict[str, Callable[[random.Random], Item]] = {"json": json_item, "sql": sql_item, "sudoku": sudoku_item}
+    makers: dict[str, Callable[[random.Random], Item]] = {
+        "json": lambda r: json_item(r, invented_words), "sql": sql_item, "sudoku": sudoku_item}
     while True:
         kind = rng.choices(kinds, weights=[weights[k] for k in kinds])[0]
         item = makers[kind](rng)
@@ -67,9 +76,10 @@ def items(split: str = "train", seed: int | None = None, mix: dict[str, float] |
             yield item
 
 
-def take(n: int, split: str = "train", seed: int | None = None, mix: dict[str, float] | None = None) -> list[Item]:
+def take(n: int, split: str = "train", seed: int | None = None, mix: dict[str, float] | None = None,
+         invented_words: float = 0.0) -> list[Item]:
     """The first ``n`` items of :func:`items`."""
-    stream = items(split, seed, mix)
+    stream = items(split, seed, mix, invented_words)
     return [next(stream) for _ in range(n)]
 
 
@@ -378,8 +388,13 @@ def _fields(rng: random.Random, count: int) -> list[Field]:
     return chosen
 
 
-def json_item(rng: random.Random) -> Item:
-    """A text stating some fields in shuffled order, and the JSON object of those fields in schema order."""
+def json_item(rng: random.Random, invented_words: float = 0.0) -> Item:
+    """A text stating some fields in shuffled order, and the JSON object of those fields in schema order.
+
+    With probability ``invented_words`` the words drawn from the corpus's lists are then replaced by invented
+    ones (:func:`_with_invented_words`): a model that only ever sees 56 first names learns those names, not to
+    copy a name from the text, and stumbles on the first one outside the list.
+    """
     fields = _fields(rng, rng.randint(1, 5))
     nested_key = None
     if rng.random() < 0.15 and len(fields) >= 3:
@@ -404,7 +419,60 @@ def json_item(rng: random.Random) -> Item:
     rng.shuffle(phrases)
     joiner = rng.choice(("; ", ". ", ", ", "\n"))
     text = joiner.join(phrases) if phrases else "nothing to report"
+    if invented_words and rng.random() < invented_words:
+        text, value = _with_invented_words(rng, text, value, schema)
     return Item("json", json_prompt(schema, text), json.dumps(value, ensure_ascii=False), {"schema": schema})
+
+
+_LISTED_WORDS = frozenset(
+    word.lower() for pool in (FIRST, LAST, CITIES, COUNTRIES, COMPANIES, PRODUCTS, JOBS, WORDS, STREETS)
+    for entry in pool for word in re.findall(r"[A-Za-z]{3,}", entry)
+)
+_ONSETS = ("b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "ch", "st", "tr")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
+_CODAS = ("", "", "n", "r", "s", "l", "k")
+
+
+def _invented_word(rng: random.Random) -> str:
+    """A pronounceable lowercase word of two or three syllables, almost never one of the listed words."""
+    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(rng.randint(2, 3))) + rng.choice(_CODAS)
+
+
+def _with_invented_words(rng: random.Random, text: str, value: Any, schema: dict) -> tuple[str, Any]:
+    """``text`` and ``value`` with every listed word of the value's strings replaced by an invented word, the same
+    one wherever it occurs (``Anna`` and the ``anna`` of an email alike), its capitals kept. Words the schema
+    spells (enum options) stay; so does the whole item if the new value would break the schema."""
+    fixed = {w.lower() for w in re.findall(r"[A-Za-z]+", json.dumps(schema))}
+    replacement: dict[str, str] = {}
+
+    def swap(match: re.Match) -> str:
+        word = match.group(0)
+        new = replacement.get(word.lower())
+        if new is None:
+            return word
+        return new.upper() if word.isupper() and len(word) > 1 else new.capitalize() if word[0].isupper() else new
+
+    def strings(node: Any) -> Iterator[str]:
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, dict):
+            for child in node.values():
+                yield from strings(child)
+        elif isinstance(node, list):
+            for child in node:
+                yield from strings(child)
+
+    for string_value in strings(value):
+        for word in re.findall(r"[A-Za-z]+", string_value):
+            key = word.lower()
+            if key in _LISTED_WORDS and key not in fixed and key not in replacement:
+                replacement[key] = _invented_word(rng)
+    if not replacement:
+        return text, value
+    rewritten = json.loads(re.sub(r"[A-Za-z]+", swap, json.dumps(value, ensure_ascii=False)))
+    if not jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).is_valid(rewritten):
+        return text, value
+    return re.sub(r"[A-Za-z]+", swap, text), rewritten
 
 
 # ---------------------------------------------------------------------------------------------------------------

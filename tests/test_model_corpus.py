@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import jsonschema
@@ -24,6 +25,14 @@ def train_items() -> list[corpus.Item]:
 @pytest.fixture(scope="module")
 def held_out_items() -> list[corpus.Item]:
     return corpus.take(200, "held_out")
+
+
+@pytest.fixture(scope="module", params=["listed", "invented"])
+def json_items(request, train_items) -> list[corpus.Item]:
+    """The JSON items as drawn, and (``invented``) with every listed word swapped for an invented one."""
+    if request.param == "listed":
+        return [i for i in train_items if i.kind == "json"]
+    return corpus.take(200, "train", mix={"json": 1.0}, invented_words=1.0)
 
 
 def _full(items: list[corpus.Item]) -> list[tuple]:
@@ -54,8 +63,8 @@ def test_unknown_split_is_refused():
         next(corpus.items("validation"))
 
 
-def test_json_targets_validate_and_keep_schema_order(train_items):
-    items = [i for i in train_items if i.kind == "json"]
+def test_json_targets_validate_and_keep_schema_order(json_items):
+    items = json_items
     assert len(items) > 100
     checker = jsonschema.FormatChecker()
     for item in items:
@@ -69,9 +78,9 @@ def test_json_targets_validate_and_keep_schema_order(train_items):
         assert item.prompt == json_prompt(schema, item.prompt.split("\nText: ", 1)[1].rsplit("\nJSON:", 1)[0])
 
 
-def test_json_values_are_stated_in_the_text(train_items):
+def test_json_values_are_stated_in_the_text(json_items):
     """Extraction is learnable only if each scalar in the target appears in the text (booleans may be yes/no)."""
-    for item in (i for i in train_items if i.kind == "json"):
+    for item in json_items:
         text = item.prompt.split("\nText: ", 1)[1]
 
         def scalars(v):
@@ -88,6 +97,22 @@ def test_json_values_are_stated_in_the_text(train_items):
             if isinstance(scalar, bool):
                 continue
             assert str(scalar) in text, (scalar, text)
+
+
+def test_invented_words_leave_the_default_stream_alone(train_items):
+    assert _full(corpus.take(N, "train", invented_words=0.0)) == _full(train_items)
+
+
+def test_invented_words_replace_every_listed_word_the_schema_does_not_spell():
+    plain = corpus.take(200, "train", mix={"json": 1.0})
+    invented = corpus.take(200, "train", mix={"json": 1.0}, invented_words=1.0)
+    changed = 0
+    for before, after in zip(plain, invented):
+        schema_words = {w.lower() for w in re.findall(r"[A-Za-z]+", json.dumps(after.meta["schema"]))}
+        words = {w.lower() for w in re.findall(r"[A-Za-z]+", after.target)} - schema_words
+        assert not words & corpus._LISTED_WORDS, after.target
+        changed += before.target != after.target
+    assert changed > 50
 
 
 def test_sql_targets_parse_and_run_on_their_schema(train_items):
