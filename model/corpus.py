@@ -424,6 +424,18 @@ def json_item(rng: random.Random, invented_words: float = 0.0) -> Item:
     return Item("json", json_prompt(schema, text), json.dumps(value, ensure_ascii=False), {"schema": schema})
 
 
+def json_leaves(node: Any) -> Iterator[Any]:
+    """The scalars of a JSON value (strings, numbers, booleans, null), depth first."""
+    if isinstance(node, dict):
+        for child in node.values():
+            yield from json_leaves(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from json_leaves(child)
+    else:
+        yield node
+
+
 _LISTED_WORDS = frozenset(
     word.lower() for pool in (FIRST, LAST, CITIES, COUNTRIES, COMPANIES, PRODUCTS, JOBS, WORDS, STREETS)
     for entry in pool for word in re.findall(r"[A-Za-z]{3,}", entry)
@@ -452,17 +464,7 @@ def _with_invented_words(rng: random.Random, text: str, value: Any, schema: dict
             return word
         return new.upper() if word.isupper() and len(word) > 1 else new.capitalize() if word[0].isupper() else new
 
-    def strings(node: Any) -> Iterator[str]:
-        if isinstance(node, str):
-            yield node
-        elif isinstance(node, dict):
-            for child in node.values():
-                yield from strings(child)
-        elif isinstance(node, list):
-            for child in node:
-                yield from strings(child)
-
-    for string_value in strings(value):
+    for string_value in (leaf for leaf in json_leaves(value) if isinstance(leaf, str)):
         for word in re.findall(r"[A-Za-z]+", string_value):
             key = word.lower()
             if key in _LISTED_WORDS and key not in fixed and key not in replacement:

@@ -82,18 +82,7 @@ def test_json_values_are_stated_in_the_text(json_items):
     """Extraction is learnable only if each scalar in the target appears in the text (booleans may be yes/no)."""
     for item in json_items:
         text = item.prompt.split("\nText: ", 1)[1]
-
-        def scalars(v):
-            if isinstance(v, dict):
-                for x in v.values():
-                    yield from scalars(x)
-            elif isinstance(v, list):
-                for x in v:
-                    yield from scalars(x)
-            else:
-                yield v
-
-        for scalar in scalars(json.loads(item.target)):
+        for scalar in corpus.json_leaves(json.loads(item.target)):
             if isinstance(scalar, bool):
                 continue
             assert str(scalar) in text, (scalar, text)
