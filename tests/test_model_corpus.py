@@ -64,10 +64,9 @@ def test_unknown_split_is_refused():
 
 
 def test_json_targets_validate_and_keep_schema_order(json_items):
-    items = json_items
-    assert len(items) > 100
+    assert len(json_items) > 100
     checker = jsonschema.FormatChecker()
-    for item in items:
+    for item in json_items:
         schema = item.meta["schema"]
         value = json.loads(item.target)
         jsonschema.Draft202012Validator(schema, format_checker=checker).validate(value)
