@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invented-words", type=float, default=0.0,
                         help="share of JSON items whose listed words are swapped for invented ones: names the model "
                              "never saw, which it must copy from the text (1: all)")
+    parser.add_argument("--grounded", action="store_true",
+                        help="constrained JSON also grounded in the item's text (string and number values are spans "
+                             "of it: constrained.json_schema(..., grounded_in=text))")
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint directory (default: the shipped one)")
     parser.add_argument("--json", action="store_true", help="print one machine-readable summary line last")
     args = parser.parse_args(argv)
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     model, tokenizer = load(args.checkpoint or checkpoint_dir())
     items = held_out({"json": args.per_kind, "sql": args.sql_items, "sudoku": args.per_kind}, args.invented_words)
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint or checkpoint_dir()), "per_kind": args.per_kind,
-                              "invented_words": args.invented_words,
+                              "invented_words": args.invented_words, "grounded": args.grounded,
                               "sql_items": args.sql_items}
 
     def both(kind: str, constraint_of, budget: int, valid) -> dict[str, Any]:
@@ -180,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
                     items[kind], [text if text is not None else "" for text in run["texts"]])["field_exact_match"]
         return rows
 
-    report["json"] = both("json", lambda item: constrained.json_schema(item.meta["schema"]), JSON_BUDGET, json_valid)
+    def json_constraint(item: corpus.Item) -> constrained.Constraint:
+        return constrained.json_schema(item.meta["schema"], grounded_in=item.meta["text"] if args.grounded else None)
+
+    report["json"] = both("json", json_constraint, JSON_BUDGET, json_valid)
     report["sql"] = both("sql", lambda item: constrained.sql(tables_ddl(item.meta["tables"])),
                          model.config.canvas_length, sql_valid)
     for kind in ("json", "sql"):

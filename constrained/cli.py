@@ -7,6 +7,9 @@
     constrained sudoku 53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79
     constrained edit --schema person.schema.json --span '$.email' person.json
 
+``json`` extracts: its string and number values are spans and numbers of the text (grounded, see
+:mod:`constrained.schema.grounding`) unless ``--free`` lets them be anything the schema allows.
+
 The answer goes to stdout and a line of figures (forward passes, tokens per forward, seconds) to stderr, so the
 answer pipes cleanly. In a terminal a live view shows the canvas settling step by step while the model works
 (``--no-live`` turns it off). ``--json`` prints one JSON object instead, errors included, for scripts. A failure
@@ -113,7 +116,7 @@ def run_json(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]
     schema = _read_json_file(args.schema, "schema")
     started = time.perf_counter()
     result = generate_json(schema, args.text, model=model, tokenizer=tokenizer, max_new_tokens=args.max_new_tokens,
-                           steps=args.steps, seed=args.seed, callback=draw)
+                           steps=args.steps, seed=args.seed, callback=draw, grounded=not args.free)
     figures = _figures(result.steps, time.perf_counter() - started, len(result.token_ids))
     return {"text": result.text, "value": result.value, **figures}, result.text
 
@@ -222,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("json", run_json, "extract a JSON value valid under a JSON Schema from a text", "json")
     sub.add_argument("--schema", type=Path, required=True, help="JSON Schema file")
     sub.add_argument("--max-new-tokens", type=int, default=192, help="token budget for the JSON text")
+    sub.add_argument("--free", action="store_true",
+                     help="let string and number values be any the schema allows (default: only spans and numbers "
+                          "of the text, for extraction)")
     sub.add_argument("text", help="the text to extract from")
 
     sub = command("sql", run_sql, "write a read-only SQL query over a database that answers a question", "sql")

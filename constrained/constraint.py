@@ -30,6 +30,8 @@ class Constraint:
     constraint the masks enforce while denoising and which are verified when a block is committed.
     ``also_matches`` are further patterns every accepted text matches too: the regular part is the
     intersection, built at token level, for languages that are small as two automata but huge as one regex.
+    ``ungrounded`` names (by JSON pointer) the values of a grounded JSON constraint that no span of its source
+    text fits. ``cached=False`` keeps a one-off constraint's automata out of the caches (memory and disk).
     """
 
     pattern: str
@@ -37,6 +39,8 @@ class Constraint:
     post_checked: tuple[str, ...] = ()
     kind: str = "regex"
     also_matches: tuple[str, ...] = ()
+    ungrounded: tuple[str, ...] = ()
+    cached: bool = True
     compile_timeout_s: float = field(default=DEFAULT_TIMEOUT_S, repr=False)
 
     @property
@@ -47,7 +51,7 @@ class Constraint:
     @cached_property
     def _text_dfa(self) -> TokenDFA:
         return build_token_dfa(self.pattern, byte_vocabulary(), also=self.also_matches,
-                               timeout_s=self.compile_timeout_s)
+                               timeout_s=self.compile_timeout_s, cached=self.cached)
 
     def compile(self) -> Constraint:
         """Build the text automaton now (it is otherwise built on first use); raises on a bad pattern."""
@@ -73,7 +77,8 @@ class Constraint:
     def bind(self, tokenizer: Any, *, eos_token_id: int | None = None) -> BoundConstraint:
         """The token-level constraint for a tokenizer (Hugging Face, ``{token: id}`` mapping, or vocabulary)."""
         vocabulary = as_vocabulary(tokenizer, eos_token_id)
-        dfa = build_token_dfa(self.pattern, vocabulary, also=self.also_matches, timeout_s=self.compile_timeout_s)
+        dfa = build_token_dfa(self.pattern, vocabulary, also=self.also_matches, timeout_s=self.compile_timeout_s,
+                              cached=self.cached)
         return BoundConstraint(self, vocabulary, dfa, tokenizer if hasattr(tokenizer, "encode") else None)
 
 

@@ -192,11 +192,18 @@ def generate_json(
     callback: Callable[[int, str], None] | None = None,
     streamer: Any = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
+    grounded: bool = False,
     **denoiser_options: Any,
 ) -> GenerationResult:
-    """A JSON value valid under ``schema`` for the request ``prompt``; ``.value`` holds it parsed."""
+    """A JSON value valid under ``schema`` for the request ``prompt``; ``.value`` holds it parsed.
+
+    ``grounded=True`` extracts rather than writes: free string and number values can only be spans and numbers of
+    ``prompt`` (``json_schema(schema, grounded_in=prompt)``), so the model may pick the wrong span but never
+    misspell or invent one.
+    """
+    constraint = json_schema(schema, grounded_in=prompt if grounded else None)
     result = generate(
-        json_schema(schema), json_prompt(schema, prompt), model=model, tokenizer=tokenizer,
+        constraint, json_prompt(schema, prompt), model=model, tokenizer=tokenizer,
         max_new_tokens=max_new_tokens, steps=steps, seed=seed, callback=callback, streamer=streamer,
         max_retries=max_retries, **denoiser_options,
     )

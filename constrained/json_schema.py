@@ -20,6 +20,7 @@ from constrained.constraint import Constraint
 from constrained.errors import SchemaError
 from constrained.schema import formats
 from constrained.schema.compiler import Options, SchemaCompiler
+from constrained.schema.grounding import Grounding
 from constrained.schema.refs import escape_pointer_token
 
 _LEGACY = {"Draft3Validator", "Draft4Validator", "Draft6Validator", "Draft7Validator"}
@@ -55,8 +56,14 @@ def _pointer(path) -> str:
     return "".join(f"/{escape_pointer_token(p)}" for p in path)
 
 
-def json_schema(schema: Any, *, options: Options | None = None) -> Constraint:
-    """Compile a JSON Schema (dict, JSON text, or Pydantic model class) into a constraint on JSON text."""
+def json_schema(schema: Any, *, options: Options | None = None, grounded_in: str | None = None) -> Constraint:
+    """Compile a JSON Schema (dict, JSON text, or Pydantic model class) into a constraint on JSON text.
+
+    ``grounded_in``: a source text whose spans and numbers are the only values free strings and numbers may take
+    (grounded extraction, :mod:`constrained.schema.grounding`); the constraint's ``ungrounded`` lists the values
+    that no span fits, which keep their schema's own language. Such a constraint is one text's: it is kept out
+    of the on-disk cache of compiled automata.
+    """
     document = _as_dict(schema)
     cls = validators.validator_for(document) if isinstance(document, dict) else jsonschema.Draft202012Validator
     try:
@@ -74,6 +81,7 @@ def json_schema(schema: Any, *, options: Options | None = None) -> Constraint:
         validate=validate,
         known_format=lambda name: name in format_checker().checkers,
         options=options or Options(),
+        grounding=Grounding.from_text(grounded_in) if grounded_in is not None else None,
     )
     compiled = compiler.compile()
 
@@ -90,4 +98,6 @@ def json_schema(schema: Any, *, options: Options | None = None) -> Constraint:
         check=check if compiled.post_checked else None,
         post_checked=tuple(compiled.post_checked),
         kind="json",
+        ungrounded=tuple(compiled.ungrounded),
+        cached=grounded_in is None,
     )

@@ -483,32 +483,34 @@ def build_token_dfa(
     also: tuple[str, ...] = (),
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
-    use_disk_cache: bool = True,
+    cached: bool = True,
 ) -> TokenDFA:
     """The compacted token automaton of ``pattern`` (intersected with each pattern of ``also``) over
-    ``vocabulary``: from memory, disk, or a bounded build.
+    ``vocabulary``: from memory, disk, or a bounded build. ``cached=False`` builds it and keeps it nowhere
+    (a one-off constraint, such as one grounded in a single text).
 
     Raises :class:`VocabularyError` when no token sequence of this vocabulary spells an accepted text.
     """
     patterns = (pattern, *also)
     key = hashlib.sha256("\0".join([str(FORMAT_VERSION), vocabulary.fingerprint, *patterns]).encode()).hexdigest()
-    if key in _MEMORY_CACHE:
+    if cached and key in _MEMORY_CACHE:
         return _MEMORY_CACHE[key]
     path = cache_dir() / "token_dfa" / key[:2] / f"{key}.npz"
     dfa = None
-    if use_disk_cache and path.exists():
+    if cached and path.exists():
         try:
             dfa = TokenDFA.load(path)
         except (OSError, ValueError, KeyError):
             dfa = None  # a truncated or foreign file: rebuild it
     if dfa is None:
         dfa = _build_bounded(patterns, vocabulary, timeout_s, memory_bytes)
-        if use_disk_cache:
+        if cached:
             try:
                 dfa.save(path)
             except OSError:
                 pass  # a read-only home is no reason to fail; the next run rebuilds
     if (dfa.table[dfa.initial] == DEAD).all() and not dfa.accepting[dfa.initial]:
         raise VocabularyError("the vocabulary cannot spell any text the constraint accepts")
-    _MEMORY_CACHE[key] = dfa
+    if cached:
+        _MEMORY_CACHE[key] = dfa
     return dfa

@@ -39,7 +39,7 @@ DEFAULT_MIX = {"json": 0.45, "sql": 0.3, "sudoku": 0.25}
 class Item:
     """One training or evaluation example.
 
-    ``meta`` carries what a checker needs: ``schema`` (json), ``tables`` as ``{table: [[column, sqlite_type]]}``
+    ``meta`` carries what a checker needs: ``schema`` and the source ``text`` (json), ``tables`` as ``{table: [[column, sqlite_type]]}``
     (sql), ``puzzle`` with ``.`` blanks (sudoku).
     """
 
@@ -421,7 +421,8 @@ def json_item(rng: random.Random, invented_words: float = 0.0) -> Item:
     text = joiner.join(phrases) if phrases else "nothing to report"
     if invented_words and rng.random() < invented_words:
         text, value = _with_invented_words(rng, text, value, schema)
-    return Item("json", json_prompt(schema, text), json.dumps(value, ensure_ascii=False), {"schema": schema})
+    return Item("json", json_prompt(schema, text), json.dumps(value, ensure_ascii=False),
+                {"schema": schema, "text": text})
 
 
 def json_leaves(node: Any) -> Iterator[Any]:

@@ -32,6 +32,14 @@ def test_json_command_output_validates(capsys) -> None:
     jsonschema.validate(report["value"], json.loads(SCHEMA.read_text()))
     assert json.loads(report["text"]) == report["value"]
     assert report["forward_passes"] > 0 and report["tokens_per_forward"] > 0
+    # grounded by default: the only number and the only email the text states
+    assert report["value"]["age"] == 85 and report["value"]["email"] == "grace@navy.mil"
+
+
+def test_free_json_output_validates_too(capsys) -> None:
+    status, report = run_json(capsys, "json", "--schema", str(SCHEMA), "--free", "Grace Hopper, 85, grace@navy.mil")
+    assert status == 0
+    jsonschema.validate(report["value"], json.loads(SCHEMA.read_text()))
 
 
 def test_plain_output_is_the_answer_alone(capsys) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 from constrained.errors import CompileTimeout, UnsupportedSchema
 from constrained.schema import formats
 from constrained.schema.ecma import PatternNotCompilable, simple_repetition, translate
+from constrained.schema.grounding import Grounding
 from constrained.schema.keywords import POST_CHECKED, UNSUPPORTED
 from constrained.schema.layout import Layout, Regex, alternation, any_value, key_not_in, literal
 from constrained.schema.merge import merge
@@ -47,6 +48,7 @@ class Options:
 class Compiled:
     pattern: str
     post_checked: list[str] = field(default_factory=list)
+    ungrounded: list[str] = field(default_factory=list)  # needed values no grounded candidate fits
 
 
 class SchemaCompiler:
@@ -60,6 +62,7 @@ class SchemaCompiler:
         validate: Callable[[Any, Any], bool],
         known_format: Callable[[str], bool],
         options: Options = Options(),
+        grounding: Grounding | None = None,
     ) -> None:
         self.root = root
         self.legacy = legacy  # drafts 4-7: $ref replaces its siblings; array-form items; boolean exclusives
@@ -68,10 +71,13 @@ class SchemaCompiler:
         self.options = options
         self.layout = Layout(indent=options.indent)
         self.refs = RefResolver(root)
+        self.grounding = grounding  # restricts free strings and numbers to the source text's values
         self.post_checked: list[str] = []
+        self.ungrounded: list[str] = []
+        self._optional_depth = 0  # enclosing values the document may leave out (a grounding fallback is not needed)
         self._ref_stack: list[str] = []
         self._deadline = time.monotonic() + options.time_budget_s
-        self._any = any_value(self.layout, options.any_depth)
+        self._any = any_value(self.layout, options.any_depth, *self._grounded_scalars())
         self._cut = 0  # recursion cut-offs so far (to say why an empty language came out)
 
     # ---- bookkeeping
@@ -85,14 +91,21 @@ class SchemaCompiler:
         if time.monotonic() > self._deadline:
             raise CompileTimeout(f"schema compilation exceeded {self.options.time_budget_s} s")
 
+    def _grounded_scalars(self) -> tuple[str, ...]:
+        """The scalars of unconstrained values (``{}``, additional properties): every one, or only the grounding's."""
+        if self.grounding is None:
+            return ()
+        values = [*self.grounding.strings, *self.grounding.numbers]
+        return (alternation([literal(self.layout, value) for value in values] + ["true", "false", "null"]),)
+
     def compile(self) -> Compiled:
-        regex = self.node(self.root, "")
+        regex = self.required(self.root, "")
         if regex is None:
             raise UnsupportedSchema("$ref" if self._cut else "schema", "", "no finite JSON text satisfies the schema"
                                     + (" within the recursion bound" if self._cut else ""))
         if len(regex) > self.options.max_regex_length:
             raise CompileTimeout(f"regex of {len(regex)} characters exceeds {self.options.max_regex_length}")
-        return Compiled(regex, self.post_checked)
+        return Compiled(regex, self.post_checked, self.ungrounded)
 
     # ---- schema nodes
 
@@ -109,6 +122,30 @@ class SchemaCompiler:
             return None if target is None else self._node(target, ptr)
         finally:
             self._pop(pushed)
+
+    def required(self, schema: Any, ptr: str) -> Regex:
+        """A value its parent cannot leave out: grounded where the grounding offers one. Where it does not, and no
+        enclosing value can be left out instead, compiled ungrounded and noted, so that grounding never empties
+        a schema that the text merely fails to fill."""
+        value = self.node(schema, ptr)
+        if value is None and self.grounding is not None and not self._optional_depth:
+            grounding, self.grounding = self.grounding, None
+            try:
+                value = self.node(schema, ptr)
+            finally:
+                self.grounding = grounding
+            if value is not None:
+                self.ungrounded.append(ptr or "/")
+        return value
+
+    def optional(self, schema: Any, ptr: str) -> Regex:
+        """A value its parent may leave out (an optional member, an array item past ``minItems``): the empty
+        language below it drops it rather than calling for an ungrounded fallback."""
+        self._optional_depth += 1
+        try:
+            return self.node(schema, ptr)
+        finally:
+            self._optional_depth -= 1
 
     def _pop(self, count: int) -> None:
         if count:
@@ -246,7 +283,14 @@ class SchemaCompiler:
         kept = [v for v in values if self.validate(v, rest)] if rest.keys() - _ANNOTATION_KEYS else values
         return alternation([literal(self.layout, v) for v in kept])
 
+    def _grounded(self, schema: dict, candidates: tuple) -> Regex:
+        """The alternation of the grounding's candidates that ``schema`` validates; ``None`` when none fits, so an
+        optional member or array item is left out (and a value the document needs falls back: :meth:`required`)."""
+        return alternation([literal(self.layout, value) for value in candidates if self.validate(value, schema)])
+
     def _number(self, schema: dict, ptr: str, integer: bool) -> Regex:
+        if self.grounding is not None:
+            return self._grounded(schema, self.grounding.numbers_of(integer))
         lo = hi = None
         if "minimum" in schema:
             excl = self.legacy and schema.get("exclusiveMinimum") is True
@@ -274,6 +318,8 @@ class SchemaCompiler:
             return INTEGER if integer else NUMBER
 
     def _string(self, schema: dict, ptr: str) -> Regex:
+        if self.grounding is not None:
+            return self._grounded(schema, self.grounding.strings)
         min_len = int(schema.get("minLength", 0))
         max_len = schema.get("maxLength")
         max_len = None if max_len is None else int(max_len)
@@ -345,7 +391,8 @@ class SchemaCompiler:
                 matching = [p for p in patterns if _search(p, name)]
                 sub = {"allOf": [patterns[p] for p in matching]} if matching else extra
                 sub_ptr = f"{ptr}/required"
-            value = None if (rule is not True and not self.validate(name, rule)) else self.node(sub, sub_ptr)
+            compile_value = self.required if name in required else self.optional
+            value = None if (rule is not True and not self.validate(name, rule)) else compile_value(sub, sub_ptr)
             if value is None:
                 if name in required:
                     return None
@@ -371,7 +418,7 @@ class SchemaCompiler:
         values: list[Regex] = []
         keys: list[str] = []
         for pat, sub in patterns.items():
-            value = self.node(sub, f"{ptr}/patternProperties/{escape_pointer_token(pat)}")
+            value = self.optional(sub, f"{ptr}/patternProperties/{escape_pointer_token(pat)}")
             if value is None:
                 continue
             values.append(value)
@@ -381,7 +428,7 @@ class SchemaCompiler:
                 keys.append(f'"{CHAR}*"')
                 self.post("patternProperties", f"{ptr}/patternProperties")
         if extra is not False:
-            value = self._any if extra is True else self.node(extra, f"{ptr}/additionalProperties")
+            value = self._any if extra is True else self.optional(extra, f"{ptr}/additionalProperties")
             if value is not None:
                 values.append(value)
                 keys.append(key_not_in(names))
@@ -411,7 +458,7 @@ class SchemaCompiler:
         for i, sub in enumerate(prefix):
             if max_items is not None and i >= max_items:
                 break
-            value = self.node(sub, f"{ptr}/{prefix_key}/{i}")
+            value = (self.required if i < min_items else self.optional)(sub, f"{ptr}/{prefix_key}/{i}")
             if value is None:
                 if i < min_items:
                     return None
@@ -420,7 +467,7 @@ class SchemaCompiler:
             head.append((value, i < min_items))
         rest_regex = None
         if max_items is None or max_items > len(head):
-            rest_regex = self.node(rest, rest_ptr)
+            rest_regex = (self.required if min_items > len(head) else self.optional)(rest, rest_ptr)
         if rest_regex is None:
             if min_items > len(head):
                 return None

@@ -134,14 +134,14 @@ STRING = f'"{CHAR}*"'
 SCALAR = f"(?:{STRING}|{NUMBER}|true|false|null)"
 
 
-def any_value(layout: Layout, depth: int) -> str:
-    """Any JSON value nested at most ``depth`` containers deep."""
-    value = SCALAR
+def any_value(layout: Layout, depth: int, scalar: str = SCALAR) -> str:
+    """Any JSON value nested at most ``depth`` containers deep, its scalars from ``scalar``."""
+    value = scalar
     for _ in range(depth):
         member = layout.member(STRING, value)
         obj = f"\\{{{layout.item_ws}(?:{member}(?:{layout.comma}{member})*)?{layout.item_ws}\\}}"
         arr = f"\\[{layout.item_ws}(?:{value}(?:{layout.comma}{value})*)?{layout.item_ws}\\]"
-        value = f"(?:{SCALAR}|{obj}|{arr})"
+        value = f"(?:{scalar}|{obj}|{arr})"
     return value
 
 
