@@ -4,8 +4,10 @@ Items come from ``model.corpus.items("held_out")``: the same generators as train
 puts them in the held-out tenth, which training never sees. Per task, in one run:
 
 - ``json``: the model's own sampler (``constrained.generate`` with no constraint) beside ``generate`` under the
-  item's JSON Schema. ``valid``: the text parses and ``jsonschema`` validates it; ``field_exact_match``: share of
-  the target's top-level fields the output reproduces exactly; ``exact``: whole objects right.
+  item's JSON Schema, and under the schema grounded in the item's text (``grounded``: free strings and numbers
+  are spans of it, what ``constrained json`` does). ``valid``: the text parses and ``jsonschema`` validates it;
+  ``field_exact_match``: share of the target's top-level fields the output reproduces exactly; ``exact``: whole
+  objects right.
 - ``sql``: unconstrained beside ``constrained.sql`` over the item's tables. ``valid``: sqlglot parses the query
   and SQLite prepares it against the tables (so it names only real tables and columns); ``exact``: the target
   query string.
@@ -157,9 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invented-words", type=float, default=0.0,
                         help="share of JSON items whose listed words are swapped for invented ones: names the model "
                              "never saw, which it must copy from the text (1: all)")
-    parser.add_argument("--grounded", action="store_true",
-                        help="constrained JSON also grounded in the item's text (string and number values are spans "
-                             "of it: constrained.json_schema(..., grounded_in=text))")
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint directory (default: the shipped one)")
     parser.add_argument("--json", action="store_true", help="print one machine-readable summary line last")
     args = parser.parse_args(argv)
@@ -167,15 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     model, tokenizer = load(args.checkpoint or checkpoint_dir())
     items = held_out({"json": args.per_kind, "sql": args.sql_items, "sudoku": args.per_kind}, args.invented_words)
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint or checkpoint_dir()), "per_kind": args.per_kind,
-                              "invented_words": args.invented_words, "grounded": args.grounded,
+                              "invented_words": args.invented_words,
                               "sql_items": args.sql_items}
 
-    def both(kind: str, constraint_of, budget: int, valid) -> dict[str, Any]:
-        """Unconstrained and constrained figures for one task (none when it was given no items)."""
+    def compare(kind: str, constraints: dict[str, Any], budget: int, valid) -> dict[str, Any]:
+        """Figures for one task, unconstrained and under each of ``constraints`` (none when it has no items)."""
         rows = {}
         if not items[kind]:
             return rows
-        for name, constraint in (("unconstrained", None), ("constrained", constraint_of)):
+        for name, constraint in {"unconstrained": None, **constraints}.items():
             run = generate_all(items[kind], constraint, budget, model, tokenizer, args.seed)
             rows[name] = figures(items[kind], run, valid)
             if kind == "json":
@@ -183,12 +182,12 @@ def main(argv: list[str] | None = None) -> int:
                     items[kind], [text if text is not None else "" for text in run["texts"]])["field_exact_match"]
         return rows
 
-    def json_constraint(item: corpus.Item) -> constrained.Constraint:
-        return constrained.json_schema(item.meta["schema"], grounded_in=item.meta["text"] if args.grounded else None)
-
-    report["json"] = both("json", json_constraint, JSON_BUDGET, json_valid)
-    report["sql"] = both("sql", lambda item: constrained.sql(tables_ddl(item.meta["tables"])),
-                         model.config.canvas_length, sql_valid)
+    report["json"] = compare("json", {
+        "constrained": lambda item: constrained.json_schema(item.meta["schema"]),
+        "grounded": lambda item: constrained.json_schema(item.meta["schema"], grounded_in=item.meta["text"]),
+    }, JSON_BUDGET, json_valid)
+    report["sql"] = compare("sql", {"constrained": lambda item: constrained.sql(tables_ddl(item.meta["tables"]))},
+                            model.config.canvas_length, sql_valid)
     for kind in ("json", "sql"):
         for name, row in report[kind].items():
             extra = f"  field exact {row['field_exact_match']:.1%}" if "field_exact_match" in row else ""
