@@ -81,6 +81,22 @@ def test_spans_are_at_most_the_word_bound():
     assert " ".join(words[:MAX_SPAN_WORDS + 1]) not in grounding.strings
 
 
+#: Words of a clause: punctuation anywhere but a sentence end's (which would end the clause).
+WORDS = st.text(st.sampled_from("ab\"'()é.:-@1"), min_size=1, max_size=5).filter(lambda word: word[-1] not in ".!?")
+
+
+@settings(max_examples=60, deadline=None)
+@given(clauses=st.lists(st.lists(WORDS, min_size=1, max_size=10), min_size=1, max_size=4), data=st.data())
+def test_every_run_of_words_within_a_clause_is_a_string_value(clauses, data):
+    text = "; ".join(" ".join(words) for words in clauses)
+    words = data.draw(st.sampled_from(clauses))
+    start = data.draw(st.integers(0, len(words) - 1))
+    run = " ".join(words[start:start + data.draw(st.integers(1, MAX_SPAN_WORDS))])
+    constraint = json_schema({"type": "string"}, grounded_in=text)
+    assert constraint.accepts(json.dumps(run, ensure_ascii=False)), (text, run)
+    assert run in Grounding.from_text(text).strings
+
+
 def test_numbers_are_words_that_read_as_json_numbers():
     grounding = Grounding.from_text("paid $12.50 for 3 items, 007 bond, 1e999 stars, -4 degrees, 2003-09-14, v2")
     assert grounding.numbers == (12.5, 3, -4)
