@@ -188,9 +188,10 @@ def test_schema_keywords_filter_the_candidates():
 
 
 def test_unconstrained_values_are_grounded_too():
-    constraint = json_schema({"type": "object"}, grounded_in="Paris, 3")
+    constraint = json_schema({"type": "object"}, grounded_in="city Paris, n 3, ok")
     assert constraint.accepts('{"city": "Paris", "n": 3, "ok": true}')
     assert not constraint.accepts('{"city": "Lyon"}')
+    assert not constraint.accepts('{"town": "Paris"}')
 
 
 def test_a_grounded_constraint_is_kept_out_of_the_disk_cache(tok, tmp_path, monkeypatch):
@@ -209,3 +210,15 @@ def test_generate_json_grounded_extracts_values_from_the_prompt():
     result = generate_json(schema, text, seed=0, grounded=True)
     assert offered(result.value, Grounding.from_text(text), set()), result.value
     assert result.value["age"] == 85 and result.value["email"] == "grace@navy.mil"
+
+
+def test_members_the_schema_does_not_list_are_named_by_the_text():
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "additionalProperties": {"type": "integer"}}
+    constraint = json_schema(schema, grounded_in="Ada Lovelace; apples 3, pears 4")
+    assert constraint.accepts('{"name": "Ada Lovelace", "apples": 3, "pears": 4}')
+    assert not constraint.accepts('{"name": "Ada Lovelace", "plums": 3}')  # a key the text never writes
+    assert not constraint.accepts('{"name": "Ada Lovelace", "name": 3}')  # a listed key is not an extra one
+    mapping = {"type": "object", "patternProperties": {"^p": {"type": "integer"}}, "additionalProperties": False}
+    constraint = json_schema(mapping, grounded_in="apples 3, pears 4")
+    assert constraint.accepts('{"pears": 4}')
+    assert not constraint.accepts('{"apples": 3}')  # the text writes it, but the pattern does not name it

@@ -21,7 +21,7 @@ from constrained.schema import formats
 from constrained.schema.ecma import PatternNotCompilable, simple_repetition, translate
 from constrained.schema.grounding import Grounding
 from constrained.schema.keywords import POST_CHECKED, UNSUPPORTED
-from constrained.schema.layout import Layout, Regex, alternation, any_value, key_not_in, literal
+from constrained.schema.layout import STRING, Layout, Regex, alternation, any_value, key_not_in, literal
 from constrained.schema.merge import merge
 from constrained.schema.numbers import INTEGER, NUMBER, Bound, BoundTooCostly, bounded_number, to_decimal
 from constrained.schema.refs import RefResolver, escape_pointer_token
@@ -77,7 +77,7 @@ class SchemaCompiler:
         self._optional_depth = 0  # enclosing values the document may leave out (a grounding fallback is not needed)
         self._ref_stack: list[str] = []
         self._deadline = time.monotonic() + options.time_budget_s
-        self._any = any_value(self.layout, options.any_depth, *self._grounded_scalars())
+        self._any = self._unconstrained_value()
         self._cut = 0  # recursion cut-offs so far (to say why an empty language came out)
 
     # ---- bookkeeping
@@ -91,12 +91,21 @@ class SchemaCompiler:
         if time.monotonic() > self._deadline:
             raise CompileTimeout(f"schema compilation exceeded {self.options.time_budget_s} s")
 
-    def _grounded_scalars(self) -> tuple[str, ...]:
-        """The scalars of unconstrained values (``{}``, additional properties): every one, or only the grounding's."""
+    def _unconstrained_value(self) -> str:
+        """Any value within the nesting bound (``{}``, ``true``, additional properties); grounded, its strings,
+        numbers and keys are the text's."""
         if self.grounding is None:
-            return ()
+            return any_value(self.layout, self.options.any_depth)
         values = [*self.grounding.strings, *self.grounding.numbers]
-        return (alternation([literal(self.layout, value) for value in values] + ["true", "false", "null"]),)
+        scalar = alternation([literal(self.layout, value) for value in values] + ["true", "false", "null"])
+        return any_value(self.layout, self.options.any_depth, scalar, self._keys(STRING, lambda key: True))
+
+    def _keys(self, ungrounded: str, fits: Callable[[str], bool]) -> Regex:
+        """Keys the schema does not list: ``ungrounded``, or grounded the text's spans that ``fits`` admits, since
+        a member the text does not name would be invented whole."""
+        if self.grounding is None:
+            return ungrounded
+        return alternation([literal_text(span) for span in self.grounding.strings if fits(span)])
 
     def compile(self) -> Compiled:
         regex = self.required(self.root, "")
@@ -421,21 +430,28 @@ class SchemaCompiler:
             value = self.optional(sub, f"{ptr}/patternProperties/{escape_pointer_token(pat)}")
             if value is None:
                 continue
-            values.append(value)
+            def named_by_pattern(span: str) -> bool:
+                return span not in names and _search(pat, span)
+
             try:
-                keys.append(f'"{translate(pat)}"')
+                key = self._keys(f'"{translate(pat)}"', named_by_pattern)
             except PatternNotCompilable:
-                keys.append(f'"{CHAR}*"')
+                key = self._keys(f'"{CHAR}*"', named_by_pattern)
                 self.post("patternProperties", f"{ptr}/patternProperties")
+            if key is not None:
+                values.append(value)
+                keys.append(key)
         if extra is not False:
             value = self._any if extra is True else self.optional(extra, f"{ptr}/additionalProperties")
-            if value is not None:
+            key = self._keys(key_not_in(names), lambda span: span not in names)
+            if value is not None and key is not None:
                 values.append(value)
-                keys.append(key_not_in(names))
+                keys.append(key)
         if not values:
             return None
         if loose:
-            return self.layout.member(f'"{CHAR}*"', alternation(values))
+            key = self._keys(f'"{CHAR}*"', lambda span: True)
+            return None if key is None else self.layout.member(key, alternation(values))
         return alternation([self.layout.member(k, v) for k, v in zip(keys, values)])
 
     def _array(self, schema: dict, ptr: str) -> Regex:

@@ -16,7 +16,9 @@ that its subschema validates, so a grounded value is exact for its subschema (pa
 included). Where no candidate fits (the text states no phone number, or writes a date as ``March 3``), an
 optional member or array item is left out: the text does not state it. A value the document cannot do without
 (a required member, the first ``minItems`` items) keeps its ungrounded language instead, and the compiled
-constraint lists its pointer in ``ungrounded``. Enums, consts, booleans, null and keys are never grounded.
+constraint lists its pointer in ``ungrounded``. Keys of members the schema does not list (additional and
+pattern properties, and inside unconstrained values) are spans too, so no member is invented whole. Enums,
+consts, booleans, null and the schema's listed keys are never grounded.
 """
 
 from __future__ import annotations

@@ -134,12 +134,16 @@ STRING = f'"{CHAR}*"'
 SCALAR = f"(?:{STRING}|{NUMBER}|true|false|null)"
 
 
-def any_value(layout: Layout, depth: int, scalar: str = SCALAR) -> str:
-    """Any JSON value nested at most ``depth`` containers deep, its scalars from ``scalar``."""
+def any_value(layout: Layout, depth: int, scalar: str = SCALAR, key: Regex = STRING) -> str:
+    """Any JSON value nested at most ``depth`` containers deep, its scalars from ``scalar`` and its keys from ``key``
+    (``None``: objects are empty)."""
     value = scalar
     for _ in range(depth):
-        member = layout.member(STRING, value)
-        obj = f"\\{{{layout.item_ws}(?:{member}(?:{layout.comma}{member})*)?{layout.item_ws}\\}}"
+        members = ""
+        if key is not None:
+            member = layout.member(key, value)
+            members = f"(?:{member}(?:{layout.comma}{member})*)?"
+        obj = f"\\{{{layout.item_ws}{members}{layout.item_ws}\\}}"
         arr = f"\\[{layout.item_ws}(?:{value}(?:{layout.comma}{value})*)?{layout.item_ws}\\]"
         value = f"(?:{scalar}|{obj}|{arr})"
     return value
