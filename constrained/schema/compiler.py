@@ -101,8 +101,8 @@ class SchemaCompiler:
         return any_value(self.layout, self.options.any_depth, scalar, self._keys(STRING, lambda key: True))
 
     def _keys(self, ungrounded: str, fits: Callable[[str], bool]) -> Regex:
-        """Keys the schema does not list: ``ungrounded``, or grounded the text's spans that ``fits`` admits, since
-        a member the text does not name would be invented whole."""
+        """Keys the schema does not list: ``ungrounded``, or under a grounding the text's spans that ``fits`` admits
+        (a member whose key the text never writes would be invented whole)."""
         if self.grounding is None:
             return ungrounded
         return alternation([literal_text(span) for span in self.grounding.strings if fits(span)])
