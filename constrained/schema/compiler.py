@@ -188,9 +188,9 @@ class SchemaCompiler:
             return {"allOf": [target], **siblings}, ptr, pushed
 
     def _node(self, schema: dict, ptr: str) -> Regex:
-        for key in schema.keys() & UNSUPPORTED:
+        for key in _keywords(schema, UNSUPPORTED):
             raise UnsupportedSchema(key, f"{ptr}/{key}", "dynamic references are not supported")
-        for key in schema.keys() & POST_CHECKED:
+        for key in _keywords(schema, POST_CHECKED):
             if key in ("then", "else") and "if" not in schema:
                 continue  # without `if`, `then`/`else` have no effect
             self.post(key, f"{ptr}/{key}")
@@ -203,11 +203,11 @@ class SchemaCompiler:
             sub, sub_ptr, _ = self._deref(sub, sub_ptr)  # references stay pushed until the node is compiled
             if sub is None:
                 return {"enum": []}
-            for key in sub.keys() & UNSUPPORTED:
+            for key in _keywords(sub, UNSUPPORTED):
                 raise UnsupportedSchema(key, f"{sub_ptr}/{key}", "dynamic references are not supported")
             if "allOf" in sub:
                 sub = self._merge_all(sub, sub_ptr)
-            for key in sub.keys() & POST_CHECKED:
+            for key in _keywords(sub, POST_CHECKED):
                 self.post(key, f"{sub_ptr}/{key}")
             for key in ("anyOf", "oneOf"):
                 if key in sub and key in merged:
@@ -512,6 +512,12 @@ def _same(a: Any, b: Any) -> bool:
         isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
         and not isinstance(b, bool) and a == b
     )
+
+
+def _keywords(schema: dict, among: frozenset) -> list[str]:
+    """The keywords of ``schema`` that are ``among`` the given ones, in the schema's order (so that errors and
+    ``post_checked`` come out the same in every process, whatever its hash seed)."""
+    return [key for key in schema if key in among]
 
 
 def _search(pattern: str, name: str) -> bool:
