@@ -30,8 +30,9 @@ class Constraint:
     constraint the masks enforce while denoising and which are verified when a block is committed.
     ``also_matches`` are further patterns every accepted text matches too: the regular part is the
     intersection, built at token level, for languages that are small as two automata but huge as one regex.
-    ``ungrounded`` names (by JSON pointer) the values of a grounded JSON constraint that no span of its source
-    text fits. ``cached=False`` keeps a one-off constraint's automata out of the caches (memory and disk).
+    ``ungrounded`` names (by JSON pointer) the values a grounded JSON constraint's documents need but no span of
+    its source text fits (they keep their schema's own language). ``cached=False`` keeps a one-off
+    constraint's automata out of the caches (memory and disk).
     """
 
     pattern: str

@@ -61,8 +61,8 @@ def json_schema(schema: Any, *, options: Options | None = None, grounded_in: str
 
     ``grounded_in``: a source text whose spans and numbers are the only values free strings and numbers may take
     (grounded extraction, :mod:`constrained.schema.grounding`); the constraint's ``ungrounded`` lists the values
-    that no span fits, which keep their schema's own language. Such a constraint is one text's: it is kept out
-    of the on-disk cache of compiled automata.
+    the document needs that no span fits, which keep their schema's own language. Such a constraint is one
+    text's: its automata are kept out of the caches.
     """
     document = _as_dict(schema)
     cls = validators.validator_for(document) if isinstance(document, dict) else jsonschema.Draft202012Validator

@@ -8,8 +8,8 @@ writes, so a value can be wrong only by being the wrong span, never by being inv
 The spans: the text is cut into clauses at ``,``, ``;``, line breaks and sentence ends (a ``.``, ``!`` or
 ``?`` followed by a space), each clause into words at whitespace; a candidate string is a run of up to
 :data:`MAX_SPAN_WORDS` consecutive words of one clause joined by single spaces, as written and also with the
-punctuation around it stripped (``"(Paris)."`` gives ``Paris``). A candidate number is a word that reads as a JSON number once
-stripped (and once a leading currency sign is dropped).
+punctuation around it stripped (``"(Paris)."`` gives ``Paris``). A candidate number is a word that reads as a
+JSON number once stripped (and once a leading currency sign is dropped).
 
 The schema compiler (:class:`~constrained.schema.compiler.SchemaCompiler`) keeps, per value, the candidates
 that its subschema validates, so a grounded value is exact for its subschema (patterns, formats and bounds
