@@ -39,8 +39,8 @@ DEFAULT_MIX = {"json": 0.45, "sql": 0.3, "sudoku": 0.25}
 class Item:
     """One training or evaluation example.
 
-    ``meta`` carries what a checker needs: ``schema`` and the source ``text`` (json), ``tables`` as ``{table: [[column, sqlite_type]]}``
-    (sql), ``puzzle`` with ``.`` blanks (sudoku).
+    ``meta`` carries what a checker needs: ``schema`` and the source ``text`` (json), ``tables`` as
+    ``{table: [[column, sqlite_type]]}`` (sql), ``puzzle`` with ``.`` blanks (sudoku).
     """
 
     kind: str

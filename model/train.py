@@ -37,9 +37,9 @@ items), then the same with ``--seed 20267`` (all 2,700 steps in 68 minutes; over
 right 32.2% -> 41.1%, SQL exact match on 24 items 62.5% -> 83.3%), then the same with ``--seed 20268 --steps 2200
 --max-minutes 55 --invented-words 0.5`` (all 2,200 steps in 52 minutes; on 60 held-out items with invented words
 field exact match 39.7% -> 47.5%), then the same with ``--seed 20269 --steps 2400 --max-minutes 58
---invented-words 0.75`` (2,339 steps before the time cap; SQL exact match on 24 items 75.0% -> 87.5%), then the same with ``--seed 20270
---steps 2000 --max-minutes 50`` (all 2,000 steps in 48 minutes; grounded JSON field exact match over 180 held-out
-items 73.2% -> 78.4%); ``model/checkpoint/training.json`` records all eleven runs.
+--invented-words 0.75`` (2,339 steps before the time cap; SQL exact match on 24 items 75.0% -> 87.5%), then the
+same with ``--seed 20270 --steps 2000 --max-minutes 50`` (all 2,000 steps in 48 minutes; grounded JSON field exact
+match over 180 held-out items 73.2% -> 78.4%); ``model/checkpoint/training.json`` records all eleven runs.
 """
 
 from __future__ import annotations
