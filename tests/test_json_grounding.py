@@ -30,15 +30,14 @@ PADDING = 3
 def offered(value, grounding: Grounding, schema_words: set) -> bool:
     """Every string and number inside ``value`` (keys aside) is a candidate of ``grounding`` or a word the schema
     itself spells (an enum option)."""
-    if isinstance(value, dict):
-        return all(offered(v, grounding, schema_words) for v in value.values())
-    if isinstance(value, list):
-        return all(offered(v, grounding, schema_words) for v in value)
-    if isinstance(value, bool) or value is None:
-        return True
-    if isinstance(value, str):
-        return value in grounding.strings or value in schema_words
-    return value in grounding.numbers or value in schema_words
+
+    def fits(leaf) -> bool:
+        if isinstance(leaf, bool) or leaf is None:
+            return True
+        candidates = grounding.strings if isinstance(leaf, str) else grounding.numbers
+        return leaf in candidates or leaf in schema_words
+
+    return all(fits(leaf) for leaf in corpus.json_leaves(value))
 
 
 def schema_words(schema) -> set:

@@ -74,13 +74,13 @@ def test_json_targets_validate_and_keep_schema_order(json_items):
         assert item.target == json.dumps(value, ensure_ascii=False)
         order = list(schema["properties"])
         assert list(value) == [k for k in order if k in value]
-        assert item.prompt == json_prompt(schema, item.prompt.split("\nText: ", 1)[1].rsplit("\nJSON:", 1)[0])
+        assert item.prompt == json_prompt(schema, item.meta["text"])
 
 
 def test_json_values_are_stated_in_the_text(json_items):
     """Extraction is learnable only if each scalar in the target appears in the text (booleans may be yes/no)."""
     for item in json_items:
-        text = item.prompt.split("\nText: ", 1)[1]
+        text = item.meta["text"]
         for scalar in corpus.json_leaves(json.loads(item.target)):
             if isinstance(scalar, bool):
                 continue
