@@ -13,7 +13,9 @@ puts them in the held-out tenth, which training never sees. Per task, in one run
   query string.
 - ``sudoku``: unconstrained generation of the 81-digit answer (``valid``: a grid keeping the givens and the
   rules); then the constrained solve loop guided by the model beside the same loop guided by a uniform-random
-  denoiser: solve rate and forward passes (0 when propagation alone solves a puzzle).
+  denoiser, and beside an oracle certain of a solution (the fewest passes any denoiser can reach, so
+  ``uniform / oracle`` bounds what a model can cut): solve rate and forward passes (0 when propagation alone
+  solves a puzzle).
 
 The held-out items draw their names and words from the same lists as training (56 first names, a few dozen
 cities...). ``--invented-words 1`` swaps those for invented words, in the text and the answer alike, so that the
@@ -52,7 +54,7 @@ from constrained.puzzles.sudoku import parse_sudoku  # noqa: E402
 from constrained.text_to_sql import Column, Schema, Table  # noqa: E402
 from model import corpus  # noqa: E402
 from model.sample_check import json_scores  # noqa: E402
-from sudoku import builtin_factory, run_loop, uniform_factory  # noqa: E402
+from sudoku import builtin_factory, oracle_factory, run_loop, uniform_factory  # noqa: E402
 
 JSON_BUDGET = 192  # two canvases: the longest held-out objects need more than one
 
@@ -208,16 +210,20 @@ def sudoku_report(sudoku_items: list[corpus.Item], model, tokenizer, seed: int) 
         "unconstrained": figures(sudoku_items, unconstrained, sudoku_valid),
         "model_loop": run_loop(puzzles, builtin_factory(seed, model, tokenizer), {}),
         "uniform_loop": run_loop(puzzles, uniform_factory(seed), {}),
+        "oracle_loop": run_loop(puzzles, oracle_factory, {}),
     }
     row = report["unconstrained"]
     print(f"sudoku unconstrained  valid {row['valid']:.1%}  exact {row['exact']:.1%}")
-    for name in ("model_loop", "uniform_loop"):
+    for name in ("model_loop", "uniform_loop", "oracle_loop"):
         row = report[name]
         print(f"sudoku {name:<13} solved {row['solve_rate']:.1%}  passes mean {row['passes_mean']:.2f} "
               f"p99 {row['passes_p99']:.1f}  zero-pass {row['zero_pass_share']:.1%}")
     model_passes, uniform_passes = report["model_loop"]["passes_mean"], report["uniform_loop"]["passes_mean"]
+    oracle_passes = report["oracle_loop"]["passes_mean"]
     report["uniform_over_model_passes"] = uniform_passes / model_passes if model_passes else float("inf")
-    print(f"sudoku passes, uniform / model: {report['uniform_over_model_passes']:.2f}x")
+    report["uniform_over_oracle_passes"] = uniform_passes / oracle_passes if oracle_passes else float("inf")
+    print(f"sudoku passes, uniform / model: {report['uniform_over_model_passes']:.2f}x "
+          f"(uniform / oracle, the most any denoiser could reach: {report['uniform_over_oracle_passes']:.2f}x)")
     return report
 
 

@@ -9,6 +9,9 @@ Per puzzle set, in one run:
   adapter seam ``constrained.puzzles.sudoku.model_denoiser``; or ``--denoiser module:factory`` where
   ``factory(puzzle)`` returns ``(denoiser, vocabulary)``: a ``canvas -> logprobs[81, V]`` callable and the
   SymbolVocabulary giving its token id for each digit.
+- ``oracle``: the same loop with a denoiser that knows a solution (found classically beforehand) and puts all its
+  probability there: the fewest passes any denoiser can reach under these constraints, so ``uniform / oracle`` is
+  the most a model could cut the passes by (a puzzle that propagation does not finish costs at least one pass).
 - ``classical``: plain propagation (naked and hidden singles) and depth-first backtracking: nodes and time.
 
 Every returned grid is checked against the rules and the givens; a wrong grid counts as unsolved.
@@ -151,6 +154,18 @@ def builtin_factory(seed: int, model: Any = None, tokenizer: Any = None) -> Deno
     return make
 
 
+def oracle_factory(puzzle: GridPuzzle) -> tuple[Denoiser, SymbolVocabulary]:
+    """A denoiser certain of one solution of ``puzzle`` (the first the classical solver finds)."""
+    vocabulary = SymbolVocabulary.plain(puzzle.symbols)
+    found = solve_classical(puzzle, level="gac")
+    if not found.solutions:
+        raise ConstraintUnsatisfiable("the oracle found no solution", puzzle.format(puzzle.givens))
+    logprobs = torch.full((puzzle.n_cells, vocabulary.vocab_size), -30.0, dtype=torch.float64)
+    for cell, value in enumerate(found.solutions[0]):
+        logprobs[cell, vocabulary.token_ids[value - 1]] = 0.0
+    return (lambda canvas: logprobs), vocabulary
+
+
 def load_factory(spec: str, seed: int) -> DenoiserFactory:
     if spec == "builtin":
         return builtin_factory(seed)
@@ -184,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.denoiser:
             figures["model"] = run_loop(lines, load_factory(args.denoiser, args.seed), options)
         figures["uniform"] = run_loop(lines, uniform_factory(args.seed), options)
+        figures["oracle"] = run_loop(lines, oracle_factory, options)
         figures["classical"] = run_classical(lines, args.classical_level)
         report["sets"][name] = figures
         print(f"\n{name}: {len(lines)} puzzles")
@@ -202,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"nodes mean {row['nodes_mean']:.1f} p99 {row['nodes_p99']:.0f} max {row['nodes_max']}  "
                     f"time mean {row['seconds_mean'] * 1e3:.1f} ms p99 {row['seconds_p99'] * 1e3:.1f} ms"
                 )
+        uniform = figures["uniform"]["passes_mean"]
+        for solver in ("model", "oracle"):
+            if solver in figures and figures[solver]["passes_mean"]:
+                print(f"  passes, uniform / {solver}: {uniform / figures[solver]['passes_mean']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
