@@ -6,10 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSamplerConfig
 
 from constrained.denoisers import DiffusionGemmaDenoiser, MaskedDiffusionDenoiser, as_denoiser
+from constrained.denoisers.base import sample_rows, uniform_from_allowed
 from constrained.denoisers.random_init import byte_tokenizer, diffusion_gemma, masked_lm
 from constrained.errors import DenoiserError
 from constrained.sampler import ConstrainedSampler
@@ -223,3 +225,36 @@ def test_same_tokens_as_transformers_on_the_built_in_model():
         mine = mine[: first + 1] + [pad] * (len(mine) - first - 1)
     assert mine == expected
     assert sample.forward_passes == round(sum(t != pad for t in expected) / float(out.tokens_per_forward[0]))
+
+
+# ---- the draws of a constrained step
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=st.lists(st.lists(st.sampled_from([0.0, 0.0, 1e-30, 1e-3, 0.5, 1.0, 7.0]), min_size=1, max_size=40)
+                     .filter(lambda row: any(row)), min_size=1, max_size=8), seed=st.integers(0, 2**31))
+def test_sample_rows_never_draws_an_entry_of_zero_weight(rows, seed):
+    width = max(map(len, rows))
+    weights = torch.tensor([row + [0.0] * (width - len(row)) for row in rows])
+    drawn = sample_rows(weights, torch.Generator().manual_seed(seed))
+    assert drawn.shape == (len(rows),)
+    assert all(weights[i, int(token)] > 0 for i, token in enumerate(drawn))
+
+
+def test_sample_rows_draws_in_proportion_to_the_weights():
+    weights = torch.tensor([0.0, 1.0, 0.0, 2.0, 5.0, 0.0, 2.0])
+    drawn = sample_rows(weights.expand(40_000, -1), torch.Generator().manual_seed(0))
+    shares = torch.bincount(drawn, minlength=len(weights)).double() / len(drawn)
+    assert torch.allclose(shares, (weights / weights.sum()).double(), atol=0.01), shares
+
+
+def test_uniform_from_allowed_is_uniform_over_the_allowed_tokens():
+    allowed = torch.tensor([False, True, False, True, True, False]).expand(30_000, -1)
+    drawn = uniform_from_allowed(allowed, torch.Generator().manual_seed(1))
+    shares = torch.bincount(drawn, minlength=6).double() / len(drawn)
+    assert torch.allclose(shares, allowed[0].double() / 3, atol=0.01), shares
+
+
+def test_sample_rows_refuses_a_row_without_weight():
+    with pytest.raises(DenoiserError, match="all zero"):
+        sample_rows(torch.tensor([[0.0, 1.0], [0.0, 0.0]]), torch.Generator())

@@ -98,6 +98,23 @@ def mask_logits(logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Ten
     return logits.masked_fill_(~allowed.to(logits.device), float("-inf"))
 
 
+def sample_rows(weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One index per row of ``weights`` ``[L, V]`` (non-negative), drawn in proportion to the row's weights.
+
+    The distribution of ``torch.multinomial(weights, 1)``, by inverse transform: one uniform draw per row, found
+    by binary search in the row's running sum (in float64, so that no entry is too small to be drawn). On the
+    CPU ``multinomial`` costs a random number per entry: 0.69 s against 0.20 s for a 256-position canvas over
+    LLaDA's 126K vocabulary. Raises DenoiserError for a row with no positive weight.
+    """
+    running = weights.cumsum(dim=-1, dtype=torch.float64)
+    total = running[:, -1:]
+    if not bool((total > 0).all()):  # NaN fails too
+        raise DenoiserError("cannot sample a row whose weights are all zero (or NaN)")
+    point = torch.rand(total.shape, generator=generator, dtype=torch.float64, device=weights.device) * total
+    point = torch.minimum(point, torch.nextafter(total, torch.zeros_like(total)))  # strictly below the total
+    return torch.searchsorted(running, point, right=True).view(-1)  # the first entry whose running sum passes it
+
+
 def uniform_from_allowed(allowed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One token per row of ``allowed`` ``[L, V]``, uniformly among that row's allowed tokens.
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 
 from ..errors import DenoiserError
-from .base import Proposal, check_finite, mask_logits
+from .base import Proposal, check_finite, mask_logits, sample_rows
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -126,7 +126,7 @@ class MaskedDiffusionDenoiser:
     def propose(self, logits: torch.Tensor, canvas: torch.Tensor, generator: torch.Generator) -> Proposal:
         probs = torch.softmax(logits, dim=-1)
         if self.temperature > 0:
-            tokens = torch.multinomial(probs, num_samples=1, generator=generator).view(-1)
+            tokens = sample_rows(probs, generator)
         else:
             tokens = probs.argmax(dim=-1)
         confidence = probs.gather(-1, tokens.unsqueeze(-1)).view(-1)
