@@ -712,6 +712,16 @@ static inline void add_arcs_toward(Kernel *k, const Arcs *a, int32_t q, const ui
         if (bit_test(far, a->ends[i])) add_arc_classes(k, a->classes[i]);
 }
 
+/* Whether class_scratch already holds every class of state q's arcs along `a`: then whichever of them lead
+ * into `far`, they add nothing.  Across an open stretch the states that contribute whole class sets mostly
+ * cover those of the risky ones, and this test costs a few words where their arcs cost dozens of tests. */
+static inline int classes_known(const Kernel *k, const Arcs *a, int32_t q) {
+    const uint64_t *own = store_get(&k->arc_class_sets, a->state_classes[q]);
+    for (int32_t w = 0; w < k->arc_class_sets.words; w++)
+        if (own[w] & ~k->class_scratch[w]) return 0;
+    return 1;
+}
+
 /* Into class_scratch: the classes of the arcs between the states of `near` and those of `far`, walked from
  * `near` along `a`.  `risky`, when given, holds every member of `near` with an arc that misses `far`; the
  * others contribute their whole class set, all at once over the union table, and only the risky ones have
@@ -722,10 +732,12 @@ static void classes_across(Kernel *k, const Arcs *a, const uint64_t *near, const
         for (int32_t w = 0; w < SW; w++) k->scratch[w] = near[w] & ~risky[w];
         union_over(&a->class_union, k->class_scratch, k->scratch, SW);
         for (int32_t w = 0; w < SW; w++) k->scratch[w] = near[w] & risky[w];
-        FOR_MEMBERS(k->scratch, SW, q) add_arcs_toward(k, a, q, far);
+        FOR_MEMBERS(k->scratch, SW, q)
+            if (!classes_known(k, a, q)) add_arcs_toward(k, a, q, far);
         return;
     }
     FOR_MEMBERS(near, SW, q) {
+        if (classes_known(k, a, q)) continue;
         int whole = risky ? !bit_test(risky, q) : a->neighbours && neighbours_within(a, q, far, SW);
         if (whole) add_arc_classes(k, a->state_classes[q]);
         else add_arcs_toward(k, a, q, far);
