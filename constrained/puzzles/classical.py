@@ -34,7 +34,7 @@ class _NodeLimit(Exception):
     pass
 
 
-def _pick_cell(cands: Sequence[int]) -> int:
+def pick_cell(cands: Sequence[int]) -> int:
     """Open cell with the fewest candidates; -1 when every cell is decided."""
     best, best_count = -1, 1 << 30
     for cell, mask in enumerate(cands):
@@ -67,7 +67,7 @@ def solve_classical(
 
     def search(cands: list[int]) -> None:
         nonlocal nodes
-        cell = _pick_cell(cands)
+        cell = pick_cell(cands)
         if cell < 0:
             solutions.append([m.bit_length() for m in cands])
             return
@@ -117,7 +117,7 @@ def best_completion(
         nonlocal best, best_score, nodes
         if bound(cands) <= best_score:
             return
-        cell = _pick_cell(cands)
+        cell = pick_cell(cands)
         if cell < 0:
             best, best_score = [m.bit_length() for m in cands], bound(cands)
             return

@@ -1,13 +1,24 @@
-"""Random valid Sudoku puzzles from shuffled solved grids: test material with a known solution, no data files.
+"""Random valid Sudoku puzzles with a known solution, no data files: test and benchmark material.
 
-A solved grid of box size ``b`` comes from the pattern ``(b * (r % b) + r // b + c) % n``, then symmetries that
-keep it solved: relabel the values, permute rows within bands and the bands, columns within stacks and the
-stacks, and maybe transpose. Blanking cells keeps the original grid a solution (not necessarily the only one).
+Two kinds of solved grid. :func:`solved_grid` takes the pattern ``(b * (r % b) + r // b + c) % n`` for box size
+``b``, then symmetries that keep it solved: relabel the values, permute rows within bands and the bands, columns
+within stacks and the stacks, and maybe transpose. It is instant at any size, but every grid it gives is
+equivalent to that one pattern, a vanishing share of all grids (with regularities a model can learn instead
+of the rules). :func:`searched_grid` fills an empty grid by a randomized search, so any grid can come out.
+
+Blanking random cells (:func:`random_puzzle`) keeps the grid a solution, not necessarily the only one.
+:func:`unique_puzzle` blanks cells only while the solution stays the only one, down to a *minimal* puzzle
+(no given can go): the puzzles people publish, and the ones where guidance matters.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
+
+from constrained.puzzles.classical import pick_cell, solve_classical
+from constrained.puzzles.kinds import sudoku
+from constrained.puzzles.propagation import Contradiction, Propagator, bit, values_of
 
 
 def solved_grid(box: int, rng: random.Random) -> list[int]:
@@ -40,3 +51,51 @@ def random_puzzle(box: int, blanks: int, rng: random.Random) -> tuple[list[int |
     for cell in rng.sample(range(len(solution)), blanks):
         givens[cell] = None
     return givens, solution
+
+
+def searched_grid(box: int, rng: random.Random) -> list[int]:
+    """A random solved Sudoku of side ``box * box`` found by search: the open cell with the fewest candidates
+    takes one of them at random, propagation (singles) follows, and a dead end backtracks (rarely, for 9x9)."""
+    prop = Propagator(sudoku(box), "singles")
+
+    def fill(cands: list[int]) -> list[int] | None:
+        cell = pick_cell(cands)
+        if cell < 0:
+            return [mask.bit_length() for mask in cands]
+        values = values_of(cands[cell])
+        rng.shuffle(values)
+        for value in values:
+            try:
+                child = prop.assign(cands, {cell: value})
+            except Contradiction:
+                continue
+            grid = fill(child)
+            if grid is not None:
+                return grid
+        return None
+
+    grid = fill(prop.initial())
+    if grid is None:
+        raise RuntimeError("no solved grid found: an empty Sudoku always has one")
+    return grid
+
+
+def unique_puzzle(solution: Sequence[int], rng: random.Random, *, node_limit: int = 20_000) -> list[int | None]:
+    """Givens of a minimal puzzle whose only solution is ``solution`` (a solved Sudoku, row-major values).
+
+    Cells are tried in random order; one is blanked when no other value there admits a solution, which is
+    the test that the puzzle stays unique (one search, for a solution that differs at that cell). A search
+    that runs past ``node_limit`` keeps the cell, so the result is always unique, at worst not quite minimal.
+    """
+    box = round(len(solution) ** 0.25)
+    blank = sudoku(box)
+    prop = Propagator(blank, "gac")
+    full = (1 << (box * box)) - 1
+    givens: list[int | None] = list(solution)
+    for cell in rng.sample(range(len(solution)), len(solution)):
+        start = [full if value is None else bit(value) for value in givens]
+        start[cell] = full & ~bit(solution[cell])
+        other = solve_classical(blank, start=start, propagator=prop, node_limit=node_limit)
+        if other.complete and not other.solutions:
+            givens[cell] = None
+    return givens
