@@ -15,7 +15,10 @@ puts them in the held-out tenth, which training never sees. Per task, in one run
   rules); then the constrained solve loop guided by the model beside the same loop guided by a uniform-random
   denoiser, and beside an oracle certain of a solution (the fewest passes any denoiser can reach, so
   ``uniform / oracle`` bounds what a model can cut): solve rate and forward passes (0 when propagation alone
-  solves a puzzle).
+  solves a puzzle). The puzzles are minimal ones with a single solution, on grids found by search
+  (``--sudoku minimal``, the default), or the corpus's own held-out items (``--sudoku corpus``: random blanks of
+  the shuffled pattern that training shows, often with several solutions); ``--sudoku-level`` sets the loop's
+  propagation.
 
 The held-out items draw their names and words from the same lists as training (56 first names, a few dozen
 cities...). ``--invented-words 1`` swaps those for invented words, in the text and the answer alike, so that the
@@ -59,14 +62,20 @@ from sudoku import builtin_factory, oracle_factory, run_loop, uniform_factory  #
 JSON_BUDGET = 192  # two canvases: the longest held-out objects need more than one
 
 
-def held_out(counts: dict[str, int], invented_words: float = 0.0) -> dict[str, list[corpus.Item]]:
+def held_out(counts: dict[str, int], invented_words: float = 0.0,
+             minimal_sudoku: bool = False) -> dict[str, list[corpus.Item]]:
     """The first ``counts[kind]`` held-out items of each task, in the corpus's seeded order (``invented_words``:
-    as in :func:`model.corpus.items`)."""
+    as in :func:`model.corpus.items`). ``minimal_sudoku`` draws the Sudoku items from a stream of their own,
+    minimal puzzles on searched grids, so the other tasks keep the items they had."""
     stream = corpus.items("held_out", invented_words=invented_words)
+    wanted = dict(counts)
     by_kind: dict[str, list[corpus.Item]] = {kind: [] for kind in corpus.KINDS}
-    while any(len(by_kind[kind]) < count for kind, count in counts.items()):
+    if minimal_sudoku:
+        puzzles = corpus.items("held_out", mix={"sudoku": 1.0}, minimal_sudoku=True)
+        by_kind["sudoku"] = [next(puzzles) for _ in range(wanted.pop("sudoku", 0))]
+    while any(len(by_kind[kind]) < count for kind, count in wanted.items()):
         item = next(stream)
-        if len(by_kind[item.kind]) < counts[item.kind]:
+        if len(by_kind[item.kind]) < wanted.get(item.kind, 0):
             by_kind[item.kind].append(item)
     return by_kind
 
@@ -161,14 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invented-words", type=float, default=0.0,
                         help="share of JSON items whose listed words are swapped for invented ones: names the model "
                              "never saw, which it must copy from the text (1: all)")
+    parser.add_argument("--sudoku", choices=["minimal", "corpus"], default="minimal",
+                        help="held-out Sudoku items: minimal unique puzzles on searched grids, or the corpus's own")
+    parser.add_argument("--sudoku-level", choices=["gac", "singles"], default="gac",
+                        help="propagation in the Sudoku solve loop")
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint directory (default: the shipped one)")
     parser.add_argument("--json", action="store_true", help="print one machine-readable summary line last")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     model, tokenizer = load(args.checkpoint or checkpoint_dir())
-    items = held_out({"json": args.per_kind, "sql": args.sql_items, "sudoku": args.per_kind}, args.invented_words)
+    items = held_out({"json": args.per_kind, "sql": args.sql_items, "sudoku": args.per_kind}, args.invented_words,
+                     minimal_sudoku=args.sudoku == "minimal")
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint or checkpoint_dir()), "per_kind": args.per_kind,
-                              "invented_words": args.invented_words,
+                              "invented_words": args.invented_words, "sudoku": args.sudoku,
+                              "sudoku_level": args.sudoku_level,
                               "sql_items": args.sql_items}
 
     def compare(kind: str, constraints: dict[str, Any], budget: int, valid) -> dict[str, Any]:
@@ -196,21 +211,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{kind:<6} {name:<13} valid {row['valid']:.1%}  exact {row['exact']:.1%}{extra}  "
                   f"passes {row['passes_mean']:.1f}  {row['seconds_per_item']:.2f} s/item  failures {row['failures']}")
     if items["sudoku"]:
-        report["sudoku"] = sudoku_report(items["sudoku"], model, tokenizer, args.seed)
+        report["sudoku"] = sudoku_report(items["sudoku"], model, tokenizer, args.seed, args.sudoku_level)
     if args.json:
         print(json.dumps(report))
     return 0
 
 
-def sudoku_report(sudoku_items: list[corpus.Item], model, tokenizer, seed: int) -> dict[str, Any]:
-    """Unconstrained generation, then the solve loop guided by the model beside a uniform-random denoiser."""
+def sudoku_report(sudoku_items: list[corpus.Item], model, tokenizer, seed: int, level: str = "gac") -> dict[str, Any]:
+    """Unconstrained generation, then the solve loop (propagation ``level``) guided by the model beside a
+    uniform-random denoiser and an oracle."""
     unconstrained = generate_all(sudoku_items, None, model.config.canvas_length, model, tokenizer, seed)
     puzzles = [item.meta["puzzle"] for item in sudoku_items]
+    options = {"level": level}
     report = {
         "unconstrained": figures(sudoku_items, unconstrained, sudoku_valid),
-        "model_loop": run_loop(puzzles, builtin_factory(seed, model, tokenizer), {}),
-        "uniform_loop": run_loop(puzzles, uniform_factory(seed), {}),
-        "oracle_loop": run_loop(puzzles, oracle_factory, {}),
+        "model_loop": run_loop(puzzles, builtin_factory(seed, model, tokenizer), options),
+        "uniform_loop": run_loop(puzzles, uniform_factory(seed), options),
+        "oracle_loop": run_loop(puzzles, oracle_factory, options),
     }
     row = report["unconstrained"]
     print(f"sudoku unconstrained  valid {row['valid']:.1%}  exact {row['exact']:.1%}")

@@ -8,7 +8,8 @@ Three tasks, all synthetic so nothing is downloaded and no evaluation data leaks
 * ``sql``: a question and its SQLite query over a random Spider-style schema given in the prompt (templates for
   projection, filters, aggregates, GROUP BY, ORDER BY/LIMIT and joins). Spider itself is never read.
 * ``sudoku``: a puzzle and its 81-digit solution; solved grids come from shuffling a base grid, then cells are
-  blanked.
+  blanked. With ``minimal_sudoku`` the grid is found by search instead and the puzzle is a minimal one with that
+  grid as its only solution (:mod:`constrained.puzzles.generate`).
 
 Splits are disjoint by construction: an item belongs to ``held_out`` iff a hash of its prompt falls in one tenth
 of the hash space, so the quality benchmark never scores a prompt the model trained on, whatever the seeds.
@@ -28,6 +29,7 @@ from typing import Any
 import jsonschema
 
 from constrained.prompts import compact_sql_schema, json_prompt, sql_prompt, sudoku_prompt
+from constrained.puzzles.generate import searched_grid, unique_puzzle
 
 TRAIN_SEED = 20260
 HELD_OUT_SEED = 777
@@ -56,11 +58,13 @@ def split_of(prompt: str) -> str:
 
 
 def items(split: str = "train", seed: int | None = None, mix: dict[str, float] | None = None,
-          invented_words: float = 0.0) -> Iterator[Item]:
+          invented_words: float = 0.0, minimal_sudoku: bool = False) -> Iterator[Item]:
     """Endless stream of items of ``split`` (``"train"`` or ``"held_out"``), reproducible from ``seed``.
 
     ``invented_words``: the share of JSON items whose list-drawn words (names, cities, tags...) are swapped for
     invented ones, in the text and the answer alike (see :func:`json_item`); 0 leaves every stream as it was.
+    ``minimal_sudoku``: Sudoku items as :func:`sudoku_item` makes them with ``minimal``; False leaves every
+    stream as it was.
     """
     if split not in ("train", "held_out"):
         raise ValueError(f"unknown split {split!r}")
@@ -68,7 +72,8 @@ def items(split: str = "train", seed: int | None = None, mix: dict[str, float] |
     weights = mix or DEFAULT_MIX
     kinds = list(weights)
     makers: dict[str, Callable[[random.Random], Item]] = {
-        "json": lambda r: json_item(r, invented_words), "sql": sql_item, "sudoku": sudoku_item}
+        "json": lambda r: json_item(r, invented_words), "sql": sql_item,
+        "sudoku": lambda r: sudoku_item(r, minimal_sudoku)}
     while True:
         kind = rng.choices(kinds, weights=[weights[k] for k in kinds])[0]
         item = makers[kind](rng)
@@ -77,9 +82,9 @@ def items(split: str = "train", seed: int | None = None, mix: dict[str, float] |
 
 
 def take(n: int, split: str = "train", seed: int | None = None, mix: dict[str, float] | None = None,
-         invented_words: float = 0.0) -> list[Item]:
+         invented_words: float = 0.0, minimal_sudoku: bool = False) -> list[Item]:
     """The first ``n`` items of :func:`items`."""
-    stream = items(split, seed, mix, invented_words)
+    stream = items(split, seed, mix, invented_words, minimal_sudoku)
     return [next(stream) for _ in range(n)]
 
 
@@ -707,10 +712,18 @@ def solved_grid(rng: random.Random) -> str:
     return "".join(str(d) for row in grid for d in row)
 
 
-def sudoku_item(rng: random.Random) -> Item:
-    """A puzzle (between 17 and 60 givens) and its solution."""
-    solution = solved_grid(rng)
-    givens = rng.randint(17, 60)
-    keep = set(rng.sample(range(81), givens))
-    puzzle = "".join(ch if i in keep else "." for i, ch in enumerate(solution))
+def sudoku_item(rng: random.Random, minimal: bool = False) -> Item:
+    """A puzzle and its solution: between 17 and 60 givens of a :func:`solved_grid` (often with other solutions
+    too), or with ``minimal`` a minimal puzzle whose only solution is a grid found by search (22 to 27 givens
+    mostly). Why both: every :func:`solved_grid` is a shuffle of one pattern whose regularities a model can
+    learn in place of the rules, and random blanks leave puzzles that propagation alone mostly solves."""
+    if minimal:
+        grid = searched_grid(3, rng)
+        solution = "".join(map(str, grid))
+        puzzle = "".join("." if value is None else str(value) for value in unique_puzzle(grid, rng))
+    else:
+        solution = solved_grid(rng)
+        givens = rng.randint(17, 60)
+        keep = set(rng.sample(range(81), givens))
+        puzzle = "".join(ch if i in keep else "." for i, ch in enumerate(solution))
     return Item("sudoku", sudoku_prompt(puzzle), solution, {"puzzle": puzzle})

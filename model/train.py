@@ -109,11 +109,12 @@ def value_positions(tokenizer: PreTrainedTokenizerFast, answer: str) -> list[boo
 
 
 def examples(tok: PreTrainedTokenizerFast, canvas_length: int, seed: int, max_context: int,
-             mix: dict[str, float] | None = None, invented_words: float = 0.0):
+             mix: dict[str, float] | None = None, invented_words: float = 0.0, minimal_sudoku: bool = False):
     """Endless seeded stream of :class:`Example`, one random block per corpus item (kinds drawn by ``mix``; see
-    :func:`model.corpus.items` for ``invented_words``)."""
+    :func:`model.corpus.items` for ``invented_words`` and ``minimal_sudoku``)."""
     rng = random.Random(seed)
-    for item in corpus.items("train", seed=seed, mix=mix, invented_words=invented_words):
+    for item in corpus.items("train", seed=seed, mix=mix, invented_words=invented_words,
+                             minimal_sudoku=minimal_sudoku):
         first = blocks.prompt_ids(tok, item.prompt)
         canvases = blocks.answer_blocks(tok, item.target, canvas_length)
         index = rng.randrange(len(canvases))
@@ -270,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="share of JSON examples whose noise hits only their value positions (0: none)")
     parser.add_argument("--invented-words", type=float, default=0.0,
                         help="share of JSON items whose list-drawn words are swapped for invented ones (0: none)")
+    parser.add_argument("--minimal-sudoku", action="store_true",
+                        help="Sudoku items as minimal unique puzzles on searched grids (default: the shuffled pattern)")
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--save-every", type=int, default=250)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -307,7 +310,8 @@ def main(argv: list[str] | None = None) -> None:
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     generator = torch.Generator().manual_seed(args.seed)
-    stream = examples(tok, config.canvas_length, args.seed, args.max_context, args.mix, args.invented_words)
+    stream = examples(tok, config.canvas_length, args.seed, args.max_context, args.mix, args.invented_words,
+                      args.minimal_sudoku)
     history: list[dict] = []
     running: dict[str, list[float]] = {k: [] for k in corpus.KINDS}
     step = 0
@@ -378,6 +382,7 @@ def _stats(args: argparse.Namespace, step: int, minutes: float, params: int, his
         "value_weight": args.value_weight,
         "value_noise": args.value_noise,
         "invented_words": args.invented_words,
+        "minimal_sudoku": args.minimal_sudoku,
         "isolate_spaces": args.isolate_spaces,
         "seed": args.seed,
         "mix": args.mix or corpus.DEFAULT_MIX,

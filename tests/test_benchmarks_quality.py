@@ -40,3 +40,15 @@ def test_broken_answers_are_judged_invalid(quality, items):
         swapped = item.target[1] + item.target[0] + item.target[2:]  # two different digits in one row
         assert not quality.sudoku_valid(item, swapped)
         assert not quality.sudoku_valid(item, item.target[:80])
+
+
+def test_minimal_sudoku_items_have_one_solution_and_leave_the_other_tasks_alone(quality, items):
+    from constrained.puzzles.classical import solve_classical
+    from constrained.puzzles.sudoku import parse_sudoku
+
+    minimal = quality.held_out({"json": 8, "sql": 8, "sudoku": 4}, minimal_sudoku=True)
+    assert minimal["json"] == items["json"] and minimal["sql"] == items["sql"]
+    for item in minimal["sudoku"]:
+        found = solve_classical(parse_sudoku(item.meta["puzzle"]), max_solutions=2, level="gac")
+        assert found.complete and ["".join(map(str, s)) for s in found.solutions] == [item.target]
+        assert quality.sudoku_valid(item, item.target)
