@@ -37,6 +37,35 @@
 
 /* ------------------------------------------------------------------------------------ bitsets */
 
+/* Trailing zeros (of a non-zero word) and set bits of a 64-bit word: GCC's and Clang's builtins, MSVC's bit
+ * scan, else portable code (also built on GCC with -DCONSTRAINED_PORTABLE_BITS, which is how it is tested). */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(CONSTRAINED_PORTABLE_BITS)
+static inline int ctz64(uint64_t x) { return __builtin_ctzll(x); }
+static inline int popcount64(uint64_t x) { return __builtin_popcountll(x); }
+#else
+#if defined(_MSC_VER) && !defined(CONSTRAINED_PORTABLE_BITS)
+#include <intrin.h>
+static inline int ctz64(uint64_t x) {
+    unsigned long index;
+    _BitScanForward64(&index, x);
+    return (int)index;
+}
+#else
+static inline int ctz64(uint64_t x) {
+    int n = 0;
+    for (; !(x & 0xFFFFFFFFu); x >>= 32) n += 32;
+    for (; !(x & 1u); x >>= 1) n++;
+    return n;
+}
+#endif
+static inline int popcount64(uint64_t x) {  /* bits summed in pairs, nibbles, then bytes by one multiply */
+    x -= (x >> 1) & 0x5555555555555555ull;
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return (int)((x * 0x0101010101010101ull) >> 56);
+}
+#endif
+
 static inline int bit_test(const uint64_t *bits, int32_t i) { return (int)((bits[i >> 6] >> (i & 63)) & 1u); }
 static inline void bit_set(uint64_t *bits, int32_t i) { bits[i >> 6] |= (uint64_t)1 << (i & 63); }
 
@@ -44,11 +73,11 @@ static inline void bit_set(uint64_t *bits, int32_t i) { bits[i >> 6] |= (uint64_
 #define FOR_MEMBERS(bits, words, q)                                                                   \
     for (int32_t w_ = 0; w_ < (words); w_++)                                                          \
         for (uint64_t rest_ = (bits)[w_]; rest_; rest_ &= rest_ - 1)                                  \
-            for (int32_t q = w_ * 64 + __builtin_ctzll(rest_), once_ = 1; once_; once_ = 0)
+            for (int32_t q = w_ * 64 + ctz64(rest_), once_ = 1; once_; once_ = 0)
 
 static inline int32_t popcount(const uint64_t *bits, int32_t words) {
     int32_t n = 0;
-    for (int32_t w = 0; w < words; w++) n += __builtin_popcountll(bits[w]);
+    for (int32_t w = 0; w < words; w++) n += popcount64(bits[w]);
     return n;
 }
 
@@ -126,7 +155,7 @@ static int union_table_build(UnionTable *u, int32_t n, int32_t words, const uint
             memset((uint64_t *)union_entry(u, chunk, 0), 0, (size_t)width * sizeof(uint64_t));
             for (uint64_t subset = 1; subset < ((uint64_t)1 << bits); subset++) {
                 uint64_t *entry = (uint64_t *)union_entry(u, chunk, subset);
-                int32_t state = (int32_t)(chunk * bits) + __builtin_ctzll(subset);
+                int32_t state = (int32_t)(chunk * bits) + ctz64(subset);
                 memcpy(entry, union_entry(u, chunk, subset & (subset - 1)), (size_t)width * sizeof(uint64_t));
                 if (state < n) or_words(entry, rows + (size_t)(row_of ? row_of[state] : state) * words + lo, width);
             }
@@ -144,7 +173,7 @@ static void union_over(const UnionTable *u, uint64_t *into, const uint64_t *set,
     const int32_t per_word = 64 / u->bits;
     for (int32_t w = 0; w < set_words; w++)
         for (uint64_t rest = set[w]; rest; ) {
-            int32_t m = __builtin_ctzll(rest) / u->bits;
+            int32_t m = ctz64(rest) / u->bits;
             uint64_t subset = (rest >> (m * u->bits)) & mask;
             size_t chunk = (size_t)w * per_word + m;
             or_words(into + u->spans[chunk].first, union_entry(u, chunk, subset), u->spans[chunk].width);
@@ -759,7 +788,7 @@ static int32_t neighbours_of_difference(Kernel *k, int32_t x, int32_t y, int pre
 static int32_t difference_size(const Kernel *k, int32_t x, int32_t y) {
     const uint64_t *in = store_get(&k->sets, x), *out = store_get(&k->sets, y);
     int32_t n = 0;
-    for (int32_t w = 0; w < k->sets.words; w++) n += __builtin_popcountll(in[w] & ~out[w]);
+    for (int32_t w = 0; w < k->sets.words; w++) n += popcount64(in[w] & ~out[w]);
     return n;
 }
 
