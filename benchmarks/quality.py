@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     items = held_out({"json": args.per_kind, "sql": args.sql_items, "sudoku": args.per_kind}, args.invented_words,
                      minimal_sudoku=args.sudoku == "minimal")
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint or checkpoint_dir()), "per_kind": args.per_kind,
-                              "invented_words": args.invented_words, "sudoku": args.sudoku,
+                              "invented_words": args.invented_words, "sudoku_items": args.sudoku,
                               "sudoku_level": args.sudoku_level,
                               "sql_items": args.sql_items}
 
