@@ -3,13 +3,13 @@
 It is the yardstick the denoiser-guided solver is benchmarked against (its node count and time), the
 uniqueness check after a solve (search for a second solution, bounded), and the search behind the canvas's
 exact feasibility test and its MAP decoding. Branching picks the open cell with the fewest candidates (MRV) and
-tries values in ascending order (or by score, for MAP decoding).
+tries values in ascending order (or an order the caller gives, or by score for MAP decoding).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from constrained.puzzles.grid import GridPuzzle
@@ -34,7 +34,7 @@ class _NodeLimit(Exception):
     pass
 
 
-def pick_cell(cands: Sequence[int]) -> int:
+def _pick_cell(cands: Sequence[int]) -> int:
     """Open cell with the fewest candidates; -1 when every cell is decided."""
     best, best_count = -1, 1 << 30
     for cell, mask in enumerate(cands):
@@ -55,10 +55,13 @@ def solve_classical(
     level: str = "singles",
     start: Sequence[int] | None = None,
     propagator: Propagator | None = None,
+    value_order: Callable[[list[int]], list[int]] | None = None,
 ) -> ClassicalResult:
     """Find up to ``max_solutions`` solutions by propagation and backtracking.
 
     ``start``: candidate masks to search from (default: the givens, propagated), e.g. a canvas's current state.
+    ``value_order``: the order a branching cell's candidate values are tried in (default: ascending), e.g. a
+    random one to draw a solution rather than find the first.
     """
     began = time.perf_counter()
     prop = propagator or Propagator(puzzle, level)
@@ -67,11 +70,12 @@ def solve_classical(
 
     def search(cands: list[int]) -> None:
         nonlocal nodes
-        cell = pick_cell(cands)
+        cell = _pick_cell(cands)
         if cell < 0:
             solutions.append([m.bit_length() for m in cands])
             return
-        for value in values_of(cands[cell]):
+        values = values_of(cands[cell])
+        for value in value_order(values) if value_order else values:
             if nodes >= node_limit:
                 raise _NodeLimit
             nodes += 1
@@ -117,7 +121,7 @@ def best_completion(
         nonlocal best, best_score, nodes
         if bound(cands) <= best_score:
             return
-        cell = pick_cell(cands)
+        cell = _pick_cell(cands)
         if cell < 0:
             best, best_score = [m.bit_length() for m in cands], bound(cands)
             return

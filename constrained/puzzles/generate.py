@@ -16,9 +16,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from constrained.puzzles.classical import pick_cell, solve_classical
+from constrained.puzzles.classical import solve_classical
 from constrained.puzzles.kinds import sudoku
-from constrained.puzzles.propagation import Contradiction, Propagator, bit, values_of
+from constrained.puzzles.propagation import Propagator, bit
 
 
 def solved_grid(box: int, rng: random.Random) -> list[int]:
@@ -54,30 +54,17 @@ def random_puzzle(box: int, blanks: int, rng: random.Random) -> tuple[list[int |
 
 
 def searched_grid(box: int, rng: random.Random) -> list[int]:
-    """A random solved Sudoku of side ``box * box`` found by search: the open cell with the fewest candidates
-    takes one of them at random, propagation (singles) follows, and a dead end backtracks (rarely, for 9x9)."""
-    prop = Propagator(sudoku(box), "singles")
+    """A random solved Sudoku of side ``box * box`` found by search: the classical solver on an empty grid
+    (singles), trying each cell's candidates in random order, so a dead end backtracks (rarely, for 9x9)."""
 
-    def fill(cands: list[int]) -> list[int] | None:
-        cell = pick_cell(cands)
-        if cell < 0:
-            return [mask.bit_length() for mask in cands]
-        values = values_of(cands[cell])
+    def shuffled(values: list[int]) -> list[int]:
         rng.shuffle(values)
-        for value in values:
-            try:
-                child = prop.assign(cands, {cell: value})
-            except Contradiction:
-                continue
-            grid = fill(child)
-            if grid is not None:
-                return grid
-        return None
+        return values
 
-    grid = fill(prop.initial())
-    if grid is None:
+    found = solve_classical(sudoku(box), level="singles", value_order=shuffled)
+    if not found.solutions:
         raise RuntimeError("no solved grid found: an empty Sudoku always has one")
-    return grid
+    return found.solutions[0]
 
 
 def unique_puzzle(solution: Sequence[int], rng: random.Random, *, node_limit: int = 20_000) -> list[int | None]:
