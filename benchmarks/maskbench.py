@@ -405,7 +405,9 @@ def _bounded_outlines_index(schema_json: str, vocabulary: Any, timeout_s: float)
 
 @dataclasses.dataclass
 class Simulation:
-    """One denoising run of ours: per step its µs, tokens revealed, and the share of it spent on the masks."""
+    """One denoising run of ours: per step its µs, tokens revealed, and the share of it spent on the masks;
+    and how many open positions' masks changed from the step before (the first step: all of them), which is
+    how many masks the run had to produce where an autoregressive engine produces one per token."""
 
     step_us: list[float]
     revealed: list[int]
@@ -413,6 +415,7 @@ class Simulation:
     length: int
     mask_misses: int
     setup_us: float
+    rows_changed: int
 
 
 def simulate(bound: constrained.BoundConstraint, tokens: list[int], rng: random.Random, padding: int) -> Simulation:
@@ -425,7 +428,9 @@ def simulate(bound: constrained.BoundConstraint, tokens: list[int], rng: random.
     start = time.perf_counter_ns()
     canvas = bound.canvas(length)  # the sweeps of the all-open canvas, and its mask buffer
     setup_us = (time.perf_counter_ns() - start) / 1e3
-    steps, revealed, masks_us, misses = [], [], [], 0
+    steps, revealed, masks_us, misses, rows_changed = [], [], [], 0, 0
+    previous = None
+    is_open = np.ones(length, dtype=bool)
     done = 0
     while done < length:
         chunk = order[done: done + rng.randint(low, high)]
@@ -437,11 +442,15 @@ def simulate(bound: constrained.BoundConstraint, tokens: list[int], rng: random.
         end = time.perf_counter_ns()
         words = masks.numpy()
         misses += sum(not _bit(words[i], t) for i, t in decisions.items())
+        changed = is_open if previous is None else is_open & (words != previous).any(axis=1)
+        rows_changed += int(changed.sum())
+        previous = words.copy()
+        is_open[chunk] = False
         steps.append((end - start) / 1e3)
         masks_us.append((middle - start) / 1e3)
         revealed.append(len(chunk))
         done += len(chunk)
-    return Simulation(steps, revealed, masks_us, length, misses, setup_us)
+    return Simulation(steps, revealed, masks_us, length, misses, setup_us, rows_changed)
 
 
 # ------------------------------------------------------------------------------------------- mask cost
@@ -505,6 +514,8 @@ def mask_cost_split(directory: Path, split: str, compiled_ids: set[str] | None, 
             counts["text_tokens"] += len(tokens)
             run = simulate(bound, tokens, rng, args.padding)
             counts["mask_misses"] += run.mask_misses
+            counts["mask_rows_changed"] += run.rows_changed
+            counts["tokens_revealed"] += run.length
             steps += run.step_us
             canvas_setup.append(run.setup_us)
             per_token["ours"] += [us / k for us, k in zip(run.step_us, run.revealed) for _ in range(k)]
@@ -628,7 +639,12 @@ def summarise(per_split: dict[str, dict], args: argparse.Namespace) -> dict:
         summary["canvas256_masks_us"] = quantiles(pooled("canvas_masks"))
         summary["canvas_setup_us"] = quantiles(pooled("canvas_setup"))
         summary["bind_ms"] = quantiles(pooled("bind_ms"))
-        summary["mask_counts"] = dict(sum((Counter(m["counts"]) for m in masks), Counter()))
+        summary["mask_counts"] = counts = dict(sum((Counter(m["counts"]) for m in masks), Counter()))
+        if counts.get("mask_rows_changed"):  # what one mask costs each engine, beside how many each must make
+            ours_total = sum(v for m in masks for v in m["_raw"]["per_token"]["ours"])
+            summary["masks_per_token_ours"] = counts["mask_rows_changed"] / counts["tokens_revealed"]
+            summary["us_per_mask"] = {"ours": ours_total / counts["mask_rows_changed"],
+                                      **{p: summary["us_per_token"][p]["mean"] for p in PEERS}}
         summary["peer_compile_failed"] = {p: sum(len(m["peer_compile_failed"][p]) for m in masks) for p in PEERS}
         summary["peer_rejected_instances"] = {p: sum(m["peer_rejected_instances"][p] for m in masks) for p in PEERS}
         summary["peer_tokens_outside_own_mask"] = {
@@ -711,6 +727,10 @@ def render(summary: dict) -> None:
             f"canvas set-up (untimed above, like the peers' matcher creation): p50 "
             f"{_fmt(summary['canvas_setup_us']['p50'])} µs, p99 {_fmt(summary['canvas_setup_us']['p99'])} µs"
         )
+        if "us_per_mask" in summary:
+            per_mask = ", ".join(f"{name} {_fmt(us, 2)}" for name, us in summary["us_per_mask"].items())
+            console.print(f"masks made per generated token: ours {_fmt(summary['masks_per_token_ours'], 2)} "
+                          f"(open rows that changed in a step), each peer 1; µs per mask made: {per_mask}")
         console.print(f"sample: {summary['mask_counts']}; peers that could not compile: "
                       f"{summary['peer_compile_failed']}; peers rejecting a valid instance: "
                       f"{summary['peer_rejected_instances']}; tokens a peer accepted outside its own mask: "

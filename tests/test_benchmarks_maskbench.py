@@ -82,3 +82,13 @@ def test_instances_are_tokenized_exactly():
     tokens = vocab.tokenize(text)
     assert tokens is not None and vocab.spell(tokens) == text.encode()  # no dummy-prefix space
     assert vocab.vocabulary.decode(tokens + [vocab.eos_id]) == text
+
+
+def test_masks_made_per_token_count_every_first_mask(run):
+    """The first step makes every open position's mask, so a run makes at least one mask per token it reveals;
+    and ours per mask made is then at most ours per token."""
+    summary, _ = run
+    counts = summary["mask_counts"]
+    assert counts["mask_rows_changed"] >= counts["tokens_revealed"] > 0
+    assert summary["masks_per_token_ours"] == counts["mask_rows_changed"] / counts["tokens_revealed"]
+    assert summary["us_per_mask"]["ours"] <= summary["us_per_token"]["ours"]["mean"]
