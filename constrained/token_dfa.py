@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ._outlines_binary import read_index
+from ._token_columns import column_signatures, fill_table
 from .errors import CompileTimeout, RegexError, VocabularyError
 from .vocabulary import TokenVocabulary
 
@@ -136,21 +137,16 @@ def _live_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
     return live
 
 
-def _class_signatures(states: np.ndarray, tokens: np.ndarray, targets: np.ndarray, vocab_size: int) -> np.ndarray:
+def _token_classes(columns: tuple[np.ndarray, ...], n_states: int) -> np.ndarray:
     """Token classes: tokens with the same transition in every state share a class.
 
     Each token's column of the transition table is hashed with two independent random linear hashes
-    (128 bits together), which is collision-free for any realistic vocabulary and never builds the dense
-    ``[S, V]`` table.
+    (128 bits together, ``_token_columns.column_signatures``), which is collision-free for any realistic
+    vocabulary and never builds the dense ``[S, V]`` table.
     """
-    rng = np.random.default_rng(0x5EED)
-    n_states = int(states.max(initial=0)) + 1
-    signature = np.zeros((vocab_size, 2), dtype=np.uint64)
-    for column in range(2):
-        weights = rng.integers(1, 2**63, size=n_states, dtype=np.uint64) | np.uint64(1)
-        terms = weights[states] * (targets.astype(np.uint64) + np.uint64(1))
-        np.add.at(signature[:, column], tokens, terms)
-    _, classes = np.unique(signature, axis=0, return_inverse=True)
+    weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=(2, n_states), dtype=np.uint64) | np.uint64(1)
+    signature = np.frombuffer(column_signatures(*columns, np.ascontiguousarray(weights.T)), dtype=np.uint64)
+    _, classes = np.unique(signature.reshape(-1, 2), axis=0, return_inverse=True)
     return classes.reshape(-1).astype(np.int32)
 
 
@@ -203,19 +199,19 @@ def _compile_tables(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     kept[initial] = True
     kept[finals] = kept[before_start] = False
     state_ids = np.flatnonzero(kept)
-    renumber = np.full(len(kept), DEAD, dtype=np.int32)
+    renumber = np.full(len(kept), DEAD, dtype=np.int32)  # finals and the state before the start: DEAD
     renumber[state_ids] = np.arange(len(state_ids))
-    states, targets = renumber[sources], renumber[targets]  # finals and the state before the start: DEAD
-    keep = (states != DEAD) & (targets != DEAD) & (tokens < vocabulary.size) & ~np.isin(tokens, list(end_ids))
-    states, tokens, targets = states[keep], tokens[keep], targets[keep]
+    token_ok = np.ones(vocabulary.size, dtype=np.uint8)  # the markers' ids lie past its end
+    token_ok[list(end_ids)] = 0
+    columns = (sources, tokens, targets, renumber, token_ok)
 
-    token_class = _class_signatures(states, tokens, targets, vocabulary.size)
+    token_class = _token_classes(columns, len(state_ids))
     end_class = int(token_class.max(initial=-1)) + 1
     token_class[list(end_ids)] = end_class
     n_states = len(state_ids) + 1  # + DONE
     done = n_states - 1
     table = np.full((n_states, end_class + 1), DEAD, dtype=np.int32)
-    table[states, token_class[tokens]] = targets
+    fill_table(*columns, token_class, table, end_class + 1)
     accepting = np.zeros(n_states, dtype=bool)
     accepting[renumber[accepting_ids]] = True
     table[accepting, end_class] = done
@@ -233,7 +229,7 @@ def _pickled_bytes(index) -> bytes | None:
 
 
 def _transitions(index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every transition of an outlines-core ``Index`` as (state, token, next state) integer arrays.
+    """Every transition of an outlines-core ``Index`` as (state, token, next state) int32 arrays.
 
     Read from the bytes the Index pickles to (``_outlines_binary``: about 1 s where ``get_transitions``
     takes 5 s for 14.5M transitions, and more to turn its dicts into arrays). That layout is outlines-core's
@@ -251,9 +247,9 @@ def _transitions(index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             return sources, tokens, targets
     transitions = index.get_transitions()
     sizes = [len(row) for row in transitions.values()]
-    return (np.repeat(np.fromiter(transitions.keys(), dtype=np.int64, count=len(sizes)), sizes),
-            np.fromiter((t for row in transitions.values() for t in row.keys()), dtype=np.int64, count=sum(sizes)),
-            np.fromiter((q for row in transitions.values() for q in row.values()), dtype=np.int64, count=sum(sizes)))
+    return (np.repeat(np.fromiter(transitions.keys(), dtype=np.int32, count=len(sizes)), sizes),
+            np.fromiter((t for row in transitions.values() for t in row.keys()), dtype=np.int32, count=sum(sizes)),
+            np.fromiter((q for row in transitions.values() for q in row.values()), dtype=np.int32, count=sum(sizes)))
 
 
 def _trimmed(dfa: TokenDFA) -> TokenDFA:

@@ -1,0 +1,147 @@
+/* From outlines-core's transition list to our token automaton's table, in two passes over the list.
+ *
+ * Why in C: a MaskBench schema's Index over a 32K vocabulary holds millions of (state, token, next state)
+ * transitions, 38M on a Snowplow schema. Through numpy, renumbering the states, dropping the transitions we
+ * do not keep, hashing every token's column and filling the table cost a dozen passes with temporaries of
+ * 8 bytes per transition: as long as outlines-core took to determinize. Here each is one pass, and nothing
+ * is allocated per transition.
+ *
+ * Both passes read the same triple of int32 arrays and keep the same transitions: those whose state and
+ * next state `renumber` maps to one of ours (not -1) and whose token `token_ok` allows (ids past its end are
+ * outlines-core's synthetic marker tokens, not ours).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The arguments both passes share, checked. */
+typedef struct {
+    Py_buffer sources, tokens, targets, renumber, token_ok;
+    Py_ssize_t n, n_ids, vocab_size;
+} Transitions;
+
+static void release(Transitions *t) {
+    PyBuffer_Release(&t->sources);
+    PyBuffer_Release(&t->tokens);
+    PyBuffer_Release(&t->targets);
+    PyBuffer_Release(&t->renumber);
+    PyBuffer_Release(&t->token_ok);
+}
+
+/* Sizes checked: three int32 arrays of one length, an int32 renumbering, one byte per token. -1 on error. */
+static int check(Transitions *t) {
+    if (t->sources.len % 4 || t->sources.len != t->tokens.len || t->sources.len != t->targets.len
+        || t->renumber.len % 4) {
+        PyErr_SetString(PyExc_ValueError, "sources, tokens and targets must be int32 arrays of one length");
+        return -1;
+    }
+    t->n = t->sources.len / 4;
+    t->n_ids = t->renumber.len / 4;
+    t->vocab_size = t->token_ok.len;
+    return 0;
+}
+
+/* The kept transition e as (our state, token, our next state); 0 when it is not kept, -1 (error set) when a
+ * state lies outside the renumbering. */
+static inline int kept(const Transitions *t, Py_ssize_t e, int32_t *state, int32_t *token, int32_t *target) {
+    int32_t source = ((const int32_t *)t->sources.buf)[e], next = ((const int32_t *)t->targets.buf)[e];
+    if (source < 0 || source >= t->n_ids || next < 0 || next >= t->n_ids) {
+        PyErr_Format(PyExc_ValueError, "transition %zd: state outside the renumbering", e);
+        return -1;
+    }
+    *token = ((const int32_t *)t->tokens.buf)[e];
+    if (*token < 0 || *token >= t->vocab_size || !((const uint8_t *)t->token_ok.buf)[*token]) return 0;
+    *state = ((const int32_t *)t->renumber.buf)[source];
+    *target = ((const int32_t *)t->renumber.buf)[next];
+    return *state >= 0 && *target >= 0;
+}
+
+/* column_signatures(sources, tokens, targets, renumber, token_ok, weights): per token two 64-bit sums, over its
+ * kept transitions, of weights[state][j] * (next state + 1): equal columns of the transition table give equal
+ * sums, and with random odd weights unequal ones practically never do. `weights` is uint64 [states, 2]; the
+ * result, bytes of uint64 [vocabulary, 2]. */
+static PyObject *column_signatures(PyObject *Py_UNUSED(module), PyObject *args) {
+    Transitions t;
+    Py_buffer weights;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*", &t.sources, &t.tokens, &t.targets, &t.renumber, &t.token_ok,
+                          &weights))
+        return NULL;
+    PyObject *result = NULL;
+    if (check(&t) < 0) goto done;
+    Py_ssize_t n_states = weights.len / 16;
+    const uint64_t *weight = weights.buf;
+    if (!(result = PyBytes_FromStringAndSize(NULL, t.vocab_size * 16))) goto done;
+    uint64_t *signature = (uint64_t *)PyBytes_AS_STRING(result);
+    memset(signature, 0, (size_t)t.vocab_size * 16);
+    for (Py_ssize_t e = 0; e < t.n; e++) {
+        int32_t state, token, target;
+        int keep = kept(&t, e, &state, &token, &target);
+        if (keep < 0 || (keep && state >= n_states)) {
+            if (keep > 0) PyErr_Format(PyExc_ValueError, "state %d has no weights", state);
+            Py_CLEAR(result);
+            goto done;
+        }
+        if (!keep) continue;
+        signature[2 * token] += weight[2 * state] * ((uint64_t)target + 1);
+        signature[2 * token + 1] += weight[2 * state + 1] * ((uint64_t)target + 1);
+    }
+done:
+    PyBuffer_Release(&weights);
+    release(&t);
+    return result;
+}
+
+/* fill_table(sources, tokens, targets, renumber, token_ok, token_class, table): table[state, class of token] =
+ * next state for every kept transition; `table` is a writable int32 [states, classes] array. */
+static PyObject *fill_table(PyObject *Py_UNUSED(module), PyObject *args) {
+    Transitions t;
+    Py_buffer classes, table;
+    Py_ssize_t n_classes;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*w*n", &t.sources, &t.tokens, &t.targets, &t.renumber, &t.token_ok,
+                          &classes, &table, &n_classes))
+        return NULL;
+    PyObject *result = NULL;
+    if (check(&t) < 0) goto done;
+    if (classes.len != t.vocab_size * 4 || n_classes <= 0 || table.len % (n_classes * 4)) {
+        PyErr_SetString(PyExc_ValueError, "token_class must be int32 per token and table int32 [states, classes]");
+        goto done;
+    }
+    const int32_t *class_of = classes.buf;
+    int32_t *cell = table.buf;
+    Py_ssize_t n_states = table.len / (n_classes * 4);
+    for (Py_ssize_t e = 0; e < t.n; e++) {
+        int32_t state, token, target;
+        int keep = kept(&t, e, &state, &token, &target);
+        if (keep < 0) goto done;
+        if (!keep) continue;
+        if (state >= n_states || class_of[token] < 0 || class_of[token] >= n_classes) {
+            PyErr_Format(PyExc_ValueError, "transition %zd falls outside the table", e);
+            goto done;
+        }
+        cell[(Py_ssize_t)state * n_classes + class_of[token]] = target;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&classes);
+    PyBuffer_Release(&table);
+    release(&t);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"column_signatures", column_signatures, METH_VARARGS,
+     "column_signatures(sources, tokens, targets, renumber, token_ok, weights): uint64 [vocabulary, 2] bytes, "
+     "per token two weighted sums over its kept transitions."},
+    {"fill_table", fill_table, METH_VARARGS,
+     "fill_table(sources, tokens, targets, renumber, token_ok, token_class, table, n_classes): every kept "
+     "transition written into the int32 [states, classes] table."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_token_columns", "A transition list hashed by token column and packed into a table.",
+    -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__token_columns(void) { return PyModule_Create(&module); }

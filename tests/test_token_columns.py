@@ -1,0 +1,89 @@
+"""The transition list's two passes: token columns hashed (equal iff the columns are equal) and the table filled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from constrained._token_columns import column_signatures, fill_table
+from constrained.token_dfa import DEAD
+
+N_IDS, VOCAB = 6, 5  # Index state ids 0..5, tokens 0..4; tokens 5 and 6 stand for the synthetic markers
+RENUMBER = np.array([0, DEAD, 1, 2, DEAD, 3], dtype=np.int32)  # ids 1 and 4 are not ours (a final, the pre-start)
+N_STATES = 4
+
+
+def _weights(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.ascontiguousarray(rng.integers(1, 2**63, size=(N_STATES, 2), dtype=np.uint64) | np.uint64(1))
+
+
+transition_lists = st.dictionaries(st.tuples(st.integers(0, N_IDS - 1), st.integers(0, VOCAB + 1)),
+                                   st.integers(0, N_IDS - 1), max_size=30)
+
+
+def _columns(transitions: dict, token_ok: np.ndarray) -> tuple[np.ndarray, ...]:
+    sources = np.array([q for q, _ in transitions], dtype=np.int32)
+    tokens = np.array([t for _, t in transitions], dtype=np.int32)
+    targets = np.array(list(transitions.values()), dtype=np.int32)
+    return sources, tokens, targets, RENUMBER, token_ok
+
+
+def _kept_columns(transitions: dict, token_ok: np.ndarray) -> dict[int, frozenset]:
+    """Per token, its column over our states: the reference the signatures must agree with."""
+    columns = {t: set() for t in range(VOCAB)}
+    for (q, t), n in transitions.items():
+        if t < VOCAB and token_ok[t] and RENUMBER[q] != DEAD and RENUMBER[n] != DEAD:
+            columns[t].add((int(RENUMBER[q]), int(RENUMBER[n])))
+    return {t: frozenset(column) for t, column in columns.items()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(transitions=transition_lists, banned=st.sets(st.integers(0, VOCAB - 1), max_size=2), seed=st.integers(0, 99))
+def test_tokens_share_a_signature_exactly_when_their_columns_are_equal(transitions, banned, seed):
+    token_ok = np.ones(VOCAB, dtype=np.uint8)
+    token_ok[list(banned)] = 0
+    signature = np.frombuffer(column_signatures(*_columns(transitions, token_ok), _weights(seed)), dtype=np.uint64)
+    signature = signature.reshape(VOCAB, 2)
+    columns = _kept_columns(transitions, token_ok)
+    for a in range(VOCAB):
+        for b in range(VOCAB):
+            assert (columns[a] == columns[b]) == bool((signature[a] == signature[b]).all())
+
+
+@settings(max_examples=200, deadline=None)
+@given(transitions=transition_lists)
+def test_the_table_holds_every_kept_transition_and_nothing_else(transitions):
+    token_ok = np.array([1, 1, 0, 1, 1], dtype=np.uint8)
+    token_class = np.array([0, 1, 2, 1, 0], dtype=np.int32)  # classes need not be exact for the fill
+    table = np.full((N_STATES, 3), DEAD, dtype=np.int32)
+    fill_table(*_columns(transitions, token_ok), token_class, table, 3)
+    expected = np.full((N_STATES, 3), DEAD, dtype=np.int32)
+    for (q, t), n in transitions.items():  # in the list's order: a later transition into one cell wins
+        if t < VOCAB and token_ok[t] and RENUMBER[q] != DEAD and RENUMBER[n] != DEAD:
+            expected[RENUMBER[q], token_class[t]] = RENUMBER[n]
+    assert np.array_equal(table, expected)
+
+
+def test_arrays_of_unequal_length_are_refused():
+    sources, tokens, targets, renumber, token_ok = _columns({(0, 0): 2, (2, 1): 3}, np.ones(VOCAB, np.uint8))
+    with pytest.raises(ValueError, match="one length"):
+        column_signatures(sources, tokens[:1], targets, renumber, token_ok, _weights(0))
+
+
+def test_a_state_outside_the_renumbering_is_refused():
+    columns = _columns({(0, 0): N_IDS}, np.ones(VOCAB, np.uint8))
+    with pytest.raises(ValueError, match="outside the renumbering"):
+        column_signatures(*columns, _weights(0))
+    with pytest.raises(ValueError, match="outside the renumbering"):
+        fill_table(*columns, np.zeros(VOCAB, np.int32), np.full((N_STATES, 1), DEAD, np.int32), 1)
+
+
+def test_a_table_too_small_for_a_transition_is_refused():
+    columns = _columns({(5, 0): 0}, np.ones(VOCAB, np.uint8))  # state 3, class 1
+    with pytest.raises(ValueError, match="outside the table"):
+        fill_table(*columns, np.ones(VOCAB, np.int32), np.full((N_STATES, 1), DEAD, np.int32), 1)
+    with pytest.raises(ValueError, match="outside the table"):
+        fill_table(*columns, np.zeros(VOCAB, np.int32), np.full((2, 1), DEAD, np.int32), 1)
