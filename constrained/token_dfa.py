@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ._outlines_binary import read_index
-from ._token_columns import column_signatures, fill_table
+from ._table_passes import column_signatures, fill_table, relabel
 from .errors import CompileTimeout, RegexError, VocabularyError
 from .vocabulary import TokenVocabulary
 
@@ -141,7 +141,7 @@ def _token_classes(columns: tuple[np.ndarray, ...], n_states: int) -> np.ndarray
     """Token classes: tokens with the same transition in every state share a class.
 
     Each token's column of the transition table is hashed with two independent random linear hashes
-    (128 bits together, ``_token_columns.column_signatures``), which is collision-free for any realistic
+    (128 bits together, ``_table_passes.column_signatures``), which is collision-free for any realistic
     vocabulary and never builds the dense ``[S, V]`` table.
     """
     weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=(2, n_states), dtype=np.uint64) | np.uint64(1)
@@ -377,22 +377,24 @@ def _minimal(dfa: TokenDFA) -> TokenDFA:
     different properties, say): on MaskBench schemas with a 32K vocabulary this keeps 1/11 to 1/2 of them.
     """
     kept = np.flatnonzero(_reachable_states(dfa.table, dfa.initial))
-    renumber = np.full(dfa.n_states + 1, DEAD, dtype=np.int64)  # the extra last slot maps DEAD to DEAD
+    renumber = np.full(dfa.n_states, DEAD, dtype=np.int32)
     renumber[kept] = np.arange(len(kept))
-    table = renumber[dfa.table[kept]]
+    table = dfa.table[kept]
+    relabel(table, renumber)  # in place: a SQL product's table holds tens of millions of cells
     blocks = _equivalent_states(table, dfa.accepting[kept])
     _, representatives = np.unique(blocks, return_index=True)
-    block_of = np.append(blocks, DEAD)
-    merged = block_of[table[representatives]]
+    merged = table[representatives]
+    relabel(merged, blocks.astype(np.int32))
     _, first_column, class_of_column = np.unique(_column_signatures(merged), axis=0, return_index=True,
                                                  return_inverse=True)
     class_of_column = class_of_column.reshape(-1)
     table = merged[:, first_column]
     initial = int(blocks[renumber[dfa.initial]])
     order = _breadth_first(table, initial)
-    position = np.append(np.argsort(order), DEAD)  # new number of each old state, DEAD kept
+    table = table[order]
+    relabel(table, np.argsort(order).astype(np.int32))  # each old number to its new one
     return TokenDFA(
-        table=np.ascontiguousarray(position[table[order]], dtype=np.int32),
+        table=table,
         token_class=class_of_column[dfa.token_class].astype(np.int32),
         accepting=dfa.accepting[kept][representatives][order],
         initial=0,

@@ -1,4 +1,4 @@
-"""The transition list's two passes: token columns hashed (equal iff the columns are equal) and the table filled."""
+"""The automaton build's passes: token columns hashed (equal iff the columns are equal), the table filled, cells relabelled."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constrained._token_columns import column_signatures, fill_table
+from constrained._table_passes import column_signatures, fill_table, relabel
 from constrained.token_dfa import DEAD
 
 N_IDS, VOCAB = 6, 5  # Index state ids 0..5, tokens 0..4; tokens 5 and 6 stand for the synthetic markers
@@ -87,3 +87,20 @@ def test_a_table_too_small_for_a_transition_is_refused():
         fill_table(*columns, np.ones(VOCAB, np.int32), np.full((N_STATES, 1), DEAD, np.int32), 1)
     with pytest.raises(ValueError, match="outside the table"):
         fill_table(*columns, np.zeros(VOCAB, np.int32), np.full((2, 1), DEAD, np.int32), 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(cells=st.lists(st.integers(-1, 5), max_size=40), labels=st.lists(st.integers(0, 99), min_size=6, max_size=6))
+def test_relabel_maps_every_live_cell_and_keeps_dead_ones(cells, labels):
+    table = np.array(cells, dtype=np.int32)
+    label = np.array(labels, dtype=np.int32)
+    expected = np.where(table == DEAD, DEAD, label[np.maximum(table, 0)])
+    relabel(table, label)
+    assert np.array_equal(table, expected)
+
+
+def test_relabel_refuses_a_cell_without_a_label():
+    with pytest.raises(ValueError, match="no label"):
+        relabel(np.array([0, 3], dtype=np.int32), np.array([1, 2], dtype=np.int32))
+    with pytest.raises(ValueError, match="no label"):
+        relabel(np.array([-2], dtype=np.int32), np.array([1, 2], dtype=np.int32))
