@@ -17,6 +17,31 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Argument converters for "O&": a C-contiguous buffer of the given item kind, writable or not, released again
+ * if a later argument fails (Py_CLEANUP_SUPPORTED). A numpy array of another dtype is refused with a
+ * TypeError rather than read as the wrong width. */
+static int typed_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *kinds, int writable) {
+    if (!obj) {  /* cleanup call */
+        PyBuffer_Release(view);
+        return 1;
+    }
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return 0;
+    const char *format = view->format ? view->format : "B";
+    char kind = format[strlen(format) - 1];
+    if (view->itemsize != itemsize || !strchr(kinds, kind)) {
+        PyErr_Format(PyExc_TypeError, "expected an array of %zd-byte items of kind %s, got format %s",
+                     itemsize, kinds, format);
+        PyBuffer_Release(view);
+        return 0;
+    }
+    return Py_CLEANUP_SUPPORTED;
+}
+static int int32_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 4, "il", 0); }
+static int int32_out(PyObject *obj, void *view) { return typed_buffer(obj, view, 4, "il", 1); }
+static int uint8_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 1, "B?", 0); }
+static int uint64_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 8, "QL", 0); }
+
 /* The arguments both passes share, checked. */
 typedef struct {
     Py_buffer sources, tokens, targets, renumber, token_ok;
@@ -31,10 +56,9 @@ static void release(Transitions *t) {
     PyBuffer_Release(&t->token_ok);
 }
 
-/* Sizes checked: three int32 arrays of one length, an int32 renumbering, one byte per token. -1 on error. */
+/* Lengths checked (the converters checked the item types): three arrays of one length. -1 on error. */
 static int check(Transitions *t) {
-    if (t->sources.len % 4 || t->sources.len != t->tokens.len || t->sources.len != t->targets.len
-        || t->renumber.len % 4) {
+    if (t->sources.len != t->tokens.len || t->sources.len != t->targets.len) {
         PyErr_SetString(PyExc_ValueError, "sources, tokens and targets must be int32 arrays of one length");
         return -1;
     }
@@ -66,8 +90,8 @@ static inline int kept(const Transitions *t, Py_ssize_t e, int32_t *state, int32
 static PyObject *column_signatures(PyObject *Py_UNUSED(module), PyObject *args) {
     Transitions t;
     Py_buffer weights;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*", &t.sources, &t.tokens, &t.targets, &t.renumber, &t.token_ok,
-                          &weights))
+    if (!PyArg_ParseTuple(args, "O&O&O&O&O&O&", int32_in, &t.sources, int32_in, &t.tokens, int32_in, &t.targets,
+                          int32_in, &t.renumber, uint8_in, &t.token_ok, uint64_in, &weights))
         return NULL;
     PyObject *result = NULL;
     if (check(&t) < 0) goto done;
@@ -100,8 +124,9 @@ static PyObject *fill_table(PyObject *Py_UNUSED(module), PyObject *args) {
     Transitions t;
     Py_buffer classes, table;
     Py_ssize_t n_classes;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*w*n", &t.sources, &t.tokens, &t.targets, &t.renumber, &t.token_ok,
-                          &classes, &table, &n_classes))
+    if (!PyArg_ParseTuple(args, "O&O&O&O&O&O&O&n", int32_in, &t.sources, int32_in, &t.tokens, int32_in, &t.targets,
+                          int32_in, &t.renumber, uint8_in, &t.token_ok, int32_in, &classes, int32_out, &table,
+                          &n_classes))
         return NULL;
     PyObject *result = NULL;
     if (check(&t) < 0) goto done;
@@ -135,12 +160,8 @@ done:
  * (an int32 array; DEAD is kept). A state renumbering applied in place. */
 static PyObject *relabel(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_buffer table, labels;
-    if (!PyArg_ParseTuple(args, "w*y*", &table, &labels)) return NULL;
+    if (!PyArg_ParseTuple(args, "O&O&", int32_out, &table, int32_in, &labels)) return NULL;
     PyObject *result = NULL;
-    if (table.len % 4 || labels.len % 4) {
-        PyErr_SetString(PyExc_ValueError, "table and label must be int32 arrays");
-        goto done;
-    }
     int32_t *cell = table.buf;
     const int32_t *label = labels.buf;
     Py_ssize_t n = table.len / 4, n_labels = labels.len / 4;

@@ -104,3 +104,16 @@ def test_relabel_refuses_a_cell_without_a_label():
         relabel(np.array([0, 3], dtype=np.int32), np.array([1, 2], dtype=np.int32))
     with pytest.raises(ValueError, match="no label"):
         relabel(np.array([-2], dtype=np.int32), np.array([1, 2], dtype=np.int32))
+
+
+def test_arrays_of_another_item_type_are_refused_not_misread():
+    """An int64 table would read as twice as many int32 cells; a wrong type is a TypeError instead."""
+    with pytest.raises(TypeError, match="4-byte items"):
+        relabel(np.array([0, 1], dtype=np.int64), np.array([1, 2], dtype=np.int32))
+    with pytest.raises(TypeError, match="4-byte items"):
+        relabel(np.array([0, 1], dtype=np.float32), np.array([1, 2], dtype=np.int32))
+    sources, tokens, targets, renumber, token_ok = _columns({(0, 0): 2}, np.ones(VOCAB, np.uint8))
+    with pytest.raises(TypeError, match="1-byte items"):
+        column_signatures(sources, tokens, targets, renumber, token_ok.astype(np.int32), _weights(0))
+    with pytest.raises(TypeError, match="8-byte items"):
+        column_signatures(sources, tokens, targets, renumber, token_ok, _weights(0).astype(np.int64))
