@@ -11,8 +11,9 @@
 :mod:`constrained.schema.grounding`) unless ``--free`` lets them be anything the schema allows.
 
 The answer goes to stdout and a line of figures (forward passes, tokens per forward, seconds) to stderr, so the
-answer pipes cleanly. In a terminal a live view shows the canvas settling step by step while the model works
-(``--no-live`` turns it off). ``--json`` prints one JSON object instead, errors included, for scripts. A failure
+answer pipes cleanly. In a terminal a live view shows the canvas settling step by step while the model works,
+above it a note when a constraint's token automaton is built for the first time (seconds, then cached)
+(``--no-live`` turns both off). ``--json`` prints one JSON object instead, errors included, for scripts. A failure
 the user can cause (bad schema, unknown database, unsolvable puzzle, a constraint the budget cannot meet) prints
 its error class and message, with any partial output, and exits with status 1; bad usage exits with 2.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sqlite3
 import sys
 import time
@@ -58,6 +60,35 @@ def live_view(console: Console, title: str, enabled: bool, shape: Callable[[str]
             live.update(Panel(Text(shape(text)), title=f"{title} · step {step}", title_align="left"))
 
         yield draw
+
+
+class _ProgressNotes(logging.Handler):
+    """The library's progress notes (a first-use automaton build, which can take seconds) shown dimmed on the
+    terminal, above the live draft, so that a wait is explained."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.INFO)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.print(record.getMessage(), style="dim", markup=False)
+
+
+@contextmanager
+def progress_notes(console: Console, enabled: bool) -> Iterator[None]:
+    """While the command runs, INFO records of the ``constrained`` loggers go to ``console`` (a terminal only)."""
+    if not enabled:
+        yield
+        return
+    logger, handler = logging.getLogger("constrained"), _ProgressNotes(console)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _figures(steps: int, seconds: float, tokens: int | None = None) -> dict[str, Any]:
@@ -262,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     live = err.is_terminal and not args.json and not args.no_live
     try:
-        with live_view(err, args.title, live, args.shape) as draw:
+        with progress_notes(err, live), live_view(err, args.title, live, args.shape) as draw:
             report, answer = args.run(args, draw)
     except ConstrainedError as error:
         failure = {"error": type(error).__name__, "message": str(error)}

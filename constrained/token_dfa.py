@@ -19,7 +19,9 @@ result is cached on disk keyed by pattern and vocabulary fingerprint.
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
+import time
 import os
 import resource
 from dataclasses import dataclass
@@ -38,6 +40,8 @@ FORMAT_VERSION = 5
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_BYTES = 8 << 30
 DEAD = -1
+#: Notes a first-use build (seconds to a minute on a large constraint) so a waiting user knows what runs.
+_LOG = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
@@ -501,7 +505,12 @@ def build_token_dfa(
         except (OSError, ValueError, KeyError):
             dfa = None  # a truncated or foreign file: rebuild it
     if dfa is None:
+        _LOG.info("building the token automaton of a constraint not seen before with this vocabulary%s",
+                  f" (cached afterwards in {cache_dir()})" if cached else "")
+        started = time.perf_counter()
         dfa = _build_bounded(patterns, vocabulary, timeout_s, memory_bytes)
+        _LOG.info("built it in %.1f s: %d states, %d token classes", time.perf_counter() - started, dfa.n_states,
+                  dfa.n_classes)
         if cached:
             try:
                 dfa.save(path)

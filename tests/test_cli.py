@@ -106,3 +106,22 @@ def test_bad_input_is_a_typed_error(capsys, tmp_path: Path) -> None:
 def test_unsolvable_puzzle_reports_its_partial_grid(capsys) -> None:
     status, report = run_json(capsys, "sudoku", "12345678." + "........9" + "." * 63)
     assert status == 1 and report["error"] == "ConstraintUnsatisfiable" and len(report["partial"]) == 81
+
+
+def test_progress_notes_reach_the_terminal_only_while_a_command_runs():
+    import io
+    import logging
+
+    from rich.console import Console
+
+    from constrained.cli import progress_notes
+
+    shown = io.StringIO()
+    console = Console(file=shown, force_terminal=False, width=200)
+    logger = logging.getLogger("constrained.token_dfa")
+    with progress_notes(console, enabled=True):
+        logger.info("building the token automaton of a constraint not seen before")
+    logger.info("after the command")
+    with progress_notes(console, enabled=False):
+        logger.info("not a terminal")
+    assert shown.getvalue().splitlines() == ["building the token automaton of a constraint not seen before"]

@@ -152,3 +152,22 @@ def test_corrupted_index_bytes_read_as_nothing_or_as_whole_transitions(flips, cu
     if read is not None:
         _, _, sources, tokens, targets, _, _ = read
         assert len(sources) == len(tokens) == len(targets)
+
+
+def test_a_first_use_build_is_noted_and_a_cached_one_is_not(monkeypatch, tmp_path, caplog):
+    """Building an automaton can take seconds, so the build (and only a build) says so at INFO level."""
+    import logging
+
+    monkeypatch.setenv("CONSTRAINED_CACHE", str(tmp_path))
+    monkeypatch.setattr(token_dfa, "_MEMORY_CACHE", {})
+    vocabulary = as_vocabulary(VOCAB, END)
+    with caplog.at_level(logging.INFO, logger="constrained"):
+        token_dfa.build_token_dfa("(ab|c)+x", vocabulary)
+    notes = [record.getMessage() for record in caplog.records]
+    assert any(note.startswith("building the token automaton") and str(tmp_path) in note for note in notes)
+    assert any(note.startswith("built it in") for note in notes)
+    caplog.clear()
+    token_dfa._MEMORY_CACHE.clear()  # read from disk this time
+    with caplog.at_level(logging.INFO, logger="constrained"):
+        token_dfa.build_token_dfa("(ab|c)+x", vocabulary)
+    assert not caplog.records
