@@ -505,12 +505,17 @@ def build_token_dfa(
         except (OSError, ValueError, KeyError):
             dfa = None  # a truncated or foreign file: rebuild it
     if dfa is None:
-        _LOG.info("building the token automaton of a constraint not seen before with this vocabulary%s",
-                  f" (cached afterwards in {cache_dir()})" if cached else "")
+        # a one-off build (a constraint grounded in one text) happens on every call: not worth a note
+        level = logging.INFO if cached else logging.DEBUG
+        if cached:
+            _LOG.info("building the token automaton of a constraint not seen before with this vocabulary "
+                      "(cached afterwards in %s)", cache_dir())
+        else:
+            _LOG.debug("building a one-off token automaton")
         started = time.perf_counter()
         dfa = _build_bounded(patterns, vocabulary, timeout_s, memory_bytes)
-        _LOG.info("built it in %.1f s: %d states, %d token classes", time.perf_counter() - started, dfa.n_states,
-                  dfa.n_classes)
+        _LOG.log(level, "built it in %.1f s: %d states, %d token classes", time.perf_counter() - started,
+                 dfa.n_states, dfa.n_classes)
         if cached:
             try:
                 dfa.save(path)

@@ -1,4 +1,4 @@
-"""The automaton build's passes: token columns hashed (equal iff the columns are equal), the table filled, cells relabelled."""
+"""The automaton build's passes: token columns hashed (equal iff the columns are), the table filled, relabelling."""
 
 from __future__ import annotations
 

@@ -171,3 +171,17 @@ def test_a_first_use_build_is_noted_and_a_cached_one_is_not(monkeypatch, tmp_pat
     with caplog.at_level(logging.INFO, logger="constrained"):
         token_dfa.build_token_dfa("(ab|c)+x", vocabulary)
     assert not caplog.records
+
+
+def test_a_one_off_build_is_noted_only_when_debugging(monkeypatch, caplog):
+    """Constraints built for one call (grounded in one text) are built every time: no note at INFO level."""
+    import logging
+
+    monkeypatch.setattr(token_dfa, "_MEMORY_CACHE", {})
+    with caplog.at_level(logging.INFO, logger="constrained"):
+        token_dfa.build_token_dfa("(ab|c)+y", as_vocabulary(VOCAB, END), cached=False)
+    assert not caplog.records
+    with caplog.at_level(logging.DEBUG, logger="constrained"):
+        token_dfa.build_token_dfa("(ab|c)+y", as_vocabulary(VOCAB, END), cached=False)
+    notes = [record.getMessage().split(" in ")[0] for record in caplog.records]
+    assert notes == ["building a one-off token automaton", "built it"]
