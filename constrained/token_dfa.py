@@ -21,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
-import time
 import os
 import resource
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -141,16 +141,21 @@ def _live_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
     return live
 
 
-def _token_classes(columns: tuple[np.ndarray, ...], n_states: int) -> np.ndarray:
-    """Token classes: tokens with the same transition in every state share a class.
+def _signatures(columns: tuple[np.ndarray, ...], n_states: int, seed: int) -> np.ndarray:
+    """Two independent random linear hashes (128 bits) of each column of a transition table given as a list
+    (``_table_passes.column_signatures``: per column, the sum over its kept entries of a random odd weight of
+    the state times the next state + 1): ``[columns, 2]``. Equal columns get equal signatures and distinct
+    ones collide with probability far below ``2**-100``, so sorting signatures stands in for sorting whole
+    columns of ``S`` entries, and the dense table is never needed."""
+    weights = np.random.default_rng(seed).integers(1, 2**63, size=(2, n_states), dtype=np.uint64) | np.uint64(1)
+    signature = column_signatures(*columns, np.ascontiguousarray(weights.T))
+    return np.frombuffer(signature, dtype=np.uint64).reshape(-1, 2)
 
-    Each token's column of the transition table is hashed with two independent random linear hashes
-    (128 bits together, ``_table_passes.column_signatures``), which is collision-free for any realistic
-    vocabulary and never builds the dense ``[S, V]`` table.
-    """
-    weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=(2, n_states), dtype=np.uint64) | np.uint64(1)
-    signature = np.frombuffer(column_signatures(*columns, np.ascontiguousarray(weights.T)), dtype=np.uint64)
-    _, classes = np.unique(signature.reshape(-1, 2), axis=0, return_inverse=True)
+
+def _token_classes(columns: tuple[np.ndarray, ...], n_states: int) -> np.ndarray:
+    """Token classes: tokens with the same transition in every state share a class (by their columns'
+    signatures)."""
+    _, classes = np.unique(_signatures(columns, n_states, 0x5EED), axis=0, return_inverse=True)
     return classes.reshape(-1).astype(np.int32)
 
 
@@ -359,17 +364,12 @@ def _equivalent_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
 
 
 def _column_signatures(table: np.ndarray) -> np.ndarray:
-    """Two independent random linear hashes (128 bits) of each column of ``table``, summed over its live
-    entries: equal columns get equal signatures, and distinct ones collide with probability far below
-    ``2**-100``. Sorting ``C`` signatures instead of ``C`` whole columns of ``S`` entries keeps merging
-    classes cheap on large automata."""
-    states, classes = np.nonzero(table != DEAD)
-    targets = table[states, classes].astype(np.uint64) + np.uint64(1)
-    weights = np.random.default_rng(0xC01).integers(1, 2**63, size=(2, table.shape[0]), dtype=np.uint64) | 1
-    signature = np.zeros((table.shape[1], 2), dtype=np.uint64)
-    for k in range(2):
-        np.add.at(signature[:, k], classes, weights[k][states] * targets)
-    return signature
+    """The signatures of the columns of a dense ``table``: merging its classes then sorts ``C`` pairs of
+    numbers instead of ``C`` whole columns of ``S`` entries."""
+    states, classes = (index.astype(np.int32) for index in np.nonzero(table != DEAD))
+    n_states, n_classes = table.shape
+    every_state, every_class = np.arange(n_states, dtype=np.int32), np.ones(n_classes, dtype=np.uint8)
+    return _signatures((states, classes, table[states, classes], every_state, every_class), n_states, 0xC01)
 
 
 def _minimal(dfa: TokenDFA) -> TokenDFA:
