@@ -26,12 +26,12 @@ import jsonschema
 import torch
 
 from constrained.denoisers import diffusion_gemma as gemma_module
-from constrained.denoisers.random_init import byte_tokenizer, diffusion_gemma, masked_lm
 from constrained.errors import ConstrainedError
 from constrained.generation import generate, generate_json, open_session
 from constrained.json_schema import json_schema
 from constrained.prompts import json_prompt
 from constrained.sampler import ConstrainedSampler
+from constrained.testing import byte_tokenizer, diffusion_gemma, masked_lm
 
 MASKBENCH = Path(__file__).parents[1] / ".." / "shared" / "data" / "maskbench"
 SCHEMAS = ["o12503", "o15726", "o17460", "o17663", "o10059", "o13671", "o17424", "o17692", "o10008", "o12182"]
@@ -69,7 +69,7 @@ def valid_rates(schemas: dict[str, dict], seeds: int) -> None:
     print("|---|---|---|---|")
     for label, (model, options) in models.items():
         counts = defaultdict(int)
-        for name, schema in schemas.items():
+        for _name, schema in schemas.items():
             for seed in range(seeds):
                 free = generate(None, json_prompt(schema, "fill in"), model=model, tokenizer=tokenizer,
                                 max_new_tokens=64, seed=seed, **options)

@@ -58,9 +58,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
+from mistral_vocab import MistralVocab, load  # noqa: E402
+
 import constrained  # noqa: E402
 from constrained.errors import SchemaError, UnsupportedSchema  # noqa: E402
-from mistral_vocab import MistralVocab, load  # noqa: E402
 
 SPLITS = ("Glaiveai2K", "Github_easy", "Github_medium", "Snowplow", "Handwritten", "Synthesized", "JME", "BFCL")
 PEERS = ("llguidance", "xgrammar", "outlines_core")

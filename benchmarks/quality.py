@@ -50,6 +50,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # the package, and the sibling sudoku benchmark
 
+from sudoku import builtin_factory, oracle_factory, run_loop, uniform_factory  # noqa: E402
+
 import constrained  # noqa: E402
 from constrained.default_model import checkpoint_dir, load  # noqa: E402
 from constrained.errors import ConstraintUnsatisfiable, PuzzleError  # noqa: E402
@@ -57,7 +59,6 @@ from constrained.puzzles.sudoku import parse_sudoku  # noqa: E402
 from constrained.text_to_sql import Column, Schema, Table  # noqa: E402
 from model import corpus  # noqa: E402
 from model.sample_check import json_scores  # noqa: E402
-from sudoku import builtin_factory, oracle_factory, run_loop, uniform_factory  # noqa: E402
 
 JSON_BUDGET = 192  # two canvases: the longest held-out objects need more than one
 

@@ -40,12 +40,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from populated_db import gold_literals, populated_copy, spider_keys  # noqa: E402
+
 from constrained.text_to_sql import sql  # noqa: E402
 from constrained.text_to_sql.compiler import DEFAULT_LOOSE_DEPTH, DEFAULT_MAX_WHITESPACE  # noqa: E402
+from constrained.text_to_sql.execute import execute_readonly  # noqa: E402
 from constrained.token_dfa import DEAD, build_token_dfa  # noqa: E402
 from constrained.vocabulary import byte_vocabulary  # noqa: E402
-from constrained.text_to_sql.execute import execute_readonly  # noqa: E402
-from populated_db import gold_literals, populated_copy, spider_keys  # noqa: E402
 
 #: Populated copies per database that a generated query must match the gold query's rows on.
 POPULATED_COPIES = 3
@@ -119,7 +120,7 @@ def zero_logit_model(vocab_size: int, canvas_length: int):
     exactly zero and every allowed token is equally likely)."""
     import torch
 
-    from constrained.denoisers.random_init import diffusion_gemma
+    from constrained.testing import diffusion_gemma
 
     model = diffusion_gemma(vocab_size, canvas_length=canvas_length)
     with torch.no_grad():
@@ -188,7 +189,7 @@ def generation_report(dev: list[dict], data: Path, count: int) -> None:
 
     entries = {entry["db_id"]: entry for entry in json.loads((data / "tables.json").read_text())}
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def populated(db_id: str) -> list:
         literals = gold_literals(e["query"] for e in dev if e["db_id"] == db_id)
         path = data / "database" / db_id / f"{db_id}.sqlite"

@@ -3,11 +3,16 @@
 Compile a constraint once (:func:`json_schema`, :func:`regex`, :func:`sql`, puzzles), bind it to a tokenizer once,
 then let a denoiser fill canvases under its exact per-position masks (:func:`generate`, :func:`generate_json`,
 :func:`edit`, :func:`generate_sql`, :func:`solve_sudoku`). ``model=None`` everywhere means the built-in model.
+
+``import constrained`` loads only the errors: each public name imports its module (and torch, transformers,
+sqlglot or lark behind it) on first use, so a process pays for what it calls.
 """
 
-from .constraint import BoundConstraint, Constraint, regex
-from .default_model import load_default
-from .edit import edit
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     CompileTimeout,
     ConstrainedError,
@@ -21,15 +26,54 @@ from .errors import (
     UnsupportedSchema,
     VocabularyError,
 )
-from .generation import GenerationResult, generate, generate_json
-from .json_schema import json_schema
-from .lattice import Canvas
-from .puzzles.sudoku import solve_sudoku
-from .text_to_sql import SqlResult, generate_sql, sql
+
+__version__ = "0.1.0"
+
+#: Public name -> the module that defines it, imported on first access.
+_LAZY = {
+    "BoundConstraint": ".constraint",
+    "Constraint": ".constraint",
+    "regex": ".constraint",
+    "load_default": ".default_model",
+    "edit": ".edit",
+    "GenerationResult": ".generation",
+    "generate": ".generation",
+    "generate_json": ".generation",
+    "json_schema": ".json_schema",
+    "Canvas": ".lattice",
+    "solve_sudoku": ".puzzles.sudoku",
+    "SqlResult": ".text_to_sql",
+    "generate_sql": ".text_to_sql",
+    "sql": ".text_to_sql",
+}
+
+if TYPE_CHECKING:
+    from .constraint import BoundConstraint, Constraint, regex
+    from .default_model import load_default
+    from .edit import edit
+    from .generation import GenerationResult, generate, generate_json
+    from .json_schema import json_schema
+    from .lattice import Canvas
+    from .puzzles.sudoku import solve_sudoku
+    from .text_to_sql import SqlResult, generate_sql, sql
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'constrained' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "BoundConstraint", "Canvas", "CompileTimeout", "ConstrainedError", "Constraint", "ConstraintUnsatisfiable",
     "DatabaseError", "DenoiserError", "GenerationResult", "GrammarError", "PuzzleError", "RegexError", "SchemaError",
-    "SqlResult", "UnsupportedSchema", "VocabularyError", "edit", "generate", "generate_json", "generate_sql",
-    "json_schema", "load_default", "regex", "solve_sudoku", "sql",
+    "SqlResult", "UnsupportedSchema", "VocabularyError", "__version__", "edit", "generate", "generate_json",
+    "generate_sql", "json_schema", "load_default", "regex", "solve_sudoku", "sql",
 ]

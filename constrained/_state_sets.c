@@ -37,19 +37,11 @@
 
 /* ------------------------------------------------------------------------------------ bitsets */
 
-/* Trailing zeros (of a non-zero word) and set bits of a 64-bit word: GCC's and Clang's builtins, MSVC's bit
- * scan, else portable code (also built on GCC with -DCONSTRAINED_PORTABLE_BITS, which is how it is tested). */
+/* Trailing zeros (of a non-zero word) and set bits of a 64-bit word: GCC's and Clang's builtins, else portable
+ * code (also built on GCC with -DCONSTRAINED_PORTABLE_BITS, which is how it is tested). */
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(CONSTRAINED_PORTABLE_BITS)
 static inline int ctz64(uint64_t x) { return __builtin_ctzll(x); }
 static inline int popcount64(uint64_t x) { return __builtin_popcountll(x); }
-#else
-#if defined(_MSC_VER) && !defined(CONSTRAINED_PORTABLE_BITS)
-#include <intrin.h>
-static inline int ctz64(uint64_t x) {
-    unsigned long index;
-    _BitScanForward64(&index, x);
-    return (int)index;
-}
 #else
 static inline int ctz64(uint64_t x) {
     int n = 0;
@@ -57,7 +49,6 @@ static inline int ctz64(uint64_t x) {
     for (; !(x & 1u); x >>= 1) n++;
     return n;
 }
-#endif
 static inline int popcount64(uint64_t x) {  /* bits summed in pairs, nibbles, then bytes by one multiply */
     x -= (x >> 1) & 0x5555555555555555ull;
     x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);

@@ -23,7 +23,7 @@ from .constraint import BoundConstraint, Constraint
 from .denoisers import Denoiser, as_denoiser
 from .errors import ConstraintUnsatisfiable, DenoiserError
 from .json_schema import json_schema
-from .prompts import json_prompt
+from .prompts import json_prompt, prompt_ids
 from .sampler import DEFAULT_MAX_RETRIES, ConstrainedSampler, Sample
 from .vocabulary import as_vocabulary
 
@@ -56,13 +56,8 @@ class Session:
     generator: torch.Generator
 
     def prompt_ids(self, prompt: str | list[int]) -> list[int]:
-        """Token ids pass through; a text becomes ``<bos>`` + its tokens (the convention of ``model/blocks.py``)."""
-        if not isinstance(prompt, str):
-            return [int(token) for token in prompt]
-        if not hasattr(self.tokenizer, "encode"):
-            raise DenoiserError("a text prompt needs a tokenizer with encode(); pass token ids instead")
-        bos = getattr(self.tokenizer, "bos_token_id", None)
-        return ([bos] if bos is not None else []) + list(self.tokenizer.encode(prompt, add_special_tokens=False))
+        """The first canvas's context (:func:`constrained.prompts.prompt_ids`)."""
+        return prompt_ids(self.tokenizer, prompt)
 
     def end_token_ids(self) -> tuple[int, ...]:
         """The constraint's end tokens; unconstrained, the model's own stop tokens when it declares them."""

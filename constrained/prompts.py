@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from constrained.errors import PuzzleError
+from constrained.errors import DenoiserError, PuzzleError
 
 SUDOKU_CELLS = 81
 
@@ -67,7 +67,8 @@ def compact_sql_schema(tables: dict[str, list[str]]) -> str:
 
 
 def sql_prompt(schema_text: str, question: str) -> str:
-    """Prompt asking for the SQLite query over ``schema_text`` (see :func:`compact_sql_schema`) that answers ``question``."""
+    """Prompt asking for the SQLite query over ``schema_text`` (see :func:`compact_sql_schema`) that answers
+    ``question``."""
     return f"Tables: {schema_text}\nQuestion: {question}\nSQL:"
 
 
@@ -79,3 +80,17 @@ def sudoku_prompt(puzzle: str) -> str:
     if len(puzzle) != SUDOKU_CELLS or any(ch not in ".0123456789" for ch in puzzle):
         raise PuzzleError(f"a puzzle is 81 characters of digits and '.', got {len(puzzle)} characters: {puzzle!r}")
     return f"Sudoku: {puzzle.replace('.', '0')}\nSolution:"
+
+
+def prompt_ids(tokenizer: Any, prompt: str | list[int]) -> list[int]:
+    """The context of the first canvas: token ids pass through; a text becomes ``<bos>`` (where the tokenizer has
+    one) then its tokens, with no other special token: the convention the built-in denoiser was trained on.
+
+    Raises :class:`DenoiserError` for a text prompt without a tokenizer that can encode it.
+    """
+    if not isinstance(prompt, str):
+        return [int(token) for token in prompt]
+    if not hasattr(tokenizer, "encode"):
+        raise DenoiserError("a text prompt needs a tokenizer with encode(); pass token ids instead")
+    bos = getattr(tokenizer, "bos_token_id", None)
+    return ([bos] if bos is not None else []) + list(tokenizer.encode(prompt, add_special_tokens=False))

@@ -4,8 +4,9 @@ DiffusionGemma generates block by block: the encoder reads the context into the 
 one canvas of ``canvas_length`` tokens against it, and the finished canvas is appended to the context before the
 next one. The convention here:
 
-* context of the first canvas = ``<bos>`` + the prompt's tokens (no other special token, no separator: the prompt
-  texts of :mod:`constrained.prompts` end with ``JSON:``, ``SQL:`` or ``Solution:``);
+* context of the first canvas = ``<bos>`` + the prompt's tokens, as :func:`constrained.prompts.prompt_ids` builds it
+  (no other special token, no separator: the prompt texts of :mod:`constrained.prompts` end with ``JSON:``,
+  ``SQL:`` or ``Solution:``);
 * the answer is its tokens followed by ``<eos>``, and every position after that ``<eos>`` up to the end of the canvas
   is ``<eos>`` again (so a canvas is "text, then only <eos>");
 * an answer longer than one canvas continues in the next canvas; the context of canvas ``k`` is the first context
@@ -18,11 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from transformers import PreTrainedTokenizerBase
-
-
-def prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    """Context of the first canvas: ``<bos>`` then the prompt."""
-    return [tokenizer.bos_token_id, *tokenizer.encode(prompt, add_special_tokens=False)]
 
 
 def answer_blocks(tokenizer: PreTrainedTokenizerBase, answer: str, canvas_length: int) -> list[list[int]]:

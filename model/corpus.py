@@ -360,7 +360,7 @@ def _address_field(rng: random.Random) -> Field:
     value = dict(parts)
     phrase = rng.choice((
         f"{_label(key)}: " + ", ".join(v for _, v in parts),
-        f"lives at " + ", ".join(v for _, v in parts),
+        "lives at " + ", ".join(v for _, v in parts),
     ))
     return Field(key, schema, value, phrase)
 

@@ -25,14 +25,14 @@ import sqlglot
 import torch
 
 from constrained.default_model import checkpoint_dir, load
-from constrained.prompts import json_prompt
+from constrained.prompts import json_prompt, prompt_ids
 from model import blocks, corpus
 from model.train import value_flags, value_positions
 
 
 def generate_answers(model, tokenizer, prompts: list[str], steps: int, seed: int) -> list[str]:
     """Answers from ``model.generate`` on left-padded prompts, cut at the first end token."""
-    contexts = [blocks.prompt_ids(tokenizer, p) for p in prompts]
+    contexts = [prompt_ids(tokenizer, p) for p in prompts]
     width = max(map(len, contexts))
     ids = torch.full((len(contexts), width), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
@@ -133,7 +133,7 @@ def copy_probe(model, tokenizer, items: int) -> dict:
         for variants in itertools.islice(_enum_variants(next(stream), tokenizer), items - probed):
             probed += 1
             for _, prompt, answer, position in variants:
-                context = torch.tensor([blocks.prompt_ids(tokenizer, prompt)])
+                context = torch.tensor([prompt_ids(tokenizer, prompt)])
                 canvas = torch.tensor([blocks.answer_blocks(tokenizer, answer, model.config.canvas_length)[0]])
                 noisy = canvas.clone()
                 noisy[0, position] = tokenizer.mask_token_id
@@ -162,7 +162,7 @@ def value_probe(model, tokenizer, items: int) -> dict:
         values = value_flags(value_positions(tokenizer, item.target), canvas.shape[1])
         noisy = canvas.clone()
         noisy[0, values] = tokenizer.mask_token_id
-        context = torch.tensor([blocks.prompt_ids(tokenizer, item.prompt)])
+        context = torch.tensor([prompt_ids(tokenizer, item.prompt)])
         with torch.no_grad():
             logits = model(input_ids=context, decoder_input_ids=noisy).logits
         right += int((logits[0].argmax(-1) == canvas[0])[values].sum())

@@ -64,13 +64,16 @@ from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
     EntropyBoundSamplerConfig,
 )
 
-from model import architecture, blocks, corpus, tokenizer as tokenizer_lib
+from constrained.prompts import prompt_ids
+from model import architecture, blocks, corpus
+from model import tokenizer as tokenizer_lib
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "checkpoint"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "constrained" / "checkpoint"  # the shipped checkpoint
 TOKENIZER_TEXTS = 20_000
 
 
-# JSON lexemes in order; a string is a key when the next lexeme is ``:``, every other string, number or literal is a value.
+# JSON lexemes in order; a string is a key when the next lexeme is ``:``, every other string, number or literal
+# is a value.
 JSON_LEXEME = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null|[{}\[\]:,]|\s+')
 
 
@@ -115,13 +118,14 @@ def examples(tok: PreTrainedTokenizerFast, canvas_length: int, seed: int, max_co
     rng = random.Random(seed)
     for item in corpus.items("train", seed=seed, mix=mix, invented_words=invented_words,
                              minimal_sudoku=minimal_sudoku):
-        first = blocks.prompt_ids(tok, item.prompt)
+        first = prompt_ids(tok, item.prompt)
         canvases = blocks.answer_blocks(tok, item.target, canvas_length)
         index = rng.randrange(len(canvases))
         context = blocks.block_context(first, canvases, index)
         if len(context) <= max_context:
             values = value_positions(tok, item.target) if item.kind == "json" else []
-            yield Example(item.kind, context, canvases[index], values[index * canvas_length : (index + 1) * canvas_length])
+            flags = values[index * canvas_length : (index + 1) * canvas_length]
+            yield Example(item.kind, context, canvases[index], flags)
 
 
 def collate(batch: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -168,7 +172,9 @@ def corrupt(
     return torch.where(hit, noise, canvas)
 
 
-def value_noise_rows(batch: list[Example], canvas_length: int, share: float, generator: torch.Generator) -> torch.Tensor:
+def value_noise_rows(
+    batch: list[Example], canvas_length: int, share: float, generator: torch.Generator
+) -> torch.Tensor:
     """Where :func:`corrupt` may put noise: for a ``share`` of the JSON examples (drawn per example) only their value
     positions, elsewhere everywhere.
 
@@ -245,7 +251,9 @@ def generation_config(tok: PreTrainedTokenizerFast, canvas_length: int) -> Diffu
     )
 
 
-def save_checkpoint(model: DiffusionGemmaForBlockDiffusion, tok: PreTrainedTokenizerFast, out: Path, stats: dict) -> None:
+def save_checkpoint(
+    model: DiffusionGemmaForBlockDiffusion, tok: PreTrainedTokenizerFast, out: Path, stats: dict
+) -> None:
     """Config, weights, generation config, tokenizer and the training record, into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
@@ -299,7 +307,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         texts = corpus.take(TOKENIZER_TEXTS, "train", seed=args.seed)
         tok = tokenizer_lib.train_tokenizer(s for item in texts for s in (item.prompt, item.target))
-        config = architecture.tiny_config(len(tok), pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, bos_id=tok.bos_token_id)
+        config = architecture.tiny_config(
+            len(tok), pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, bos_id=tok.bos_token_id
+        )
         model = architecture.build(config)
     if args.isolate_spaces:
         tok = tokenizer_lib.isolate_spaces(tok)
@@ -323,14 +333,18 @@ def main(argv: list[str] | None = None) -> None:
         for step in range(1, args.steps + 1):
             batch = [next(stream) for _ in range(args.batch_size)]
             context, context_mask, canvas = collate(batch, tok.pad_token_id)
-            only = value_noise_rows(batch, config.canvas_length, args.value_noise, generator) if args.value_noise else None
+            only = None
+            if args.value_noise:
+                only = value_noise_rows(batch, config.canvas_length, args.value_noise, generator)
             noisy = corrupt(canvas, config.text_config.vocab_size, generator, only)
             self_condition = bool(torch.rand((), generator=generator) < 0.5)
             # Progress is the further of steps and time, so a run stopped by the time budget still ends decayed.
             done = max((step - 1) / args.steps, (time.monotonic() - started) / 60 / args.max_minutes)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step - 1, done, args.lr, args.warmup)
-            weights = position_weights(batch, config.canvas_length, args.value_weight) if args.value_weight != 1 else None
+            weights = None
+            if args.value_weight != 1:
+                weights = position_weights(batch, config.canvas_length, args.value_weight)
             per_example = denoising_loss(model, context, context_mask, canvas, noisy, self_condition, weights)
             loss = per_example.mean()
             optimizer.zero_grad(set_to_none=True)
@@ -341,8 +355,9 @@ def main(argv: list[str] | None = None) -> None:
                 running[e.kind].append(value)
             progress.update(task, advance=1, loss=f"{loss.item():.3f}")
             if step % args.log_every == 0 or step == args.steps:
+                seen = max(1, sum(len(v) for v in running.values()))
                 record = {"step": step, "minutes": round((time.monotonic() - started) / 60, 2),
-                          "loss": round(sum(sum(v) for v in running.values()) / max(1, sum(len(v) for v in running.values())), 4)}
+                          "loss": round(sum(sum(v) for v in running.values()) / seen, 4)}
                 record.update({f"loss_{k}": round(sum(v) / len(v), 4) for k, v in running.items() if v})
                 history.append(record)
                 running = {k: [] for k in corpus.KINDS}
@@ -356,7 +371,8 @@ def main(argv: list[str] | None = None) -> None:
                 break
     elapsed = (time.monotonic() - started) / 60
     save_checkpoint(model, tok, args.out, _stats(args, step, elapsed, params, history, previous))
-    console.print(f"saved {args.out} after {step} steps, {elapsed:.1f} min, last loss {history[-1] if history else '-'}")
+    last = history[-1] if history else "-"
+    console.print(f"saved {args.out} after {step} steps, {elapsed:.1f} min, last loss {last}")
 
 
 def _mix(text: str) -> dict[str, float]:

@@ -87,7 +87,8 @@ def test_edit_command_keeps_everything_outside_the_span(capsys, tmp_path: Path) 
 
 def test_edit_by_character_range_under_a_regex(capsys, tmp_path: Path) -> None:
     (tmp_path / "date.txt").write_text("2024-05-17")
-    status, report = run_json(capsys, "edit", "--regex", r"\d{4}-\d{2}-\d{2}", "--span", "5:7", str(tmp_path / "date.txt"))
+    date = str(tmp_path / "date.txt")
+    status, report = run_json(capsys, "edit", "--regex", r"\d{4}-\d{2}-\d{2}", "--span", "5:7", date)
     assert status == 0 and report["text"][:5] == "2024-" and report["text"][7:] == "-17"
 
 

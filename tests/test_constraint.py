@@ -10,7 +10,6 @@ import constrained
 from constrained import CompileTimeout, Constraint, RegexError, VocabularyError
 from constrained.vocabulary import as_vocabulary, from_hf_tokenizer
 
-
 EXACT_PATTERNS = ["-?(0|1[01]*)(ab)*", "(ab)+", "[0-1]+(-[0-1]+)?", "(a|ab)(b|-)*", "1?0?a?b?"]
 
 

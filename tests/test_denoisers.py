@@ -12,9 +12,9 @@ from transformers.models.diffusion_gemma.generation_diffusion_gemma import Entro
 
 from constrained.denoisers import DiffusionGemmaDenoiser, MaskedDiffusionDenoiser, as_denoiser
 from constrained.denoisers.base import sample_rows, uniform_from_allowed
-from constrained.denoisers.random_init import byte_tokenizer, diffusion_gemma, masked_lm
 from constrained.errors import DenoiserError
 from constrained.sampler import ConstrainedSampler
+from constrained.testing import byte_tokenizer, diffusion_gemma, masked_lm
 
 torch.set_num_threads(1)
 PAD, EOS = 0, 1

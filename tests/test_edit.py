@@ -11,11 +11,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constrained.denoisers.random_init import byte_tokenizer, diffusion_gemma, masked_lm
-from constrained.edit import edit, edit_canvas, json_value_span, parse_path, resolve_spans
 from constrained import regex
+from constrained.edit import edit, edit_canvas, json_value_span, parse_path, resolve_spans
 from constrained.errors import ConstrainedError, ConstraintUnsatisfiable
 from constrained.json_schema import json_schema
+from constrained.testing import byte_tokenizer, diffusion_gemma, masked_lm
 
 torch.set_num_threads(1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import jsonschema
@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from constrained import regex
-from constrained.denoisers.random_init import byte_tokenizer, diffusion_gemma, masked_lm
 from constrained.errors import ConstraintUnsatisfiable, DenoiserError
 from constrained.generation import generate, generate_json
 from constrained.json_schema import json_schema
+from constrained.testing import byte_tokenizer, diffusion_gemma, masked_lm
 
 torch.set_num_threads(1)
 MASKBENCH = Path(__file__).parents[1] / ".." / "shared" / "data" / "maskbench"
@@ -43,7 +43,7 @@ def maskbench_schemas() -> dict[str, dict]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiled(name: str):
     return json_schema(maskbench_schemas()[name])
 
@@ -53,7 +53,7 @@ def tokenizer():
     return byte_tokenizer(320)
 
 
-@lru_cache(maxsize=None)
+@cache
 def model(kind: str):
     if kind == "gemma":
         return diffusion_gemma(len(tokenizer()), canvas_length=16)

@@ -303,8 +303,8 @@ def test_dependent_required_is_post_checked():
 
 
 def test_refs_and_bounded_recursion():
-    tree = {"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"},
-                                                                   "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+    kids = {"type": "array", "items": {"$ref": "#/$defs/node"}}
+    tree = {"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"}, "kids": kids},
                                "required": ["v"], "additionalProperties": False}},
             "$ref": "#/$defs/node"}
     shallow = {"v": 1, "kids": [{"v": 2}]}

@@ -126,7 +126,8 @@ def test_sql_uses_several_templates(train_items):
 def _is_solution(grid: str) -> bool:
     rows = [grid[r * 9 : r * 9 + 9] for r in range(9)]
     cols = ["".join(row[c] for row in rows) for c in range(9)]
-    boxes = ["".join(rows[r][c] for r in range(br, br + 3) for c in range(bc, bc + 3)) for br in (0, 3, 6) for bc in (0, 3, 6)]
+    corners = [(br, bc) for br in (0, 3, 6) for bc in (0, 3, 6)]
+    boxes = ["".join(rows[r][c] for r in range(br, br + 3) for c in range(bc, bc + 3)) for br, bc in corners]
     return all(sorted(unit) == list("123456789") for unit in rows + cols + boxes)
 
 

@@ -9,8 +9,7 @@ import torch
 
 from constrained import default_model
 from constrained.errors import ConstrainedError, DenoiserError
-from constrained.prompts import sudoku_prompt
-from model import blocks
+from constrained.prompts import prompt_ids, sudoku_prompt
 
 MAX_BYTES = 30 * 1024 * 1024
 
@@ -51,8 +50,9 @@ def test_config_is_the_tiny_text_model():
 
 def test_forward_pass_gives_finite_canvas_logits():
     model, tokenizer = default_model.load_default()
-    context = torch.tensor([blocks.prompt_ids(tokenizer, sudoku_prompt("." * 81))])
-    canvas = torch.randint(0, len(tokenizer), (1, model.config.canvas_length), generator=torch.Generator().manual_seed(0))
+    context = torch.tensor([prompt_ids(tokenizer, sudoku_prompt("." * 81))])
+    generator = torch.Generator().manual_seed(0)
+    canvas = torch.randint(0, len(tokenizer), (1, model.config.canvas_length), generator=generator)
     with torch.no_grad():
         logits = model(input_ids=context, decoder_input_ids=canvas).logits
     assert logits.shape == (1, model.config.canvas_length, len(tokenizer))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import PreTrainedTokenizerFast
 
+from constrained.prompts import prompt_ids
 from model import blocks, corpus
 from model import tokenizer as tokenizer_lib
 
@@ -82,7 +83,7 @@ def test_exactly_full_canvas_gets_an_eos_only_canvas(tok):
 
 
 def test_context_is_bos_prompt_then_previous_canvases(tok):
-    first = blocks.prompt_ids(tok, "Q:")
+    first = prompt_ids(tok, "Q:")
     assert first[0] == tok.bos_token_id and first[1:] == tok.encode("Q:")
     canvases = [[5] * 4, [6] * 4, [7] * 4]
     assert blocks.block_context(first, canvases, 0) == first

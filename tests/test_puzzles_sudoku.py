@@ -77,7 +77,7 @@ def test_solve_sudoku_with_a_denoiser_and_a_tokenizer_dict() -> None:
 
 
 def test_model_needs_a_tokenizer_and_a_known_family() -> None:
-    from constrained.denoisers.random_init import byte_tokenizer
+    from constrained.testing import byte_tokenizer
 
     with pytest.raises(DenoiserError, match="tokenizer"):
         solve_sudoku(PUZZLE, model=object())
@@ -87,10 +87,10 @@ def test_model_needs_a_tokenizer_and_a_known_family() -> None:
 
 def test_a_random_init_masked_lm_drives_the_loop() -> None:
     """A real (untrained) model through the adapter seam: the constraints still make its answer valid."""
-    from constrained.denoisers import random_init
+    from constrained import testing
 
-    tokenizer = random_init.byte_tokenizer()
-    result = solve_sudoku(PUZZLE, model=random_init.masked_lm(len(tokenizer)), tokenizer=tokenizer)
+    tokenizer = testing.byte_tokenizer()
+    result = solve_sudoku(PUZZLE, model=testing.masked_lm(len(tokenizer)), tokenizer=tokenizer)
     assert result.unique is True
     assert all(p == "." or p == s for p, s in zip(PUZZLE, result.solution))
     assert set(result.tokens) <= set(tokenizer.convert_tokens_to_ids(list("123456789")))
@@ -98,11 +98,11 @@ def test_a_random_init_masked_lm_drives_the_loop() -> None:
 
 def test_diffusion_gemma_adapter_gives_one_log_prob_row_per_cell() -> None:
     """One pass of a random-init DiffusionGemma (slow on CPU, so one call rather than a whole solve)."""
-    from constrained.denoisers import random_init
+    from constrained import testing
     from constrained.puzzles.sudoku import model_denoiser
 
-    tokenizer = random_init.byte_tokenizer()
-    denoiser = model_denoiser(random_init.diffusion_gemma(len(tokenizer)), tokenizer, parse_sudoku(PUZZLE))
+    tokenizer = testing.byte_tokenizer()
+    denoiser = model_denoiser(testing.diffusion_gemma(len(tokenizer)), tokenizer, parse_sudoku(PUZZLE))
     one = tokenizer.convert_tokens_to_ids("1")
     logprobs = denoiser([one] + [None] * 80)
     assert logprobs.shape == (81, len(tokenizer))

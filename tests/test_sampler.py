@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from constrained import Constraint, regex
 from constrained.denoisers import DiffusionGemmaDenoiser, MaskedDiffusionDenoiser
 from constrained.denoisers.base import Proposal
-from constrained.denoisers.random_init import byte_tokenizer, diffusion_gemma, masked_lm
 from constrained.errors import ConstraintUnsatisfiable
 from constrained.sampler import ConstrainedSampler
+from constrained.testing import byte_tokenizer, diffusion_gemma, masked_lm
 
 torch.set_num_threads(1)
 

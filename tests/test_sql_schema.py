@@ -12,7 +12,10 @@ from constrained.errors import DatabaseError
 from constrained.text_to_sql import load_schema
 
 SPIDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "spider"
-DDL = "CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, age INT); CREATE TABLE concert (id INTEGER, year TEXT);"
+DDL = (
+    "CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, age INT); "
+    "CREATE TABLE concert (id INTEGER, year TEXT);"
+)
 
 
 def _shape(schema):

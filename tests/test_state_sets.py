@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from constrained._state_sets import Kernel
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from constrained._state_sets import Kernel
 
 DEAD = -1
 

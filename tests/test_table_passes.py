@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from constrained._table_passes import column_signatures, fill_table, relabel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constrained._table_passes import column_signatures, fill_table, relabel
 from constrained.token_dfa import DEAD
 
 N_IDS, VOCAB = 6, 5  # Index state ids 0..5, tokens 0..4; tokens 5 and 6 stand for the synthetic markers

@@ -7,12 +7,12 @@ import re
 
 import numpy as np
 import pytest
+from constrained._outlines_binary import read_index
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import constrained
 from constrained import token_dfa
-from constrained._outlines_binary import read_index
 from constrained.errors import VocabularyError
 from constrained.token_dfa import DEAD
 from constrained.vocabulary import as_vocabulary

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DenoiserError
 from .base import Denoiser, Proposal
-from .diffusion_gemma import DiffusionGemmaDenoiser
 from .masked_lm import MaskedDiffusionDenoiser
+
+if TYPE_CHECKING:
+    from .diffusion_gemma import DiffusionGemmaDenoiser
 
 
 #: Remote-code masked diffusion LMs (``model(input_ids).logits`` over a masked canvas) by ``config.model_type``,
@@ -22,10 +24,12 @@ def as_denoiser(model: Any, tokenizer: Any = None, **options: Any) -> Denoiser:
     models); ``None`` values are dropped so that each adapter keeps its own defaults.
     """
     options = {key: value for key, value in options.items() if value is not None}
-    if isinstance(model, (DiffusionGemmaDenoiser, MaskedDiffusionDenoiser)):
+    if isinstance(model, Denoiser):
         return model
     config = getattr(model, "config", None)
     if getattr(config, "model_type", None) == "diffusion_gemma":
+        from .diffusion_gemma import DiffusionGemmaDenoiser
+
         allowed = {"steps", "entropy_bound", "t_min", "t_max", "stability_threshold", "confidence_threshold"}
         unknown = set(options) - allowed
         if unknown:
@@ -37,12 +41,19 @@ def as_denoiser(model: Any, tokenizer: Any = None, **options: Any) -> Denoiser:
         return MaskedDiffusionDenoiser.from_masked_lm(model, tokenizer, **options)
     if type(model).__name__.endswith("ForMaskedLM"):
         return MaskedDiffusionDenoiser.from_masked_lm(model, tokenizer, **options)
-    if isinstance(model, Denoiser):
-        return model
     raise DenoiserError(
         f"{type(model).__name__} is neither a DiffusionGemmaForBlockDiffusion nor a *ForMaskedLM model; wrap a "
         "model returning [B, L, V] logits for a masked canvas in MaskedDiffusionDenoiser"
     )
+
+
+def __getattr__(name: str) -> Any:
+    """``DiffusionGemmaDenoiser`` on first use: its module imports transformers."""
+    if name == "DiffusionGemmaDenoiser":
+        from .diffusion_gemma import DiffusionGemmaDenoiser
+
+        return DiffusionGemmaDenoiser
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Denoiser", "DiffusionGemmaDenoiser", "MaskedDiffusionDenoiser", "Proposal", "as_denoiser"]

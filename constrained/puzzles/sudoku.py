@@ -83,8 +83,7 @@ def model_denoiser(model: Any, tokenizer: Any, puzzle: GridPuzzle, seed: int = 0
     if tokenizer is None:
         raise DenoiserError("a model needs its tokenizer: pass tokenizer= with model=")
     from constrained.denoisers import as_denoiser
-    from constrained.prompts import sudoku_prompt
-    from model.blocks import prompt_ids
+    from constrained.prompts import prompt_ids, sudoku_prompt
 
     if puzzle.size != 9:
         raise DenoiserError(f"the Sudoku prompt covers 9x9 grids; this one is {puzzle.rows}x{puzzle.cols}")

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from constrained.errors import CompileTimeout, UnsupportedSchema
 from constrained.schema import formats
@@ -160,7 +161,7 @@ class SchemaCompiler:
         if count:
             del self._ref_stack[-count:]
 
-    def _deref(self, schema: Any, ptr: str) -> tuple[Optional[dict], str, int]:
+    def _deref(self, schema: Any, ptr: str) -> tuple[dict | None, str, int]:
         """Follow top-level ``$ref`` chains (merging siblings from 2019-09 on).
 
         Returns the schema to compile (None: the recursion bound cut it off, or ``false``), its pointer and how
@@ -366,7 +367,7 @@ class SchemaCompiler:
                 return f'"{body}"'
         return self._bounded_string(min_len, max_len, CHAR, ptr)
 
-    def _bounded_string(self, lo: int, hi: Optional[int], char: str, ptr: str) -> str:
+    def _bounded_string(self, lo: int, hi: int | None, char: str, ptr: str) -> str:
         limit = self.options.max_string_repeat
         if hi is not None and hi > limit:
             self.post("maxLength", f"{ptr}/maxLength")
@@ -430,7 +431,7 @@ class SchemaCompiler:
             value = self.optional(sub, f"{ptr}/patternProperties/{escape_pointer_token(pat)}")
             if value is None:
                 continue
-            def named_by_pattern(span: str) -> bool:
+            def named_by_pattern(span: str, pat: str = pat) -> bool:  # this loop's pattern, called at once
                 return span not in names and _search(pat, span)
 
             try:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from constrained.schema.numbers import NUMBER
 from constrained.schema.strings import CHAR, Ranges, escape, literal_text, subtract
 
-Regex = Optional[str]
+Regex = str | None
 
 #: Raw key characters for keys spelled without escapes (the only keys the complement of known names admits).
 KEY_CHARS: Ranges = subtract([(0, 0x10FFFF)], [(0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C)])
@@ -82,7 +82,7 @@ class Layout:
             return f"\\{{{ws}\\}}"
         return f"\\{{{ws}{body}{ws}\\}}"
 
-    def array(self, head: list[tuple[str, bool]], rest: Regex, rest_min: int, rest_max: Optional[int]) -> str:
+    def array(self, head: list[tuple[str, bool]], rest: Regex, rest_min: int, rest_max: int | None) -> str:
         """An array: ``head`` elements (regex, required) in order, then ``rest`` elements, their count in
         [rest_min, rest_max]. An optional head element only ends the array early, so the optional parts
         nest (``a(,b(,c)?)?``) and the text stays linear.
@@ -107,7 +107,7 @@ class Layout:
         return f"\\[{ws}{body}{ws}\\]" if body else f"\\[{ws}\\]"
 
 
-def _counted(unit: str, lo: int, hi: Optional[int]) -> str:
+def _counted(unit: str, lo: int, hi: int | None) -> str:
     if hi is not None and hi == 0:
         return ""
     if (lo, hi) == (0, None):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Optional
 
 INTEGER = r"-?(?:0|[1-9][0-9]*)"
 NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
@@ -66,7 +65,7 @@ def _same_length_range(a: str, b: str) -> str:
     return _alt(parts)
 
 
-def integer_digits(lo: int, hi: Optional[int]) -> Optional[str]:
+def integer_digits(lo: int, hi: int | None) -> str | None:
     """Canonical decimal digits (no sign, no leading zeros) of the integers in [lo, hi]; hi None = unbounded."""
     if lo < 0 or (hi is not None and hi < lo):
         return None
@@ -86,11 +85,11 @@ def integer_digits(lo: int, hi: Optional[int]) -> Optional[str]:
 # ---- fractions: digit strings f read as 0.f; each function returns (regex for non-empty f or None, empty ok)
 
 
-def _join(parts: list[str]) -> Optional[str]:
+def _join(parts: list[str]) -> str | None:
     return _alt(parts) if parts else None
 
 
-def _then(digit: str, sub: tuple[Optional[str], bool]) -> Optional[str]:
+def _then(digit: str, sub: tuple[str | None, bool]) -> str | None:
     """A digit followed by a suffix from ``sub`` (possibly the empty suffix)."""
     rx, empty = sub
     if rx is None:
@@ -98,7 +97,7 @@ def _then(digit: str, sub: tuple[Optional[str], bool]) -> Optional[str]:
     return digit + (f"(?:{rx})?" if empty else rx)
 
 
-def _frac_at_least(p: str, inclusive: bool) -> tuple[Optional[str], bool]:
+def _frac_at_least(p: str, inclusive: bool) -> tuple[str | None, bool]:
     if not p:
         return ("[0-9]+", True) if inclusive else ("[0-9]*[1-9][0-9]*", False)
     d = int(p[0])
@@ -111,7 +110,7 @@ def _frac_at_least(p: str, inclusive: bool) -> tuple[Optional[str], bool]:
     return _join(parts), False
 
 
-def _frac_at_most(q: str, inclusive: bool) -> tuple[Optional[str], bool]:
+def _frac_at_most(q: str, inclusive: bool) -> tuple[str | None, bool]:
     if not q:
         return ("0+", True) if inclusive else (None, False)
     d = int(q[0])
@@ -124,7 +123,7 @@ def _frac_at_most(q: str, inclusive: bool) -> tuple[Optional[str], bool]:
     return _join(parts), True
 
 
-def _frac_between(p: str, q: str, lo_inc: bool, hi_inc: bool) -> tuple[Optional[str], bool]:
+def _frac_between(p: str, q: str, lo_inc: bool, hi_inc: bool) -> tuple[str | None, bool]:
     """Fractions with 0.p <= 0.f <= 0.q (strictness per flag); p, q without trailing zeros, 0.p <= 0.q."""
     if p == q:
         return ("0+" if not p else p + "0*", not p) if (lo_inc and hi_inc) else (None, False)
@@ -150,7 +149,7 @@ def _frac_between(p: str, q: str, lo_inc: bool, hi_inc: bool) -> tuple[Optional[
     return _join(parts), False
 
 
-def _frac_between_positive(q: str, hi_inc: bool) -> Optional[str]:
+def _frac_between_positive(q: str, hi_inc: bool) -> str | None:
     """Non-empty fractions with 0 < 0.f <= 0.q (or < when not hi_inc)."""
     if not q:
         return None
@@ -167,7 +166,7 @@ def _frac_between_positive(q: str, hi_inc: bool) -> Optional[str]:
     return _join(parts)
 
 
-def _fraction_regex(sub: tuple[Optional[str], bool]) -> Optional[str]:
+def _fraction_regex(sub: tuple[str | None, bool]) -> str | None:
     """Turn a fraction language into the optional ``.digits`` part of a JSON number."""
     rx, empty = sub
     if rx is None:
@@ -183,7 +182,7 @@ def _split(value: Decimal) -> tuple[int, str]:
     return integer, digits
 
 
-def _magnitudes(lo: Bound, hi: Optional[Bound], integer: bool) -> Optional[str]:
+def _magnitudes(lo: Bound, hi: Bound | None, integer: bool) -> str | None:
     """Unsigned decimal texts with value in [lo, hi]; lo >= 0; hi None = unbounded."""
     lo_int, lo_frac = _split(lo.value)
     if integer:
@@ -218,7 +217,7 @@ def _magnitudes(lo: Bound, hi: Optional[Bound], integer: bool) -> Optional[str]:
     return _alt(parts) if parts else None
 
 
-def _too_costly(bound: Optional[Bound]) -> bool:
+def _too_costly(bound: Bound | None) -> bool:
     if bound is None:
         return False
     integer, frac = _split(abs(bound.value))
@@ -229,7 +228,7 @@ class BoundTooCostly(Exception):
     """The bounds need too many digits to spell; the caller compiles the unbounded form and post-checks."""
 
 
-def bounded_number(lo: Optional[Bound], hi: Optional[Bound], *, integer: bool) -> Optional[str]:
+def bounded_number(lo: Bound | None, hi: Bound | None, *, integer: bool) -> str | None:
     """Regex of JSON numbers (integers when ``integer``) in the interval; None when the interval is empty.
 
     Raises :class:`BoundTooCostly` when a bound has too many digits to spell out cheaply.

@@ -1,7 +1,7 @@
 """``sql(db)``: a :class:`Constraint` whose texts are read-only queries naming only the database's tables and
 columns.
 
-The masks come from the SELECT grammar (``grammars/sql.lark``) unrolled to a regular expression, with the
+The masks come from the SELECT grammar (``constrained/grammars/sql.lark``) unrolled to a regular expression, with the
 grammar's three name rules replaced by the real names, intersected with the grammar's lexical language (word
 tokens never touch, every word is a keyword, a real name or a number); the commit-time check (Lark, sqlglot,
 SQLite) covers what a regular language cannot: which table a column belongs to, and anything nested deeper
@@ -22,7 +22,7 @@ from .checks import SqlChecker
 from .database import Schema, load_schema
 from .grammar_regex import GrammarRegex, Piece, names_pieces
 
-GRAMMAR_PATH = Path(str(files("grammars") / "sql.lark"))
+GRAMMAR_PATH = Path(str(files("constrained") / "grammars" / "sql.lark"))
 #: Aliases the masks offer (``FROM singer AS T1``): Spider's convention, and enough for nine-way joins.
 DEFAULT_ALIASES = tuple(f"T{i}" for i in range(1, 10))
 POST_CHECKED = (

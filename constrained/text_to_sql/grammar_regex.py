@@ -283,8 +283,8 @@ def names_pieces(spellings: Iterable[str], ignore_case: bool = True) -> list[Pie
             raise GrammarError("an override spelling is empty")
         key = (char_kind(ord(spelling[0])), char_kind(ord(spelling[-1])))
         groups.setdefault(key, set()).add(spelling.lower() if ignore_case else spelling)
-    return [Piece(_trie_regex(sorted(words), ignore_case), frozenset({f}), frozenset({l}))
-            for (f, l), words in sorted(groups.items())]
+    return [Piece(_trie_regex(sorted(words), ignore_case), frozenset({first}), frozenset({last}))
+            for (first, last), words in sorted(groups.items())]
 
 
 def _trie_regex(words: list[str], ignore_case: bool) -> str:

@@ -1,4 +1,7 @@
-"""Randomly initialised models and a synthetic byte-level tokenizer, for tests and benchmarks without a hub.
+"""Randomly initialised models and a synthetic byte-level tokenizer: test an integration offline, without a hub.
+
+Import it explicitly (``from constrained import testing``); ``import constrained`` does not load it. The training
+recipe builds its models through :func:`diffusion_gemma_config` too, so the architecture is stated once.
 
 A random-init model produces noise, which is exactly what exercises a constrained sampler hardest: nothing but the
 constraint makes its output valid. The tokenizer is byte-level BPE (every byte is a token, so any text is
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import string
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -23,7 +27,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from ..vocabulary import _gpt2_byte_decoder
+from .vocabulary import _gpt2_byte_decoder
 
 SPECIALS = ("<pad>", "<eos>", "<bos>", "<mask>")
 JSON_PIECES = (
@@ -71,48 +75,66 @@ def byte_tokenizer(vocab_size: int = 320) -> PreTrainedTokenizerFast:
     )
 
 
-def diffusion_gemma(
+def diffusion_gemma_config(
     vocab_size: int,
     *,
     canvas_length: int = 8,
     hidden_size: int = 32,
     layers: int = 2,
     heads: int = 2,
+    kv_heads: int = 1,
+    head_dim: int | None = None,
     experts: int = 2,
+    moe_size: int | None = None,
+    sliding_window: int = 64,
     max_positions: int = 1024,
-    seed: int = 0,
-) -> DiffusionGemmaForBlockDiffusion:
-    """A text-only-in-practice DiffusionGemma: the vision tower transformers always builds is kept minimal."""
-    head_dim = max(8, hidden_size // heads)
+    special_ids: tuple[int, int, int] = (0, 1, 2),
+) -> DiffusionGemmaConfig:
+    """A small configuration of the real DiffusionGemma architecture, every code path of the large one kept.
+
+    Parameters: ``layers`` decoder/encoder layers, the last always full attention (the architecture requires
+    it); ``heads`` / ``kv_heads`` of ``head_dim`` (default ``hidden_size // heads``, at least 8); ``experts``
+    MoE experts (top-1) of ``moe_size`` (default ``hidden_size``); ``special_ids`` = (pad, eos, bos). Two
+    departures from the defaults: the full-attention layer's head size and KV-head count equal the sliding
+    layers' (so a saved config reloads to the same shapes), and the vision tower, which the architecture always
+    builds, is one 8-wide layer.
+    """
+    head_dim = head_dim or max(8, hidden_size // heads)
+    pad_id, eos_id, bos_id = special_ids
     text = DiffusionGemmaTextConfig(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
         num_hidden_layers=layers,
         num_attention_heads=heads,
-        num_key_value_heads=1,
+        num_key_value_heads=kv_heads,
         head_dim=head_dim,
         global_head_dim=head_dim,
-        sliding_window=64,
+        sliding_window=sliding_window,
         layer_types=["sliding_attention"] * (layers - 1) + ["full_attention"],
         max_position_embeddings=max_positions,
         num_experts=experts,
         top_k_experts=1,
-        moe_intermediate_size=hidden_size,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=2,
+        moe_intermediate_size=moe_size or hidden_size,
+        pad_token_id=pad_id,
+        eos_token_id=eos_id,
+        bos_token_id=bos_id,
     )
     vision = Gemma4VisionConfig(
         hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=1, num_key_value_heads=1,
         head_dim=8, position_embedding_size=8, patch_size=2,
     )
-    config = DiffusionGemmaConfig(
+    beyond = vocab_size + 1  # image token ids outside the text vocabulary, whatever its size
+    return DiffusionGemmaConfig(
         text_config=text, vision_config=vision, canvas_length=canvas_length,
-        boi_token_id=vocab_size + 1, eoi_token_id=vocab_size + 2, image_token_id=vocab_size + 3,
+        boi_token_id=beyond, eoi_token_id=beyond + 1, image_token_id=beyond + 2,
     )
+
+
+def diffusion_gemma(vocab_size: int, *, seed: int = 0, **config: Any) -> DiffusionGemmaForBlockDiffusion:
+    """A randomly initialised DiffusionGemma of :func:`diffusion_gemma_config` (``config`` goes there), in eval mode."""
     torch.manual_seed(seed)
-    return DiffusionGemmaForBlockDiffusion(config).eval()
+    return DiffusionGemmaForBlockDiffusion(diffusion_gemma_config(vocab_size, **config)).eval()
 
 
 def masked_lm(vocab_size: int, *, hidden_size: int = 32, layers: int = 2, max_positions: int = 512, seed: int = 0):

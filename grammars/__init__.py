@@ -1,1 +1,0 @@
-"""Lark grammars shipped with the package (read with :func:`importlib.resources.files`)."""
