@@ -31,21 +31,38 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.live import Live
-from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
-
 from .errors import ConstrainedError
+
+try:  # the `cli` extra: a live view of the canvas, dimmed notes, coloured errors, row tables
+    from rich.console import Console
+    from rich.live import Live
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+except ImportError:  # plain text: the same answers and figures, no live view
+    Console = None  # type: ignore[assignment,misc]
+
+
+class PlainConsole:
+    """What the command asks of rich's ``Console``, in plain text, for an install without the ``cli`` extra.
+
+    It never claims a terminal, so the live view and the progress notes stay off.
+    """
+
+    is_terminal = False
+
+    def __init__(self, *, stderr: bool = False, **_: Any) -> None:
+        self.stderr = stderr
+
+    def print(self, text: Any = "", *, style: str | None = None, markup: bool = True) -> None:
+        print(text, file=sys.stderr if self.stderr else sys.stdout)
 
 Draw = Callable[[int, str], None]
 """A draft callback, ``(step, text)``, as :func:`constrained.generate` and :func:`constrained.solve_sudoku` call it."""
 
 
 @contextmanager
-def live_view(console: Console, title: str, enabled: bool, shape: Callable[[str], str] = str) -> Iterator[Draw]:
+def live_view(console: Any, title: str, enabled: bool, shape: Callable[[str], str] = str) -> Iterator[Draw]:
     """A callback that redraws the current draft in place (a terminal only), cleared when the command ends.
 
     ``shape`` lays a draft out for reading (a Sudoku line becomes a grid). Where the view is off the callback
@@ -66,7 +83,7 @@ class _ProgressNotes(logging.Handler):
     """The library's progress notes (a first-use automaton build, which can take seconds) shown dimmed on the
     terminal, above the live draft, so that a wait is explained."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Any) -> None:
         super().__init__(logging.INFO)
         self.console = console
 
@@ -75,7 +92,7 @@ class _ProgressNotes(logging.Handler):
 
 
 @contextmanager
-def progress_notes(console: Console, enabled: bool) -> Iterator[None]:
+def progress_notes(console: Any, enabled: bool) -> Iterator[None]:
     """While the command runs, INFO records of the ``constrained`` loggers go to ``console`` (a terminal only)."""
     if not enabled:
         yield
@@ -98,7 +115,7 @@ def _figures(steps: int, seconds: float, tokens: int | None = None) -> dict[str,
     return figures
 
 
-def _say_figures(console: Console, figures: dict[str, Any], extra: str = "") -> None:
+def _say_figures(console: Any, figures: dict[str, Any], extra: str = "") -> None:
     parts = [f"{figures['forward_passes']} forward passes"]
     if "tokens_per_forward" in figures:
         parts.append(f"{figures['tokens_per_forward']} tokens/forward")
@@ -225,11 +242,16 @@ def run_edit(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]
     return {"text": result.text, "value": result.value, **figures}, result.text
 
 
-def _show_rows(console: Console, rows: list[list[Any]]) -> None:
-    table = Table(show_header=False, box=None, pad_edge=False)
-    for row in rows:
-        table.add_row(*("NULL" if value is None else str(value) for value in row))
-    console.print(table)
+def _show_rows(console: Any, rows: list[list[Any]]) -> None:
+    cells = [["NULL" if value is None else str(value) for value in row] for row in rows]
+    if isinstance(console, PlainConsole):
+        for row in cells:
+            console.print("\t".join(row))
+    else:
+        table = Table(show_header=False, box=None, pad_edge=False)
+        for row in cells:
+            table.add_row(*row)
+        console.print(table)
     console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", style="dim")
 
 
@@ -289,8 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console if Console is not None else PlainConsole
+    out = console(highlight=False, soft_wrap=True)
+    err = console(stderr=True, highlight=False, soft_wrap=True)
     live = err.is_terminal and not args.json and not args.no_live
     try:
         with progress_notes(err, live), live_view(err, args.title, live, args.shape) as draw:
@@ -303,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             print(json.dumps(failure, ensure_ascii=False))
         else:
-            err.print(f"[bold red]{failure['error']}[/]: {escape(failure['message'])}")
+            err.print(f"{failure['error']}: {failure['message']}", style="bold red", markup=False)
             if partial is not None:
                 err.print(f"partial output: {partial}", markup=False)
         return 1

@@ -126,3 +126,19 @@ def test_progress_notes_reach_the_terminal_only_while_a_command_runs():
     with progress_notes(console, enabled=False):
         logger.info("not a terminal")
     assert shown.getvalue().splitlines() == ["building the token automaton of a constraint not seen before"]
+
+
+def test_without_rich_the_command_prints_plain_text(capsys, monkeypatch, tmp_path: Path) -> None:
+    """The ``cli`` extra is optional: without rich, answers, rows and errors come out as plain lines."""
+    from constrained import cli
+
+    monkeypatch.setattr(cli, "Console", None)
+    status = main(["sudoku", "--line", "--no-live", PUZZLE])
+    captured = capsys.readouterr()
+    assert status == 0 and parse_sudoku(captured.out.strip()).givens  # the solved grid, one line
+    assert "forward passes" in captured.err
+    (tmp_path / "bad.json").write_text("{")
+    assert main(["json", "--schema", str(tmp_path / "bad.json"), "x"]) == 1
+    assert capsys.readouterr().err.startswith("ConstrainedError: the schema ")
+    cli._show_rows(cli.PlainConsole(), [[1, None], ["a", 2.5]])
+    assert capsys.readouterr().out.splitlines() == ["1\tNULL", "a\t2.5", "2 rows"]
