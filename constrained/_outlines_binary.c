@@ -1,8 +1,8 @@
 /* outlines-core's token index, read from the binary form it pickles itself to.
  *
  * Why: `Index.get_transitions()` builds a Python dict of dicts, one entry per (state, token) transition:
- * 14.5M of them on a MaskBench schema over a 32K vocabulary, 5 s to build and as long again to turn into
- * arrays, more than determinizing took. The same Index pickles to bytes in under a second (bincode,
+ * millions of them on a MaskBench schema over a 32K vocabulary, slower to build, and as slow again to turn
+ * into arrays, than determinizing was. The same Index pickles to compact bytes far faster (bincode,
  * variable-length integers), and this reads those bytes into three flat int32 arrays in one pass.
  *
  * The layout is outlines-core's, not a published format, so the reader trusts nothing: any surprise (a

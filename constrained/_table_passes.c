@@ -2,7 +2,7 @@
  * table, and a table's next states renumbered in place.
  *
  * Why in C: a MaskBench schema's Index over a 32K vocabulary holds millions of (state, token, next state)
- * transitions, 38M on a Snowplow schema, and a SQL product automaton's table tens of millions of cells.
+ * transitions (tens of millions on the largest), and a SQL product automaton's table tens of millions of cells.
  * Through numpy, renumbering states, dropping the transitions we do not keep, hashing every token's column
  * and filling the table cost a dozen passes with temporaries of 8 bytes per entry (numpy widens int32
  * indices to 64 bits before it gathers): as long as outlines-core took to determinize. Here each is one

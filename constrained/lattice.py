@@ -50,10 +50,9 @@ class StateSets(Kernel):
     memory all that holds.
 
     Why a bound: every new set a canvas meets is kept (canvases and memos hold its number), so a process
-    that serves generation after generation on one automaton would grow without end, by a few hundred
-    kilobytes per 256-position canvas on a MaskBench schema and far more on a SQL automaton of tens of
-    thousands of states. Past ``memory_limit`` bytes the kernel forgets everything at the next decision on
-    any canvas (a new :attr:`epoch`), and each canvas sweeps again on its next call.
+    that serves generation after generation on one automaton would grow without end, fastest on the large
+    automata of SQL. Past ``memory_limit`` bytes the kernel forgets everything at the next decision on any
+    canvas (a new :attr:`epoch`), and each canvas sweeps again on its next call.
     """
 
     def __init__(self, dfa: TokenDFA, *, memory_limit: int = MEMORY_LIMIT_BYTES) -> None:
@@ -66,7 +65,7 @@ class StateSets(Kernel):
 
     def reclaim(self) -> None:
         """Forget every set once the kernel holds more than :attr:`memory_limit` bytes, then fill the memos of
-        the all-open canvases again (a few milliseconds), since every generation starts there."""
+        the all-open canvases again, since every generation starts there."""
         if self.held_bytes > self.memory_limit:
             self.forget()
             self.precompute_open_canvases()
@@ -79,8 +78,7 @@ class StateSets(Kernel):
         beyond the few positions its sweeps take to settle. The forward sets grow from the initial state
         and the backward ones from the accepting (or all live) states until they repeat; the interior pairs
         the two settled sets. Computed here, as XGrammar computes its per-state masks when it compiles a
-        grammar, they no longer weigh on the first step of the first generation (a few hundred
-        microseconds on MaskBench automata).
+        grammar, they no longer weigh on the first step of the first generation.
         """
         forward = _steps_to_repeat(self.single(self.dfa.initial), lambda s: self.post(s, _ANY_TOKEN))
         for final, end in ((True, self.accepting), (False, self.live)):
@@ -108,7 +106,7 @@ class _RowBuffer:
 
     The rows are written once at allocation, so that the system maps their pages then: a 256-position
     canvas over a 32K vocabulary holds 256 pages in its packed layout, and faulting them in one by one
-    would land on the first masks instead (about half a millisecond here).
+    would land on the first masks instead.
     """
 
     def __init__(self, length: int, width: int, dtype: type) -> None:
@@ -226,7 +224,7 @@ class Canvas:
         """The masks of a feasible canvas in one layout, owned by the canvas (the same tensor every call).
 
         Kept between calls: the kernel looks again only at rows whose ``(F[i], B[i + 1])`` pair (or decided
-        token) changed since the last call, typically a few dozen of 256 per denoising step, and rewrites
+        token) changed since the last call, typically a small share of them per denoising step, and rewrites
         only those whose allowed classes changed too.
         """
         layout = self._layouts.get(packed)

@@ -65,7 +65,7 @@ def sql_overrides(schema: Schema, grammar: GrammarRegex, aliases: tuple[str, ...
 
 
 #: Bracket levels past ``depth`` kept as balanced free text. Spider's dev queries nest brackets at most two deep;
-#: one level more is headroom, which costs ~5% more automaton states.
+#: one level more is headroom, and costs few automaton states (docs/experiments.md).
 DEFAULT_LOOSE_DEPTH = 3
 #: Longest whitespace run between tokens: Spider's gold queries have runs of up to three (``T1.id  =  T2.id``
 #: has two); one more is headroom.

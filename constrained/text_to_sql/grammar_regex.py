@@ -23,9 +23,9 @@ choices that make it practical:
   touch;
 * *bounds*: the regex is built under a size budget and fails with :class:`GrammarError` instead of growing
   without end. Each level of depth copies the nested language into every position that can hold it, so the
-  text grows by one to two orders of magnitude per level for SQL: depth 0 is 200K-350K characters per Spider
-  database; depth 1 exceeds the 2M-character default (with loosening it fits, at ~850K for a two-table
-  schema, but its token automaton outgrows the 8 GiB build bound).
+  text grows by one to two orders of magnitude per level for SQL: depth 0 fits the default budget
+  (``DEFAULT_MAX_REGEX_CHARS``) for a Spider database; depth 1 does not (loosened, it fits for a small
+  schema, but its token automaton then outgrows the build's memory bound).
 """
 
 from __future__ import annotations
@@ -79,9 +79,8 @@ def _escape(code: int, specials: str = _PATTERN_SPECIALS) -> str:
 
 #: The characters a class may stand for: tab, newline, carriage return and printable ASCII. Negated classes
 #: and ``.`` are taken within it (so a string literal's text is ASCII in the masks). Bounding the alphabet keeps
-#: the automaton buildable: measured on a Spider schema, adding just Latin-1 to string literals took the
-#: outlines-core build from 6 s to more than 120 s, because every multi-byte character adds states inside
-#: every string-literal position.
+#: the automaton buildable: every multi-byte character adds states inside every string-literal position, so
+#: even Latin-1 alone multiplies the outlines-core build's time on a Spider schema (docs/experiments.md).
 ALPHABET = frozenset({9, 10, 13, *range(32, 127)})
 
 
