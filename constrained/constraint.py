@@ -55,28 +55,88 @@ class Constraint:
                                timeout_s=self.compile_timeout_s, cached=self.cached)
 
     def compile(self) -> Constraint:
-        """Build the text automaton now (it is otherwise built on first use); raises on a bad pattern."""
+        """Build the text automaton now (it is otherwise built on first use), so a bad pattern fails here.
+
+        Returns:
+            This constraint, compiled.
+
+        Raises:
+            RegexError: the pattern is malformed or not regular.
+            VocabularyError: the pattern accepts no text at all.
+            CompileTimeout: the build exceeded ``compile_timeout_s`` or its memory bound.
+        """
         _ = self._text_dfa
         return self
 
     def matches_pattern(self, text: str) -> bool:
-        """Membership in the regular part alone."""
+        """Membership in the regular part alone, without the commit-time check.
+
+        Parameters:
+            text: the whole text to test.
+
+        Returns:
+            Whether ``text`` matches ``pattern`` (and every pattern of ``also_matches``).
+
+        Raises:
+            RegexError, VocabularyError, CompileTimeout: as for :meth:`compile`, when the automaton is built on
+                first use.
+        """
         dfa = self._text_dfa
         state = dfa.walk(list(text.encode("utf-8")))
         return state != DEAD and bool(dfa.accepting[state])
 
     def violation(self, text: str) -> str | None:
-        """Why ``text`` is rejected, or ``None`` when it is accepted."""
+        """Why ``text`` is rejected: the pattern first, then the commit-time check.
+
+        Parameters:
+            text: the whole text to test.
+
+        Returns:
+            ``None`` when ``text`` is accepted, otherwise what it violates, in words.
+
+        Raises:
+            RegexError, VocabularyError, CompileTimeout: as for :meth:`compile`, when the automaton is built on
+                first use.
+        """
         if not self.matches_pattern(text):
             return f"text does not match the {self.kind} constraint"
         return self.check(text) if self.check is not None else None
 
     def accepts(self, text: str) -> bool:
-        """Exact membership of a whole text."""
+        """Exact membership of a whole text: the pattern and the commit-time check.
+
+        Parameters:
+            text: the whole text to test.
+
+        Returns:
+            Whether the constraint accepts ``text`` (:meth:`violation` says why not).
+
+        Raises:
+            RegexError, VocabularyError, CompileTimeout: as for :meth:`compile`, when the automaton is built on
+                first use.
+        """
         return self.violation(text) is None
 
     def bind(self, tokenizer: Any, *, eos_token_id: int | None = None) -> BoundConstraint:
-        """The token-level constraint for a tokenizer (Hugging Face, ``{token: id}`` mapping, or vocabulary)."""
+        """The token-level constraint for a tokenizer's vocabulary.
+
+        The token automaton is built once per pattern and vocabulary (in a child process bounded by
+        ``compile_timeout_s`` and a memory limit) and cached on disk and in memory unless the constraint is
+        ``cached=False``.
+
+        Parameters:
+            tokenizer: a Hugging Face tokenizer (byte-level BPE or SentencePiece with byte fallback), a
+                ``{token: id}`` mapping, or a :class:`~constrained.vocabulary.TokenVocabulary`.
+            eos_token_id: the end token, where the tokenizer does not name one.
+
+        Returns:
+            The :class:`BoundConstraint` that opens canvases over this vocabulary.
+
+        Raises:
+            VocabularyError: the tokenizer cannot be read, has no end token, or its tokens spell no accepted text.
+            RegexError: the pattern is malformed or not regular.
+            CompileTimeout: the build exceeded its time or memory bound.
+        """
         vocabulary = as_vocabulary(tokenizer, eos_token_id)
         dfa = build_token_dfa(self.pattern, vocabulary, also=self.also_matches, timeout_s=self.compile_timeout_s,
                               cached=self.cached)
@@ -107,30 +167,99 @@ class BoundConstraint:
         return self.dfa.initial
 
     def canvas(self, length: int, *, final: bool = True, start: int | None = None) -> Canvas:
-        """A fresh, all-open canvas; ``final=False`` for a block that others will follow."""
+        """A fresh, all-open canvas.
+
+        Parameters:
+            length: number of positions, at least 1.
+            final: whether the canvas must end accepted (text, then end tokens as padding); ``False`` for a
+                block that others will follow, which may end in any live state.
+            start: the automaton state the canvas starts in (:meth:`Canvas.end_state` of the block before);
+                the initial state by default.
+
+        Returns:
+            A :class:`~constrained.lattice.Canvas` with every position open.
+
+        Raises:
+            ValueError: ``length`` is not positive, or ``start`` is not a state of the automaton.
+        """
         return Canvas(self._sets, length, final=final, start=start)
 
     def canvas_from(self, tokens: Sequence[int | None], *, final: bool = True, start: int | None = None) -> Canvas:
-        """A canvas with some positions decided (``None`` marks the open ones)."""
+        """A canvas with some positions decided.
+
+        Parameters:
+            tokens: a token id per position, ``None`` for an open one.
+            final, start: as for :meth:`canvas`.
+
+        Returns:
+            The canvas, its decided positions already swept.
+
+        Raises:
+            ValueError: as for :meth:`canvas`, or a token id outside the vocabulary.
+        """
         canvas = self.canvas(len(tokens), final=final, start=start)
         canvas.decide({i: token for i, token in enumerate(tokens) if token is not None})
         return canvas
 
     def feasible(self, tokens: Sequence[int | None], *, final: bool = True, start: int | None = None) -> bool:
+        """Whether the open positions of ``tokens`` can still be filled into an accepted canvas.
+
+        Parameters:
+            tokens, final, start: as for :meth:`canvas_from`.
+
+        Returns:
+            ``True`` when some filling of the open positions is accepted (commit-time check aside).
+
+        Raises:
+            ValueError: as for :meth:`canvas_from`.
+        """
         return self.canvas_from(tokens, final=final, start=start).feasible()
 
     def decode(self, token_ids: Sequence[int]) -> str:
-        """The text of a token sequence, up to its first end token."""
+        """The text of a token sequence, up to its first end token.
+
+        Parameters:
+            token_ids: ids of this vocabulary.
+
+        Returns:
+            The text they spell (bytes that are not UTF-8 replaced).
+
+        Raises:
+            VocabularyError: a special token that spells no text comes before the first end token.
+        """
         return self.vocabulary.decode(list(token_ids))
 
     def accepts_tokens(self, token_ids: Sequence[int]) -> bool:
-        """Whether the tokens (text then optional end tokens) form an accepted text, commit check included."""
+        """Whether the tokens form an accepted text, commit-time check included.
+
+        Parameters:
+            token_ids: ids of this vocabulary: the text, then optionally end tokens.
+
+        Returns:
+            Whether the token automaton ends accepted and the constraint accepts the text they spell.
+
+        Raises:
+            VocabularyError: as for :meth:`decode`.
+        """
         state = self.dfa.walk(list(token_ids))
         return state != DEAD and bool(self.dfa.accepting[state]) and self.constraint.accepts(self.decode(token_ids))
 
 
 def regex(pattern: str) -> Constraint:
-    """A constraint from a regular expression (Rust ``regex`` syntax, matched against the whole text)."""
+    """A constraint from a regular expression, matched against the whole text.
+
+    Parameters:
+        pattern: Rust ``regex`` syntax (what outlines-core compiles); no lookaround or backreferences, which no
+            finite automaton expresses.
+
+    Returns:
+        The :class:`Constraint`, its text automaton already built.
+
+    Raises:
+        RegexError: ``pattern`` is not a string, is malformed, or uses a construct that is not regular.
+        VocabularyError: the pattern accepts no text at all.
+        CompileTimeout: the automaton build exceeded its time or memory bound.
+    """
     if not isinstance(pattern, str):
         raise RegexError(f"a pattern must be a string, got {type(pattern).__name__}")
     for construct, name in (("(?=", "lookahead"), ("(?!", "negative lookahead"), ("(?<=", "lookbehind"),

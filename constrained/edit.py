@@ -194,10 +194,29 @@ def edit(
 ) -> GenerationResult:
     """Regenerate ``spans`` of the accepted ``text`` under ``constraint``; all other bytes stay as they are.
 
-    Each span is regenerated with as many tokens as it had, plus up to ``extra_tokens`` where the constraint
-    admits them (room for a longer replacement). ``.value`` holds the parsed result for a JSON constraint.
-    Raises :class:`ConstrainedError` for a text the constraint rejects or a span that is not in it, and
-    :class:`ConstraintUnsatisfiable` (with the partial text) when the commit-time check cannot be met.
+    Parameters:
+        text: a text the constraint accepts.
+        spans: what to regenerate: character ranges ``(start, end)`` or, for JSON, paths such as
+            ``$.address.city`` (the value there; a non-empty string's contents, keeping its quotes).
+        constraint: the constraint the edited text must still satisfy.
+        prompt: the request the model sees before the text (a string or token ids).
+        model, tokenizer: the denoiser and its tokenizer, as for :func:`constrained.generate`; ``model=None``
+            means the built-in model.
+        steps: denoising steps per block (the model's default when ``None``).
+        seed: seeds the sampler (random when ``None``).
+        extra_tokens: open positions each span may gain where the constraint admits them, room for a longer
+            replacement (a span keeps at least as many tokens as it had, so it never fails for lack of room).
+        callback, streamer, max_retries, denoiser_options: as for :func:`constrained.generate`.
+
+    Returns:
+        The :class:`~constrained.generation.GenerationResult` with the whole edited text; ``.value`` holds it
+        parsed for a JSON constraint.
+
+    Raises:
+        ConstrainedError: the constraint rejects ``text``, or a span is not in it (a range outside the text, a
+            path that leads nowhere).
+        ConstraintUnsatisfiable: the commit-time check cannot be met (with the partial text).
+        DenoiserError: the model cannot serve as a denoiser, or a model came without its tokenizer.
     """
     violation = constraint.violation(text)
     if violation is not None:

@@ -57,12 +57,29 @@ def _pointer(path) -> str:
 
 
 def json_schema(schema: Any, *, options: Options | None = None, grounded_in: str | None = None) -> Constraint:
-    """Compile a JSON Schema (dict, JSON text, or Pydantic model class) into a constraint on JSON text.
+    """Compile a JSON Schema into a constraint on JSON text.
 
-    ``grounded_in``: a source text whose spans and numbers are the only values free strings and numbers may take
-    (grounded extraction, :mod:`constrained.schema.grounding`); the constraint's ``ungrounded`` lists the values
-    the document needs that no span fits, which keep their schema's own language. Such a constraint is one
-    text's: its automata are kept out of the caches.
+    What the masks cannot enforce (``uniqueItems``, formats the regex over-approximates, ...) is checked when a
+    block is committed, and named in the constraint's ``post_checked``; nothing is silently dropped.
+
+    Parameters:
+        schema: a schema as a dict (or ``True``/``False``), as JSON text, or a Pydantic model class; its
+            ``$schema`` picks the draft (2020-12 by default).
+        options: bounds that keep the regex and its automaton small (:class:`constrained.schema.compiler.Options`).
+        grounded_in: a source text whose spans and numbers are the only values free strings and numbers may take
+            (grounded extraction, :mod:`constrained.schema.grounding`). The constraint's ``ungrounded`` then lists
+            the values the document needs that no span fits, which keep their schema's own language. Such a
+            constraint is one text's: its automata are kept out of the caches.
+
+    Returns:
+        The :class:`~constrained.constraint.Constraint`; its automaton is built on first use (``compile()`` or
+        ``bind()``), which can raise the errors of :meth:`Constraint.bind`.
+
+    Raises:
+        SchemaError: the schema is not JSON, not a schema, or fails its meta-schema (with a JSON pointer).
+        UnsupportedSchema: a keyword can be neither compiled into the masks nor checked at commit time, or no
+            finite JSON text satisfies the schema.
+        CompileTimeout: compiling exceeded ``options.time_budget_s`` or the regex ``options.max_regex_length``.
     """
     document = _as_dict(schema)
     cls = validators.validator_for(document) if isinstance(document, dict) else jsonschema.Draft202012Validator

@@ -167,9 +167,16 @@ class Canvas:
     def decide(self, changes: Mapping[int, int | None]) -> None:
         """Fix positions to tokens (or reopen them with ``None``) and update the sweeps incrementally.
 
-        Every change is checked before any is applied: a bad position or token id raises and leaves the
-        canvas as it was. The kernel applies them and reruns ``F`` after and ``B`` before the changed
-        positions, skipping the stretches that settle.
+        Every change is checked before any is applied, so a bad one leaves the canvas as it was. The kernel
+        applies them and reruns ``F`` after and ``B`` before the changed positions, skipping the stretches
+        that settle. Deciding a token the masks do not allow is not an error: the canvas becomes infeasible.
+
+        Parameters:
+            changes: position -> token id, or -> ``None`` to reopen the position.
+
+        Raises:
+            IndexError: a position outside the canvas.
+            ValueError: a token id outside the vocabulary.
         """
         if changes:
             self._sets.reclaim()
@@ -178,12 +185,27 @@ class Canvas:
                               changes if type(changes) is dict else dict(changes))
 
     def feasible(self) -> bool:
-        """Whether the open positions can still be filled into an admissible canvas."""
+        """Whether the open positions can still be filled into an admissible canvas.
+
+        Returns:
+            ``True`` when some filling of the open positions is accepted by the automaton.
+        """
         self._current()
         return self._sets.intersects(int(self._forward[0]), int(self._backward[0]))
 
     def allowed(self, position: int) -> torch.Tensor:
-        """The bool ``[V]`` mask of tokens that keep the canvas completable at ``position``."""
+        """The mask of one position: the tokens that keep the canvas completable there.
+
+        Parameters:
+            position: an index into the canvas.
+
+        Returns:
+            Bool ``[V]``: at an open position its exact allowed tokens; at a decided one just its token
+            (``False`` too when the canvas is infeasible).
+
+        Raises:
+            IndexError: ``position`` is outside the canvas.
+        """
         token = self.tokens[position]
         if token is not OPEN:
             mask = torch.zeros(self.vocab_size, dtype=torch.bool)
@@ -195,9 +217,14 @@ class Canvas:
         return torch.from_numpy(row)
 
     def masks(self, device: torch.device | str | None = None) -> torch.Tensor:
-        """Bool ``[L, V]``: for open positions the exact allowed tokens, for decided ones just their token.
+        """The masks of every position, one bool per token.
 
-        An infeasible canvas allows nothing anywhere.
+        Parameters:
+            device: where to put the result (CPU by default).
+
+        Returns:
+            Bool ``[L, V]``, a fresh tensor: for open positions the exact allowed tokens, for decided ones just
+            their token. An infeasible canvas allows nothing anywhere.
         """
         return self._masks_tensor(packed=False, device=device, copy=True)
 
@@ -205,9 +232,16 @@ class Canvas:
         """The masks as a bitmask, int32 ``[L, ceil(V / 32)]``, bit ``t % 32`` of word ``t // 32`` for token ``t``.
 
         The layout llguidance and XGrammar fill per token; a 32nd of the bool masks' bytes to move.
-        ``copy=False`` returns the canvas's own buffer on the CPU, with no copy: it holds the masks until the
-        next :meth:`decide` and the next call rewrites it in place (only the rows that changed), so read it,
-        or move it to a device, before deciding again.
+
+        Parameters:
+            device: where to put the result (CPU by default).
+            copy: ``False`` returns the canvas's own buffer on the CPU, with no copy: it holds the masks until
+                the next :meth:`decide` and the next call rewrites it in place (only the rows that changed), so
+                read it, or move it to a device, before deciding again.
+
+        Returns:
+            Int32 ``[L, ceil(V / 32)]``, the masks of :meth:`masks` packed 32 tokens to a word (all zero when
+            the canvas is infeasible); :func:`unpack_masks` turns it back into bools.
         """
         return self._masks_tensor(packed=True, device=device, copy=copy)
 
@@ -235,7 +269,15 @@ class Canvas:
         return layout.tensor
 
     def end_state(self) -> int:
-        """The automaton state after a fully decided, feasible canvas (where the next canvas starts)."""
+        """The automaton state after a fully decided, feasible canvas: where the next canvas starts.
+
+        Returns:
+            The state, for the next canvas's ``start``.
+
+        Raises:
+            ValueError: the canvas still has open positions.
+            ConstraintUnsatisfiable: the canvas violates its constraint.
+        """
         if OPEN in self.tokens:
             raise ValueError("the canvas still has open positions")
         if not self.feasible():
@@ -243,14 +285,26 @@ class Canvas:
         return int(np.flatnonzero(self._sets.members(int(self._forward[self.length])))[0])
 
     def complete(self) -> bool:
-        """Every position decided and the canvas admissible."""
+        """Whether every position is decided and the canvas admissible.
+
+        Returns:
+            ``True`` for a finished canvas the automaton accepts (commit-time check aside).
+        """
         return OPEN not in self.tokens and self.feasible()
 
     def map_decode(self, logprobs: torch.Tensor) -> list[int]:
         """The most probable admissible canvas consistent with the decided tokens (Viterbi over states).
 
-        ``logprobs`` is ``[L, V]``; decided positions keep their tokens. Raises
-        :class:`ConstraintUnsatisfiable` when no admissible canvas exists.
+        Parameters:
+            logprobs: ``[L, V]`` log-probabilities (logits do as well: a constant per row ranks every canvas
+                alike); decided positions keep their tokens.
+
+        Returns:
+            A token id per position, every one allowed: an accepted canvas.
+
+        Raises:
+            ValueError: ``logprobs`` is not ``[L, V]``.
+            ConstraintUnsatisfiable: no admissible canvas exists, or none has finite probability.
         """
         self._check_decodable(logprobs)
         return viterbi(self._dfa, self._sets, int(self._forward[0]), self._backward, self.tokens, logprobs)
@@ -260,14 +314,34 @@ class Canvas:
 
         Why beside :meth:`map_decode`: a constraint whose commit-time check the MAP canvas fails (a SQL column
         outside the tables in scope) needs other admissible candidates, in the model's order of preference.
-        Same arguments and errors as :meth:`map_decode`; ``generator`` seeds the draw.
+
+        Parameters:
+            logprobs: as for :meth:`map_decode`.
+            generator: seeds the draw.
+
+        Returns:
+            A token id per position: an accepted canvas.
+
+        Raises:
+            ValueError, ConstraintUnsatisfiable: as for :meth:`map_decode`.
         """
         return next(self.sample_decodes(logprobs, generator))
 
     def sample_decodes(self, logprobs: torch.Tensor, generator: torch.Generator | None = None
                        ) -> Iterator[list[int]]:
         """Independent draws as :meth:`sample_decode` makes them, endlessly, for the price of one forward pass
-        (each further draw costs a walk back over the positions). The canvas must not change meanwhile."""
+        (each further draw costs a walk back over the positions). The canvas must not change meanwhile.
+
+        Parameters:
+            logprobs, generator: as for :meth:`sample_decode`.
+
+        Returns:
+            An endless iterator of accepted canvases (token ids per position).
+
+        Raises:
+            ValueError, ConstraintUnsatisfiable: as for :meth:`map_decode`: a wrong shape or an infeasible
+                canvas when called, no canvas of finite probability at the first draw.
+        """
         self._check_decodable(logprobs)
         return sample_paths(self._dfa, self._sets, int(self._forward[0]), self._backward, self.tokens, logprobs,
                             generator)

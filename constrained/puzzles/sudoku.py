@@ -100,13 +100,31 @@ def solve_sudoku(
     seed: int = 0,
     **options: Any,
 ) -> PuzzleResult:
-    """Solve a Sudoku, the denoiser guiding each pass (see ``solver.solve``; ``options`` go there).
+    """Solve a Sudoku, the denoiser guiding each pass and propagation ruling out what cannot be right.
 
-    Denoiser: ``denoiser`` if given (``UniformDenoiser`` is the model-free baseline), else one made from
-    ``model`` and ``tokenizer`` (see ``model_denoiser``); ``model=None`` means the built-in model and its
-    tokenizer. Tokens: the tokenizer (HF tokenizer or ``{token: id}`` dict) decides which token id writes each
-    symbol (VocabularyError if a symbol is not a single token); with a ``denoiser`` and no tokenizer the symbols
-    are ids ``0..n-1``.
+    Parameters:
+        puzzle: an 81-character line (``.`` or ``0`` for a blank; 16, 256 or 625 characters for other sizes) or
+            a grid (a list of rows).
+        model, tokenizer: the model that guides the search (see :func:`model_denoiser`); ``model=None`` means
+            the built-in model and its tokenizer. The tokenizer (Hugging Face, or a ``{token: id}`` dict) also
+            decides which token id writes each symbol.
+        denoiser: guides the search instead of a model (``UniformDenoiser`` is the model-free baseline); with no
+            tokenizer its token ids are the symbols' ``0..n-1``.
+        seed: seeds the model's sampling.
+        options: go to :func:`constrained.puzzles.solver.solve` (``level``, ``max_passes``, ``max_remasks``,
+            ``remasks_per_pass``, ``commit_threshold``, ``check_unique``, ``callback``, ...).
+
+    Returns:
+        The :class:`~constrained.puzzles.solver.PuzzleResult`: the solution, the forward passes it took, the
+        remasks, and whether the solution is unique.
+
+    Raises:
+        PuzzleError: the puzzle is malformed (size, an illegal character, contradictory givens).
+        ConstraintUnsatisfiable: the puzzle has no solution, or the pass or remask bounds ran out (with the
+            grid reached).
+        VocabularyError: a symbol is not a single token of the tokenizer.
+        DenoiserError: a model came without its tokenizer, the puzzle is not 9x9 (the model's prompt covers 9x9
+            grids), or the denoiser's output has the wrong shape.
     """
     grid = parse_sudoku(puzzle)
     if denoiser is None:

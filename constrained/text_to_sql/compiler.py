@@ -75,13 +75,27 @@ DEFAULT_MAX_WHITESPACE = 4
 def sql(db: Any, dialect: str = "sqlite", depth: int = 0, *, max_whitespace: int = DEFAULT_MAX_WHITESPACE,
         loose_depth: int = DEFAULT_LOOSE_DEPTH, aliases: tuple[str, ...] = DEFAULT_ALIASES,
         compile_timeout_s: float = 120.0) -> Constraint:
-    """The constraint for read-only queries over ``db`` (SQLite path, connection, DDL text, Spider entry).
+    """The constraint for read-only queries over ``db``, naming only its tables and columns.
 
-    ``depth`` bounds nesting (subqueries, parenthesised expressions, general function calls; ``count(*)`` and
-    ``avg(col)`` are free) that the masks track exactly; ``loose_depth`` more levels are allowed with
-    only balanced brackets in the masks and everything verified at commit (``loose_depth=0`` forbids them).
-    ``max_whitespace`` bounds each run of whitespace between tokens. Queries are generated in SQLite's dialect;
-    convert with sqlglot.
+    Parameters:
+        db: the database: a SQLite file path, a ``sqlite3.Connection``, DDL text, or a Spider ``tables.json``
+            entry.
+        dialect: only ``"sqlite"``: queries are generated in SQLite's dialect; convert them with sqlglot.
+        depth: nesting the masks track exactly (subqueries, parenthesised expressions, general function
+            calls; ``count(*)`` and ``avg(col)`` are free).
+        max_whitespace: the longest run of whitespace between tokens.
+        loose_depth: levels past ``depth`` allowed with only balanced brackets of real words in the masks, and
+            everything verified at commit (``0`` forbids them).
+        aliases: the table aliases the masks offer.
+        compile_timeout_s: the bound on building the token automaton, per vocabulary.
+
+    Returns:
+        The :class:`~constrained.constraint.Constraint`, its commit-time check covering what the masks do not
+        (``POST_CHECKED``); its automaton is built on first use.
+
+    Raises:
+        GrammarError: another dialect, the grammar cannot be read, or its regex outgrows the size budget.
+        DatabaseError: the database cannot be read or has no tables.
     """
     if dialect != "sqlite":
         raise GrammarError(f"only the sqlite dialect is generated (got {dialect!r}); convert the result with "

@@ -33,11 +33,22 @@ def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None,
 
 
 def execute_readonly(db: Any, sql: str, timeout_s: float = 5.0, max_rows: int = 1000) -> list[tuple]:
-    """The first ``max_rows`` rows of ``sql`` on ``db`` (a path, a :class:`Schema` loaded from a file, or a
-    ``sqlite3.Connection``), read-only and within ``timeout_s`` seconds.
+    """Run ``sql`` on ``db`` read-only, within a time limit.
 
-    Raises :class:`DatabaseError` for a database that cannot be opened, a statement SQLite refuses (a write
-    attempt among them: "not authorized"), or a query that runs out of time.
+    Parameters:
+        db: a SQLite file path, a :class:`Schema` loaded from a file, or a ``sqlite3.Connection`` (which gets
+            its ``query_only`` setting back afterwards).
+        sql: one statement.
+        timeout_s: the time the query may run, in seconds.
+        max_rows: the most rows fetched (``0``: none).
+
+    Returns:
+        The first ``max_rows`` rows, as tuples.
+
+    Raises:
+        DatabaseError: the database cannot be opened, SQLite refuses the statement (a write attempt among them:
+            "not authorized"), or the query runs out of time.
+        ValueError: ``timeout_s`` is not positive or ``max_rows`` is negative.
     """
     if timeout_s <= 0 or max_rows < 0:
         raise ValueError("timeout_s must be positive and max_rows non-negative")
