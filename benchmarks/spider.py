@@ -45,7 +45,8 @@ from populated_db import gold_literals, populated_copy, spider_keys  # noqa: E40
 from constrained.text_to_sql import sql  # noqa: E402
 from constrained.text_to_sql.compiler import DEFAULT_LOOSE_DEPTH, DEFAULT_MAX_WHITESPACE  # noqa: E402
 from constrained.text_to_sql.execute import execute_readonly  # noqa: E402
-from constrained.token_dfa import DEAD, build_token_dfa  # noqa: E402
+from constrained.token_dfa import DEAD  # noqa: E402
+from constrained.token_dfa_build import build_token_dfa  # noqa: E402
 from constrained.vocabulary import byte_vocabulary  # noqa: E402
 
 #: Populated copies per database that a generated query must match the gold query's rows on.

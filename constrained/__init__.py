@@ -14,6 +14,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    CompileError,
     CompileTimeout,
     ConstrainedError,
     ConstraintUnsatisfiable,
@@ -72,8 +73,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "BoundConstraint", "Canvas", "CompileTimeout", "ConstrainedError", "Constraint", "ConstraintUnsatisfiable",
-    "DatabaseError", "DenoiserError", "GenerationResult", "GrammarError", "PuzzleError", "RegexError", "SchemaError",
-    "SqlResult", "UnsupportedSchema", "VocabularyError", "__version__", "edit", "generate", "generate_json",
-    "generate_sql", "json_schema", "load_default", "regex", "solve_sudoku", "sql",
+    "BoundConstraint", "Canvas", "CompileError", "CompileTimeout", "ConstrainedError", "Constraint",
+    "ConstraintUnsatisfiable", "DatabaseError", "DenoiserError", "GenerationResult", "GrammarError", "PuzzleError",
+    "RegexError", "SchemaError", "SqlResult", "UnsupportedSchema", "VocabularyError", "__version__", "edit",
+    "generate", "generate_json", "generate_sql", "json_schema", "load_default", "regex", "solve_sudoku", "sql",
 ]

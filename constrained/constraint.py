@@ -15,7 +15,8 @@ from typing import Any
 
 from .errors import RegexError
 from .lattice import Canvas, StateSets
-from .token_dfa import DEAD, DEFAULT_TIMEOUT_S, TokenDFA, build_token_dfa
+from .token_dfa import DEAD, TokenDFA
+from .token_dfa_build import DEFAULT_TIMEOUT_S, build_token_dfa
 from .vocabulary import TokenVocabulary, as_vocabulary, byte_vocabulary
 
 #: The commit-time check: ``None`` when the text is fine, otherwise what it violates.

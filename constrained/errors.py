@@ -37,6 +37,11 @@ class CompileTimeout(ConstrainedError):
     """Compiling a constraint exceeded its time or memory bound."""
 
 
+class CompileError(ConstrainedError, RuntimeError):
+    """Compiling a constraint failed for a reason other than the constraint: its bounded build process raised an
+    unexpected error (named in the message) or ended without an answer."""
+
+
 class VocabularyError(ConstrainedError, ValueError):
     """A tokenizer cannot be read, or its vocabulary cannot spell any text the constraint accepts."""
 

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import constrained
-from constrained import token_dfa
+from constrained import outlines_index, pattern_automaton, token_dfa_build
 from constrained.errors import VocabularyError
 from constrained.token_dfa import DEAD
+from constrained.token_dfa_cache import MemoryCache
 from constrained.vocabulary import as_vocabulary
 
 VOCAB = {"a": 0, "b": 1, "ab": 2, "c": 3, "</s>": 4, "x": 5, "y": 6, "ba": 7}
@@ -103,7 +104,7 @@ def test_the_index_read_from_its_bytes_holds_every_transition(pattern):
     """The transitions read from the Index's binary form are exactly those ``get_transitions`` lists."""
     index = _index(pattern)
     listed = {(q, t, n) for q, row in index.get_transitions().items() for t, n in row.items()}
-    sources, tokens, targets = token_dfa._transitions(index)
+    sources, tokens, targets = outlines_index.index_transitions(index)
     assert set(zip(sources.tolist(), tokens.tolist(), targets.tolist())) == listed
     assert len(sources) == len(listed)
 
@@ -121,9 +122,9 @@ def test_index_bytes_that_do_not_read_true_give_way_to_its_dicts(monkeypatch, re
     transitions come from ``get_transitions`` instead, and the automaton is the same."""
     pattern = '\\{"(a|b)*": (x|y)\\}'
     vocabulary = as_vocabulary({**VOCAB, "{": 8, "}": 9, '"': 10, ":": 11, " ": 12}, None)
-    read = token_dfa._compile_tables(pattern, vocabulary)
-    monkeypatch.setattr(token_dfa, "read_index", reader)
-    listed = token_dfa._compile_tables(pattern, vocabulary)
+    read = pattern_automaton.pattern_dfa(pattern, vocabulary)
+    monkeypatch.setattr(outlines_index, "read_index", reader)
+    listed = pattern_automaton.pattern_dfa(pattern, vocabulary)
     for field in ("table", "token_class", "accepting"):
         assert np.array_equal(getattr(read, field), getattr(listed, field))
     assert read.initial == listed.initial
@@ -135,7 +136,7 @@ def test_index_bytes_that_do_not_read_true_give_way_to_its_dicts(monkeypatch, re
 def test_damaged_index_bytes_read_as_nothing(damage):
     """Bytes that do not have the layout expected (cut short, trailing, an integer past 32 bits, none) give
     None, and the compiler its fallback."""
-    data = token_dfa._pickled_bytes(_index("a(b|a)*c"))
+    data = outlines_index.pickled_bytes(_index("a(b|a)*c"))
     assert read_index(data) is not None
     assert read_index(damage(data)) is None
 
@@ -145,7 +146,7 @@ def test_damaged_index_bytes_read_as_nothing(damage):
 def test_corrupted_index_bytes_read_as_nothing_or_as_whole_transitions(flips, cut):
     """Any corruption of real Index bytes (bytes overwritten, the tail cut) reads as nothing or as three
     arrays of one length, never a crash or an exception."""
-    data = bytearray(token_dfa._pickled_bytes(_index("(x|y)(ab|ba)*c?")))
+    data = bytearray(outlines_index.pickled_bytes(_index("(x|y)(ab|ba)*c?")))
     for at, value in flips:
         data[at % len(data)] = value
     read = read_index(bytes(data[: len(data) - cut % len(data)]))
@@ -159,17 +160,17 @@ def test_a_first_use_build_is_noted_and_a_cached_one_is_not(monkeypatch, tmp_pat
     import logging
 
     monkeypatch.setenv("CONSTRAINED_CACHE", str(tmp_path))
-    monkeypatch.setattr(token_dfa, "_MEMORY_CACHE", {})
+    monkeypatch.setattr(token_dfa_build, "MEMORY_CACHE", MemoryCache())
     vocabulary = as_vocabulary(VOCAB, END)
     with caplog.at_level(logging.INFO, logger="constrained"):
-        token_dfa.build_token_dfa("(ab|c)+x", vocabulary)
+        token_dfa_build.build_token_dfa("(ab|c)+x", vocabulary)
     notes = [record.getMessage() for record in caplog.records]
     assert any(note.startswith("building the token automaton") and str(tmp_path) in note for note in notes)
     assert any(note.startswith("built it in") for note in notes)
     caplog.clear()
-    token_dfa._MEMORY_CACHE.clear()  # read from disk this time
+    token_dfa_build.MEMORY_CACHE.clear()  # read from disk this time
     with caplog.at_level(logging.INFO, logger="constrained"):
-        token_dfa.build_token_dfa("(ab|c)+x", vocabulary)
+        token_dfa_build.build_token_dfa("(ab|c)+x", vocabulary)
     assert not caplog.records
 
 
@@ -177,11 +178,11 @@ def test_a_one_off_build_is_noted_only_when_debugging(monkeypatch, caplog):
     """Constraints built for one call (grounded in one text) are built every time: no note at INFO level."""
     import logging
 
-    monkeypatch.setattr(token_dfa, "_MEMORY_CACHE", {})
+    monkeypatch.setattr(token_dfa_build, "MEMORY_CACHE", MemoryCache())
     with caplog.at_level(logging.INFO, logger="constrained"):
-        token_dfa.build_token_dfa("(ab|c)+y", as_vocabulary(VOCAB, END), cached=False)
+        token_dfa_build.build_token_dfa("(ab|c)+y", as_vocabulary(VOCAB, END), cached=False)
     assert not caplog.records
     with caplog.at_level(logging.DEBUG, logger="constrained"):
-        token_dfa.build_token_dfa("(ab|c)+y", as_vocabulary(VOCAB, END), cached=False)
+        token_dfa_build.build_token_dfa("(ab|c)+y", as_vocabulary(VOCAB, END), cached=False)
     notes = [record.getMessage().split(" in ")[0] for record in caplog.records]
     assert notes == ["building a one-off token automaton", "built it"]

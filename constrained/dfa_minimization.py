@@ -1,0 +1,164 @@
+"""Keeping a token automaton minimal: dead states cut, unreachable ones dropped, equivalent ones merged, classes
+that became equal merged, and the states numbered breadth-first.
+
+Why minimal: every set operation of the canvas lattice costs in proportion to the states (and their arcs), and
+a byte-level determinization leaves many token-level twins (the same string tail reached through different
+properties, say). Why breadth-first: numbered so, a state's neighbours get nearby numbers and their bitsets span
+few machine words, which is what the lattice's set unions pay for.
+
+Equal rows and columns are found through random linear hashes (:func:`signatures`) rather than by sorting
+whole rows or columns: a round costs the live transitions, not the dense table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._table_passes import column_signatures, relabel
+from .token_dfa import DEAD, TokenDFA, incoming_edges
+
+
+def trimmed(dfa: TokenDFA) -> TokenDFA:
+    """The same automaton with every transition into or out of a state that cannot reach acceptance removed
+    (in place), so that a canvas never offers a token after which the text can no longer be completed."""
+    live = _live_states(dfa.table, dfa.accepting)
+    dfa.table[~live] = DEAD
+    dfa.table[np.isin(dfa.table, np.flatnonzero(~live))] = DEAD
+    return dfa
+
+
+def _live_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
+    """States from which an accepting state is reachable: a backward search from the accepting states over
+    the live transitions, each state expanded once (a scan of the whole table per round costs as many
+    rounds as the longest path, which on a SQL automaton is hundreds)."""
+    sources, _classes, _targets, offsets = incoming_edges(table)
+    live = accepting.copy()
+    frontier = np.flatnonzero(live)
+    while len(frontier):
+        starts, lengths = offsets[frontier], offsets[frontier + 1] - offsets[frontier]
+        ends = np.cumsum(lengths)
+        predecessors = sources[np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lengths - starts, lengths)]
+        frontier = np.unique(predecessors[~live[predecessors]])
+        live[frontier] = True
+    return live
+
+
+def signatures(columns: tuple[np.ndarray, ...], n_states: int, seed: int) -> np.ndarray:
+    """Two independent random linear hashes (128 bits) of each column of a transition table given as a list
+    (``_table_passes.column_signatures``: per column, the sum over its kept entries of a random odd weight of
+    the state times the next state + 1): ``[columns, 2]``. Equal columns get equal signatures and distinct
+    ones collide with probability far below ``2**-100``, so sorting signatures stands in for sorting whole
+    columns of ``S`` entries, and the dense table is never needed."""
+    weights = np.random.default_rng(seed).integers(1, 2**63, size=(2, n_states), dtype=np.uint64) | np.uint64(1)
+    signature = column_signatures(*columns, np.ascontiguousarray(weights.T))
+    return np.frombuffer(signature, dtype=np.uint64).reshape(-1, 2)
+
+
+def _reachable_states(table: np.ndarray, initial: int) -> np.ndarray:
+    """States reachable from ``initial`` (forward closure, one frontier at a time)."""
+    reached = np.zeros(table.shape[0] + 1, dtype=bool)
+    reached[DEAD] = True  # the extra last slot: DEAD never joins a frontier (table[DEAD] is a real row)
+    frontier = np.array([initial])
+    while len(frontier):
+        reached[frontier] = True
+        successors = np.unique(table[frontier])
+        frontier = successors[~reached[successors]]
+    return reached[:-1]
+
+
+def _equivalent_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
+    """Per state, its block of the coarsest partition where equivalent states share a future (Moore).
+
+    Starting from accepting / not accepting, states are split while the blocks their classes lead to
+    differ. Each round sums two independent random linear hashes (128 bits) of each row over its live
+    transitions only (dead ones add nothing), so a round costs the transitions, not the table, and sorts
+    three numbers per state rather than whole rows; a collision (merging two distinct rows) has
+    probability far below ``2**-100`` per round.
+    """
+    n_states, n_classes = table.shape
+    sources, classes = np.nonzero(table != DEAD)  # sorted by source
+    targets = table[sources, classes]
+    weights = np.random.default_rng(0xB10C).integers(1, 2**63, size=(n_classes, 2), dtype=np.uint64) | 1
+    edge_weights = weights[classes]
+    starts = np.searchsorted(sources, np.arange(n_states))
+    with_edges = np.flatnonzero(np.diff(np.append(starts, len(sources))) > 0)
+    blocks = accepting.astype(np.int64)
+    count = len(np.unique(blocks))
+    while True:
+        sums = np.zeros((n_states, 2), dtype=np.uint64)
+        if len(with_edges):
+            terms = edge_weights * (blocks[targets] + 1).astype(np.uint64)[:, None]
+            sums[with_edges] = np.add.reduceat(terms, starts[with_edges], axis=0)
+        _, refined = np.unique(np.column_stack([blocks.astype(np.uint64), sums]), axis=0, return_inverse=True)
+        refined = refined.reshape(-1)
+        refined_count = int(refined.max()) + 1
+        if refined_count == count:
+            return refined
+        blocks, count = refined, refined_count
+
+
+def _dense_column_signatures(table: np.ndarray) -> np.ndarray:
+    """The signatures of the columns of a dense ``table``: merging its classes then sorts ``C`` pairs of
+    numbers instead of ``C`` whole columns of ``S`` entries."""
+    states, classes = (index.astype(np.int32) for index in np.nonzero(table != DEAD))
+    n_states, n_classes = table.shape
+    every_state, every_class = np.arange(n_states, dtype=np.int32), np.ones(n_classes, dtype=np.uint8)
+    return signatures((states, classes, table[states, classes], every_state, every_class), n_states, 0xC01)
+
+
+def minimal(dfa: TokenDFA) -> TokenDFA:
+    """The minimal automaton of the same language: reachable states only, equivalent states merged, and
+    classes merged where their columns became equal.
+
+    Why: every set operation of the canvas lattice costs in proportion to the states (and their arcs), and
+    the byte-level determinization leaves many token-level twins (the same string tail reached through
+    different properties, say).
+    """
+    kept = np.flatnonzero(_reachable_states(dfa.table, dfa.initial))
+    renumber = np.full(dfa.n_states, DEAD, dtype=np.int32)
+    renumber[kept] = np.arange(len(kept))
+    table = dfa.table[kept]
+    relabel(table, renumber)  # in place: a SQL product's table holds tens of millions of cells
+    blocks = _equivalent_states(table, dfa.accepting[kept])
+    _, representatives = np.unique(blocks, return_index=True)
+    merged = table[representatives]
+    relabel(merged, blocks.astype(np.int32))
+    _, first_column, class_of_column = np.unique(_dense_column_signatures(merged), axis=0, return_index=True,
+                                                 return_inverse=True)
+    class_of_column = class_of_column.reshape(-1)
+    table = merged[:, first_column]
+    initial = int(blocks[renumber[dfa.initial]])
+    order = _breadth_first(table, initial)
+    table = table[order]
+    relabel(table, np.argsort(order).astype(np.int32))  # each old number to its new one
+    return TokenDFA(
+        table=table,
+        token_class=class_of_column[dfa.token_class].astype(np.int32),
+        accepting=dfa.accepting[kept][representatives][order],
+        initial=0,
+        end_class=int(class_of_column[dfa.end_class]),
+    )
+
+
+def _breadth_first(table: np.ndarray, initial: int) -> np.ndarray:
+    """The states in breadth-first order from ``initial`` (every state must be reachable), a level at a time,
+    each level in order of first appearance along its predecessors' rows.
+
+    Why: numbered this way, a state's successors and predecessors lie close to it, so their bitsets span a
+    few machine words instead of the whole set, which is what the canvas lattice's set unions pay for.
+    """
+    seen = np.zeros(table.shape[0] + 1, dtype=bool)
+    seen[DEAD] = True  # the extra last slot: DEAD is never visited
+    seen[initial] = True
+    levels = [np.array([initial])]
+    while len(levels[-1]):
+        successors = table[levels[-1]].reshape(-1)
+        successors = successors[~seen[successors]]
+        _, first = np.unique(successors, return_index=True)
+        level = successors[np.sort(first)]
+        seen[level] = True
+        levels.append(level)
+    order = np.concatenate(levels)
+    if len(order) != table.shape[0]:
+        raise ValueError("every state must be reachable from the initial one")
+    return order
