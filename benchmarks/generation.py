@@ -10,7 +10,7 @@ cost is that of a trained model of the same shape):
    DiffusionGemma and on a mid-size one with a 32K vocabulary. Early stopping is disabled so both runs take the
    same number of steps.
 
-Usage: ``python benchmarks/generation.py [--seeds 5] [--schemas 5] [--mid-hidden 512]``
+Usage: ``python -m benchmarks.generation [--seeds 5] [--schemas 5] [--mid-hidden 512]``
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ JSON figures measure copying from the text rather than recalling the lists.
 Failures of a constrained run (``ConstraintUnsatisfiable``) count as not valid and are listed; they never pass
 silently. The judges are independent of the constraints (jsonschema, sqlglot, SQLite, the grid's own rules).
 
-    python benchmarks/quality.py --per-kind 50 --sql-items 10
-    python benchmarks/quality.py --per-kind 20 --checkpoint model/runs/r2 --json
-    python benchmarks/quality.py --per-kind 30 --sql-items 0 --invented-words 1
+    python -m benchmarks.quality --per-kind 50 --sql-items 10
+    python -m benchmarks.quality --per-kind 20 --checkpoint model/runs/r2 --json
+    python -m benchmarks.quality --per-kind 30 --sql-items 0 --invented-words 1
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import argparse
 import json
 import sqlite3
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -47,18 +46,14 @@ import jsonschema
 import sqlglot
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # the package, and the sibling sudoku benchmark
-
-from sudoku import builtin_factory, oracle_factory, run_loop, uniform_factory  # noqa: E402
-
-import constrained  # noqa: E402
-from constrained.default_model import checkpoint_dir, load  # noqa: E402
-from constrained.errors import ConstraintUnsatisfiable, PuzzleError  # noqa: E402
-from constrained.puzzles.sudoku import parse_sudoku  # noqa: E402
-from constrained.text_to_sql import Column, Schema, Table  # noqa: E402
-from model import corpus  # noqa: E402
-from model.sample_check import json_scores  # noqa: E402
+import constrained
+from benchmarks.sudoku import builtin_factory, oracle_factory, run_loop, uniform_factory
+from constrained.default_model import checkpoint_dir, load
+from constrained.errors import ConstraintUnsatisfiable, PuzzleError
+from constrained.puzzles.sudoku import parse_sudoku
+from constrained.text_to_sql import Column, Schema, Table
+from model import corpus
+from model.sample_check import json_scores
 
 JSON_BUDGET = 192  # two canvases: the longest held-out objects need more than one
 

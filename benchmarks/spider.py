@@ -22,8 +22,8 @@ query's rows (ordered when the gold query has ORDER BY, else as multisets). The 
 (``populated_db.py``): a query is right when its rows equal the gold query's on all three copies, counted where
 the gold result has rows on at least one.
 
-Usage: python benchmarks/spider.py [--depth 0] [--loose-depth 3] [--generate 60] [--index] [--walk 50]
-                                  [--dbs a,b] [--data ../shared/data/spider]
+Usage: python -m benchmarks.spider [--depth 0] [--loose-depth 3] [--generate 60] [--index] [--walk 50]
+                                   [--dbs a,b] [--data ../shared/data/spider]
 """
 
 from __future__ import annotations
@@ -33,21 +33,16 @@ import collections
 import functools
 import json
 import re
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from populated_db import gold_literals, populated_copy, spider_keys  # noqa: E402
-
-from constrained.text_to_sql import sql  # noqa: E402
-from constrained.text_to_sql.compiler import DEFAULT_LOOSE_DEPTH, DEFAULT_MAX_WHITESPACE  # noqa: E402
-from constrained.text_to_sql.execute import execute_readonly  # noqa: E402
-from constrained.token_dfa import DEAD  # noqa: E402
-from constrained.token_dfa_build import build_token_dfa  # noqa: E402
-from constrained.vocabulary import byte_vocabulary  # noqa: E402
+from benchmarks.populated_db import gold_literals, populated_copy, spider_keys
+from constrained.text_to_sql import sql
+from constrained.text_to_sql.compiler import DEFAULT_LOOSE_DEPTH, DEFAULT_MAX_WHITESPACE
+from constrained.text_to_sql.execute import execute_readonly
+from constrained.token_dfa import DEAD
+from constrained.token_dfa_build import build_token_dfa
+from constrained.vocabulary import byte_vocabulary
 
 #: Populated copies per database that a generated query must match the gold query's rows on.
 POPULATED_COPIES = 3
@@ -214,7 +209,7 @@ def generation_report(dev: list[dict], data: Path, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "spider"))
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "spider"))
     parser.add_argument("--depth", type=int, default=0)
     parser.add_argument("--loose-depth", type=int, default=DEFAULT_LOOSE_DEPTH,
                         help="bracket levels past --depth kept as balanced free text in the masks")
@@ -237,8 +232,7 @@ def main() -> None:
 
     vocabularies = {}
     if args.index:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from mistral_vocab import load
+        from benchmarks.mistral_vocab import load
 
         vocabularies = {"bytes": byte_vocabulary(), "sp32k": load("sp32k").vocabulary}
 

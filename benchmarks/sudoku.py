@@ -16,9 +16,9 @@ Per puzzle set, in one run:
 
 Every returned grid is checked against the rules and the givens; a wrong grid counts as unsolved.
 
-    python benchmarks/sudoku.py                       # both sets, first 200 puzzles each
-    python benchmarks/sudoku.py --sample 1000 puzzles2_17_clue
-    python benchmarks/sudoku.py --limit 0 --json out.json puzzles3_magictour_top1465   # all puzzles
+    python -m benchmarks.sudoku                       # both sets, first 200 puzzles each
+    python -m benchmarks.sudoku --sample 1000 puzzles2_17_clue
+    python -m benchmarks.sudoku --limit 0 --json out.json puzzles3_magictour_top1465   # all puzzles
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import itertools
 import json
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,16 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from constrained.errors import ConstraintUnsatisfiable
+from constrained.puzzles.classical import solve_classical
+from constrained.puzzles.grid import GridPuzzle
+from constrained.puzzles.solver import Denoiser, UniformDenoiser, solve
+from constrained.puzzles.sudoku import parse_sudoku
+from constrained.puzzles.symbols import SymbolVocabulary
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from constrained.errors import ConstraintUnsatisfiable  # noqa: E402
-from constrained.puzzles.classical import solve_classical  # noqa: E402
-from constrained.puzzles.grid import GridPuzzle  # noqa: E402
-from constrained.puzzles.solver import Denoiser, UniformDenoiser, solve  # noqa: E402
-from constrained.puzzles.sudoku import parse_sudoku  # noqa: E402
-from constrained.puzzles.symbols import SymbolVocabulary  # noqa: E402
-
 DATA = ROOT.parent / "shared" / "data" / "sudoku"
 SETS = ("puzzles2_17_clue", "puzzles3_magictour_top1465")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import benchmark_scripts
 import pytest
 
 GOLD = ["SELECT name FROM singer WHERE country = 'France'", "SELECT count(*) FROM singer WHERE age > 30",
@@ -15,7 +14,9 @@ GOLD = ["SELECT name FROM singer WHERE country = 'France'", "SELECT count(*) FRO
 
 @pytest.fixture(scope="module")
 def populated_db():
-    return benchmark_scripts.load("populated_db")
+    from benchmarks import populated_db
+
+    return populated_db
 
 
 @pytest.fixture()

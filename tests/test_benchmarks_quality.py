@@ -3,13 +3,14 @@ broken answer is not (jsonschema for JSON, sqlglot and SQLite for SQL, the grid'
 
 from __future__ import annotations
 
-import benchmark_scripts
 import pytest
 
 
 @pytest.fixture(scope="module")
 def quality():
-    return benchmark_scripts.load("quality")
+    from benchmarks import quality
+
+    return quality
 
 
 @pytest.fixture(scope="module")

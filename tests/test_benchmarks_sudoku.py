@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 
-import benchmark_scripts
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +17,9 @@ from constrained.puzzles.sudoku import parse_sudoku
 
 @pytest.fixture(scope="module")
 def sudoku():
-    return benchmark_scripts.load("sudoku")
+    from benchmarks import sudoku
+
+    return sudoku
 
 
 def _puzzle(seed: int, blanks: int):
