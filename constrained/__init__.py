@@ -10,7 +10,9 @@ sqlglot or lark behind it) on first use, so a process pays for what it calls.
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -57,6 +59,19 @@ if TYPE_CHECKING:
     from .lattice import Canvas
     from .puzzles.sudoku import solve_sudoku
     from .text_to_sql import SqlResult, generate_sql, sql
+
+
+class _Package(ModuleType):
+    """This package's module type: a submodule named like the function it defines (``json_schema``, ``edit``)
+    must not replace that function as the package's attribute when something imports the submodule."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, ModuleType) and _LAZY.get(name) == f".{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -85,3 +85,10 @@ def test_the_wheel_holds_exactly_one_top_level_package(tmp_path):
     assert tops == {"constrained"}
     assert "constrained/checkpoint/model.safetensors" in names
     assert "constrained/grammars/sql.lark" in names
+
+
+def test_a_submodule_import_leaves_the_function_of_its_name():
+    code = ("import constrained.json_schema, constrained.edit, constrained; "
+            "print(callable(constrained.json_schema), callable(constrained.edit))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["True", "True"]
