@@ -36,9 +36,13 @@ def load_default() -> tuple[Any, Any]:
 def load(directory: Path | str) -> tuple[Any, Any]:
     """``(model, tokenizer)`` from a DiffusionGemma checkpoint directory (the built-in one's layout), offline.
 
+    The model is in float32 whatever the checkpoint stores: half-precision weights (which keep a larger model's
+    file small) are widened as they load, since half-precision arithmetic on a CPU is slow or missing.
+
     Raises:
         DenoiserError: a file the checkpoint needs is missing.
     """
+    import torch
     from transformers import DiffusionGemmaForBlockDiffusion, PreTrainedTokenizerFast
     from transformers.utils import logging as hf_logging
 
@@ -52,7 +56,7 @@ def load(directory: Path | str) -> tuple[Any, Any]:
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar in the CLI's output
     try:
-        model = DiffusionGemmaForBlockDiffusion.from_pretrained(str(directory), local_files_only=True)
+        model = DiffusionGemmaForBlockDiffusion.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()

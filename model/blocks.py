@@ -23,8 +23,14 @@ from transformers import PreTrainedTokenizerBase
 
 def answer_blocks(tokenizer: PreTrainedTokenizerBase, answer: str, canvas_length: int) -> list[list[int]]:
     """The canvases that spell ``answer``: its tokens, ``<eos>``, then ``<eos>`` up to a whole number of canvases."""
-    ids = [*tokenizer.encode(answer, add_special_tokens=False), tokenizer.eos_token_id]
-    padded = ids + [tokenizer.eos_token_id] * (-len(ids) % canvas_length)
+    return canvases(tokenizer.encode(answer, add_special_tokens=False), tokenizer.eos_token_id, canvas_length)
+
+
+def canvases(answer_ids: Sequence[int], eos_id: int, canvas_length: int) -> list[list[int]]:
+    """The canvases that spell an answer given as token ids: them, ``<eos>``, then ``<eos>`` up to a whole number
+    of canvases."""
+    ids = [*answer_ids, eos_id]
+    padded = ids + [eos_id] * (-len(ids) % canvas_length)
     return [padded[i : i + canvas_length] for i in range(0, len(padded), canvas_length)]
 
 

@@ -30,6 +30,7 @@ import jsonschema
 
 from constrained.prompts import compact_sql_schema, json_prompt, sql_prompt, sudoku_prompt
 from constrained.puzzles.generate import searched_grid, unique_puzzle
+from model import records
 
 TRAIN_SEED = 20260
 HELD_OUT_SEED = 777
@@ -58,12 +59,14 @@ def split_of(prompt: str) -> str:
 
 
 def items(split: str = "train", seed: int | None = None, mix: dict[str, float] | None = None,
-          invented_words: float = 0.0, minimal_sudoku: bool = False) -> Iterator[Item]:
+          invented_words: float = 0.0, minimal_sudoku: bool = False, varied: float = 0.0) -> Iterator[Item]:
     """Endless stream of items of ``split`` (``"train"`` or ``"held_out"``), reproducible from ``seed``.
 
     ``invented_words``: the share of JSON items whose list-drawn words (names, cities, tags...) are swapped for
     invented ones, in the text and the answer alike (see :func:`json_item`); 0 leaves every stream as it was.
     ``minimal_sudoku``: Sudoku items as :func:`sudoku_item` makes them with ``minimal``; False leaves every
+    stream as it was. ``varied``: the share of JSON items that are :mod:`model.records` records in running prose
+    (citations, people, addresses, products, in six languages) instead of ``label: value`` fields; 0 leaves every
     stream as it was.
     """
     if split not in ("train", "held_out"):
@@ -72,7 +75,7 @@ def items(split: str = "train", seed: int | None = None, mix: dict[str, float] |
     weights = mix or DEFAULT_MIX
     kinds = list(weights)
     makers: dict[str, Callable[[random.Random], Item]] = {
-        "json": lambda r: json_item(r, invented_words), "sql": sql_item,
+        "json": lambda r: json_item(r, invented_words, varied), "sql": sql_item,
         "sudoku": lambda r: sudoku_item(r, minimal_sudoku)}
     while True:
         kind = rng.choices(kinds, weights=[weights[k] for k in kinds])[0]
@@ -82,9 +85,9 @@ def items(split: str = "train", seed: int | None = None, mix: dict[str, float] |
 
 
 def take(n: int, split: str = "train", seed: int | None = None, mix: dict[str, float] | None = None,
-         invented_words: float = 0.0, minimal_sudoku: bool = False) -> list[Item]:
+         invented_words: float = 0.0, minimal_sudoku: bool = False, varied: float = 0.0) -> list[Item]:
     """The first ``n`` items of :func:`items`."""
-    stream = items(split, seed, mix, invented_words, minimal_sudoku)
+    stream = items(split, seed, mix, invented_words, minimal_sudoku, varied)
     return [next(stream) for _ in range(n)]
 
 
@@ -393,13 +396,18 @@ def _fields(rng: random.Random, count: int) -> list[Field]:
     return chosen
 
 
-def json_item(rng: random.Random, invented_words: float = 0.0) -> Item:
+def json_item(rng: random.Random, invented_words: float = 0.0, varied: float = 0.0) -> Item:
     """A text stating some fields in shuffled order, and the JSON object of those fields in schema order.
 
     With probability ``invented_words`` the words drawn from the corpus's lists are then replaced by invented
     ones (:func:`_with_invented_words`): a model that only ever sees 56 first names learns those names, not to
-    copy a name from the text, and stumbles on the first one outside the list.
+    copy a name from the text, and stumbles on the first one outside the list. With probability ``varied`` the
+    item is a :func:`model.records.record` instead.
     """
+    if varied and rng.random() < varied:
+        schema, text, value = records.record(rng)
+        return Item("json", json_prompt(schema, text), json.dumps(value, ensure_ascii=False),
+                    {"schema": schema, "text": text})
     fields = _fields(rng, rng.randint(1, 5))
     nested_key = None
     if rng.random() < 0.15 and len(fields) >= 3:

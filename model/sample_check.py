@@ -27,7 +27,8 @@ import torch
 from constrained.default_model import checkpoint_dir, load
 from constrained.prompts import json_prompt, prompt_ids
 from model import blocks, corpus
-from model.train import value_flags, value_positions
+from model.objective import value_flags
+from model.train import value_positions
 
 
 def generate_answers(model, tokenizer, prompts: list[str], steps: int, seed: int) -> list[str]:

@@ -26,10 +26,15 @@ SPECIAL_TOKENS = (PAD, EOS, BOS, MASK)  # ids 0, 1, 2, 3 in this order
 DEFAULT_VOCAB_SIZE = 4096
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE) -> PreTrainedTokenizerFast:
-    """A byte-level BPE of ``vocab_size`` entries (special tokens included) learned from ``texts``."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE,
+                    split_spaces: bool = False) -> PreTrainedTokenizerFast:
+    """A byte-level BPE of ``vocab_size`` entries (special tokens included) learned from ``texts``.
+
+    ``split_spaces`` pre-tokenizes as :func:`isolate_spaces` does while the merges are learned, so that bare words
+    get the merges (rather than space-prefixed entries that the isolated spaces would leave unused).
+    """
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = _pre_tokenizer(split_spaces=False)
+    tokenizer.pre_tokenizer = _pre_tokenizer(split_spaces=split_spaces)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -15,3 +15,14 @@ def tok() -> PreTrainedTokenizerFast:
     if not path.is_file():
         pytest.skip("no shipped checkpoint yet (python -m model.train)")
     return PreTrainedTokenizerFast.from_pretrained(str(checkpoint_dir()))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors on a shared machine: more threads only spin against the other jobs (25x slower seen)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,16 +11,9 @@ from constrained import default_model
 from constrained.errors import ConstrainedError, DenoiserError
 from constrained.prompts import prompt_ids, sudoku_prompt
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
+
 MAX_BYTES = 30 * 1024 * 1024
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors on a shared machine: more threads only spin against the other jobs (25x slower seen)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_checkpoint_files_are_shipped_and_small():
@@ -81,8 +74,8 @@ def test_missing_checkpoint_raises_a_typed_error(tmp_path, monkeypatch):
 
 
 def test_shipped_generation_config_matches_the_recipe():
-    """The checkpoint's sampler settings are the ones ``model.train`` writes, so retraining keeps them."""
-    from model.train import generation_config
+    """The checkpoint's sampler settings are the ones the training recipe writes, so retraining keeps them."""
+    from model.objective import generation_config
 
     model, tokenizer = default_model.load_default()
     recipe = generation_config(tokenizer, model.config.canvas_length)

@@ -10,22 +10,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model import architecture, corpus, train
+from model import architecture, corpus, objective, train
 from model import tokenizer as tokenizer_lib
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors on a shared machine: more threads only spin against the other jobs (25x slower seen)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def test_corruption_replaces_tokens_uniformly_at_random():
     canvas = torch.zeros((64, 96), dtype=torch.long)
-    noisy = train.corrupt(canvas, 4096, torch.Generator().manual_seed(0))
+    noisy = objective.corrupt(canvas, 4096, torch.Generator().manual_seed(0))
     changed = (noisy != canvas).float().mean(dim=1)
     # t ~ U(0, 1) per example: some canvases barely touched, some almost fully noised, about half on average.
     assert changed.min() < 0.2 and changed.max() > 0.8 and 0.3 < changed.mean() < 0.7
@@ -33,19 +26,19 @@ def test_corruption_replaces_tokens_uniformly_at_random():
 
 
 def test_collate_left_pads_contexts():
-    batch = [train.Example("json", [2, 7, 8], [1] * 4), train.Example("sql", [2, 9], [1] * 4)]
-    ids, mask, canvas = train.collate(batch, pad_id=0)
+    batch = [objective.Example("json", [2, 7, 8], [1] * 4), objective.Example("sql", [2, 9], [1] * 4)]
+    ids, mask, canvas = objective.collate(batch, pad_id=0)
     assert ids.tolist() == [[2, 7, 8], [0, 2, 9]]
     assert mask.tolist() == [[1, 1, 1], [0, 1, 1]]
     assert canvas.shape == (2, 4)
 
 
 def test_learning_rate_warms_up_then_decays():
-    lrs = [train.learning_rate(s, s / 100, 1e-3, 10) for s in range(101)]
+    lrs = [objective.learning_rate(s, s / 100, 1e-3, 10) for s in range(101)]
     assert lrs[0] < lrs[9] == max(lrs)
     assert abs(lrs[-1] - 1e-4) < 1e-9
     # A run cut short by its time budget (progress 1 at step 40) is fully decayed all the same.
-    assert train.learning_rate(40, 1.0, 1e-3, 10) == lrs[-1]
+    assert objective.learning_rate(40, 1.0, 1e-3, 10) == lrs[-1]
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
@@ -56,12 +49,12 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
     model = architecture.build(config)
     stream = train.examples(tok, 16, seed=5, max_context=120)
     batch = [next(stream) for _ in range(4)]
-    context, mask, canvas = train.collate(batch, tok.pad_token_id)
-    noisy = train.corrupt(canvas, len(tok), torch.Generator().manual_seed(1))
+    context, mask, canvas = objective.collate(batch, tok.pad_token_id)
+    noisy = objective.corrupt(canvas, len(tok), torch.Generator().manual_seed(1))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for step in range(6):
-        loss = train.denoising_loss(model, context, mask, canvas, noisy, self_condition=step % 2 == 1).mean()
+        loss = objective.denoising_loss(model, context, mask, canvas, noisy, self_condition=step % 2 == 1).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -103,20 +96,22 @@ def test_no_key_token_is_ever_flagged(tok, data):
 
 
 def test_value_weight_moves_the_loss_toward_value_positions():
-    batch = [train.Example("json", [2], [5, 6, 7, 1], [False, True, True]), train.Example("sql", [2], [5, 6, 7, 1])]
-    weights = train.position_weights(batch, 4, value_weight=5.0)
+    batch = [objective.Example("json", [2], [5, 6, 7, 1], [False, True, True]),
+             objective.Example("sql", [2], [5, 6, 7, 1])]
+    weights = objective.position_weights(batch, 4, value_weight=5.0)
     assert weights.tolist() == [[1, 5, 5, 1], [1, 1, 1, 1]]
 
 
 def test_value_noise_leaves_the_structure_of_the_chosen_json_examples_clean():
     flags = [False, True, True, False, True, False]
-    batch = [train.Example("json", [2], [5, 6, 7, 8, 9, 1], flags), train.Example("sql", [2], [5, 6, 7, 8, 9, 1])]
-    rows = train.value_noise_rows(batch, 6, share=1.0, generator=torch.Generator().manual_seed(0))
+    batch = [objective.Example("json", [2], [5, 6, 7, 8, 9, 1], flags),
+             objective.Example("sql", [2], [5, 6, 7, 8, 9, 1])]
+    rows = objective.value_noise_rows(batch, 6, share=1.0, generator=torch.Generator().manual_seed(0))
     assert rows.tolist() == [flags, [True] * 6]  # an example without values is noised everywhere
     canvas = torch.tensor([e.canvas for e in batch]).repeat(50, 1)
-    noisy = train.corrupt(canvas, 4096, torch.Generator().manual_seed(1), rows.repeat(50, 1))
+    noisy = objective.corrupt(canvas, 4096, torch.Generator().manual_seed(1), rows.repeat(50, 1))
     changed = noisy != canvas
     assert not changed[0::2][:, [0, 3, 5]].any() and changed[0::2][:, [1, 2, 4]].any()
     assert changed[1::2][:, [0, 3, 5]].any()
-    none = train.value_noise_rows(batch, 6, share=0.0, generator=torch.Generator().manual_seed(0))
+    none = objective.value_noise_rows(batch, 6, share=0.0, generator=torch.Generator().manual_seed(0))
     assert none.all()
