@@ -102,8 +102,9 @@ def citation(rng: random.Random) -> tuple[dict, str, dict]:
                            f"{listed} published \"{title}\" at {venue} ({year}).",
                            f"In {year}, {listed} presented {title} at {venue}."))
     value: dict[str, Any] = {"title": title, "authors": authors, "year": year, "venue": venue}
-    properties: dict[str, Any] = {"title": {"type": "string"}, "year": {"type": "integer"}, "venue": {"type": "string"},
-                                  "authors": {"type": "array", "items": {"type": "string"}}}
+    properties: dict[str, Any] = {"title": {"type": "string"},
+                                  "authors": {"type": "array", "items": {"type": "string"}},
+                                  "year": {"type": "integer"}, "venue": {"type": "string"}}
     if style != "narrative" and rng.random() < 0.5:
         value["pages"] = pages
         properties["pages"] = {"type": "string"}

@@ -27,12 +27,23 @@ def held_out_items() -> list[corpus.Item]:
     return corpus.take(200, "held_out")
 
 
-@pytest.fixture(scope="module", params=["listed", "invented"])
+@pytest.fixture(scope="module", params=["listed", "invented", "varied"])
 def json_items(request, train_items) -> list[corpus.Item]:
-    """The JSON items as drawn, and (``invented``) with every listed word swapped for an invented one."""
+    """The JSON items as drawn, (``invented``) with every listed word swapped for an invented one, and
+    (``varied``) all records in running prose."""
     if request.param == "listed":
         return [i for i in train_items if i.kind == "json"]
+    if request.param == "varied":
+        return corpus.take(200, "train", mix={"json": 1.0}, varied=1.0)
     return corpus.take(200, "train", mix={"json": 1.0}, invented_words=1.0)
+
+
+def _enum_options(schema) -> set:
+    if isinstance(schema, dict):
+        return set(schema.get("enum", [])).union(*(_enum_options(v) for v in schema.values()))
+    if isinstance(schema, list):
+        return set().union(*(_enum_options(v) for v in schema))
+    return set()
 
 
 def _full(items: list[corpus.Item]) -> list[tuple]:
@@ -78,17 +89,31 @@ def test_json_targets_validate_and_keep_schema_order(json_items):
 
 
 def test_json_values_are_stated_in_the_text(json_items):
-    """Extraction is learnable only if each scalar in the target appears in the text (booleans may be yes/no)."""
+    """Extraction is learnable only if each scalar in the target appears in the text (booleans may be yes/no, an
+    enum's option may be read off another spelling, as a currency code off its symbol)."""
     for item in json_items:
         text = item.meta["text"]
+        options = _enum_options(item.meta["schema"])
         for scalar in corpus.json_leaves(json.loads(item.target)):
-            if isinstance(scalar, bool):
+            if isinstance(scalar, bool) or scalar in options:
                 continue
             assert str(scalar) in text, (scalar, text)
 
 
 def test_invented_words_leave_the_default_stream_alone(train_items):
     assert _full(corpus.take(N, "train", invented_words=0.0)) == _full(train_items)
+
+
+def test_varied_records_leave_the_default_stream_alone_and_bring_prose_in_many_scripts(train_items):
+    assert _full(corpus.take(N, "train", varied=0.0)) == _full(train_items)
+    varied = corpus.take(200, "train", mix={"json": 1.0}, varied=1.0)
+    keys = {frozenset(json.loads(item.target)) for item in varied}
+    for record_keys in ({"title", "authors", "year", "venue"}, {"recipient", "street", "postal_code", "city"},
+                        {"brand", "model", "price", "currency"}, {"name"}):
+        assert any(record_keys <= k for k in keys), record_keys
+    texts = [item.meta["text"] for item in varied]
+    assert sum(not text.isascii() for text in texts) > 50
+    assert any(re.search(r"[\u0400-\u04ff]", t) for t in texts) and any(re.search(r"[\u4e00-\u9fff]", t) for t in texts)
 
 
 def test_invented_words_replace_every_listed_word_the_schema_does_not_spell():
