@@ -157,8 +157,8 @@ def generation_config(tok: PreTrainedTokenizerFast, canvas_length: int) -> Diffu
 
     The sampling temperature runs from 0.6 down to 0.3 (transformers' defaults: 0.8 to 0.4). Too hot, a small
     model samples wrong values it would not pick by argmax and the sampler keeps them; too cold, it settles on
-    its first guess at the answer's layout and cannot move a value that landed at the wrong positions (the
-    temperatures tried are in ``benchmarks/README.md``).
+    its first guess at the answer's layout and cannot move a value that landed at the wrong positions (the sweep
+    is in ``docs/experiments.md``, "Built-in model quality, warmer sampling").
     """
     return DiffusionGemmaGenerationConfig(
         max_new_tokens=2 * canvas_length,
