@@ -8,7 +8,8 @@ item comes back), bfloat16 autocast on a GPU, and a wall-clock budget.
 
 ``--max-minutes`` counts from the start of the process and bounds the whole run, loading included; the
 learning-rate schedule follows whichever of ``--steps`` and elapsed time is further along, so a run stopped by
-the budget ends decayed. The checkpoint is saved every ``--save-minutes`` and at the end, weights in float16
+the budget ends decayed. The checkpoint is saved at the first log step (so that a broken save shows at once),
+then every ``--save-minutes`` and at the end, weights in float16
 (``--save-dtype``), into ``OUT/checkpoint`` (the layout of ``constrained/checkpoint``), and every log record is
 appended to ``OUT/training.log`` as it is made, so a run cut off by its command's limit still returns its last
 save and its log. ``OUT`` is ``--out``, else the ``OUT`` environment variable the device tool sets, else

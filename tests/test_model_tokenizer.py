@@ -17,10 +17,19 @@ def small_trained() -> PreTrainedTokenizerFast:
     return tokenizer_lib.train_tokenizer(texts, vocab_size=600)
 
 
-@pytest.fixture(scope="module", params=["shipped", "small", "small, spaces isolated"])
+@pytest.fixture(scope="module")
+def split_trained() -> PreTrainedTokenizerFast:
+    """Trained with spaces split off as it learns its merges (the GPU bundle's tokenizer)."""
+    texts = [s for item in corpus.take(300, "train") for s in (item.prompt, item.target)]
+    return tokenizer_lib.train_tokenizer(texts, vocab_size=600, split_spaces=True)
+
+
+@pytest.fixture(scope="module", params=["shipped", "small", "small, spaces isolated", "small, trained split"])
 def any_tok(request, small_trained) -> PreTrainedTokenizerFast:
     if request.param == "shipped":
         return request.getfixturevalue("tok")
+    if request.param == "small, trained split":
+        return request.getfixturevalue("split_trained")
     return small_trained if request.param == "small" else tokenizer_lib.isolate_spaces(small_trained)
 
 
@@ -97,6 +106,15 @@ def test_isolated_spaces_spell_a_word_alike_in_text_and_in_a_json_string(small_t
     assert isolated.tokenize(f"lives in {word}")[-len(spelled):] == spelled
     assert isolated.tokenize(f'{{"city": "{word}"}}')[-len(spelled) - 1:-1] == spelled
     assert isolated.get_vocab() == small_trained.get_vocab()
+
+
+def test_trained_split_the_merges_go_to_bare_words(small_trained, split_trained):
+    """Trained with spaces isolated, the vocabulary holds no space-prefixed word (which isolated spaces never use),
+    so the same size spells the corpus in fewer tokens than spaces isolated after training."""
+    assert not any(token.startswith("Ġ") and token[1:].isalpha() for token in split_trained.get_vocab())
+    isolated = tokenizer_lib.isolate_spaces(small_trained)
+    texts = [s for item in corpus.take(100, "held_out") for s in (item.prompt, item.target)]
+    assert sum(len(split_trained.tokenize(t)) for t in texts) < sum(len(isolated.tokenize(t)) for t in texts)
 
 
 def test_isolated_spaces_keep_a_space_before_digits_and_punctuation_merged(small_trained):
