@@ -19,6 +19,7 @@ from model.train import TOKENIZER_TEXTS, mix_argument, tokenize_items
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "runs" / "gpu-bundle"
 CHUNK = 1000  # items tokenized in one call
+REPORT_EVERY = 50_000
 DEFAULT_MIX = {"json": 0.75, "sql": 0.15, "sudoku": 0.1}  # the mix of the shipped checkpoint's last runs
 
 
@@ -32,6 +33,14 @@ def tokenized_items(tok, count: int, seed: int, max_context: int, **corpus_optio
             if len(context) <= max_context and made < count:
                 yield bundle.TokenizedItem(item.kind, context, answer, values)
                 made += 1
+
+
+def _reporting(items: Iterator[bundle.TokenizedItem], started: float) -> Iterator[bundle.TokenizedItem]:
+    """``items`` unchanged, with a line every ``REPORT_EVERY`` items: a full build takes a while."""
+    for count, item in enumerate(items, 1):
+        if count % REPORT_EVERY == 0:
+            print(f"{count:,} items tokenized after {(time.monotonic() - started) / 60:.1f} min", flush=True)
+        yield item
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
                                       bos_id=tok.bos_token_id, canvas_length=args.canvas_length,
                                       hidden=args.hidden, layers=args.layers, heads=args.heads)
     # The items follow the tokenizer's texts in no particular relation: a seed of their own keeps them apart.
-    items = tokenized_items(tok, args.items, args.seed + 1, args.max_context, **options)
+    items = _reporting(tokenized_items(tok, args.items, args.seed + 1, args.max_context, **options), started)
     meta = {"seed": args.seed, "max_context": args.max_context, "vocab_size": len(tok), **options}
     meta = bundle.write(args.out, items, corpus.KINDS, tok, config, meta)
     print(f"bundle {args.out}: {meta['items']:,} items ({meta['items_per_kind']}), "
