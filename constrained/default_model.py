@@ -56,7 +56,9 @@ def load(directory: Path | str) -> tuple[Any, Any]:
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar in the CLI's output
     try:
-        model = DiffusionGemmaForBlockDiffusion.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
+        model = DiffusionGemmaForBlockDiffusion.from_pretrained(
+            str(directory), local_files_only=True, dtype=torch.float32
+        )
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()
