@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -161,14 +163,64 @@ def from_hf_tokenizer(tokenizer: Any, eos_token_id: int | None = None) -> TokenV
     return TokenVocabulary(tuple(token_bytes), ends)
 
 
+#: How many tokenizer objects :func:`as_vocabulary` remembers the vocabulary of (the oldest goes first).
+VOCABULARY_CACHE_SIZE = 8
+_read_vocabularies: weakref.WeakKeyDictionary[Any, tuple[tuple, TokenVocabulary]] = weakref.WeakKeyDictionary()
+_read_vocabularies_lock = threading.Lock()
+
+
+def _reading_state(tokenizer: Any, eos_token_id: int | None) -> tuple:
+    """What a vocabulary read from ``tokenizer`` depends on besides the object: the end token asked for, and what
+    adding tokens or setting the EOS or pad token changes (a few microseconds to read, unlike the vocabulary)."""
+    return (eos_token_id, len(tokenizer), getattr(tokenizer, "eos_token_id", None),
+            getattr(tokenizer, "pad_token_id", None))
+
+
+def _read_once(tokenizer: Any, eos_token_id: int | None) -> TokenVocabulary:
+    """:func:`from_hf_tokenizer`, remembered per tokenizer object while it lives, so that a caller asking on every
+    step (decoding drafts, end tokens) pays for reading the whole vocabulary once.
+
+    Tokenizers that cannot be weakly referenced or hashed are read every time.
+    """
+    try:
+        state = _reading_state(tokenizer, eos_token_id)
+        with _read_vocabularies_lock:
+            remembered = _read_vocabularies.get(tokenizer)
+    except TypeError:
+        return from_hf_tokenizer(tokenizer, eos_token_id)
+    if remembered is not None and remembered[0] == state:
+        return remembered[1]
+    vocabulary = from_hf_tokenizer(tokenizer, eos_token_id)  # outside the lock: it takes a while
+    with _read_vocabularies_lock:
+        held = list(_read_vocabularies)  # strong references: none of them can vanish while it is evicted
+        if tokenizer not in _read_vocabularies and len(held) >= VOCABULARY_CACHE_SIZE:
+            del _read_vocabularies[held[0]]
+        _read_vocabularies[tokenizer] = (state, vocabulary)
+    return vocabulary
+
+
 def as_vocabulary(tokenizer: Any, eos_token_id: int | None = None) -> TokenVocabulary:
-    """Read any supported tokenizer form into a :class:`TokenVocabulary`."""
+    """Read any supported tokenizer form into a :class:`TokenVocabulary`.
+
+    A Hugging Face tokenizer is read once per object (and again when its size or end tokens change): the same
+    :class:`TokenVocabulary` comes back on every later call.
+
+    Parameters:
+        tokenizer: a Hugging Face tokenizer, a ``{token: id}`` mapping, or a :class:`TokenVocabulary`.
+        eos_token_id: the end-of-sequence token, when the tokenizer does not name one.
+
+    Returns:
+        The vocabulary as bytes per token id, with its end tokens.
+
+    Raises:
+        VocabularyError: the tokenizer is of no supported form, or has no end-of-sequence token.
+    """
     if isinstance(tokenizer, TokenVocabulary):
         return tokenizer
     if isinstance(tokenizer, Mapping):
         return from_mapping(tokenizer, eos_token_id)
     if hasattr(tokenizer, "get_vocab"):
-        return from_hf_tokenizer(tokenizer, eos_token_id)
+        return _read_once(tokenizer, eos_token_id)
     raise VocabularyError(
         f"cannot read a vocabulary from {type(tokenizer).__name__}: pass a Hugging Face tokenizer, "
         "a {token: id} mapping or a TokenVocabulary"

@@ -60,6 +60,49 @@ def test_non_tokenizer_is_rejected():
         as_vocabulary(42)
 
 
+def test_a_tokenizer_is_read_once_and_each_tokenizer_gets_its_own_vocabulary():
+    from constrained.testing import byte_tokenizer
+
+    first, other = byte_tokenizer(), byte_tokenizer(300)
+    vocabulary = as_vocabulary(first)
+    assert as_vocabulary(first) is vocabulary
+    assert as_vocabulary(first, eos_token_id=0).end_token_ids[0] == 0  # another end token is another reading
+    assert as_vocabulary(other) is not vocabulary and as_vocabulary(other).size == 300
+    assert as_vocabulary(other) is as_vocabulary(other)
+    first.add_tokens(["<new>"])  # a tokenizer that changed is read again
+    assert as_vocabulary(first).size == 321 and as_vocabulary(first) == from_hf_tokenizer(first)
+
+
+def test_remembered_vocabularies_are_bounded_and_die_with_their_tokenizer():
+    import gc
+    import weakref
+
+    from constrained import vocabulary as module
+    from constrained.testing import byte_tokenizer
+
+    tokenizers = [byte_tokenizer() for _ in range(module.VOCABULARY_CACHE_SIZE + 2)]
+    readings = [as_vocabulary(tokenizer) for tokenizer in tokenizers]
+    assert len(module._read_vocabularies) == module.VOCABULARY_CACHE_SIZE
+    assert as_vocabulary(tokenizers[-1]) is readings[-1]  # the newest stay, the oldest went
+    assert as_vocabulary(tokenizers[0]) is not readings[0] and as_vocabulary(tokenizers[0]) == readings[0]
+    remembered = [weakref.ref(reading) for reading in readings]
+    del tokenizers, readings
+    gc.collect()
+    assert all(reading() is None for reading in remembered)
+
+
+def test_reading_from_many_threads_gives_one_answer():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from constrained.testing import byte_tokenizer
+
+    tokenizer = byte_tokenizer()
+    with ThreadPoolExecutor(4) as pool:
+        readings = list(pool.map(lambda _: as_vocabulary(tokenizer), range(16)))
+    assert all(reading == readings[0] for reading in readings)
+    assert as_vocabulary(tokenizer) is as_vocabulary(tokenizer)
+
+
 def test_compile_is_bounded_in_time():
     huge = "[ab]*a[ab]{24}"  # its minimal DFA has 2**25 states: "was there an a 25 letters back?"
     with pytest.raises(CompileTimeout):
