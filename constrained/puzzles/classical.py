@@ -1,7 +1,7 @@
 """The classical reference: propagation plus depth-first backtracking, no model anywhere.
 
-It is the yardstick the denoiser-guided solver is benchmarked against (its node count and time), the
-uniqueness check after a solve (search for a second solution, bounded), and the search behind the canvas's
+It is the yardstick the model-guided solver is benchmarked against (its node count and time), the
+uniqueness check after a solve (search for a second solution, bounded), and the search behind the grid lattice's
 exact feasibility test and its MAP decoding. Branching picks the open cell with the fewest candidates (MRV) and
 tries values in ascending order (or an order the caller gives, or by score for MAP decoding).
 """
@@ -9,7 +9,7 @@ tries values in ascending order (or an order the caller gives, or by score for M
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from constrained.puzzles.grid import GridPuzzle
@@ -32,6 +32,31 @@ class ClassicalResult:
 
 class _NodeLimit(Exception):
     pass
+
+
+@dataclass
+class _Nodes:
+    """Branching nodes visited by one search, and how many it may visit."""
+
+    limit: int
+    visited: int = 0
+
+
+def _branches(prop: Propagator, cands: Sequence[int], cell: int, values: Iterable[int], nodes: _Nodes
+              ) -> Iterator[list[int]]:
+    """The candidates after setting ``cell`` to each of ``values`` in turn and propagating, skipping the values
+    that contradict; every value tried is a node (``_NodeLimit`` past ``nodes.limit``)."""
+    for value in values:
+        if nodes.visited >= nodes.limit:
+            raise _NodeLimit
+        nodes.visited += 1
+        trial = list(cands)
+        trial[cell] = bit(value)
+        try:
+            child = prop.propagate(trial, (cell,))
+        except Contradiction:
+            continue
+        yield child
 
 
 def _pick_cell(cands: Sequence[int]) -> int:
@@ -59,32 +84,22 @@ def solve_classical(
 ) -> ClassicalResult:
     """Find up to ``max_solutions`` solutions by propagation and backtracking.
 
-    ``start``: candidate masks to search from (default: the givens, propagated), e.g. a canvas's current state.
+    ``start``: candidate masks to search from (default: the givens, propagated), e.g. a grid lattice's current state.
     ``value_order``: the order a branching cell's candidate values are tried in (default: ascending), e.g. a
     random one to draw a solution rather than find the first.
     """
     began = time.perf_counter()
     prop = propagator or Propagator(puzzle, level)
     solutions: list[list[int]] = []
-    nodes = 0
+    nodes = _Nodes(node_limit)
 
     def search(cands: list[int]) -> None:
-        nonlocal nodes
         cell = _pick_cell(cands)
         if cell < 0:
             solutions.append([m.bit_length() for m in cands])
             return
         values = values_of(cands[cell])
-        for value in value_order(values) if value_order else values:
-            if nodes >= node_limit:
-                raise _NodeLimit
-            nodes += 1
-            trial = list(cands)
-            trial[cell] = bit(value)
-            try:
-                child = prop.propagate(trial, (cell,))
-            except Contradiction:
-                continue
+        for child in _branches(prop, cands, cell, value_order(values) if value_order else values, nodes):
             search(child)
             if len(solutions) >= max_solutions:
                 return
@@ -97,7 +112,7 @@ def solve_classical(
         pass
     except _NodeLimit:
         complete = False
-    return ClassicalResult(solutions, nodes, complete, time.perf_counter() - began)
+    return ClassicalResult(solutions, nodes.visited, complete, time.perf_counter() - began)
 
 
 def best_completion(
@@ -112,29 +127,21 @@ def best_completion(
     """
     best: list[int] | None = None
     best_score = float("-inf")
-    nodes = 0
+    nodes = _Nodes(node_limit)
 
     def bound(cands: Sequence[int]) -> float:
         return sum(max(scores[c][v - 1] for v in values_of(m)) for c, m in enumerate(cands))
 
     def search(cands: list[int]) -> None:
-        nonlocal best, best_score, nodes
+        nonlocal best, best_score
         if bound(cands) <= best_score:
             return
         cell = _pick_cell(cands)
         if cell < 0:
             best, best_score = [m.bit_length() for m in cands], bound(cands)
             return
-        for value in sorted(values_of(cands[cell]), key=lambda v: -scores[cell][v - 1]):
-            if nodes >= node_limit:
-                raise _NodeLimit
-            nodes += 1
-            trial = list(cands)
-            trial[cell] = bit(value)
-            try:
-                child = prop.propagate(trial, (cell,))
-            except Contradiction:
-                continue
+        best_first = sorted(values_of(cands[cell]), key=lambda v: -scores[cell][v - 1])
+        for child in _branches(prop, cands, cell, best_first, nodes):
             search(child)
 
     try:
