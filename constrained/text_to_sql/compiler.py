@@ -72,7 +72,7 @@ DEFAULT_LOOSE_DEPTH = 3
 DEFAULT_MAX_WHITESPACE = 4
 
 
-def sql(db: Any, dialect: str = "sqlite", depth: int = 0, *, max_whitespace: int = DEFAULT_MAX_WHITESPACE,
+def sql(db: Any, *, dialect: str = "sqlite", depth: int = 0, max_whitespace: int = DEFAULT_MAX_WHITESPACE,
         loose_depth: int = DEFAULT_LOOSE_DEPTH, aliases: tuple[str, ...] = DEFAULT_ALIASES,
         compile_timeout_s: float = 120.0) -> Constraint:
     """The constraint for read-only queries over ``db``, naming only its tables and columns.

@@ -15,7 +15,7 @@ import sqlglot
 from ..errors import ConstraintUnsatisfiable
 from ..generation import GenerationResult, generate
 from ..prompts import compact_sql_schema, sql_prompt
-from .compiler import sql
+from .compiler import DEFAULT_LOOSE_DEPTH, sql
 from .database import load_schema
 from .execute import execute_readonly
 
@@ -35,25 +35,45 @@ class SqlResult:
         return sqlglot.transpile(self.text, read="sqlite", write=dialect)[0]
 
 
-def generate_sql(question: str, db: Any, model: Any = None, tokenizer: Any = None, execute: bool = False,
-                 dialect: str = "sqlite", *, depth: int = 0, **gen_kwargs: Any) -> SqlResult:
-    """A query over ``db`` (SQLite path, connection, DDL text, Spider entry) answering ``question``.
+def generate_sql(question: str, db: Any, *, model: Any = None, tokenizer: Any = None, execute: bool = False,
+                 dialect: str = "sqlite", depth: int = 0, **gen_kwargs: Any) -> SqlResult:
+    """A query over ``db`` answering ``question``, generated under :func:`constrained.sql`'s constraint.
 
-    ``execute=True`` runs it read-only on ``db`` (which must then be a file or a connection); extra keyword
-    arguments go to :func:`constrained.generation.generate` (``max_new_tokens``, ``steps``, ``seed``, ...).
     When no admissible query passes the commit check, it tries once more without the loosened brackets
-    (``loose_depth=0``: no nesting past ``depth``) before raising :class:`ConstraintUnsatisfiable`.
+    (``loose_depth=0``: no nesting past ``depth``) before giving up.
+
+    Parameters:
+        question: the question, placed in the prompt (never into a query).
+        db: SQLite path, connection, DDL text or Spider entry.
+        model: the denoiser; ``None`` is the built-in model.
+        tokenizer: the model's tokenizer (``None`` only with ``model=None``).
+        execute: run the query read-only on ``db``, which must then be a file or a connection.
+        dialect: the dialect of the returned ``sql`` (generated in SQLite's, converted by sqlglot).
+        depth: nesting the masks track exactly (see :func:`constrained.sql`).
+        gen_kwargs: go to :func:`constrained.generation.generate` (``max_new_tokens``, ``steps``, ``seed``, ...).
+
+    Returns:
+        The query, the generated text, the rows when executed, and the generation's figures.
+
+    Raises:
+        ConstraintUnsatisfiable: no admissible query passed the commit check within the budget, twice.
+        DatabaseError: ``db`` cannot be read as a SQLite schema.
+        DenoiserError: an explicit model without its tokenizer, or a model that cannot serve.
     """
     schema = load_schema(db)
     prompt = sql_prompt(compact_sql_schema({t.name: [c.name for c in t.columns] for t in schema.tables}), question)
+
+    def generate_under(loose_depth: int) -> GenerationResult:
+        constraint = sql(schema, depth=depth, loose_depth=loose_depth)
+        return generate(constraint, prompt, model=model, tokenizer=tokenizer, **gen_kwargs)
+
     try:
-        result = generate(sql(schema, depth=depth), prompt, model=model, tokenizer=tokenizer, **gen_kwargs)
+        result = generate_under(DEFAULT_LOOSE_DEPTH)
     except ConstraintUnsatisfiable:
         # Past ``depth`` the masks keep brackets only balanced, with free text inside, and a denoiser can fill
         # them with text the commit check rejects draw after draw (``FROM ( GROUP BY x)``). The tight
         # language has no such spans: everything its masks allow up to the commit check is real SQL.
-        result = generate(sql(schema, depth=depth, loose_depth=0), prompt, model=model, tokenizer=tokenizer,
-                          **gen_kwargs)
+        result = generate_under(0)
     text = result.text.strip()
     query = text if dialect == "sqlite" else sqlglot.transpile(text, read="sqlite", write=dialect)[0]
     rows = None
