@@ -348,10 +348,20 @@ class Canvas:
 
     def _check_decodable(self, logprobs: torch.Tensor) -> None:
         """What both decodes need: ``[L, V]`` log-probabilities and a canvas that admits some completion."""
-        if tuple(logprobs.shape) != (self.length, self.vocab_size):
-            raise ValueError(f"logprobs must be [{self.length}, {self.vocab_size}], got {list(logprobs.shape)}")
+        check_logprobs_shape(logprobs, self.length, self.vocab_size)
         if not self.feasible():
             raise ConstraintUnsatisfiable("no admissible canvas is consistent with the decided tokens")
+
+
+def check_logprobs_shape(logprobs: torch.Tensor, length: int, vocab_size: int) -> None:
+    """The check every decode of a canvas (this module's, and a puzzle's) makes first: one row of log-probabilities
+    per position, one column per token.
+
+    Raises:
+        ValueError: ``logprobs`` is not ``[length, vocab_size]``.
+    """
+    if tuple(logprobs.shape) != (length, vocab_size):
+        raise ValueError(f"logprobs must be [{length}, {vocab_size}], got {list(logprobs.shape)}")
 
 
 def unpack_masks(packed: torch.Tensor, vocab_size: int) -> torch.Tensor:
