@@ -33,6 +33,28 @@ def load_default() -> tuple[Any, Any]:
     return load(checkpoint_dir())
 
 
+def resolve(model: Any, tokenizer: Any) -> tuple[Any, Any]:
+    """The ``(model, tokenizer)`` a call runs with: what ``model=None`` means, in the one place it is decided.
+
+    Parameters:
+        model: the caller's model, or ``None`` for the built-in one (:func:`load_default`).
+        tokenizer: the model's tokenizer; with ``model=None`` it may be ``None`` (the built-in model's own).
+
+    Returns:
+        ``(model, tokenizer)``, neither of them ``None``.
+
+    Raises:
+        DenoiserError: an explicit model came without its tokenizer (constraints and prompts are spelled in
+            its vocabulary, so it cannot be guessed), or the built-in checkpoint is missing.
+    """
+    if model is None:
+        model, default_tokenizer = load_default()
+        return model, tokenizer if tokenizer is not None else default_tokenizer
+    if tokenizer is None:
+        raise DenoiserError("a model needs its tokenizer: pass tokenizer= with model=")
+    return model, tokenizer
+
+
 def load(directory: Path | str) -> tuple[Any, Any]:
     """``(model, tokenizer)`` from a DiffusionGemma checkpoint directory (the built-in one's layout), offline.
 

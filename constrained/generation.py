@@ -20,8 +20,9 @@ from typing import Any
 import torch
 
 from .constraint import BoundConstraint, Constraint
+from .default_model import resolve
 from .denoisers import Denoiser, as_denoiser
-from .errors import ConstraintUnsatisfiable, DenoiserError
+from .errors import ConstraintUnsatisfiable
 from .json_schema import json_schema
 from .prompts import json_prompt, prompt_ids
 from .sampler import DEFAULT_MAX_RETRIES, ConstrainedSampler, Sample
@@ -80,13 +81,7 @@ def open_session(
     constraint: Constraint | None, model: Any, tokenizer: Any, steps: int | None, seed: int | None, options: dict
 ) -> Session:
     """Resolve the model (built-in when ``None``), wrap it as a denoiser, bind the constraint, seed the RNG."""
-    if model is None:
-        from .default_model import load_default
-
-        model, default_tokenizer = load_default()
-        tokenizer = tokenizer if tokenizer is not None else default_tokenizer
-    if tokenizer is None:
-        raise DenoiserError("a tokenizer is needed with an explicit model (the constraint is bound to its vocabulary)")
+    model, tokenizer = resolve(model, tokenizer)
     denoiser = as_denoiser(model, tokenizer, steps=steps, **options)
     bound = constraint.bind(tokenizer) if constraint is not None else None
     device = getattr(denoiser, "device", torch.device("cpu"))

@@ -52,6 +52,30 @@ def test_forward_pass_gives_finite_canvas_logits():
     assert torch.isfinite(logits).all()
 
 
+def test_model_none_means_the_built_in_model_everywhere():
+    """One rule for every entry point: ``model=None`` is the built-in model, with its tokenizer unless one is given;
+    an explicit model must bring its tokenizer."""
+    import constrained
+    from constrained.puzzles.sudoku import parse_sudoku, sudoku_scorer
+    from constrained.testing import byte_tokenizer
+
+    model, tokenizer = default_model.load_default()
+    assert default_model.resolve(None, None) == (model, tokenizer)
+    other = byte_tokenizer()
+    assert default_model.resolve(None, other) == (model, other)
+    assert default_model.resolve(model, other) == (model, other)
+    entry_points = [
+        lambda: default_model.resolve(model, None),
+        lambda: constrained.generate(None, "x", model=model),
+        lambda: constrained.generate_sql("how many?", "CREATE TABLE t (a INTEGER);", model=model),
+        lambda: constrained.solve_sudoku("." * 81, model=model),
+        lambda: sudoku_scorer(parse_sudoku("." * 81), model=model),
+    ]
+    for call in entry_points:
+        with pytest.raises(DenoiserError, match="pass tokenizer= with model="):
+            call()
+
+
 def test_training_record_shows_the_loss_went_down():
     record = json.loads((default_model.checkpoint_dir() / "training.json").read_text())
     last = record["history"][-1]["loss"]
