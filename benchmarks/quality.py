@@ -221,7 +221,7 @@ def sudoku_report(sudoku_items: list[corpus.Item], model, tokenizer, seed: int, 
     options = {"level": level}
     report = {
         "unconstrained": figures(sudoku_items, unconstrained, sudoku_valid),
-        "model_loop": run_loop(puzzles, builtin_factory(seed, model, tokenizer), options),
+        "model_loop": run_loop(puzzles, builtin_factory(seed, model=model, tokenizer=tokenizer), options),
         "uniform_loop": run_loop(puzzles, uniform_factory(seed), options),
         "oracle_loop": run_loop(puzzles, oracle_factory, options),
     }

@@ -1,16 +1,16 @@
-"""Sudoku benchmark over ../shared/data/sudoku: the denoiser-guided solve loop beside the classical reference.
+"""Sudoku benchmark over ../shared/data/sudoku: the model-guided solve loop beside the classical reference.
 
 Per puzzle set, in one run:
 
-- ``uniform``: the solve loop (``constrained.puzzles.solver.solve``) with the seeded UniformDenoiser: the
+- ``uniform``: the solve loop (``constrained.puzzles.solver.solve``) with the seeded UniformScorer: the
   constraints alone, no model. Figures: solve rate, forward passes (mean, p50, p99, max; 0 means propagation
   alone solved it), remasks, time per puzzle.
-- ``--denoiser builtin``: the same loop with the built-in model (``constrained.default_model``) through the
-  adapter seam ``constrained.puzzles.sudoku.model_denoiser``; or ``--denoiser module:factory`` where
-  ``factory(puzzle)`` returns ``(denoiser, vocabulary)``: a ``canvas -> logprobs[81, V]`` callable and the
-  SymbolVocabulary giving its token id for each digit.
-- ``oracle``: the same loop with a denoiser that knows a solution (found classically beforehand) and puts all its
-  probability there: the fewest passes any denoiser can reach under these constraints, so ``uniform / oracle`` is
+- ``--scorer builtin``: the same loop with the built-in model (``constrained.default_model``) through the
+  adapter seam ``constrained.puzzles.sudoku.sudoku_scorer``; or ``--scorer module:factory`` where
+  ``factory(puzzle)`` returns ``(scorer, vocabulary)``: a cell scorer (``cell tokens -> logprobs[81, V]``) and
+  the SymbolVocabulary giving its token id for each digit.
+- ``oracle``: the same loop with a scorer that knows a solution (found classically beforehand) and puts all its
+  probability there: the fewest passes any model can reach under these constraints, so ``uniform / oracle`` is
   the most a model could cut the passes by (a puzzle that propagation does not finish costs at least one pass).
 - ``classical``: plain propagation (naked and hidden singles) and depth-first backtracking: nodes and time.
 
@@ -40,7 +40,7 @@ import torch
 from constrained.errors import ConstraintUnsatisfiable
 from constrained.puzzles.classical import solve_classical
 from constrained.puzzles.grid import GridPuzzle
-from constrained.puzzles.solver import Denoiser, UniformDenoiser, solve
+from constrained.puzzles.solver import CellScorer, UniformScorer, solve
 from constrained.puzzles.sudoku import parse_sudoku
 from constrained.puzzles.symbols import SymbolVocabulary
 
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sudoku"
 SETS = ("puzzles2_17_clue", "puzzles3_magictour_top1465")
 
-DenoiserFactory = Callable[[GridPuzzle], tuple[Denoiser, SymbolVocabulary]]
+ScorerFactory = Callable[[GridPuzzle], tuple[CellScorer, SymbolVocabulary]]
 
 
 def load(name: str) -> list[str]:
@@ -61,18 +61,18 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_loop(
-    lines: list[str], factory: DenoiserFactory, options: dict[str, Any]
+    lines: list[str], factory: ScorerFactory, options: dict[str, Any]
 ) -> dict[str, Any]:
-    steps: list[int] = []
+    passes: list[int] = []
     remasks: list[int] = []
     seconds: list[float] = []
     failures: list[str] = []
     for line in lines:
         puzzle = parse_sudoku(line)
-        denoiser, vocabulary = factory(puzzle)
+        scorer, vocabulary = factory(puzzle)
         began = time.perf_counter()
         try:
-            result = solve(puzzle, denoiser, vocabulary, check_unique=False, **options)
+            result = solve(puzzle, scorer, vocabulary, check_unique=False, **options)
         except ConstraintUnsatisfiable as exc:
             failures.append(f"{line}: {exc}")
             continue
@@ -81,17 +81,17 @@ def run_loop(
         if puzzle.violations(result.values):
             failures.append(f"{line}: invalid grid returned")
             continue
-        steps.append(result.steps)
+        passes.append(result.forward_passes)
         remasks.append(result.remasks)
     return {
         "puzzles": len(lines),
-        "solved": len(steps),
-        "solve_rate": len(steps) / len(lines) if lines else float("nan"),
-        "passes_mean": statistics.fmean(steps) if steps else float("nan"),
-        "passes_p50": percentile(steps, 50),
-        "passes_p99": percentile(steps, 99),
-        "passes_max": max(steps, default=0),
-        "zero_pass_share": sum(s == 0 for s in steps) / len(steps) if steps else float("nan"),
+        "solved": len(passes),
+        "solve_rate": len(passes) / len(lines) if lines else float("nan"),
+        "passes_mean": statistics.fmean(passes) if passes else float("nan"),
+        "passes_p50": percentile(passes, 50),
+        "passes_p99": percentile(passes, 99),
+        "passes_max": max(passes, default=0),
+        "zero_pass_share": sum(p == 0 for p in passes) / len(passes) if passes else float("nan"),
         "remasks_mean": statistics.fmean(remasks) if remasks else float("nan"),
         "remasks_p99": percentile(remasks, 99),
         "seconds_mean": statistics.fmean(seconds),
@@ -123,36 +123,35 @@ def run_classical(lines: list[str], level: str) -> dict[str, Any]:
     }
 
 
-def uniform_factory(seed: int) -> DenoiserFactory:
-    """A fresh UniformDenoiser per puzzle, seeds ``seed, seed + 1, ...`` so every run is reproducible."""
+def uniform_factory(seed: int) -> ScorerFactory:
+    """A fresh UniformScorer per puzzle, seeds ``seed, seed + 1, ...`` so every run is reproducible."""
     seeds = itertools.count(seed)
 
-    def make(puzzle: GridPuzzle) -> tuple[Denoiser, SymbolVocabulary]:
+    def make(puzzle: GridPuzzle) -> tuple[CellScorer, SymbolVocabulary]:
         vocabulary = SymbolVocabulary.plain(puzzle.symbols)
-        return UniformDenoiser(vocabulary.vocab_size, next(seeds)), vocabulary
+        return UniformScorer(vocabulary.vocab_size, next(seeds)), vocabulary
 
     return make
 
 
-def builtin_factory(seed: int, model: Any = None, tokenizer: Any = None) -> DenoiserFactory:
-    """A model (the built-in one unless given, loaded once) as a denoiser per puzzle, its tokenizer's digit tokens
-    as the vocabulary."""
-    from constrained.default_model import load_default
-    from constrained.puzzles.sudoku import model_denoiser
+def builtin_factory(seed: int, *, model: Any = None, tokenizer: Any = None) -> ScorerFactory:
+    """A model (the built-in one unless given, loaded once) as the cell scorer of each puzzle, its tokenizer's
+    digit tokens as the vocabulary."""
+    from constrained.default_model import resolve
+    from constrained.puzzles.sudoku import sudoku_scorer
 
-    if model is None:
-        model, tokenizer = load_default()
+    model, tokenizer = resolve(model, tokenizer)
     seeds = itertools.count(seed)
 
-    def make(puzzle: GridPuzzle) -> tuple[Denoiser, SymbolVocabulary]:
+    def make(puzzle: GridPuzzle) -> tuple[CellScorer, SymbolVocabulary]:
         vocabulary = SymbolVocabulary.from_tokenizer(tokenizer, puzzle.symbols)
-        return model_denoiser(model, tokenizer, puzzle, next(seeds)), vocabulary
+        return sudoku_scorer(puzzle, model=model, tokenizer=tokenizer, seed=next(seeds)), vocabulary
 
     return make
 
 
-def oracle_factory(puzzle: GridPuzzle) -> tuple[Denoiser, SymbolVocabulary]:
-    """A denoiser certain of one solution of ``puzzle`` (the first the classical solver finds)."""
+def oracle_factory(puzzle: GridPuzzle) -> tuple[CellScorer, SymbolVocabulary]:
+    """A scorer certain of one solution of ``puzzle`` (the first the classical solver finds)."""
     vocabulary = SymbolVocabulary.plain(puzzle.symbols)
     found = solve_classical(puzzle, level="gac")
     if not found.solutions:
@@ -160,10 +159,10 @@ def oracle_factory(puzzle: GridPuzzle) -> tuple[Denoiser, SymbolVocabulary]:
     logprobs = torch.full((puzzle.n_cells, vocabulary.vocab_size), -30.0, dtype=torch.float64)
     for cell, value in enumerate(found.solutions[0]):
         logprobs[cell, vocabulary.token_ids[value - 1]] = 0.0
-    return (lambda canvas: logprobs), vocabulary
+    return (lambda cells: logprobs), vocabulary
 
 
-def load_factory(spec: str, seed: int) -> DenoiserFactory:
+def load_factory(spec: str, seed: int) -> ScorerFactory:
     if spec == "builtin":
         return builtin_factory(seed)
     module_name, _, attribute = spec.partition(":")
@@ -179,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--level", default="gac", choices=["singles", "gac"], help="propagation in the loop")
     parser.add_argument("--remasks-per-pass", type=int, default=1)
     parser.add_argument("--classical-level", default="singles", choices=["singles", "gac"])
-    parser.add_argument("--denoiser", help="'builtin' or module:factory (see above)")
+    parser.add_argument("--scorer", help="'builtin' or module:factory (see above)")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -193,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.limit:
             lines = lines[: args.limit]
         figures: dict[str, Any] = {}
-        if args.denoiser:
-            figures["model"] = run_loop(lines, load_factory(args.denoiser, args.seed), options)
+        if args.scorer:
+            figures["model"] = run_loop(lines, load_factory(args.scorer, args.seed), options)
         figures["uniform"] = run_loop(lines, uniform_factory(args.seed), options)
         figures["oracle"] = run_loop(lines, oracle_factory, options)
         figures["classical"] = run_classical(lines, args.classical_level)

@@ -184,17 +184,17 @@ def run_sql(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:
 
 
 def run_sudoku(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:
-    from .puzzles.solver import UniformDenoiser
+    from .puzzles.solver import UniformScorer
     from .puzzles.sudoku import format_sudoku, parse_sudoku, solve_sudoku
 
     model, tokenizer = _model(args)
-    denoiser = None
+    scorer = None
     if args.uniform:
-        denoiser = UniformDenoiser(parse_sudoku(args.puzzle).size, args.seed)
+        scorer = UniformScorer(parse_sudoku(args.puzzle).size, args.seed)
     started = time.perf_counter()
-    result = solve_sudoku(args.puzzle, model=model, tokenizer=tokenizer, denoiser=denoiser, seed=args.seed,
+    result = solve_sudoku(args.puzzle, model=model, tokenizer=tokenizer, scorer=scorer, seed=args.seed,
                           callback=draw)
-    figures = _figures(result.steps, time.perf_counter() - started)
+    figures = _figures(result.forward_passes, time.perf_counter() - started)
     report = {"solution": result.solution, "unique": result.unique, "remasks": result.remasks, **figures}
     return report, format_sudoku(result.solution, pretty=not args.line)
 
@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("sudoku", run_sudoku, "solve a Sudoku (81 characters, '.' or '0' for a blank)", "sudoku",
                   generates=False, shape=_sudoku_grid)
     sub.add_argument("--uniform", action="store_true",
-                     help="guide the search by a uniform-random denoiser instead of the model (the baseline)")
+                     help="guide the search by uniform-random cell scores instead of the model (the baseline)")
     sub.add_argument("--line", action="store_true", help="print the solution as one line, not as a grid")
     sub.add_argument("puzzle")
 

@@ -1,4 +1,4 @@
-"""The oracle of benchmarks/sudoku.py: the fewest passes any denoiser can reach under the solve loop's
+"""The oracle of benchmarks/sudoku.py: the fewest passes any model can reach under the solve loop's
 constraints, which is what makes ``uniform / oracle`` a bound on what a model can cut."""
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ def _puzzle(seed: int, blanks: int):
 @given(seed=st.integers(0, 10_000), blanks=st.integers(40, 64), level=st.sampled_from(["singles", "gac"]))
 def test_oracle_needs_one_pass_exactly_when_propagation_does_not_finish(sudoku, seed, blanks, level):
     puzzle = _puzzle(seed, blanks)
-    denoiser, vocabulary = sudoku.oracle_factory(puzzle)
-    result = solve(puzzle, denoiser, vocabulary, level=level, check_unique=False)
+    scorer, vocabulary = sudoku.oracle_factory(puzzle)
+    result = solve(puzzle, scorer, vocabulary, level=level, check_unique=False)
     propagation_finishes = all(is_single(m) for m in Propagator(puzzle, level).initial())
     assert result.remasks == 0
-    assert result.steps == (0 if propagation_finishes else 1)
+    assert result.forward_passes == (0 if propagation_finishes else 1)
     assert not puzzle.violations(result.values)
 

@@ -58,9 +58,9 @@ def test_sql_command_runs_a_query_over_real_tables(capsys) -> None:
     assert isinstance(report["rows"], list)
 
 
-@pytest.mark.parametrize("denoiser", [[], ["--uniform"]])
-def test_sudoku_command_solves(capsys, denoiser: list[str]) -> None:
-    status, report = run_json(capsys, "sudoku", HARD, *denoiser)
+@pytest.mark.parametrize("guide", [[], ["--uniform"]])
+def test_sudoku_command_solves(capsys, guide: list[str]) -> None:
+    status, report = run_json(capsys, "sudoku", HARD, *guide)
     assert status == 0 and report["unique"] is True
     solution = parse_sudoku(report["solution"])
     assert solution.violations(solution.givens) == []

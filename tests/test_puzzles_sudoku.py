@@ -60,20 +60,20 @@ def test_solve_sudoku_returns_a_valid_unique_solution() -> None:
     assert all(p in (".", s) for p, s in zip(PUZZLE, result.solution))
     assert parse_sudoku(result.solution).violations(parse_sudoku(result.solution).givens) == []
     assert len(result.grid) == 9 and "".join(map("".join, result.grid)) == result.solution
-    assert result.steps >= 0 and result.remasks >= 0
+    assert result.forward_passes >= 0 and result.remasks >= 0
 
 
-def test_solve_sudoku_with_a_denoiser_and_a_tokenizer_dict() -> None:
+def test_solve_sudoku_with_a_scorer_and_a_tokenizer_dict() -> None:
     vocab = {**{str(d): 100 + d for d in range(10)}, "<mask>": 3}
-    canvases = []
+    seen = []
 
-    def denoiser(canvas: list[int | None]) -> torch.Tensor:
-        canvases.append(canvas)
+    def scorer(cells: list[int | None]) -> torch.Tensor:
+        seen.append(cells)
         return torch.zeros(81, 110)
 
-    result = solve_sudoku(PUZZLE, tokenizer=vocab, denoiser=denoiser)
+    result = solve_sudoku(PUZZLE, tokenizer=vocab, scorer=scorer)
     assert result.tokens == tuple(100 + int(ch) for ch in result.solution)
-    assert all(t is None or 101 <= t <= 109 for canvas in canvases for t in canvas)
+    assert all(t is None or 101 <= t <= 109 for cells in seen for t in cells)
 
 
 def test_model_needs_a_tokenizer_and_a_known_family() -> None:
@@ -99,15 +99,15 @@ def test_a_random_init_masked_lm_drives_the_loop() -> None:
 def test_diffusion_gemma_adapter_gives_one_log_prob_row_per_cell() -> None:
     """One pass of a random-init DiffusionGemma (slow on CPU, so one call rather than a whole solve)."""
     from constrained import testing
-    from constrained.puzzles.sudoku import model_denoiser
+    from constrained.puzzles.sudoku import sudoku_scorer
 
     tokenizer = testing.byte_tokenizer()
-    denoiser = model_denoiser(testing.diffusion_gemma(len(tokenizer)), tokenizer, parse_sudoku(PUZZLE))
+    scorer = sudoku_scorer(parse_sudoku(PUZZLE), model=testing.diffusion_gemma(len(tokenizer)), tokenizer=tokenizer)
     one = tokenizer.convert_tokens_to_ids("1")
-    logprobs = denoiser([one] + [None] * 80)
+    logprobs = scorer([one] + [None] * 80)
     assert logprobs.shape == (81, len(tokenizer))
     assert torch.allclose(logprobs.exp().sum(-1), torch.ones(81), atol=1e-4)
-    assert denoiser.canvas[0] == one and (denoiser.canvas[81:] == tokenizer.eos_token_id).all()
+    assert scorer.canvas[0] == one and (scorer.canvas[81:] == tokenizer.eos_token_id).all()
 
 
 def test_contradictory_givens_and_no_solution() -> None:

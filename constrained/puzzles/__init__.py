@@ -5,25 +5,25 @@ denoising.
   ``kinds``: each kind in a few lines on top of it.
 - ``propagation``: candidates after propagation (naked/hidden singles, all-different arc consistency, cage sums,
   inequalities, learned nogoods) and contradiction detection.
-- ``canvas``: the puzzle as a canvas over a tokenizer's vocabulary (one position per cell, one token per
-  symbol; ``symbols`` checks every symbol is a single token). 16x16 uses ``1``-``9`` then ``A``-``G``.
-- ``solver``: the solve loop (one denoiser forward per pass, confident commits checked by propagation,
-  contradictions remask the least confident culprit); ``UniformDenoiser`` is the model-free baseline.
+- ``lattice``: the puzzle's mask lattice over a tokenizer's vocabulary (one canvas position per cell, one token
+  per symbol; ``symbols`` checks every symbol is a single token). 16x16 uses ``1``-``9`` then ``A``-``G``.
+- ``solver``: the solve loop (one call of a *cell scorer* per pass, confident commits checked by propagation,
+  contradictions remask the least confident culprit); ``UniformScorer`` is the model-free baseline.
 - ``classical``: propagation plus backtracking, the reference solver and the uniqueness check.
-- ``sudoku``: parsing, printing and ``solve_sudoku``; ``model_denoiser``: a diffusion model as a denoiser.
+- ``sudoku``: parsing, printing and ``solve_sudoku``; ``model_scorer``: a diffusion model as a cell scorer.
 """
 
-from constrained.puzzles.canvas import PuzzleCanvas
 from constrained.puzzles.classical import ClassicalResult, solve_classical
 from constrained.puzzles.grid import Cage, GridPuzzle, Inequality
 from constrained.puzzles.kinds import futoshiki, killer_sudoku, latin_square
-from constrained.puzzles.solver import Denoiser, PuzzleResult, UniformDenoiser, solve
-from constrained.puzzles.sudoku import format_sudoku, parse_sudoku, solve_sudoku
+from constrained.puzzles.lattice import GridLattice
+from constrained.puzzles.solver import CellScorer, CellTokens, PuzzleResult, UniformScorer, solve
+from constrained.puzzles.sudoku import format_sudoku, parse_sudoku, solve_sudoku, sudoku_scorer
 from constrained.puzzles.symbols import SymbolVocabulary
 
 __all__ = [
-    "Cage", "ClassicalResult", "Denoiser", "GridPuzzle", "Inequality", "PuzzleCanvas", "PuzzleResult",
-    "SymbolVocabulary", "UniformDenoiser", "format_sudoku", "futoshiki", "killer_sudoku", "latin_square",
-    "parse_sudoku", "solve", "solve_classical", "solve_sudoku",
+    "Cage", "CellScorer", "CellTokens", "ClassicalResult", "GridLattice", "GridPuzzle", "Inequality",
+    "PuzzleResult", "SymbolVocabulary", "UniformScorer", "format_sudoku", "futoshiki", "killer_sudoku",
+    "latin_square", "parse_sudoku", "solve", "solve_classical", "solve_sudoku", "sudoku_scorer",
 ]
 # The Sudoku *kind* is ``kinds.sudoku``: the name ``sudoku`` here is the parse/solve submodule.

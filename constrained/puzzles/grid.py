@@ -3,7 +3,7 @@
 Every kind of puzzle this package solves (Sudoku of any box size, Latin squares, Killer Sudoku, Futoshiki) is a
 :class:`GridPuzzle`: a rectangle of cells whose values are the integers ``1..size``, written with one symbol each,
 plus a handful of rule families. Keeping the form this small is what lets a new kind be a few lines in
-``kinds.py`` while propagation, the solve loop, the canvas and the classical reference solver stay generic.
+``kinds.py`` while propagation, the solve loop, the lattice and the classical reference solver stay generic.
 
 Cells are numbered row-major (``cell = row * cols + col``); values are ``1..size`` so that cage sums and
 inequalities read naturally. Validation here catches only what is wrong *on its face* (a given outside the

@@ -1,7 +1,12 @@
-"""The solve loop: a denoiser proposes, propagation disposes, and contradictions remask the least confident choices.
+"""The solve loop: a cell scorer proposes, propagation disposes, and contradictions remask the least confident
+choices.
 
-What one *pass* is (the unit we count as ``steps`` and try to minimise): one call of the denoiser on the current
-canvas, returning log-probabilities for every cell. With that one output in hand the solver then
+A *cell scorer* (:data:`CellScorer`) is what guides the solve: given the cells' tokens (``None`` where open) it
+returns log-probabilities for every cell. A diffusion model's forward pass is one (``model_scorer.ModelScorer``,
+over a :class:`constrained.denoisers.Denoiser`); :class:`UniformScorer` is the model-free baseline.
+
+What one *pass* is (the unit we count as ``forward_passes`` and try to minimise): one call of the scorer on the
+current cells. With that one output in hand the solver then
 
 1. restricts every open cell to its candidates after propagation (the mask),
 2. repeatedly takes the open cell whose renormalised top probability is highest (the most confident one),
@@ -13,19 +18,19 @@ canvas, returning log-probabilities for every cell. With that one output in hand
 On a conflict the solver finds which decisions caused it (a short chronological prefix of the decisions, then a
 deletion filter; the test is propagation plus a probe of the stuck cell), records that set as a *nogood*
 (those cell values cannot hold together in any solution), and remasks the lowest-confidence decision in it.
-Then, by default, the pass ends and the denoiser is asked again on the canvas with that cell open: the model
+Then, by default, the pass ends and the scorer is asked again on the cells with that cell open: the model
 sees the consequence of its mistake. ``remasks_per_pass > 1`` lets one pass's log-probabilities drive several
 backtracks (fewer passes, staler guidance); the benchmark reports which setting produced its figures.
 ``commit_threshold > 0`` does the opposite: a pass stops committing once the most confident open cell falls
 below it (after at least one commit), so a model is asked again before its weaker guesses are taken.
 
-Within a pass there is no search beyond that: each commit is one propagation check of the denoiser's own
+Within a pass there is no search beyond that: each commit is one propagation check of the scorer's own
 ranking (a one-step lookahead), and conflict analysis only names culprits, it never picks values. Because
 confidence is renormalised over the remaining candidates, a cell with few candidates tends to be confident; under
 the uniform baseline this makes the order close to "fewest candidates first", which is why constraints alone
 already need few passes.
 
-Everything the denoiser is asked to decide is decided from its own ranking; propagation only removes values that
+Everything the scorer is asked to decide is decided from its own ranking; propagation only removes values that
 cannot be right, and the nogoods only remove combinations proved impossible. Nogoods are kept for the whole
 solve, so the search cannot revisit a refuted combination: with ``max_passes`` and ``max_remasks`` large enough,
 every puzzle with a solution is solved, and an unsatisfiable one is proved so (an empty nogood).
@@ -45,21 +50,22 @@ from constrained.puzzles.grid import GridPuzzle
 from constrained.puzzles.propagation import Contradiction, Nogood, Propagator, bit, is_single
 from constrained.puzzles.symbols import SymbolVocabulary
 
-Canvas = list[int | None]
-Denoiser = Callable[[Canvas], "torch.Tensor | np.ndarray"]
-"""Anything that maps the canvas (token id per cell, ``None`` where open) to log-probabilities ``[n_cells, V]``."""
+CellTokens = list[int | None]
+"""The token id of each cell's value, row-major, ``None`` where the cell is open."""
+CellScorer = Callable[[CellTokens], "torch.Tensor | np.ndarray"]
+"""Anything that maps the cells' tokens to log-probabilities ``[n_cells, V]``, one row per cell."""
 
-_FLOOR = -1e30  # stands in for -inf so that a row the denoiser masked out entirely renormalises to uniform
+_FLOOR = -1e30  # stands in for -inf so that a row the scorer masked out entirely renormalises to uniform
 
 
 @dataclass(frozen=True)
 class PuzzleResult:
-    """A solved puzzle. ``steps``: denoiser forward passes (0 when propagation alone solved it)."""
+    """A solved puzzle. ``forward_passes``: calls of the cell scorer (0 when propagation alone solved it)."""
 
     puzzle: GridPuzzle
     values: tuple[int, ...]
     tokens: tuple[int, ...]
-    steps: int
+    forward_passes: int
     remasks: int
     unique: bool | None
     """True: no other solution; False: another exists (the returned one is still valid); None: check gave up."""
@@ -76,7 +82,7 @@ class PuzzleResult:
         return [list(text[r * cols : (r + 1) * cols]) for r in range(self.puzzle.rows)]
 
 
-class UniformDenoiser:
+class UniformScorer:
     """The model-free baseline: independent uniform-random probabilities for every (cell, token), seeded.
 
     Under the solver's masks its only influence is a random order of cells and values; the figures it gets show
@@ -87,8 +93,8 @@ class UniformDenoiser:
         self.vocab_size = vocab_size
         self.generator = torch.Generator().manual_seed(seed)
 
-    def __call__(self, canvas: Canvas) -> torch.Tensor:
-        weights = torch.rand(len(canvas), self.vocab_size, generator=self.generator, dtype=torch.float64) + 1e-12
+    def __call__(self, cells: CellTokens) -> torch.Tensor:
+        weights = torch.rand(len(cells), self.vocab_size, generator=self.generator, dtype=torch.float64) + 1e-12
         return torch.log(weights / weights.sum(dim=-1, keepdim=True))
 
 
@@ -151,16 +157,16 @@ class _Search:
 
 
 def _scores(output: torch.Tensor | np.ndarray, n_cells: int, vocabulary: SymbolVocabulary) -> np.ndarray:
-    """The denoiser's log-probabilities at the symbol tokens, ``[n_cells, size]``, validated."""
+    """The scorer's log-probabilities at the symbol tokens, ``[n_cells, size]``, validated."""
     logits = torch.as_tensor(output)
     if logits.ndim != 2 or logits.shape[0] != n_cells or logits.shape[1] <= max(vocabulary.token_ids):
         raise DenoiserError(
-            f"denoiser must return log-probabilities [{n_cells}, V>={max(vocabulary.token_ids) + 1}], "
+            f"the cell scorer must return log-probabilities [{n_cells}, V>={max(vocabulary.token_ids) + 1}], "
             f"got shape {tuple(logits.shape)}"
         )
     picked = logits[:, list(vocabulary.token_ids)].detach().to("cpu", torch.float64).numpy()
     if np.isnan(picked).any() or np.isposinf(picked).any():
-        raise DenoiserError("denoiser returned NaN or +inf log-probabilities at puzzle symbol tokens")
+        raise DenoiserError("the cell scorer returned NaN or +inf log-probabilities at puzzle symbol tokens")
     return np.maximum(picked, _FLOOR)
 
 
@@ -181,7 +187,7 @@ def _most_confident(cands: list[int], scores: np.ndarray) -> tuple[int, list[int
 
 def solve(
     puzzle: GridPuzzle,
-    denoiser: Denoiser,
+    scorer: CellScorer,
     vocabulary: SymbolVocabulary | None = None,
     *,
     level: str = "gac",
@@ -193,13 +199,27 @@ def solve(
     unique_node_limit: int = 200_000,
     callback: Callable[[int, str], None] | None = None,
 ) -> PuzzleResult:
-    """Solve ``puzzle`` with ``denoiser`` guiding every choice (see the module docstring for what a pass does).
+    """Solve ``puzzle`` with ``scorer`` guiding every choice (see the module docstring for what a pass does).
 
-    ``vocabulary`` maps values to the denoiser's token ids (default: the symbols as ids ``0..size-1``).
-    ``callback(pass, grid)`` sees the grid after every pass (row-major symbols, ``.`` where still open), the way
-    :func:`constrained.generate` shows drafts.
-    Raises ConstraintUnsatisfiable when no solution exists or the pass/remask bounds run out (``partial`` holds
-    the canvas reached), DenoiserError when the denoiser's output has the wrong shape or NaNs.
+    Parameters:
+        puzzle: the grid, its rules and givens.
+        scorer: the cell scorer asked once per pass (:class:`UniformScorer` is the model-free baseline).
+        vocabulary: which of the scorer's token ids writes each value (default: the symbols as ids
+            ``0..size-1``).
+        level, max_passes, max_remasks, remasks_per_pass, commit_threshold: propagation strength and the
+            loop's bounds and pace, as the module docstring describes them.
+        check_unique, unique_node_limit: afterwards, search (bounded) for a second solution.
+        callback: ``callback(pass, grid)`` sees the grid after every pass (row-major symbols, ``.`` where still
+            open), the way :func:`constrained.generate` shows drafts.
+
+    Returns:
+        The solution, with its cost in scorer calls (``forward_passes``) and remasks.
+
+    Raises:
+        ConstraintUnsatisfiable: no solution exists, or the pass/remask bounds ran out (``partial`` holds the
+            grid reached).
+        DenoiserError: the scorer's output has the wrong shape, NaN or +inf.
+        VocabularyError: ``vocabulary`` spells other symbols than the puzzle's.
     """
     vocabulary = vocabulary or SymbolVocabulary.plain(puzzle.symbols)
     if vocabulary.symbols != puzzle.symbols:
@@ -213,17 +233,17 @@ def solve(
         raise ConstraintUnsatisfiable(f"puzzle has no solution: {exc.reason}", puzzle.format(puzzle.givens)) from None
     search = _Search(prop, base)
     cands = base
-    steps = remasks = 0
+    passes = remasks = 0
 
     def partial() -> str:
         return puzzle.format([m.bit_length() if is_single(m) else None for m in cands])
 
     while not all(is_single(m) for m in cands):
-        if steps >= max_passes:
-            raise ConstraintUnsatisfiable(f"not solved within {max_passes} denoiser passes", partial())
-        canvas: Canvas = [vocabulary.token_ids[m.bit_length() - 1] if is_single(m) else None for m in cands]
-        scores = _scores(denoiser(canvas), puzzle.n_cells, vocabulary)
-        steps += 1
+        if passes >= max_passes:
+            raise ConstraintUnsatisfiable(f"not solved within {max_passes} scorer passes", partial())
+        cells: CellTokens = [vocabulary.token_ids[m.bit_length() - 1] if is_single(m) else None for m in cands]
+        scores = _scores(scorer(cells), puzzle.n_cells, vocabulary)
+        passes += 1
         conflicts = commits = 0
         while conflicts < remasks_per_pass and not all(is_single(m) for m in cands):
             cell, ranked, confidence = _most_confident(cands, scores)
@@ -256,7 +276,7 @@ def solve(
                     except Contradiction:
                         stuck = None
         if callback is not None:
-            callback(steps, partial())
+            callback(passes, partial())
     values = tuple(m.bit_length() for m in cands)
     problems = puzzle.violations(values)
     if problems:  # propagation is meant to make this impossible; never hand back a broken grid
@@ -266,5 +286,5 @@ def solve(
         check = solve_classical(puzzle, max_solutions=2, node_limit=unique_node_limit, level=level)
         unique = len(check.solutions) == 1 if check.complete else (False if len(check.solutions) > 1 else None)
     return PuzzleResult(
-        puzzle, values, tuple(vocabulary.token_ids[v - 1] for v in values), steps, remasks, unique
+        puzzle, values, tuple(vocabulary.token_ids[v - 1] for v in values), passes, remasks, unique
     )

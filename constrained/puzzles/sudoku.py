@@ -6,11 +6,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from constrained.default_model import resolve
 from constrained.errors import DenoiserError, PuzzleError
 from constrained.puzzles.grid import GridPuzzle
 from constrained.puzzles.kinds import SYMBOLS, sudoku
-from constrained.puzzles.model_denoiser import AdapterDenoiser
-from constrained.puzzles.solver import Denoiser, PuzzleResult, solve
+from constrained.puzzles.model_scorer import ModelScorer
+from constrained.puzzles.solver import CellScorer, PuzzleResult, solve
 from constrained.puzzles.symbols import SymbolVocabulary
 
 BLANKS = ".0"
@@ -76,40 +77,56 @@ def format_sudoku(values: str, pretty: bool = False) -> str:
     return "\n".join(lines)
 
 
-def model_denoiser(model: Any, tokenizer: Any, puzzle: GridPuzzle, seed: int = 0) -> Denoiser:
-    """The seam where a model plugs in: ``model`` (anything ``constrained.denoisers.as_denoiser`` takes) as
-    ``canvas -> log-probs [81, V]``, prompted with ``constrained.prompts.sudoku_prompt`` the way the built-in model
-    was trained (``<bos>`` + prompt; the solution's digits start the canvas, ``<eos>`` after them)."""
-    if tokenizer is None:
-        raise DenoiserError("a model needs its tokenizer: pass tokenizer= with model=")
+def sudoku_scorer(puzzle: GridPuzzle, *, model: Any = None, tokenizer: Any = None, seed: int = 0) -> ModelScorer:
+    """The seam where a model plugs in: a diffusion model as the cell scorer of a 9x9 Sudoku.
+
+    It is prompted with ``constrained.prompts.sudoku_prompt`` the way the built-in model was trained (``<bos>`` +
+    prompt; the solution's digits start the canvas, ``<eos>`` after them), one model forward per call.
+
+    Parameters:
+        puzzle: the parsed Sudoku (its givens go into the prompt).
+        model: anything ``constrained.denoisers.as_denoiser`` takes; ``None`` is the built-in model.
+        tokenizer: the model's tokenizer (``None`` only with ``model=None``: the built-in model's own).
+        seed: seeds the noise the open cells hold at each call.
+
+    Returns:
+        ``cell tokens -> log-probs [81, V]``.
+
+    Raises:
+        DenoiserError: an explicit model without a tokenizer, a model no adapter serves, a tokenizer with no
+            ``<eos>``, or a grid other than 9x9 (the prompt covers those only).
+    """
     from constrained.denoisers import as_denoiser
     from constrained.prompts import prompt_ids, sudoku_prompt
 
+    model, tokenizer = resolve(model, tokenizer)
     if puzzle.size != 9:
         raise DenoiserError(f"the Sudoku prompt covers 9x9 grids; this one is {puzzle.rows}x{puzzle.cols}")
     ids = prompt_ids(tokenizer, sudoku_prompt(puzzle.format(puzzle.givens)))
-    return AdapterDenoiser(as_denoiser(model, tokenizer), ids, puzzle.n_cells, tokenizer.eos_token_id, seed)
+    return ModelScorer(as_denoiser(model, tokenizer), ids, puzzle.n_cells, tokenizer.eos_token_id, seed)
 
 
 def solve_sudoku(
     puzzle: SudokuInput,
+    *,
     model: Any = None,
     tokenizer: Any = None,
-    denoiser: Denoiser | None = None,
-    *,
+    scorer: CellScorer | None = None,
     seed: int = 0,
     **options: Any,
 ) -> PuzzleResult:
-    """Solve a Sudoku, the denoiser guiding each pass and propagation ruling out what cannot be right.
+    """Solve a Sudoku, a cell scorer (by default the built-in model) guiding each pass and propagation ruling out
+    what cannot be right.
 
     Parameters:
         puzzle: an 81-character line (``.`` or ``0`` for a blank; 16, 256 or 625 characters for other sizes) or
             a grid (a list of rows).
-        model, tokenizer: the model that guides the search (see :func:`model_denoiser`); ``model=None`` means
-            the built-in model and its tokenizer. The tokenizer (Hugging Face, or a ``{token: id}`` dict) also
-            decides which token id writes each symbol.
-        denoiser: guides the search instead of a model (``UniformDenoiser`` is the model-free baseline); with no
-            tokenizer its token ids are the symbols' ``0..n-1``.
+        model: the model that guides the search (see :func:`sudoku_scorer`); ``None`` is the built-in model.
+        tokenizer: the model's tokenizer (Hugging Face, or a ``{token: id}`` dict); it also decides which token id
+            writes each symbol. ``None`` with ``model=None`` is the built-in model's own; with ``scorer`` and no
+            tokenizer the symbols are token ids ``0..n-1``.
+        scorer: a ready cell scorer that guides the search instead of a model, ``cell tokens -> log-probs
+            [n_cells, V]`` (``solver.UniformScorer(n)`` is the model-free baseline); ``model`` is not used then.
         seed: seeds the model's sampling.
         options: go to :func:`constrained.puzzles.solver.solve` (``level``, ``max_passes``, ``max_remasks``,
             ``remasks_per_pass``, ``commit_threshold``, ``check_unique``, ``callback``, ...).
@@ -124,19 +141,15 @@ def solve_sudoku(
             grid reached).
         VocabularyError: a symbol is not a single token of the tokenizer.
         DenoiserError: a model came without its tokenizer, the puzzle is not 9x9 (the model's prompt covers 9x9
-            grids), or the denoiser's output has the wrong shape.
+            grids), or the scorer's output has the wrong shape.
     """
     grid = parse_sudoku(puzzle)
-    if denoiser is None:
-        if model is None:
-            from constrained.default_model import load_default
-
-            model, default_tokenizer = load_default()
-            tokenizer = tokenizer if tokenizer is not None else default_tokenizer
-        denoiser = model_denoiser(model, tokenizer, grid, seed)
+    if scorer is None:
+        model, tokenizer = resolve(model, tokenizer)
+        scorer = sudoku_scorer(grid, model=model, tokenizer=tokenizer, seed=seed)
     vocabulary = (
         SymbolVocabulary.from_tokenizer(tokenizer, grid.symbols)
         if tokenizer is not None
         else SymbolVocabulary.plain(grid.symbols)
     )
-    return solve(grid, denoiser, vocabulary, **options)
+    return solve(grid, scorer, vocabulary, **options)

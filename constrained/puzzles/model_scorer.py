@@ -1,9 +1,11 @@
-"""A diffusion model as a puzzle denoiser: one model forward per solver pass, cells as the first canvas positions.
+"""A diffusion model as a puzzle's cell scorer: one model forward per solver pass, cells as the first canvas
+positions.
 
-The puzzle loop wants ``canvas -> log-probs [n_cells, V]``; the model adapters of ``constrained.denoisers`` speak
-block diffusion (``begin`` with a prompt, ``new_canvas``, ``renoise``, ``predict``). This wraps the latter as the
-former, following the built-in model's convention (``model/blocks.py``): the answer (the cells' symbols) starts
-the canvas and ``<eos>`` fills every position after it. Decided cells keep their tokens; open cells hold the
+The puzzle loop wants ``cell tokens -> log-probs [n_cells, V]`` (a ``solver.CellScorer``); the model adapters of
+``constrained.denoisers`` speak block diffusion (``begin`` with a prompt, ``new_canvas``, ``renoise``,
+``predict``). This wraps the latter as the former, following the built-in model's convention
+(``constrained.default_model``): the answer (the cells' symbols) starts the canvas and ``<eos>`` fills every
+position after it. Decided cells keep their tokens; open cells hold the
 family's noise (a mask token, or fresh random tokens for uniform-noise models such as DiffusionGemma), drawn
 anew each pass the way the family's own sampler would.
 
@@ -20,8 +22,9 @@ import torch
 from constrained.errors import DenoiserError
 
 
-class AdapterDenoiser:
-    """``canvas -> log-probs [n_cells, V]`` over a ``constrained.denoisers`` adapter; one ``predict`` per call."""
+class ModelScorer:
+    """``cell tokens -> log-probs [n_cells, V]`` over a ``constrained.denoisers`` adapter; one ``predict`` per
+    call."""
 
     def __init__(self, adapter: Any, prompt_ids: list[int], n_cells: int, eos_token_id: int, seed: int = 0) -> None:
         if eos_token_id is None:

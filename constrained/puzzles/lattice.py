@@ -1,11 +1,11 @@
-"""A puzzle as a canvas constraint over a tokenizer's vocabulary: one position per cell, one token per symbol.
+"""A grid puzzle's mask lattice over a tokenizer's vocabulary: one canvas position per cell, one token per symbol.
 
-Same surface as the regex canvas (``constrained.lattice.Canvas``): ``decide``, ``tokens``, ``allowed``,
-``masks``, ``feasible``, ``map_decode``. One difference, stated plainly: for a regular language the masks are
-exact, while here deciding whether a token at a cell has *some* completion is as hard as solving the puzzle, so
-the masks are the candidates after propagation. They are sound (a token some solution uses is never masked)
-and usually close to exact; :meth:`PuzzleCanvas.feasible` is the exact check (bounded search), and
-:meth:`PuzzleCanvas.map_decode` only returns complete, valid grids.
+Same surface as a constraint's lattice over a canvas (``constrained.lattice.Canvas``): ``decide``, ``tokens``,
+``allowed``, ``masks``, ``feasible``, ``map_decode``. One difference, stated plainly: for a regular language the
+masks are exact, while here deciding whether a token at a cell has *some* completion is as hard as solving the
+puzzle, so the masks are the candidates after propagation. They are sound (a token some solution uses is never
+masked) and usually close to exact; :meth:`GridLattice.feasible` is the exact check (bounded search), and
+:meth:`GridLattice.map_decode` only returns complete, valid grids.
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ import numpy as np
 import torch
 
 from constrained.errors import ConstraintUnsatisfiable, PuzzleError, VocabularyError
+from constrained.lattice import check_logprobs_shape
 from constrained.puzzles.classical import best_completion, solve_classical
 from constrained.puzzles.grid import GridPuzzle
 from constrained.puzzles.propagation import Contradiction, Propagator, bit
 from constrained.puzzles.symbols import SymbolVocabulary
 
 
-class PuzzleCanvas:
-    """The cells of ``puzzle`` as canvas positions; givens start decided and cannot be reopened."""
+class GridLattice:
+    """The cells of ``puzzle`` as canvas positions, each with its candidate tokens; givens start decided and
+    cannot be reopened."""
 
     def __init__(
         self,
@@ -122,8 +124,7 @@ class PuzzleCanvas:
         Branch and bound over the propagated candidates (see ``classical.best_completion``): exact when it ends
         within ``search_node_limit`` nodes, else the best solution found. ConstraintUnsatisfiable if none is found.
         """
-        if tuple(logprobs.shape) != (self.length, self.vocab_size):
-            raise ValueError(f"logprobs must be [{self.length}, {self.vocab_size}], got {list(logprobs.shape)}")
+        check_logprobs_shape(logprobs, self.length, self.vocab_size)
         if self._cands is None:
             raise ConstraintUnsatisfiable("the decided cells contradict the puzzle's rules")
         picked = logprobs[:, list(self.vocabulary.token_ids)].detach().to("cpu", torch.float64)
