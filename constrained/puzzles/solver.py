@@ -220,6 +220,7 @@ def solve(
             grid reached).
         DenoiserError: the scorer's output has the wrong shape, NaN or +inf.
         VocabularyError: ``vocabulary`` spells other symbols than the puzzle's.
+        ValueError: ``remasks_per_pass`` is below 1.
     """
     vocabulary = vocabulary or SymbolVocabulary.plain(puzzle.symbols)
     if vocabulary.symbols != puzzle.symbols:
