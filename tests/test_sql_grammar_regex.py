@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from constrained.errors import GrammarError
-from constrained.text_to_sql.grammar_regex import GrammarRegex, names_pieces
+from constrained.grammar_regex import GrammarRegex, names_pieces
 
 ARITH = r"""
 start: expr

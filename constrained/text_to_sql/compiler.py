@@ -20,7 +20,7 @@ from ..constraint import Constraint
 from ..errors import GrammarError
 from .checks import SqlChecker
 from .database import Schema, load_schema
-from .grammar_regex import GrammarRegex, Piece, names_pieces
+from ..grammar_regex import GrammarRegex, Piece, names_pieces
 
 GRAMMAR_PATH = Path(str(files("constrained") / "grammars" / "sql.lark"))
 #: Aliases the masks offer (``FROM singer AS T1``): Spider's convention, and enough for nine-way joins.

@@ -41,7 +41,7 @@ from lark import Lark, Token, Tree
 from lark.grammar import NonTerminal, Terminal
 from lark.load_grammar import load_grammar
 
-from ..errors import GrammarError
+from .errors import GrammarError
 
 #: Kinds of boundary characters. Two tokens need whitespace between them when the last character of the
 #: first and the first character of the second form one of the GLUE pairs.
