@@ -1,8 +1,9 @@
 """constrained: constrained structured generation for diffusion language models.
 
-Compile a constraint once (:func:`json_schema`, :func:`regex`, :func:`sql`, puzzles), bind it to a tokenizer once,
-then let a denoiser fill canvases under its exact per-position masks (:func:`generate`, :func:`generate_json`,
-:func:`edit`, :func:`generate_sql`, :func:`solve_sudoku`). ``model=None`` everywhere means the built-in model.
+Compile a constraint once (:func:`json_schema`, :func:`regex`, :func:`sql`, :func:`grammar`, puzzles), bind it to a
+tokenizer once, then let a denoiser fill canvases under its exact per-position masks (:func:`generate`,
+:func:`generate_json`, :func:`edit`, :func:`generate_sql`, :func:`solve_sudoku`). ``model=None`` everywhere means
+the built-in model.
 
 ``import constrained`` loads only the errors: each public name imports its module (and torch, transformers,
 sqlglot or lark behind it) on first use, so a process pays for what it calls.
@@ -43,6 +44,7 @@ _LAZY = {
     "generate": ".generation",
     "generate_json": ".generation",
     "json_schema": ".json_schema",
+    "grammar": ".lark_grammar",
     "Canvas": ".lattice",
     "solve_sudoku": ".puzzles.sudoku",
     "SqlResult": ".text_to_sql",
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from .edit import edit
     from .generation import GenerationResult, generate, generate_json
     from .json_schema import json_schema
+    from .lark_grammar import grammar
     from .lattice import Canvas
     from .puzzles.sudoku import solve_sudoku
     from .text_to_sql import SqlResult, generate_sql, sql
@@ -91,5 +94,6 @@ __all__ = [
     "BoundConstraint", "Canvas", "CompileError", "CompileTimeout", "ConstrainedError", "Constraint",
     "ConstraintUnsatisfiable", "DatabaseError", "DenoiserError", "GenerationResult", "GrammarError", "PuzzleError",
     "RegexError", "SchemaError", "SqlResult", "UnsupportedSchema", "VocabularyError", "__version__", "edit",
-    "generate", "generate_json", "generate_sql", "json_schema", "load_default", "regex", "solve_sudoku", "sql",
+    "generate", "generate_json", "generate_sql", "grammar", "json_schema", "load_default", "regex", "solve_sudoku",
+    "sql",
 ]

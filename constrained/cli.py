@@ -1,4 +1,5 @@
-"""The ``constrained`` command: schema-bound JSON, SQL over a database, Sudoku, and edits, on the built-in model.
+"""The ``constrained`` command: schema-bound JSON, SQL over a database, Sudoku, edits and texts of a Lark grammar, on
+the built-in model.
 
 ::
 
@@ -6,6 +7,7 @@
     constrained sql --db concerts.sqlite "How many singers are older than 30?" --execute
     constrained sudoku 53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79
     constrained edit --schema person.schema.json --span '$.email' person.json
+    constrained grammar --grammar arithmetic.lark --depth 1 "the area of a circle of radius r"
 
 ``json`` extracts: its string and number values are spans and numbers of the text (grounded, see
 :mod:`constrained.schema.grounding`) unless ``--free`` lets them be anything the schema allows.
@@ -242,6 +244,21 @@ def run_edit(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]
     return {"text": result.text, "value": result.value, **figures}, result.text
 
 
+def run_grammar(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:
+    from .generation import generate
+    from .lark_grammar import grammar, shipped_grammar
+
+    model, tokenizer = _model(args)
+    path = Path(args.grammar)
+    text = path if path.suffix == ".lark" or path.exists() else shipped_grammar(args.grammar)
+    constraint = grammar(text, start=args.start, depth=args.depth)
+    started = time.perf_counter()
+    result = generate(constraint, args.prompt, model=model, tokenizer=tokenizer, max_new_tokens=args.max_new_tokens,
+                      steps=args.steps, seed=args.seed, callback=draw)
+    figures = _figures(result.steps, time.perf_counter() - started, len(result.token_ids))
+    return {"text": result.text, **figures}, result.text
+
+
 def _show_rows(console: Any, rows: list[list[Any]]) -> None:
     cells = [["NULL" if value is None else str(value) for value in row] for row in rows]
     if isinstance(console, PlainConsole):
@@ -306,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--prompt", default="", help="what the regenerated document should say")
     sub.add_argument("--extra-tokens", type=int, default=0, help="room per span for a longer replacement")
     sub.add_argument("document", help="file holding the document, or - for standard input")
+
+    sub = command("grammar", run_grammar, "write a text in the language of a Lark grammar", "grammar")
+    sub.add_argument("--grammar", required=True,
+                     help="a .lark grammar file, or the name of a shipped grammar (arithmetic, c_like, json, sql)")
+    sub.add_argument("--start", default="start", help="the start rule (default start)")
+    sub.add_argument("--depth", type=int, default=1, help="nesting the masks track (default 1)")
+    sub.add_argument("--max-new-tokens", type=int, default=96, help="token budget for the text")
+    sub.add_argument("prompt", help="what the text should say")
     return parser
 
 

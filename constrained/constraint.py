@@ -34,6 +34,10 @@ class Constraint:
     ``ungrounded`` names (by JSON pointer) the values a grounded JSON constraint's documents need but no span of
     its source text fits (they keep their schema's own language). ``cached=False`` keeps a one-off
     constraint's automata out of the caches (memory and disk).
+
+    ``beyond_masks`` names texts the constraint accepts but its patterns leave out, so generation never
+    produces them (a grammar's texts nested deeper than the masks' depth bound). With entries, ``check`` is
+    exact for the whole language and alone decides :meth:`accepts`.
     """
 
     pattern: str
@@ -42,6 +46,7 @@ class Constraint:
     kind: str = "regex"
     also_matches: tuple[str, ...] = ()
     ungrounded: tuple[str, ...] = ()
+    beyond_masks: tuple[str, ...] = ()
     cached: bool = True
     compile_timeout_s: float = field(default=DEFAULT_TIMEOUT_S, repr=False)
 
@@ -87,7 +92,8 @@ class Constraint:
         return state != DEAD and bool(dfa.accepting[state])
 
     def violation(self, text: str) -> str | None:
-        """Why ``text`` is rejected: the pattern first, then the commit-time check.
+        """Why ``text`` is rejected: the pattern first (unless ``beyond_masks`` has entries), then the commit-time
+        check.
 
         Parameters:
             text: the whole text to test.
@@ -99,7 +105,7 @@ class Constraint:
             RegexError, VocabularyError, CompileTimeout: as for :meth:`compile`, when the automaton is built on
                 first use.
         """
-        if not self.matches_pattern(text):
+        if not self.beyond_masks and not self.matches_pattern(text):
             return f"text does not match the {self.kind} constraint"
         return self.check(text) if self.check is not None else None
 

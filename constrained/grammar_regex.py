@@ -1,14 +1,16 @@
 """A Lark grammar, approximated by a regular expression that is exact up to a nesting depth.
 
-Token masks need a finite automaton, and a context-free grammar is not one. But real queries nest only a
+Token masks need a finite automaton, and a context-free grammar is not one. But real texts nest only a
 little, so we unroll the grammar: a rule that re-enters itself (a parenthesised expression inside an
 expression, a subquery inside a query) costs one unit of ``depth``; past the budget that alternative is
 dropped. Everything up to the budget is kept exactly, so the masks are exact for texts whose nesting stays
-within it, and never allow a text the grammar rejects (the approximation is from below).
+within it, and never allow a text the grammar rejects (the approximation is from below, up to the lexical
+corners named under *separators*, which the commit-time parse covers).
 
 The walk follows Lark's own grammar definitions (the EBNF rule trees and terminal patterns Lark builds when it
-loads a grammar), so it is not tied to SQL: ``x*``, ``x+``, ``x?`` and ``[x]`` become regex loops and options,
-and only real recursion is unrolled. Recursion of a rule into itself costs one unit of depth, whatever lies
+loads a grammar), so it serves any Lark grammar (:func:`constrained.grammar`) as well as the SQL helper:
+``x*``, ``x+``, ``x?``, ``[x]`` and ``x ~ n..m`` become regex loops, options and counts, and only real
+recursion is unrolled. Recursion of a rule into itself costs one unit of depth, whatever lies
 between (parentheses, a unary minus, CASE): after a re-entry the stack of open rules starts afresh. Further
 choices that make it practical:
 
@@ -21,27 +23,35 @@ choices that make it practical:
   reject ``count(col)``. The regex then also has a glued spelling such as ``count(DISTINCTcol)``; a
   constraint removes those by intersecting with :meth:`GrammarRegex.lexical_regex`, where word tokens never
   touch;
+* *terminals*: a terminal's regex is what Lark's lexer *matches* with it (Python's ``re.match``), which is its
+  set of texts only for greedy, assertion-free patterns. Lazy repetitions, lookaround (other than a trailing
+  word boundary) and backreferences are refused with :class:`GrammarError` naming the terminal; Lark's own
+  ``common.ESCAPED_STRING``, written with both, is replaced by its regular equivalent. Classes are taken
+  within :data:`ALPHABET`; the terminals this narrows are listed in :attr:`GrammarRegex.clipped`;
 * *bounds*: the regex is built under a size budget and fails with :class:`GrammarError` instead of growing
-  without end. Each level of depth copies the nested language into every position that can hold it, so the
-  text grows by one to two orders of magnitude per level for SQL: depth 0 fits the default budget
-  (``DEFAULT_MAX_REGEX_CHARS``) for a Spider database; depth 1 does not (loosened, it fits for a small
-  schema, but its token automaton then outgrows the build's memory bound).
+  without end, and under a time budget (:class:`CompileTimeout`). Each level of depth copies the nested
+  language into every position that can hold it, so the text grows by one to two orders of magnitude per
+  level for SQL: depth 0 fits the default budget (``DEFAULT_MAX_REGEX_CHARS``) for a Spider database; depth 1
+  does not (loosened, it fits for a small schema, but its token automaton then outgrows the build's memory
+  bound).
 """
 
 from __future__ import annotations
 
+import re
 import re._constants as sre_constants
 import re._parser as sre_parse
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from lark import Lark, Token, Tree
 from lark.grammar import NonTerminal, Terminal
 from lark.load_grammar import load_grammar
 
-from .errors import GrammarError
+from .errors import CompileTimeout, GrammarError
 
 #: Kinds of boundary characters. Two tokens need whitespace between them when the last character of the
 #: first and the first character of the second form one of the GLUE pairs.
@@ -51,6 +61,7 @@ _SPECIAL = {ord("-"): MINUS, ord("/"): SLASH, ord("*"): STAR}
 _ALL_KINDS = frozenset({WORD, MINUS, SLASH, STAR, OTHER})
 
 DEFAULT_MAX_REGEX_CHARS = 2_000_000
+DEFAULT_UNROLL_TIMEOUT_S = 60.0
 
 
 def char_kind(code: int) -> str:
@@ -134,10 +145,12 @@ class _PatternConverter:
     def __init__(self, name: str, pattern: str) -> None:
         self.name = name
         self.pattern = pattern
+        self.clipped = False  # some class reaches beyond ALPHABET
 
-    def fail(self, what: str) -> GrammarError:
+    def fail(self, what: Any) -> GrammarError:
+        what = _CONSTRUCT_NAMES.get(what, what)
         return GrammarError(f"terminal {self.name} /{self.pattern}/: {what} has no regular equivalent; "
-                            "give the rule that uses it an override")
+                            "rewrite the terminal without it")
 
     # ---- emission
     def emit(self, seq: Iterable[tuple[Any, Any]], ci: bool) -> str:
@@ -161,7 +174,9 @@ class _PatternConverter:
             return _literal_regex(av, ci)
         if op in (sre_constants.NOT_LITERAL, sre_constants.IN, sre_constants.ANY):
             return _class_regex(self.codes((op, av), ci))
-        if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+        if op is sre_constants.MIN_REPEAT:
+            raise self.fail(op)
+        if op is sre_constants.MAX_REPEAT:
             low, high, sub = av
             body = self.emit(sub, ci)
             body = body if len(sub) == 1 and sub[0][0] in (sre_constants.LITERAL, sre_constants.IN) else f"(?:{body})"
@@ -175,7 +190,7 @@ class _PatternConverter:
             return f"(?:{self.emit(sub, inner_ci)})"
         if op is sre_constants.BRANCH:
             return "(?:" + "|".join(self.emit(alt, ci) for alt in av[1]) + ")"
-        raise self.fail(f"{op}")
+        raise self.fail(op)
 
     def codes(self, item: tuple[Any, Any], ci: bool) -> set[int]:
         """The code points (within :data:`ALPHABET`) one single-character item can match."""
@@ -183,8 +198,10 @@ class _PatternConverter:
         if op is sre_constants.LITERAL:
             return _letter_variants(av, ci)
         if op is sre_constants.NOT_LITERAL:
+            self.clipped = True
             return set(ALPHABET - _letter_variants(av, ci))
         if op is sre_constants.ANY:
+            self.clipped = True
             return set(ALPHABET - {10})
         if op is not sre_constants.IN:
             return set()
@@ -196,6 +213,7 @@ class _PatternConverter:
             elif sub_op is sre_constants.LITERAL:
                 found |= _letter_variants(sub_av, ci)
             elif sub_op is sre_constants.RANGE:
+                self.clipped |= sub_av[1] > max(ALPHABET)
                 for code in range(sub_av[0], min(sub_av[1], max(ALPHABET)) + 1):
                     found |= _letter_variants(code, ci)
             elif sub_op is sre_constants.CATEGORY and sub_av in _CATEGORIES:
@@ -203,6 +221,7 @@ class _PatternConverter:
                     found |= set(range(low, high + 1))
             else:
                 raise self.fail(f"class item {sub_op} {sub_av}")
+        self.clipped |= negate
         return set(ALPHABET - found) if negate else found & ALPHABET
 
     # ---- boundary kinds
@@ -221,7 +240,7 @@ class _PatternConverter:
             return set().union(*(k for k, _ in results)), any(n for _, n in results)
         if op in (sre_constants.ASSERT_NOT, sre_constants.ASSERT):
             return set(), True
-        raise self.fail(f"{op}")
+        raise self.fail(op)
 
     def seq_kinds(self, seq: Iterable, ci: bool, from_end: bool) -> tuple[set[str], bool]:
         items = list(seq)
@@ -239,7 +258,10 @@ class _PatternConverter:
     def pieces(self, flags: Iterable[str]) -> list[Piece]:
         """The pattern split at its top-level alternatives, so each part gets the separator that fits it."""
         ci = "i" in set(flags)
-        tree = list(sre_parse.parse(self.pattern, sre_constants.SRE_FLAG_IGNORECASE if ci else 0))
+        try:
+            tree = list(sre_parse.parse(self.pattern, sre_constants.SRE_FLAG_IGNORECASE if ci else 0))
+        except re.error as exc:
+            raise GrammarError(f"terminal {self.name} /{self.pattern}/ is not a valid regex: {exc}") from exc
         alternatives = [tree]
         if len(tree) == 1 and tree[0][0] is sre_constants.BRANCH:
             alternatives = [list(alt) for alt in tree[0][1][1]]
@@ -250,6 +272,16 @@ class _PatternConverter:
                 raise GrammarError(f"terminal {self.name} /{self.pattern}/ matches the empty string")
             pieces.append(Piece(self.emit(alt, ci), frozenset(first), frozenset(self.last_kinds(alt, ci))))
         return pieces
+
+
+_CONSTRUCT_NAMES = {
+    sre_constants.MIN_REPEAT: "a lazy repetition (Lark's lexer takes its shortest match, not its set of texts)",
+    sre_constants.ASSERT: "a lookahead or lookbehind",
+    sre_constants.ASSERT_NOT: "a negative lookahead or lookbehind (other than a trailing word boundary)",
+    sre_constants.GROUPREF: "a backreference",
+    sre_constants.GROUPREF_EXISTS: "a conditional group",
+    sre_constants.AT: "an anchor",
+}
 
 
 def _class_regex(codes: Iterable[int]) -> str:
@@ -322,6 +354,17 @@ class _Result:
     cut: bool = False  # some nesting was cut off inside (so a bracketed span may be loosened)
 
 
+@dataclass(frozen=True)
+class Unrolled:
+    """A grammar's regular approximation; whether the depth bound left out some of the grammar's texts; whether
+    a word token may follow a word token with optional whitespace between (the regex then also spells them
+    glued, and needs intersecting with :meth:`GrammarRegex.lexical_regex`)."""
+
+    regex: str
+    cut: bool
+    glued_words: bool
+
+
 class GrammarRegex:
     """A loaded Lark grammar, ready to be unrolled into regexes for any depth and set of overrides."""
 
@@ -333,24 +376,40 @@ class GrammarRegex:
             raise GrammarError(f"the grammar does not load: {exc}") from exc
         self.start = start
         self.rules: dict[str, Tree] = {name.lstrip("?"): tree for name, _params, tree, _opts in definitions.rule_defs}
+        self.templates = {name for name, params, _tree, _opts in definitions.rule_defs if params}
+        self.declared = {name for name, (tree, _priority) in definitions.term_defs if tree is None}
         self.terminals = {t.name: t for t in self.lark.terminals}
         self.ignore = tuple(self.lark.ignore_tokens)
+        #: Terminals (by name, ``anonymous`` for a pattern written in a rule) whose classes reach beyond
+        #: :data:`ALPHABET`: the regex keeps their texts within it. Filled as terminals are translated.
+        self.clipped: set[str] = set()
 
     @cached_property
-    def whitespace_class(self) -> str:
-        """The character class of the ``%ignore`` terminal (``[ \\t\\n\\r]+`` gives ``[\\t\\n\\r ]``)."""
-        if not self.ignore:
-            return ""
-        classes = []
+    def _ignored(self) -> tuple[str, tuple[str, ...]]:
+        """The whitespace class of the ``%ignore`` terminals that are runs of one character class, and the names
+        of the other ``%ignore`` terminals (comments), which the regex never produces."""
+        classes, others = [], []
         for name in self.ignore:
             pattern = self.terminals[name].pattern
             tree = list(sre_parse.parse(pattern.to_regexp()))
             if len(tree) == 1 and tree[0][0] in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
                 tree = list(tree[0][1][2])
-            if len(tree) != 1:
-                raise GrammarError(f"%ignore terminal {name} is not a repeated character class")
+            if len(tree) != 1 or tree[0][0] not in (sre_constants.IN, sre_constants.LITERAL):
+                others.append(name)
+                continue
             classes.append(_class_regex(_PatternConverter(name, pattern.value).codes(tree[0], False)))
-        return classes[0] if len(classes) == 1 else "(?:" + "|".join(classes) + ")"
+        whitespace = "" if not classes else classes[0] if len(classes) == 1 else "(?:" + "|".join(classes) + ")"
+        return whitespace, tuple(others)
+
+    @property
+    def whitespace_class(self) -> str:
+        """The character class of the ``%ignore`` terminal (``[ \\t\\n\\r]+`` gives ``[\\t\\n\\r ]``)."""
+        return self._ignored[0]
+
+    @property
+    def unmodelled_ignores(self) -> tuple[str, ...]:
+        """``%ignore`` terminals other than whitespace runs (comments): Lark skips them, the regex never writes them."""
+        return self._ignored[1]
 
     def regex(self, depth: int = 2, overrides: Mapping[str, list[Piece]] | None = None, max_whitespace: int = 2,
               max_chars: int = DEFAULT_MAX_REGEX_CHARS, loose_depth: int = 0,
@@ -362,14 +421,26 @@ class GrammarRegex:
         commit-time check has the last word. This trades exactness deep inside for an automaton that does
         not multiply with every level.
         """
+        return self.unrolled(depth, overrides, max_whitespace=max_whitespace, max_chars=max_chars,
+                             loose_depth=loose_depth, brackets=brackets).regex
+
+    def unrolled(self, depth: int = 2, overrides: Mapping[str, list[Piece]] | None = None, *,
+                 max_whitespace: int = 2, max_chars: int = DEFAULT_MAX_REGEX_CHARS, loose_depth: int = 0,
+                 brackets: tuple[str, str] = ("(", ")"), timeout_s: float = DEFAULT_UNROLL_TIMEOUT_S) -> Unrolled:
+        """:meth:`regex`, with whether the depth bound cut anything off.
+
+        Raises :class:`GrammarError` for a construct the regex cannot honour (naming the rule or terminal), a
+        regex over ``max_chars`` or an empty language; :class:`CompileTimeout` past ``timeout_s``.
+        """
         if depth < 0 or loose_depth < 0 or max_whitespace < 1:
             raise GrammarError("depth and loose_depth must be >= 0, max_whitespace >= 1")
         builder = _Builder(self, dict(overrides or {}), max_whitespace, max_chars,
-                           balanced_text(*brackets, loose_depth) if loose_depth else None, brackets)
+                           balanced_text(*brackets, loose_depth) if loose_depth else None, brackets,
+                           time.monotonic() + timeout_s)
         result = builder.rule(self.start, frozenset({START}), depth, frozenset())
         if result.regex is None:
             raise GrammarError(f"the grammar generates nothing within depth {depth}")
-        return result.regex
+        return Unrolled(result.regex, builder.cut, builder.glued_words)
 
     def lexical_regex(self, overrides: Mapping[str, list[Piece]] | None = None) -> str:
         """The lexical language: any sequence of the grammar's tokens and whitespace in which a token ending
@@ -417,7 +488,11 @@ class GrammarRegex:
             node = stack.pop()
             if isinstance(node, Tree):
                 if node.data == "literal":
-                    pieces += _literal_pieces(node.children[0])
+                    pieces += self.literal_pieces(node.children[0])
+                elif node.data == "range":
+                    pieces += self.range_pieces(node)
+                elif node.data == "template_usage":
+                    raise _template_error(node)
                 else:
                     stack.extend(node.children)
             elif isinstance(node, (NonTerminal, Terminal)) and node.name not in seen:
@@ -433,11 +508,53 @@ class GrammarRegex:
     def terminal_pieces(self, name: str) -> list[Piece]:
         definition = self.terminals.get(name)
         if definition is None:
+            if name in self.declared:
+                raise GrammarError(f"terminal {name} is %declare'd: a postlexer (indentation, say) produces it, "
+                                   "and the masks cannot")
             raise GrammarError(f"unknown terminal {name}")
         pattern = definition.pattern
         if pattern.type == "str":
             return _string_pieces(pattern.value, "i" in pattern.flags)
-        return _PatternConverter(name, pattern.value).pieces(pattern.flags)
+        return self.pattern_pieces(name, regular_equivalents().get(pattern.value, pattern.value), pattern.flags)
+
+    def pattern_pieces(self, name: str, pattern: str, flags: Iterable[str]) -> list[Piece]:
+        """A terminal's regex as pieces, noting in :attr:`clipped` a terminal the alphabet narrows."""
+        converter = _PatternConverter(name, pattern)
+        pieces = converter.pieces(flags)
+        if converter.clipped:
+            self.clipped.add(name)
+        return pieces
+
+    def literal_pieces(self, token: Token) -> list[Piece]:
+        """The pieces of an anonymous literal in a rule: ``"("``, ``"select"i`` or ``/[0-9]+/``."""
+        text = str(token)
+        if token.type == "STRING":
+            flags = text[text.rindex('"') + 1:]
+            value = eval(text[: text.rindex('"') + 1], {"__builtins__": {}})  # a Lark string literal is Python's
+            return _string_pieces(value, "i" in flags)
+        flags = text[text.rindex("/") + 1:]
+        return self.pattern_pieces("anonymous", text[1: text.rindex("/")], flags)
+
+    def range_pieces(self, node: Tree) -> list[Piece]:
+        """An anonymous character range in a rule (``"a".."z"``)."""
+        low, high = (eval(str(token), {"__builtins__": {}}) for token in node.children)
+        return self.pattern_pieces("anonymous", f"[{re.escape(low)}-{re.escape(high)}]", "")
+
+
+@lru_cache(maxsize=1)
+def regular_equivalents() -> dict[str, str]:
+    """Lark's own terminals written with constructs the regex cannot take, by their pattern, and their regular
+    equivalents: ``common.ESCAPED_STRING`` (a lazy ``.*?`` up to a quote not preceded by an odd run of
+    backslashes) matches exactly a quote, then characters other than quote, backslash and newline or a
+    backslash and any character but newline, then a quote."""
+    escaped = Lark("start: ESCAPED_STRING\n%import common.ESCAPED_STRING").get_terminal("ESCAPED_STRING")
+    return {escaped.pattern.value: r'"(?:[^"\\\n]|\\.)*"'}
+
+
+def _template_error(node: Tree) -> GrammarError:
+    name = node.children[0].name
+    return GrammarError(f"rule {name} is a template ({name}{{...}}): templates are not supported by the regular "
+                        "approximation; write the rule out for each use")
 
 
 def _literal_text(node: Any) -> str | None:
@@ -469,23 +586,15 @@ def _string_pieces(text: str, ignore_case: bool) -> list[Piece]:
                   frozenset({char_kind(ord(text[-1]))}))]
 
 
-def _literal_pieces(token: Token) -> list[Piece]:
-    """The pieces of an anonymous literal in a rule: ``"("``, ``"select"i`` or ``/[0-9]+/``."""
-    text = str(token)
-    if token.type == "STRING":
-        flags = text[text.rindex('"') + 1:]
-        value = eval(text[: text.rindex('"') + 1], {"__builtins__": {}})  # a Lark string literal is Python's
-        return _string_pieces(value, "i" in flags)
-    flags = text[text.rindex("/") + 1:]
-    return _PatternConverter("anonymous", text[1: text.rindex("/")]).pieces(flags)
-
-
 class _Builder:
     """One unrolling: walks rule trees threading the kinds of the previous token, so separators fit."""
 
     def __init__(self, grammar: GrammarRegex, overrides: dict[str, list[Piece]], max_ws: int, max_chars: int,
-                 loose: str | None, brackets: tuple[str, str]):
+                 loose: str | None, brackets: tuple[str, str], deadline: float):
         self.g = grammar
+        self.deadline = deadline
+        self.cut = False  # some nesting was dropped at the depth bound
+        self.glued_words = False  # some separator between two word tokens is optional
         self.loose = loose
         self.brackets = brackets
         self.overrides = overrides
@@ -501,6 +610,7 @@ class _Builder:
             return ""
         rest = before - {START}
         glued = bool(rest) and all((a, b) in GLUE for a in rest for b in first)
+        self.glued_words |= WORD in rest and WORD in first and (not glued or START in before)
         sep = f"{self.ws}{{{1 if glued else 0},{self.max_ws}}}"
         return f"(?:{sep})?" if START in before else sep
 
@@ -514,8 +624,11 @@ class _Builder:
             return self.pieces_regex(self.overrides[name], before)
         if name not in self.g.rules:
             raise GrammarError(f"unknown rule {name}")
+        if time.monotonic() > self.deadline:
+            raise CompileTimeout("unrolling the grammar into a regex ran out of time; lower the depth")
         if name in stack:  # re-entry: one level of nesting
             if budget == 0:
+                self.cut = True
                 return _Result(None, frozenset(), cut=True)
             budget, stack = budget - 1, frozenset()
         key = (name, before, budget, stack)
@@ -584,7 +697,13 @@ class _Builder:
         return self.node(node.children[0], before, budget, stack)
 
     def node_literal(self, node: Tree, before, budget, stack) -> _Result:
-        return self.pieces_regex(_literal_pieces(node.children[0]), before)
+        return self.pieces_regex(self.g.literal_pieces(node.children[0]), before)
+
+    def node_range(self, node: Tree, before, budget, stack) -> _Result:
+        return self.pieces_regex(self.g.range_pieces(node), before)
+
+    def node_template_usage(self, node: Tree, before, budget, stack) -> _Result:
+        raise _template_error(node)
 
     def node_maybe(self, node: Tree, before, budget, stack) -> _Result:
         return self.optional(self.node(node.children[0], before, budget, stack), before)
@@ -596,22 +715,25 @@ class _Builder:
 
     def node_expr(self, node: Tree, before, budget, stack) -> _Result:
         item, *ops = node.children
-        op = str(ops[0]) if len(ops) == 1 else None
+        op = str(ops[0])
         if op == "?":
             return self.optional(self.node(item, before, budget, stack), before)
-        if op not in ("*", "+"):
-            raise GrammarError(f"repetition {' '.join(map(str, ops))} is not supported; use *, + or ?")
+        if op == "~":  # x ~ n or x ~ n..m
+            low, high = int(ops[1]), int(ops[-1])
+            op = f"{{{low}}}" if low == high else f"{{{low},{high}}}"
+        else:
+            low = 1 if op == "+" else 0
         # Separators inside the loop depend on what the previous iteration ended with: widen to a fixpoint.
         seen = before
         while True:
             result = self.node(item, seen, budget, stack)
             if result.regex is None:
-                return _Result(None, frozenset()) if op == "+" else _Result("", before)
+                return _Result(None, frozenset()) if low > 0 else _Result("", before)
             widened = seen | result.after
             if widened == seen:
                 break
             seen = widened
-        return self.sized(_Result(f"(?:{result.regex}){op}", result.after | (before if op == "*" else frozenset())))
+        return self.sized(_Result(f"(?:{result.regex}){op}", result.after | (before if low == 0 else frozenset())))
 
     def sized(self, result: _Result) -> _Result:
         if result.regex is not None and len(result.regex) > self.max_chars:

@@ -18,9 +18,9 @@ from typing import Any
 
 from ..constraint import Constraint
 from ..errors import GrammarError
+from ..grammar_regex import GrammarRegex, Piece, names_pieces
 from .checks import SqlChecker
 from .database import Schema, load_schema
-from ..grammar_regex import GrammarRegex, Piece, names_pieces
 
 GRAMMAR_PATH = Path(str(files("constrained") / "grammars" / "sql.lark"))
 #: Aliases the masks offer (``FROM singer AS T1``): Spider's convention, and enough for nine-way joins.
