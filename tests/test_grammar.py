@@ -36,8 +36,8 @@ MAX_WHITESPACE = 2
 
 
 @cache
-def constraint(name: str, depth: int = DEPTH) -> constrained.Constraint:
-    return constrained.grammar(shipped_grammar(name), depth=depth, max_whitespace=MAX_WHITESPACE)
+def constraint(name: str, depth: int = DEPTH, parser: str = "earley") -> constrained.Constraint:
+    return constrained.grammar(shipped_grammar(name), depth=depth, max_whitespace=MAX_WHITESPACE, parser=parser)
 
 
 @cache
@@ -46,19 +46,19 @@ def tokenizer():
 
 
 @cache
-def bound(name: str) -> constrained.BoundConstraint:
-    return constraint(name).bind(tokenizer())
+def bound(name: str, parser: str = "earley") -> constrained.BoundConstraint:
+    return constraint(name, parser=parser).bind(tokenizer())
 
 
 @cache
-def lark(name: str) -> Lark:
-    """Lark's own parser with its defaults (Earley), built here from the grammar text alone."""
-    return Lark(shipped_grammar(name))
+def lark(name: str, parser: str = "earley") -> Lark:
+    """Lark's own parser (its defaults, or LALR), built here from the grammar text alone."""
+    return Lark(shipped_grammar(name), parser=parser)
 
 
-def parses(name: str, text: str) -> bool:
+def parses(name: str, text: str, parser: str = "earley") -> bool:
     try:
-        lark(name).parse(text)
+        lark(name, parser).parse(text)
     except Exception:
         return False
     return True
@@ -67,16 +67,16 @@ def parses(name: str, text: str) -> bool:
 # ------------------------------------------------------------------------------------------- soundness
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.sampled_from(SHIPPED), length=st.integers(3, 40), seed=st.integers(0, 2**31 - 1),
-       sharpness=st.sampled_from([0.0, 2.0, 6.0]))
-def test_every_text_the_masks_generate_parses(name, length, seed, sharpness):
-    masks = bound(name)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(SHIPPED), parser=st.sampled_from(["earley", "lalr"]), length=st.integers(3, 40),
+       seed=st.integers(0, 2**31 - 1), sharpness=st.sampled_from([0.0, 2.0, 6.0]))
+def test_every_text_the_masks_generate_parses(name, parser, length, seed, sharpness):
+    masks = bound(name, parser)
     generator = torch.Generator().manual_seed(seed)
     logprobs = torch.log_softmax(torch.randn(length, masks.vocab_size, generator=generator) * sharpness, dim=-1)
     tokens = masks.canvas(length).sample_decode(logprobs, generator)
     text = masks.decode(tokens)
-    assert parses(name, text), text
+    assert parses(name, text, parser), text
     assert masks.accepts_tokens(tokens)
 
 
@@ -227,9 +227,9 @@ def test_escaped_string_from_common_compiles():
 
 
 def test_lalr_parser_is_the_applications_language():
-    arithmetic = constrained.grammar(shipped_grammar("json"), parser="lalr")
-    assert arithmetic.accepts('{"a": [1, 2.5e3, null]}') and not arithmetic.accepts('{"a": 01}')
-    assert arithmetic.post_checked == ("the grammar (Lark lalr parse)",)
+    json_text = constraint("json", parser="lalr")
+    assert json_text.accepts('{"a": [1, 2.5e3, null]}') and not json_text.accepts('{"a": 01}')
+    assert json_text.post_checked == ("the grammar (Lark lalr parse)",)
 
 
 # ------------------------------------------------------------------------------------------- typed errors
