@@ -37,7 +37,7 @@ import torch
 
 import constrained
 from constrained.errors import CompileTimeout, GrammarError, VocabularyError
-from constrained.lark_grammar import shipped_grammar
+from constrained.grammar import shipped_grammar
 from constrained.schema.compiler import Options
 from constrained.vocabulary import TokenVocabulary, as_vocabulary
 

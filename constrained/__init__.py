@@ -44,7 +44,7 @@ _LAZY = {
     "generate": ".generation",
     "generate_json": ".generation",
     "json_schema": ".json_schema",
-    "grammar": ".lark_grammar",
+    "grammar": ".grammar",
     "Canvas": ".lattice",
     "solve_sudoku": ".puzzles.sudoku",
     "SqlResult": ".text_to_sql",
@@ -57,8 +57,8 @@ if TYPE_CHECKING:
     from .default_model import load_default
     from .edit import edit
     from .generation import GenerationResult, generate, generate_json
+    from .grammar import grammar
     from .json_schema import json_schema
-    from .lark_grammar import grammar
     from .lattice import Canvas
     from .puzzles.sudoku import solve_sudoku
     from .text_to_sql import SqlResult, generate_sql, sql

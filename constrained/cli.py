@@ -246,7 +246,7 @@ def run_edit(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]
 
 def run_grammar(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:
     from .generation import generate
-    from .lark_grammar import grammar, shipped_grammar
+    from .grammar import grammar, shipped_grammar
 
     model, tokenizer = _model(args)
     path = Path(args.grammar)

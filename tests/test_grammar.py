@@ -25,8 +25,8 @@ import constrained
 from constrained.cli import main
 from constrained.errors import CompileTimeout, ConstraintUnsatisfiable, GrammarError
 from constrained.generation import generate
+from constrained.grammar import shipped_grammar
 from constrained.grammar_regex import regular_equivalents
-from constrained.lark_grammar import shipped_grammar
 from constrained.testing import byte_tokenizer, diffusion_gemma, masked_lm
 
 torch.set_num_threads(1)
