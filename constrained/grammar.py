@@ -13,6 +13,7 @@ language) and ``json``, beside the SQL helper's ``sql``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Literal
@@ -22,7 +23,7 @@ from lark.exceptions import LarkError
 
 from .constraint import Constraint
 from .errors import GrammarError
-from .grammar_regex import DEFAULT_MAX_REGEX_CHARS, GrammarRegex
+from .grammar_regex import DEFAULT_MAX_REGEX_CHARS, GrammarRegex, names_pieces
 from .token_dfa_build import DEFAULT_TIMEOUT_S
 
 GRAMMARS_DIR = Path(str(files("constrained") / "grammars"))
@@ -80,6 +81,7 @@ def grammar(
     depth: int = DEFAULT_DEPTH,
     parser: Literal["earley", "lalr"] = "earley",
     max_whitespace: int = DEFAULT_MAX_WHITESPACE,
+    overrides: Mapping[str, Iterable[str]] | None = None,
     max_regex_chars: int = DEFAULT_MAX_REGEX_CHARS,
     compile_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Constraint:
@@ -101,6 +103,11 @@ def grammar(
         (what an application parsing with ``Lark(..., parser="lalr")`` accepts).
     max_whitespace:
         Longest run of ``%ignore`` whitespace the masks allow between two tokens.
+    overrides:
+        Rules the masks replace by a finite list of spellings (``{"name": ["width", "height"]}``: the names a
+        program may use), as the SQL helper ties its name rules to a database. The check still parses with the
+        grammar itself. Also the way past a rule whose terminal has no regular form (a keyword-excluding
+        lookahead).
     max_regex_chars, compile_timeout_s:
         Bounds on the regex's size and on the time of each compile step (the unrolling, and the token
         automaton's build in a bounded child process).
@@ -129,18 +136,21 @@ def grammar(
         raise GrammarError(f"a grammar is Lark text or a path, not {type(text).__name__}")
     loaded = GrammarRegex(text, start)
     check = ParseCheck(loaded.lark if parser == "earley" else _parser(text, start, parser))
-    unrolled = loaded.unrolled(depth, max_whitespace=max_whitespace, max_chars=max_regex_chars,
+    spellings = {name: list(words) for name, words in (overrides or {}).items()}
+    pieces = {name: names_pieces(words, ignore_case=False) for name, words in spellings.items()}
+    unrolled = loaded.unrolled(depth, pieces, max_whitespace=max_whitespace, max_chars=max_regex_chars,
                                timeout_s=compile_timeout_s)
-    also = (loaded.lexical_regex(),) if unrolled.glued_words else ()
+    also = (loaded.lexical_regex(pieces),) if unrolled.glued_words else ()
     return Constraint(unrolled.regex, check=check, post_checked=(f"the grammar (Lark {parser} parse)",),
                       kind="grammar", also_matches=also,
-                      beyond_masks=_beyond_masks(loaded, unrolled.cut, depth, max_whitespace),
+                      beyond_masks=_beyond_masks(loaded, unrolled.cut, depth, max_whitespace, spellings),
                       compile_timeout_s=compile_timeout_s)
 
 
-def _beyond_masks(loaded: GrammarRegex, cut: bool, depth: int, max_whitespace: int) -> tuple[str, ...]:
+def _beyond_masks(loaded: GrammarRegex, cut: bool, depth: int, max_whitespace: int,
+                  spellings: dict[str, list[str]]) -> tuple[str, ...]:
     """What the grammar accepts and the masks never generate, in words."""
-    gaps = []
+    gaps = [f"rule {name} spelled other than its {len(words)} listed spellings" for name, words in spellings.items()]
     if cut:
         gaps.append(f"nesting deeper than depth {depth} (a rule re-entered inside itself more than {depth} times)")
     if loaded.whitespace_class:

@@ -150,7 +150,7 @@ class _PatternConverter:
     def fail(self, what: Any) -> GrammarError:
         what = _CONSTRUCT_NAMES.get(what, what)
         return GrammarError(f"terminal {self.name} /{self.pattern}/: {what} has no regular equivalent; "
-                            "rewrite the terminal without it")
+                            "rewrite the terminal without it, or give the rule that uses it an override")
 
     # ---- emission
     def emit(self, seq: Iterable[tuple[Any, Any]], ci: bool) -> str:

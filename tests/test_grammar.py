@@ -269,6 +269,16 @@ def test_bad_grammars_and_bounds_are_typed_errors(tmp_path: Path):
         shipped_grammar("cobol")
 
 
+def test_overrides_tie_a_rule_to_listed_spellings():
+    text = 'start: name "=" NUMBER\nname: /(?!let)[a-z]+/\n%import common.NUMBER\n%ignore " "'
+    with pytest.raises(GrammarError, match="override"):  # a keyword-excluding lookahead has no regular form
+        constrained.grammar(text)
+    tied = constrained.grammar(text, overrides={"name": ["width", "height"]})
+    assert tied.matches_pattern("width = 3") and not tied.matches_pattern("depth = 3")
+    assert tied.accepts("depth = 3")  # the grammar's text, which the masks leave out, and say so
+    assert "rule name spelled other than its 2 listed spellings" in tied.beyond_masks
+
+
 def test_a_grammar_file_and_loops_with_counts(tmp_path: Path):
     path = tmp_path / "pins.lark"
     path.write_text('start: DIGIT ~ 4 ("-" "a".."c" ~ 1..2)?\n%import common.DIGIT\n')
