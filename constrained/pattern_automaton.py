@@ -58,10 +58,18 @@ def pattern_dfa(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
 
     end_ids = set(vocabulary.end_token_ids)
     marker_id, start_id = vocabulary.size, vocabulary.size + 1
-    spelled: dict[bytes, list[int]] = {_MARKER_BYTES: [marker_id], _START_BYTES: [start_id]}
+    spelled: dict[bytes, list[int]] = {_MARKER_BYTES: [marker_id]}
+    text_tokens = 0
     for token_id, piece in enumerate(vocabulary.token_bytes):
         if piece is not None and token_id not in end_ids and _MARKER_BYTES[0] not in piece:
             spelled.setdefault(piece, []).append(token_id)
+            text_tokens += 1
+    opening = [(token_id, piece) for token_id, piece in vocabulary.start_bytes.items()
+               if piece is not None and token_id not in end_ids and _MARKER_BYTES[0] not in piece]
+    for variant_id, (_, piece) in enumerate(opening, start=start_id + 1):
+        spelled.setdefault(_START_BYTES + piece, []).append(variant_id)  # how the token reads at the text start
+    if text_tokens > len(vocabulary.start_bytes):  # some token opens a text as it spells elsewhere
+        spelled.setdefault(_START_BYTES, []).insert(0, start_id)
     try:
         index = outlines_core.Index(
             f"{_START_PATTERN}(?:{pattern}){_MARKER_PATTERN}",
@@ -74,13 +82,20 @@ def pattern_dfa(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     sources, tokens, targets = index_transitions(index)
     finals = np.array(sorted(index.get_final_states()), dtype=np.int64)
     before_start = index.get_initial_state()
-    initial = int(targets[(sources == before_start) & (tokens == start_id)][0])
+    after_start = targets[(sources == before_start) & (tokens == start_id)]
+    if vocabulary.start_bytes:
+        sources, tokens, targets = _opening_row(sources, tokens, targets, before_start, after_start, vocabulary,
+                                                np.array([token_id for token_id, _ in opening], dtype=np.int32))
+        initial = before_start
+    else:
+        initial = int(after_start[0])
     by_marker = tokens == marker_id
     accepting_ids = sources[by_marker][np.isin(targets[by_marker], finals)]
     kept = np.zeros(max(sources.max(), targets.max(), finals.max(initial=0), initial) + 1, dtype=bool)
     kept[sources] = True
     kept[initial] = True
-    kept[finals] = kept[before_start] = False
+    kept[finals] = False
+    kept[before_start] = initial == before_start
     state_ids = np.flatnonzero(kept)
     renumber = np.full(len(kept), DEAD, dtype=np.int32)  # finals and the state before the start: DEAD
     renumber[state_ids] = np.arange(len(state_ids))
@@ -102,6 +117,31 @@ def pattern_dfa(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     accepting[done] = True
 
     return minimal(trimmed(TokenDFA(table, token_class, accepting, int(renumber[initial]), end_class)))
+
+
+def _opening_row(sources: np.ndarray, tokens: np.ndarray, targets: np.ndarray, before_start: int,
+                 after_start: np.ndarray, vocabulary: TokenVocabulary, opening_ids: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The transitions with the state before the start marker made the text's initial state, for a vocabulary
+    whose decoder spells some tokens otherwise when they open the text (SentencePiece's dummy prefix).
+
+    Why a row of its own: at the text start ``▁{`` spells ``{``, anywhere else `` {``. The Index read each such
+    token a second time, as the start marker followed by its opening bytes (ids past the start marker's, in
+    the order of ``opening_ids``); from ``before_start`` those are the token's transitions, and every token
+    that opens a text as it spells elsewhere keeps its transition from ``after_start`` (the state the start
+    marker alone leads to; empty when every token has an opening spelling, and then not in the Index, which
+    refuses a state with no way out).
+    """
+    first_variant = vocabulary.size + 2
+    reopened = np.zeros(first_variant, dtype=bool)
+    reopened[list(vocabulary.start_bytes)] = True
+    from_before = sources == before_start
+    variants = from_before & (tokens >= first_variant)
+    plain = np.isin(sources, after_start) & (tokens < first_variant)
+    plain[plain] = ~reopened[tokens[plain]]
+    return (np.concatenate([sources[~from_before], sources[variants], np.full(plain.sum(), before_start, np.int32)]),
+            np.concatenate([tokens[~from_before], opening_ids[tokens[variants] - first_variant], tokens[plain]]),
+            np.concatenate([targets[~from_before], targets[variants], targets[plain]]))
 
 
 def _token_classes(columns: tuple[np.ndarray, ...], n_states: int) -> np.ndarray:

@@ -1,8 +1,15 @@
 """A tokenizer's vocabulary as raw bytes per token id.
 
 Constraints speak bytes (a regex's DFA runs over UTF-8), tokenizers speak pieces ("Ġworld", "▁world",
-"<0x0A>"). This module is the one place that turns a tokenizer into ``token id -> bytes`` so that everything
-downstream (the token DFA, the canvas lattice) can ignore how a tokenizer writes its pieces.
+"<0x0A>", "##ing"). This module is the one place that turns a tokenizer into ``token id -> bytes`` so that
+everything downstream (the token DFA, the canvas lattice) can ignore how a tokenizer writes its pieces.
+
+What a piece spells is read from what the tokenizer is, never guessed from piece names: a Hugging Face
+tokenizer's decoder pipeline (byte-level, byte fallback, ``▁`` replacement, strip, Metaspace, WordPiece) is
+replayed piece by piece, a SentencePiece model is asked about its piece types, and Tekken / tiktoken tables
+give bytes directly. Some decoders treat the piece that opens a text differently (SentencePiece's dummy
+prefix drops the leading space of ``▁{``; WordPiece joins later pieces with a space): those pieces carry a
+second spelling, :attr:`TokenVocabulary.start_bytes`, which the token automaton uses at the text start only.
 """
 
 from __future__ import annotations
@@ -11,15 +18,16 @@ import hashlib
 import json
 import threading
 import weakref
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
 from .errors import VocabularyError
 
 #: Names under which plain vocabularies usually carry their end-of-sequence token.
-END_TOKEN_NAMES = ("</s>", "<eos>", "<|endoftext|>", "<|end_of_text|>", "<|eot_id|>", "<end_of_turn>")
+END_TOKEN_NAMES = ("</s>", "<eos>", "<|endoftext|>", "<|end_of_text|>", "<|eot_id|>", "<end_of_turn>",
+                   "<\uff5cend\u2581of\u2581sentence\uff5c>")
 
 
 @dataclass(frozen=True)
@@ -27,17 +35,20 @@ class TokenVocabulary:
     """Bytes spelled by each token id; ``None`` for ids that never appear inside a text (specials, holes).
 
     ``end_token_ids`` are the tokens that close a text and pad a canvas after it (EOS, pad).
+    ``start_bytes`` holds, for the tokens whose decoder spells them differently when they open the text, what
+    they spell there (``b""``: nothing, as SentencePiece's ``▁`` alone; ``None``: they cannot open a text).
     """
 
     token_bytes: tuple[bytes | None, ...]
     end_token_ids: tuple[int, ...]
+    start_bytes: Mapping[int, bytes | None] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not self.end_token_ids:
             raise VocabularyError("the vocabulary has no end-of-sequence token; pass eos_token_id=")
-        for token_id in self.end_token_ids:
+        for token_id in (*self.end_token_ids, *self.start_bytes):
             if not 0 <= token_id < len(self.token_bytes):
-                raise VocabularyError(f"end token id {token_id} is outside the vocabulary (size {self.size})")
+                raise VocabularyError(f"token id {token_id} is outside the vocabulary (size {self.size})")
 
     @property
     def size(self) -> int:
@@ -51,19 +62,36 @@ class TokenVocabulary:
             if piece is not None:
                 digest.update(token_id.to_bytes(4, "little") + len(piece).to_bytes(2, "little") + piece)
         digest.update(b"end" + b"".join(i.to_bytes(4, "little") for i in self.end_token_ids))
+        if self.start_bytes:
+            digest.update(b"start")
+            for token_id, piece in sorted(self.start_bytes.items()):
+                spelled = b"\xff" if piece is None else len(piece).to_bytes(2, "little") + piece
+                digest.update(token_id.to_bytes(4, "little") + spelled)
         return digest.hexdigest()
 
-    def decode(self, token_ids: list[int]) -> str:
-        """The text a token sequence spells, up to its first end token."""
+    def spell(self, token_ids: Sequence[int]) -> bytes:
+        """The bytes a token sequence spells, up to its first end token, as the tokenizer decodes it.
+
+        Raises:
+            VocabularyError: a token spells no text (a special token) or is outside the vocabulary.
+        """
         pieces = []
-        for token_id in token_ids:
+        for position, token_id in enumerate(token_ids):
             if token_id in self.end_token_ids:
                 break
-            piece = self.token_bytes[token_id]
+            if not 0 <= token_id < self.size:
+                raise VocabularyError(f"token {token_id} is outside the vocabulary (size {self.size})")
+            opening = position == 0 and token_id in self.start_bytes
+            piece = self.start_bytes[token_id] if opening else self.token_bytes[token_id]
             if piece is None:
-                raise VocabularyError(f"token {token_id} is a special token and spells no text")
+                where = "cannot open a text" if opening else "is a special token and spells no text"
+                raise VocabularyError(f"token {token_id} {where}")
             pieces.append(piece)
-        return b"".join(pieces).decode("utf-8", errors="replace")
+        return b"".join(pieces)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """The text a token sequence spells, up to its first end token (see :meth:`spell`)."""
+        return self.spell(token_ids).decode("utf-8", errors="replace")
 
 
 @lru_cache(maxsize=1)
@@ -86,44 +114,210 @@ def _gpt2_byte_decoder() -> dict[str, int]:
     return {chr(code): byte for byte, code in zip(printable, codes)}
 
 
-_BYTE_DECODER = _gpt2_byte_decoder()
+#: Byte-level characters to the bytes they name (as Latin-1 characters); any other character below U+0100 to
+#: U+FFFF, so that encoding a translated piece as Latin-1 fails exactly when the piece leaves the alphabet.
+_BYTE_LEVEL_TABLE = {code: 0xFFFF for code in range(256)} | {
+    ord(char): byte for char, byte in _gpt2_byte_decoder().items()}
+
+#: A piece on its way through a decoder: text while text steps apply, bytes once a byte step has read it.
+_Unit = str | bytes
+_Step = Callable[[list[_Unit]], list[_Unit]]
 
 
-def _byte_level_piece(piece: str) -> bytes | None:
+def _byte_level(unit: _Unit) -> _Unit:
+    """The ByteLevel decoder: each character names a byte; a piece with a character outside that alphabet
+    (an added token such as ``<|fim|>``) is kept as its UTF-8 text, as the tokenizers library does."""
+    if isinstance(unit, bytes):
+        return unit
     try:
-        return bytes(_BYTE_DECODER[char] for char in piece)
-    except KeyError:
-        return None
+        return unit.translate(_BYTE_LEVEL_TABLE).encode("latin-1")
+    except UnicodeEncodeError:
+        return unit
 
 
-def _sentencepiece_piece(piece: str) -> bytes:
-    if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
-        return bytes([int(piece[3:5], 16)])
-    return piece.replace("\u2581", " ").encode("utf-8")
+def _byte_fallback(unit: _Unit) -> _Unit:
+    """The ByteFallback decoder: ``<0xNN>`` is the byte NN."""
+    if isinstance(unit, str) and len(unit) == 6 and unit.startswith("<0x") and unit.endswith(">"):
+        try:
+            return bytes([int(unit[3:5], 16)])
+        except ValueError:
+            return unit
+    return unit
 
 
-def _decoder_kinds(tokenizer: Any) -> set[str]:
-    """The decoder step types of a fast tokenizer ("ByteLevel", "ByteFallback", "WordPiece", ...)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
-    if backend is None:
-        return set()
-    decoder = json.loads(backend.to_str()).get("decoder") or {}
-    steps = decoder.get("decoders", [decoder]) if decoder.get("type") == "Sequence" else [decoder]
-    return {step.get("type", "") for step in steps if step}
+def _replacing(old: str, new: str) -> _Step:
+    """A step that replaces ``old`` by ``new`` in every piece still text."""
+    return lambda units: [unit.replace(old, new) if unit.__class__ is str else unit for unit in units]
 
 
-def _end_ids(candidates: list[int | None]) -> tuple[int, ...]:
+def _each(action: Callable[[_Unit], _Unit]) -> _Step:
+    return lambda units: [action(unit) for unit in units]
+
+
+def _strip(unit: _Unit, content: str, start: int, stop: int) -> _Unit:
+    """Up to ``start`` leading and ``stop`` trailing ``content`` characters removed."""
+    mark: str | bytes = content if isinstance(unit, str) else content.encode("utf-8")
+    for _ in range(start):
+        if unit[:len(mark)] == mark:
+            unit = unit[len(mark):]
+    for _ in range(stop):
+        if len(unit) >= len(mark) and unit[len(unit) - len(mark):] == mark:
+            unit = unit[:len(unit) - len(mark)]
+    return unit
+
+
+#: The step that stands for a missing decoder: pieces joined with a space.
+_SPACE_JOIN = "SpaceJoin"
+
+_WORDPIECE_CLEANUP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                      (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+def _wordpiece(unit: _Unit, prefix: str | None, cleanup: bool, opening: bool) -> _Unit:
+    """The WordPiece decoder: a continuation piece loses its prefix, any other piece but the first gains a
+    space; ``cleanup`` then glues punctuation and contractions to the word before (per piece). Without a
+    prefix (``None``) every piece but the first gains a space."""
+    if isinstance(unit, bytes):
+        return unit
+    if not opening:
+        unit = unit[len(prefix):] if prefix is not None and unit.startswith(prefix) else " " + unit
+    if cleanup:
+        for dirty, clean in _WORDPIECE_CLEANUP:
+            unit = unit.replace(dirty, clean)
+    return unit
+
+
+def _decoder_steps(decoder: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """The steps of a decoder pipeline in order, nested Sequences flattened; without a decoder the tokenizers
+    library joins pieces with spaces (step ``SpaceJoin`` here)."""
+    if not decoder:
+        return [{"type": _SPACE_JOIN}]
+    if decoder.get("type") == "Sequence":
+        return [step for inner in decoder.get("decoders", []) for step in _decoder_steps(inner)]
+    return [decoder]
+
+
+def _piece_decoder(steps: list[Mapping[str, Any]], opening: bool) -> Callable[[list[_Unit]], list[bytes]]:
+    """What the decoder makes of each piece, in the middle of a text or (``opening``) as the first piece.
+
+    Steps act piece by piece, except after a ``Fuse``: the pieces are then one text, so only a ``Strip`` of
+    its start can follow (it acts on the opening piece alone); anything that could act across pieces is
+    refused rather than approximated.
+
+    Raises:
+        VocabularyError: a decoder step whose effect is not a spelling per piece (``BPEDecoder``'s end-of-word
+            rule, ``CTC``'s merging of repeats, a regex ``Replace``, a ``Strip`` of the text's end).
+    """
+    actions: list[_Step] = []
+    fused = False
+    for step in steps:
+        kind = step.get("type")
+        if kind == "Fuse":
+            fused = True
+        elif fused and kind != "Strip":
+            raise VocabularyError(f"the tokenizer's decoder applies {kind} after Fuse, across token boundaries, "
+                                  "so token bytes do not concatenate into the decoded text")
+        elif kind == "ByteLevel":
+            actions.append(_each(_byte_level))
+        elif kind == "ByteFallback":
+            actions.append(_each(_byte_fallback))
+        elif kind == "Replace" and "String" in (step.get("pattern") or {}):
+            actions.append(_replacing(step["pattern"]["String"], step.get("content", "")))
+        elif kind == "Metaspace":
+            actions.append(_replacing(step.get("replacement", "\u2581"),
+                                      "" if opening and _metaspace_prefixes(step) else " "))
+        elif kind == "WordPiece":
+            prefix, cleanup = step.get("prefix", "##"), bool(step.get("cleanup", True))
+            actions.append(_each(lambda unit, p=prefix, c=cleanup: _wordpiece(unit, p, c, opening)))
+        elif kind == _SPACE_JOIN:
+            actions.append(_each(lambda unit: _wordpiece(unit, None, False, opening)))
+        elif kind == "Strip" and (not fused or (int(step.get("stop", 0)) == 0 and int(step.get("start", 0)) <= 1)):
+            content, start, stop = step.get("content", " "), int(step.get("start", 0)), int(step.get("stop", 0))
+            if fused:  # the whole text's start: the opening piece's
+                start = start if opening else 0
+            actions.append(_each(lambda unit, c=content, a=start, b=stop: _strip(unit, c, a, b)))
+        else:
+            raise VocabularyError(f"the tokenizer's decoder step {kind} ({json.dumps(step)[:120]}) does not spell "
+                                  "each token as fixed bytes, so a constraint cannot judge token sequences exactly")
+
+    def decode(units: list[_Unit]) -> list[bytes]:
+        for action in actions:
+            units = action(units)
+        return [unit.encode("utf-8") if isinstance(unit, str) else unit for unit in units]
+
+    return decode
+
+
+def _metaspace_prefixes(step: Mapping[str, Any]) -> bool:
+    """Whether a Metaspace decoder treats the text's first piece as carrying a dummy prefix (in the tokenizers
+    library it then drops every ``▁`` of that piece)."""
+    default = "always" if step.get("add_prefix_space", True) else "never"
+    return step.get("prepend_scheme", default) != "never"
+
+
+def _opening_differs(steps: list[Mapping[str, Any]]) -> bool:
+    """Whether some step treats the text's first piece differently."""
+    fused = False
+    for step in steps:
+        kind = step.get("type")
+        fused = fused or kind == "Fuse"
+        if kind in ("WordPiece", _SPACE_JOIN) or (kind == "Metaspace" and _metaspace_prefixes(step)):
+            return True
+        if kind == "Strip" and fused and int(step.get("start", 0)) > 0:
+            return True
+    return False
+
+
+def _backend(tokenizer: Any) -> Any:
+    """The ``tokenizers.Tokenizer`` behind a Hugging Face tokenizer (or the tokenizer itself when raw)."""
+    for candidate in (getattr(tokenizer, "backend_tokenizer", None), getattr(tokenizer, "_tokenizer", None),
+                      tokenizer):
+        if candidate is not None and hasattr(candidate, "get_added_tokens_decoder") and hasattr(candidate, "model"):
+            return candidate
+    return None
+
+
+def _decoder_json(backend: Any) -> dict[str, Any] | None:
+    decoder = getattr(backend, "decoder", None)
+    return None if decoder is None else json.loads(decoder.__getstate__())
+
+
+def _end_ids(candidates: Iterable[int | None]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(i for i in candidates if i is not None))
 
 
+def _named_end_ids(ids_by_name: Mapping[str, int]) -> list[int]:
+    return [ids_by_name[name] for name in END_TOKEN_NAMES if name in ids_by_name][:1]
+
+
+def _spellings(pieces: list[str | None], steps: list[Mapping[str, Any]], hidden: set[int]
+               ) -> tuple[list[bytes | None], dict[int, bytes | None]]:
+    """Bytes per piece in the middle of a text, and for the pieces that spell otherwise when they open it."""
+    ids = [i for i, piece in enumerate(pieces) if piece is not None and i not in hidden]
+    units: list[_Unit] = [pieces[i] for i in ids]  # type: ignore[misc]
+    token_bytes: list[bytes | None] = [None] * len(pieces)
+    for token_id, spelled in zip(ids, _piece_decoder(steps, opening=False)(units)):
+        token_bytes[token_id] = spelled or None  # a token that spells nothing never sits inside a text
+    start_bytes: dict[int, bytes | None] = {}
+    if _opening_differs(steps):
+        for token_id, spelled in zip(ids, _piece_decoder(steps, opening=True)(units)):
+            if spelled != token_bytes[token_id]:
+                start_bytes[token_id] = spelled
+    return token_bytes, start_bytes
+
+
 def from_mapping(vocab: Mapping[str | bytes, int], eos_token_id: int | None = None) -> TokenVocabulary:
-    """A plain ``{token: id}`` vocabulary: str keys are literal text (UTF-8), bytes keys raw bytes."""
+    """A plain ``{token: id}`` vocabulary: str keys are literal text (UTF-8), bytes keys raw bytes.
+
+    Raises:
+        VocabularyError: the mapping is empty, or names no end token and ``eos_token_id`` is not given.
+    """
     if not vocab:
         raise VocabularyError("the vocabulary is empty")
     size = max(vocab.values()) + 1
     token_bytes: list[bytes | None] = [None] * size
     if eos_token_id is None:
-        named = [vocab[name] for name in END_TOKEN_NAMES if name in vocab]
+        named = _named_end_ids(vocab)  # type: ignore[arg-type]
         eos_token_id = named[0] if named else None
     if eos_token_id is None:
         raise VocabularyError(
@@ -137,30 +331,126 @@ def from_mapping(vocab: Mapping[str | bytes, int], eos_token_id: int | None = No
 
 
 def from_hf_tokenizer(tokenizer: Any, eos_token_id: int | None = None) -> TokenVocabulary:
-    """A Hugging Face tokenizer: byte-level BPE (GPT-2 style) or SentencePiece with byte fallback."""
-    kinds = _decoder_kinds(tokenizer)
-    pieces = tokenizer.get_vocab()
-    if "WordPiece" in kinds or any(piece.startswith("##") for piece in list(pieces)[:2000]):
-        raise VocabularyError(
-            "WordPiece tokenizers insert spaces between tokens when decoding, so token bytes do not concatenate "
-            "into the text; use a byte-level BPE or SentencePiece tokenizer"
-        )
-    if "ByteLevel" in kinds:
-        to_bytes = _byte_level_piece
-    elif "ByteFallback" in kinds or "Metaspace" in kinds or "<0x0A>" in pieces:
-        to_bytes = _sentencepiece_piece
-    else:
-        to_bytes = _byte_level_piece if "Ġ" in "".join(list(pieces)[:5000]) else _sentencepiece_piece
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
-    size = max(len(tokenizer), max(pieces.values()) + 1)
-    token_bytes: list[bytes | None] = [None] * size
-    for piece, token_id in pieces.items():
-        if token_id not in special:
-            token_bytes[token_id] = to_bytes(piece) or None
-    ends = _end_ids([eos_token_id, getattr(tokenizer, "eos_token_id", None), getattr(tokenizer, "pad_token_id", None)])
+    """A Hugging Face tokenizer (``transformers`` fast tokenizer or a raw ``tokenizers.Tokenizer``), read through
+    its own decoder pipeline: byte-level BPE, SentencePiece-style BPE/Unigram with byte fallback and a dummy
+    prefix (``Strip`` or ``Metaspace``), WordPiece, or a plain vocabulary joined by spaces.
+
+    Special tokens and the model's unknown token spell no text; added tokens spell what the decoder makes of
+    them, as in ``tokenizer.decode``.
+
+    Parameters:
+        tokenizer: the tokenizer.
+        eos_token_id: the end token, when the tokenizer does not declare one (or to override it).
+
+    Returns:
+        The vocabulary, with ``start_bytes`` for the pieces the decoder spells otherwise at the text start.
+
+    Raises:
+        VocabularyError: not a tokenizer backed by the ``tokenizers`` library, a decoder that does not spell each
+            token as fixed bytes, or no end token.
+    """
+    backend = _backend(tokenizer)
+    if backend is None:
+        raise VocabularyError(f"{type(tokenizer).__name__} is not backed by a tokenizers.Tokenizer; pass a fast "
+                              "Hugging Face tokenizer, a tokenizers.Tokenizer, a {token: id} mapping or a "
+                              "TokenVocabulary")
+    pieces: list[str | None] = [backend.id_to_token(i) for i in range(backend.get_vocab_size(with_added_tokens=True))]
+    added = backend.get_added_tokens_decoder()
+    hidden = {token_id for token_id, token in added.items() if token.special}
+    hidden.update(getattr(tokenizer, "all_special_ids", None) or [])
+    unknown = getattr(backend.model, "unk_token", None)
+    if unknown is not None and backend.token_to_id(unknown) is not None:
+        hidden.add(backend.token_to_id(unknown))
+    token_bytes, start_bytes = _spellings(pieces, _decoder_steps(_decoder_json(backend)), hidden)
+    specials_by_name = {token.content: token_id for token_id, token in added.items() if token.special}
+    declared = [getattr(tokenizer, "eos_token_id", None), getattr(tokenizer, "pad_token_id", None)]
+    named = [] if any(i is not None for i in declared) else _named_end_ids(specials_by_name)
+    ends = _end_ids([eos_token_id, *declared, *named])
     if not ends:
-        raise VocabularyError("the tokenizer has neither an EOS nor a pad token; pass eos_token_id=")
-    return TokenVocabulary(tuple(token_bytes), ends)
+        raise VocabularyError("the tokenizer declares no EOS or pad token and has none of the usual end tokens "
+                              f"({', '.join(END_TOKEN_NAMES)}); pass eos_token_id=")
+    for token_id in ends:
+        if token_id < len(token_bytes):
+            token_bytes[token_id] = None
+            start_bytes.pop(token_id, None)
+    return TokenVocabulary(tuple(token_bytes), ends, start_bytes)
+
+
+def _sentencepiece_processor(tokenizer: Any) -> Any:
+    """The ``sentencepiece.SentencePieceProcessor`` of a tokenizer, if it is or wraps one."""
+    for candidate in (tokenizer, getattr(tokenizer, "sp_model", None), getattr(tokenizer, "_model", None)):
+        if candidate is not None and all(hasattr(candidate, name) for name in ("is_byte", "get_piece_size",
+                                                                               "id_to_piece")):
+            return candidate
+    return None
+
+
+def from_sentencepiece(tokenizer: Any, eos_token_id: int | None = None) -> TokenVocabulary:
+    """A SentencePiece model (a ``SentencePieceProcessor``, or a tokenizer holding one: mistral-common's, or
+    ``transformers``' SentencePiece backend), spelled as SentencePiece decodes: byte pieces are their byte,
+    ``▁`` is a space, and when the model adds a dummy prefix the first piece loses one leading ``▁``.
+
+    Raises:
+        VocabularyError: no SentencePiece model inside, or no end token.
+    """
+    processor = _sentencepiece_processor(tokenizer)
+    if processor is None:
+        raise VocabularyError(f"{type(tokenizer).__name__} holds no SentencePiece model")
+    size = processor.get_piece_size()
+    token_bytes: list[bytes | None] = [None] * size
+    start_bytes: dict[int, bytes | None] = {}
+    for token_id in range(size):
+        if processor.is_control(token_id) or processor.is_unknown(token_id) or processor.is_unused(token_id):
+            continue
+        piece = processor.id_to_piece(token_id)
+        if processor.is_byte(token_id):
+            token_bytes[token_id] = bytes([int(piece[3:5], 16)])
+        else:
+            token_bytes[token_id] = piece.replace("\u2581", " ").encode("utf-8") or None
+            if piece.startswith("\u2581"):
+                start_bytes[token_id] = piece[1:].replace("\u2581", " ").encode("utf-8")
+    probe = next((token_id for token_id, opening in start_bytes.items() if opening and opening[:1] != b" "), None)
+    if probe is None or not _drops_dummy_prefix(processor, probe):
+        start_bytes = {}
+    declared = processor.eos_id() if eos_token_id is None else eos_token_id
+    end = getattr(tokenizer, "eos_token_id", None) if declared is None or declared < 0 else declared
+    if end is None or end < 0:
+        raise VocabularyError("the SentencePiece model has no end-of-sequence token; pass eos_token_id=")
+    token_bytes[end] = None
+    start_bytes.pop(end, None)
+    return TokenVocabulary(tuple(token_bytes), (end,), start_bytes)
+
+
+def _drops_dummy_prefix(processor: Any, token_id: int) -> bool:
+    """Whether SentencePiece decodes a piece of ``▁`` and a letter that opens the text without its space (the
+    model adds a dummy prefix, or removes extra whitespace): asked of the model itself."""
+    return not processor.decode([token_id]).startswith(" ")
+
+
+def from_tiktoken(tokenizer: Any, eos_token_id: int | None = None) -> TokenVocabulary:
+    """A Tekken tokenizer (mistral-common's ``Tekkenizer``, special tokens first) or a ``tiktoken.Encoding``:
+    each id's bytes are stored as they are.
+
+    Raises:
+        VocabularyError: no end token.
+    """
+    if hasattr(tokenizer, "num_special_tokens") and hasattr(tokenizer, "id_to_byte_piece"):
+        size, specials = tokenizer.n_words, tokenizer.num_special_tokens
+        token_bytes = [None] * specials + [tokenizer.id_to_byte_piece(i) or None for i in range(specials, size)]
+        end = tokenizer.eos_id if eos_token_id is None else eos_token_id
+    else:
+        special_ids = {tokenizer.encode_single_token(name): name for name in tokenizer.special_tokens_set}
+        token_bytes = []
+        for token_id in range(tokenizer.n_vocab):
+            try:
+                token_bytes.append(None if token_id in special_ids else tokenizer.decode_single_token_bytes(token_id))
+            except KeyError:
+                token_bytes.append(None)  # a hole in the ranks
+        end = getattr(tokenizer, "eot_token", None) if eos_token_id is None else eos_token_id
+    if end is None:
+        raise VocabularyError("the tokenizer has no end-of-sequence token; pass eos_token_id=")
+    token_bytes[end] = None
+    return TokenVocabulary(tuple(token_bytes), (end,))
 
 
 #: How many tokenizer objects :func:`as_vocabulary` remembers the vocabulary of (the oldest goes first).
@@ -176,21 +466,22 @@ def _reading_state(tokenizer: Any, eos_token_id: int | None) -> tuple:
             getattr(tokenizer, "pad_token_id", None))
 
 
-def _read_once(tokenizer: Any, eos_token_id: int | None) -> TokenVocabulary:
-    """:func:`from_hf_tokenizer`, remembered per tokenizer object while it lives, so that a caller asking on every
-    step (decoding drafts, end tokens) pays for reading the whole vocabulary once.
+def _read_once(tokenizer: Any, eos_token_id: int | None,
+               reader: Callable[[Any, int | None], TokenVocabulary]) -> TokenVocabulary:
+    """``reader(tokenizer, eos_token_id)``, remembered per tokenizer object while it lives, so that a caller asking
+    on every step (decoding drafts, end tokens) pays for reading the whole vocabulary once.
 
-    Tokenizers that cannot be weakly referenced or hashed are read every time.
+    Tokenizers that cannot be weakly referenced, hashed or measured (``len``) are read every time.
     """
     try:
         state = _reading_state(tokenizer, eos_token_id)
         with _read_vocabularies_lock:
             remembered = _read_vocabularies.get(tokenizer)
     except TypeError:
-        return from_hf_tokenizer(tokenizer, eos_token_id)
+        return reader(tokenizer, eos_token_id)
     if remembered is not None and remembered[0] == state:
         return remembered[1]
-    vocabulary = from_hf_tokenizer(tokenizer, eos_token_id)  # outside the lock: it takes a while
+    vocabulary = reader(tokenizer, eos_token_id)  # outside the lock: it takes a while
     with _read_vocabularies_lock:
         held = list(_read_vocabularies)  # strong references: none of them can vanish while it is evicted
         if tokenizer not in _read_vocabularies and len(held) >= VOCABULARY_CACHE_SIZE:
@@ -202,26 +493,36 @@ def _read_once(tokenizer: Any, eos_token_id: int | None) -> TokenVocabulary:
 def as_vocabulary(tokenizer: Any, eos_token_id: int | None = None) -> TokenVocabulary:
     """Read any supported tokenizer form into a :class:`TokenVocabulary`.
 
-    A Hugging Face tokenizer is read once per object (and again when its size or end tokens change): the same
+    A tokenizer object is read once (and again when its size or end tokens change): the same
     :class:`TokenVocabulary` comes back on every later call.
 
     Parameters:
-        tokenizer: a Hugging Face tokenizer, a ``{token: id}`` mapping, or a :class:`TokenVocabulary`.
-        eos_token_id: the end-of-sequence token, when the tokenizer does not name one.
+        tokenizer: a :class:`TokenVocabulary`; a ``{token: id}`` mapping; a Hugging Face tokenizer (fast, or a
+            raw ``tokenizers.Tokenizer``); a SentencePiece model or a tokenizer wrapping one; mistral-common's
+            ``MistralTokenizer``, ``Tekkenizer`` or ``SentencePieceTokenizer``; a ``tiktoken.Encoding``.
+        eos_token_id: the end token, when the tokenizer does not declare one.
 
     Returns:
-        The vocabulary as bytes per token id, with its end tokens.
+        The vocabulary.
 
     Raises:
-        VocabularyError: the tokenizer is of no supported form, or has no end-of-sequence token.
+        VocabularyError: an unsupported object, or one of the readers' errors.
     """
     if isinstance(tokenizer, TokenVocabulary):
         return tokenizer
     if isinstance(tokenizer, Mapping):
         return from_mapping(tokenizer, eos_token_id)
-    if hasattr(tokenizer, "get_vocab"):
-        return _read_once(tokenizer, eos_token_id)
+    instruct = getattr(tokenizer, "instruct_tokenizer", None)  # mistral-common's MistralTokenizer
+    if instruct is not None and hasattr(instruct, "tokenizer"):
+        return as_vocabulary(instruct.tokenizer, eos_token_id)
+    if _backend(tokenizer) is not None:
+        return _read_once(tokenizer, eos_token_id, from_hf_tokenizer)
+    if _sentencepiece_processor(tokenizer) is not None:
+        return _read_once(tokenizer, eos_token_id, from_sentencepiece)
+    if hasattr(tokenizer, "id_to_byte_piece") or hasattr(tokenizer, "decode_single_token_bytes"):
+        return _read_once(tokenizer, eos_token_id, from_tiktoken)
     raise VocabularyError(
-        f"cannot read a vocabulary from {type(tokenizer).__name__}: pass a Hugging Face tokenizer, "
+        f"cannot read a vocabulary from {type(tokenizer).__name__}: pass a Hugging Face tokenizer, a "
+        "tokenizers.Tokenizer, a SentencePiece or mistral-common tokenizer, a tiktoken Encoding, "
         "a {token: id} mapping or a TokenVocabulary"
     )
