@@ -310,10 +310,15 @@ def from_mapping(vocab: Mapping[str | bytes, int], eos_token_id: int | None = No
     """A plain ``{token: id}`` vocabulary: str keys are literal text (UTF-8), bytes keys raw bytes.
 
     Raises:
-        VocabularyError: the mapping is empty, or names no end token and ``eos_token_id`` is not given.
+        VocabularyError: the mapping is empty, maps something other than a str or bytes token to a
+            non-negative int id, or names no end token and ``eos_token_id`` is not given.
     """
     if not vocab:
         raise VocabularyError("the vocabulary is empty")
+    for token, token_id in vocab.items():
+        if not isinstance(token, str | bytes) or not isinstance(token_id, int) or token_id < 0:
+            raise VocabularyError(f"a vocabulary maps str or bytes tokens to non-negative int ids, not "
+                                  f"{token!r}: {token_id!r}")
     size = max(vocab.values()) + 1
     token_bytes: list[bytes | None] = [None] * size
     if eos_token_id is None:

@@ -241,6 +241,12 @@ def test_anything_else_is_a_typed_error(thing):
         as_vocabulary(thing)
 
 
+@pytest.mark.parametrize("mapping", [{"a": -1, "</s>": 1}, {"a": "0", "</s>": 1}, {3: 0, "</s>": 1}])
+def test_malformed_mapping_is_a_typed_error(mapping):
+    with pytest.raises(VocabularyError, match="non-negative int ids"):
+        as_vocabulary(mapping)
+
+
 def test_opening_spelling_outside_the_vocabulary_is_refused():
     with pytest.raises(VocabularyError, match="outside"):
         TokenVocabulary((b"a", None), (1,), {5: b""})
