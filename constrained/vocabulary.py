@@ -451,7 +451,9 @@ def from_tiktoken(tokenizer: Any, eos_token_id: int | None = None) -> TokenVocab
                 token_bytes.append(None if token_id in special_ids else tokenizer.decode_single_token_bytes(token_id))
             except KeyError:
                 token_bytes.append(None)  # a hole in the ranks
-        end = getattr(tokenizer, "eot_token", None) if eos_token_id is None else eos_token_id
+        end = eos_token_id
+        if end is None and "<|endoftext|>" in tokenizer.special_tokens_set:
+            end = tokenizer.eot_token
     if end is None:
         raise VocabularyError("the tokenizer has no end-of-sequence token; pass eos_token_id=")
     token_bytes[end] = None

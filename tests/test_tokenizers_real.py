@@ -25,6 +25,7 @@ import pytest
 
 import constrained
 from constrained import ConstrainedError
+from constrained.errors import VocabularyError
 from constrained.vocabulary import as_vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,6 +155,19 @@ def test_llama_opens_json_with_its_dummy_prefix_piece():
     bound = constrained.json_schema({"type": "object"}).bind(encoder.tokenizer)
     assert encoder.decode(ids) == text and bound.accepts_tokens(ids)
     assert bound.canvas(len(ids) + 2).allowed(0)[ids[0]]
+
+
+def test_tiktoken_encoding_spells_its_ranks():
+    """Tekken's table is a tiktoken ``Encoding`` (ranks after Tekken's special ids): read directly, it spells
+    the same bytes, and without an end token of its own it asks for one."""
+    tekken = _encoder("mistral-tekken").tokenizer
+    encoding = tekken._model
+    vocabulary = as_vocabulary(encoding, eos_token_id=0)
+    specials = tekken.num_special_tokens
+    assert vocabulary.size == tekken.n_words - specials
+    assert all(vocabulary.token_bytes[i] == tekken.id_to_byte_piece(i + specials) for i in range(1, 5000))
+    with pytest.raises(VocabularyError, match="eos_token_id"):
+        as_vocabulary(encoding)
 
 
 def test_markdown_pieces_do_not_make_a_byte_level_vocabulary_wordpiece():
