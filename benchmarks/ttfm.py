@@ -15,8 +15,8 @@ vocabulary, and with ``--profile``, where one bind's time goes (cProfile of the 
 
 Usage::
 
-    python benchmarks/ttfm.py --per-split 3 --json
-    python benchmarks/ttfm.py --tokenizers deepseek-llm --per-split 10 --profile
+    python -m benchmarks.ttfm --per-split 3 --json
+    python -m benchmarks.ttfm --tokenizers deepseek-llm --per-split 10 --profile
 """
 
 from __future__ import annotations
@@ -40,13 +40,10 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import gemma_sized  # noqa: E402
-from maskbench import quantiles  # noqa: E402
-
-import constrained  # noqa: E402
-from constrained.vocabulary import TokenVocabulary, as_vocabulary  # noqa: E402
+import constrained
+from benchmarks import gemma_sized
+from benchmarks.maskbench_data import quantiles
+from constrained.vocabulary import TokenVocabulary, as_vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
@@ -207,8 +204,8 @@ def profile_bind(schema: dict, vocabulary: TokenVocabulary, canvas: int, top: in
     a bounded child the profiler cannot see), then the state sets and first masks (runs in a child)."""
     import outlines_core
 
-    from constrained import token_dfa
     from constrained.lattice import StateSets
+    from constrained.pattern_automaton import patterns_dfa
 
     class OutlinesIndex:
         """outlines-core's ``Index`` behind a Python call, so the profile shows its construction apart."""
@@ -227,7 +224,7 @@ def profile_bind(schema: dict, vocabulary: TokenVocabulary, canvas: int, top: in
     phases = {}
     profiler.enable()
     started = time.perf_counter()
-    dfa = token_dfa._compile_all(constraint.patterns, vocabulary)
+    dfa = patterns_dfa(constraint.patterns, vocabulary)
     phases["automaton_ms"] = (time.perf_counter() - started) * 1e3
     started = time.perf_counter()
     sets = StateSets(dfa)

@@ -9,7 +9,6 @@ import io
 import json
 from pathlib import Path
 
-import benchmark_scripts
 import pytest
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -21,7 +20,8 @@ pytestmark = pytest.mark.skipif(not (DATA / "tokenizers" / "deepseek-coder").is_
 
 @pytest.fixture(scope="module")
 def run():
-    ttfm = benchmark_scripts.load("ttfm")
+    from benchmarks import ttfm
+
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         summary = ttfm.main(["--tokenizers", "deepseek-coder", "--splits", "Github_easy", "--per-split", "1",

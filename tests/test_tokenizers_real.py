@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import benchmark_scripts
 import pytest
 
 import constrained
@@ -53,7 +52,9 @@ def _hugging_face(tokenizer) -> Encoder:
 @cache
 def _encoder(name: str) -> Encoder:
     if name == "gemma-sized":
-        return _hugging_face(benchmark_scripts.load("gemma_sized").tokenizer(TOKENIZERS))
+        from benchmarks import gemma_sized
+
+        return _hugging_face(gemma_sized.tokenizer(TOKENIZERS))
     if name.startswith("mistral-"):
         mistral_common = pytest.importorskip("mistral_common")
         from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
