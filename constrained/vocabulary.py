@@ -114,8 +114,8 @@ def _gpt2_byte_decoder() -> dict[str, int]:
     return {chr(code): byte for byte, code in zip(printable, codes)}
 
 
-#: Byte-level characters to the bytes they name (as Latin-1 characters); any other character below U+0100 to
-#: U+FFFF, so that encoding a translated piece as Latin-1 fails exactly when the piece leaves the alphabet.
+#: Byte-level characters to the bytes they name (as Latin-1 characters), and any other character below U+0100
+#: to U+FFFF, so that encoding a translated piece as Latin-1 fails exactly when the piece leaves the alphabet.
 _BYTE_LEVEL_TABLE = {code: 0xFFFF for code in range(256)} | {
     ord(char): byte for char, byte in _gpt2_byte_decoder().items()}
 
@@ -393,7 +393,9 @@ def _sentencepiece_processor(tokenizer: Any) -> Any:
 def from_sentencepiece(tokenizer: Any, eos_token_id: int | None = None) -> TokenVocabulary:
     """A SentencePiece model (a ``SentencePieceProcessor``, or a tokenizer holding one: mistral-common's, or
     ``transformers``' SentencePiece backend), spelled as SentencePiece decodes: byte pieces are their byte,
-    ``▁`` is a space, and when the model adds a dummy prefix the first piece loses one leading ``▁``.
+    ``▁`` is a space, and when the model adds a dummy prefix the first piece loses one leading ``▁``. Whether it
+    does is asked of the model as loaded, so ``transformers``' ``legacy=False`` (which turns the model's dummy
+    prefix off) is followed.
 
     Raises:
         VocabularyError: no SentencePiece model inside, or no end token.
