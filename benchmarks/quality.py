@@ -92,7 +92,7 @@ def generate_all(items: list[corpus.Item], constraint_of, budget: int, model, to
             failures.append(f"{item.target[:60]!r}: {str(error)[:160]}")
             continue
         texts.append(result.text.strip())
-        passes.append(result.steps)
+        passes.append(result.forward_passes)
     return {"texts": texts, "failures": failures, "passes": passes,
             "seconds_per_item": (time.perf_counter() - began) / max(1, len(items))}
 

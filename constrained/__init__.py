@@ -26,6 +26,7 @@ from .errors import (
     GrammarError,
     PuzzleError,
     RegexError,
+    RequestError,
     SchemaError,
     UnsupportedSchema,
     VocabularyError,
@@ -35,6 +36,8 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it, imported on first access.
 _LAZY = {
+    "Request": ".batch",
+    "generate_batch": ".batch",
     "BoundConstraint": ".constraint",
     "Constraint": ".constraint",
     "regex": ".constraint",
@@ -53,6 +56,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from .batch import Request, generate_batch
     from .constraint import BoundConstraint, Constraint, regex
     from .default_model import load_default
     from .edit import edit
@@ -93,7 +97,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "BoundConstraint", "Canvas", "CompileError", "CompileTimeout", "ConstrainedError", "Constraint",
     "ConstraintUnsatisfiable", "DatabaseError", "DenoiserError", "GenerationResult", "GrammarError", "PuzzleError",
-    "RegexError", "SchemaError", "SqlResult", "UnsupportedSchema", "VocabularyError", "__version__", "edit",
-    "generate", "generate_json", "generate_sql", "grammar", "json_schema", "load_default", "regex", "solve_sudoku",
-    "sql",
+    "RegexError", "Request", "RequestError", "SchemaError", "SqlResult", "UnsupportedSchema", "VocabularyError",
+    "__version__", "edit", "generate", "generate_batch", "generate_json", "generate_sql", "grammar", "json_schema",
+    "load_default", "regex", "solve_sudoku", "sql",
 ]

@@ -167,7 +167,7 @@ def run_json(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]
     started = time.perf_counter()
     result = generate_json(schema, args.text, model=model, tokenizer=tokenizer, max_new_tokens=args.max_new_tokens,
                            steps=args.steps, seed=args.seed, callback=draw, grounded=not args.free)
-    figures = _figures(result.steps, time.perf_counter() - started, len(result.token_ids))
+    figures = _figures(result.forward_passes, time.perf_counter() - started, len(result.token_ids))
     return {"text": result.text, "value": result.value, **figures}, result.text
 
 
@@ -180,7 +180,8 @@ def run_sql(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:
     result = generate_sql(args.question, db, model=model, tokenizer=tokenizer, execute=args.execute,
                           dialect=args.dialect, max_new_tokens=args.max_new_tokens, steps=args.steps, seed=args.seed,
                           callback=draw)
-    figures = _figures(result.generation.steps, time.perf_counter() - started, len(result.generation.token_ids))
+    generation = result.generation
+    figures = _figures(generation.forward_passes, time.perf_counter() - started, len(generation.token_ids))
     rows = None if result.rows is None else [list(row) for row in result.rows]
     return {"sql": result.sql, "dialect": result.dialect, "rows": rows, **figures}, result.sql
 
@@ -240,7 +241,7 @@ def run_edit(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]
     result = edit(document, [_span(s) for s in args.span], constraint, prompt=prompt, model=model,
                   tokenizer=tokenizer, steps=args.steps, seed=args.seed, extra_tokens=args.extra_tokens,
                   callback=draw)
-    figures = _figures(result.steps, time.perf_counter() - started)
+    figures = _figures(result.forward_passes, time.perf_counter() - started)
     return {"text": result.text, "value": result.value, **figures}, result.text
 
 

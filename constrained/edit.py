@@ -230,4 +230,4 @@ def edit(
         callback=callback, streamer=streamer, max_retries=max_retries,
     )
     value = json.loads(result.text) if constraint.kind == "json" else None
-    return GenerationResult(result.text, result.token_ids, result.steps, value, result.blocks)
+    return GenerationResult(result.text, result.token_ids, result.forward_passes, value, result.blocks)

@@ -50,6 +50,10 @@ class DenoiserError(ConstrainedError, ValueError):
     """A model cannot serve as a denoiser as asked: no mask token, prompt longer than its context, non-finite logits."""
 
 
+class RequestError(ConstrainedError, ValueError):
+    """A generation request is malformed: a token budget below one, an infill without a constraint."""
+
+
 class ConstraintUnsatisfiable(ConstrainedError):
     """No output satisfying the constraint exists within the limits given; carries what was produced so far."""
 

@@ -37,14 +37,14 @@ class GenerationResult:
 
     text: str
     token_ids: list[int]
-    steps: int
+    forward_passes: int
     value: Any = None
     blocks: tuple[tuple[int, ...], ...] = ()
 
     @property
     def tokens_per_forward(self) -> float:
         """Text tokens per denoiser forward pass, the usual speed figure of diffusion decoding."""
-        return len(self.token_ids) / self.steps if self.steps else 0.0
+        return len(self.token_ids) / self.forward_passes if self.forward_passes else 0.0
 
 
 @dataclass
@@ -68,7 +68,8 @@ class Session:
         return tuple(declared) if declared is not None else tuple(as_vocabulary(self.tokenizer).end_token_ids)
 
     def decode(self, token_ids: list[int]) -> str:
-        """Exact bytes under a constraint (what it judged); the tokenizer's own decode otherwise."""
+        """Exact bytes under a constraint (what it judged); the tokenizer's own decode otherwise, special tokens
+        shown as nothing (a draft of a random model may hold them)."""
         if self.bound is not None:
             return self.bound.decode(token_ids)
         if hasattr(self.tokenizer, "decode"):
@@ -81,13 +82,37 @@ def open_session(
     constraint: Constraint | None, model: Any, tokenizer: Any, steps: int | None, seed: int | None, options: dict
 ) -> Session:
     """Resolve the model (built-in when ``None``), wrap it as a denoiser, bind the constraint, seed the RNG."""
+    denoiser, tokenizer = resolve_denoiser(model, tokenizer, steps, options)
+    return bind_session(denoiser, tokenizer, constraint, seed)
+
+
+def resolve_denoiser(model: Any, tokenizer: Any, steps: int | None, options: dict) -> tuple[Denoiser, Any]:
+    """The denoiser of ``model`` (the built-in one when ``None``) and the tokenizer its constraints bind to."""
     model, tokenizer = resolve(model, tokenizer)
-    denoiser = as_denoiser(model, tokenizer, steps=steps, **options)
+    return as_denoiser(model, tokenizer, steps=steps, **options), tokenizer
+
+
+def bind_session(denoiser: Denoiser, tokenizer: Any, constraint: Constraint | None, seed: int | None) -> Session:
+    """One request's session on a resolved denoiser: its constraint bound, its own RNG seeded."""
     bound = constraint.bind(tokenizer) if constraint is not None else None
-    device = getattr(denoiser, "device", torch.device("cpu"))
-    generator = torch.Generator(device=device)
+    generator = torch.Generator(device=getattr(denoiser, "device", torch.device("cpu")))
     generator.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,))))
     return Session(denoiser, tokenizer, bound, generator)
+
+
+def package(session: Session, sample: Sample) -> GenerationResult:
+    """A finished run as the user sees it: the text (exact bytes under a constraint), its tokens and cost."""
+    token_ids = sample.token_ids
+    return GenerationResult(session.decode(token_ids), token_ids, sample.forward_passes, blocks=sample.blocks)
+
+
+def with_json_value(result: GenerationResult) -> GenerationResult:
+    """``result`` with its text parsed as JSON into ``.value``; a text that does not parse fails the run."""
+    try:
+        value = json.loads(result.text)
+    except json.JSONDecodeError as error:
+        raise ConstraintUnsatisfiable(f"the generated text is not JSON: {error}", partial=result.text) from error
+    return GenerationResult(result.text, result.token_ids, result.forward_passes, value, result.blocks)
 
 
 def run_sampler(
@@ -111,7 +136,7 @@ def run_sampler(
         if streamer is not None and hasattr(streamer, "put_draft"):
             streamer.put_draft(value=draft.unsqueeze(0).cpu())
         if callback is not None:
-            callback(step, _draft_text(session, text_ids(committed + draft.tolist())))
+            callback(step, session.decode(text_ids(committed + draft.tolist())))
 
     def on_commit(block: list[int]) -> None:
         committed.extend(block)
@@ -129,16 +154,7 @@ def run_sampler(
     finally:
         if streamer is not None:
             streamer.end()
-    token_ids = sample.token_ids
-    return GenerationResult(session.decode(token_ids), token_ids, sample.forward_passes, blocks=sample.blocks)
-
-
-def _draft_text(session: Session, token_ids: list[int]) -> str:
-    """Drafts may hold special tokens (a random model's argmax); show them as nothing rather than fail."""
-    if hasattr(session.tokenizer, "decode"):
-        return session.tokenizer.decode(token_ids, skip_special_tokens=True)
-    vocabulary = as_vocabulary(session.tokenizer)
-    return b"".join(vocabulary.token_bytes[t] or b"" for t in token_ids).decode("utf-8", errors="replace")
+    return package(session, sample)
 
 
 def generate(
@@ -197,8 +213,4 @@ def generate_json(
         max_new_tokens=max_new_tokens, steps=steps, seed=seed, callback=callback, streamer=streamer,
         max_retries=max_retries, **denoiser_options,
     )
-    try:
-        value = json.loads(result.text)
-    except json.JSONDecodeError as error:
-        raise ConstraintUnsatisfiable(f"the generated text is not JSON: {error}", partial=result.text) from error
-    return GenerationResult(result.text, result.token_ids, result.steps, value, result.blocks)
+    return with_json_value(result)

@@ -25,20 +25,29 @@ Longer outputs are generated block by block (block-autoregressive). The lattice 
 *whole remaining budget*, not only the block: the positions after the block stay open, so a block is only ever
 accepted if the text can still be finished within ``max_new_tokens``; the next block starts from the automaton
 state the committed one reaches.
+
+Batches: a run is a *row program*, a generator that yields a :class:`Forward` (its block's tokens, the steps
+left, its lattice canvas) whenever it needs the model, and receives that row's logits back. A
+:class:`BatchRunner` keeps up to ``max_rows`` programs in flight and serves all their pending requests with one
+``predict`` per step (one per block length), so each row's logic is exactly the single-request loop while the
+forward passes are shared. A finished row leaves at once and a waiting one takes its place at its first block.
+Every row draws from its own generator, so its output does not depend on the batch around it.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .constraint import BoundConstraint
 from .denoisers.base import Denoiser, Proposal
-from .errors import ConstraintUnsatisfiable, DenoiserError
+from .errors import ConstrainedError, ConstraintUnsatisfiable, DenoiserError, RequestError
 from .lattice import Canvas, unpack_masks
 
 #: Receives ``(step, draft tokens of the current block)`` after every denoiser forward pass.
@@ -47,10 +56,8 @@ DraftCallback = Callable[[int, torch.Tensor], None]
 CommitCallback = Callable[[list[int]], None]
 
 #: Rounds that redo a block after its first: each reopens the draft from its first clash (or, for a failed
-#: commit-time check, its least confident positions). On the built-in model's held-out JSON extraction (789
-#: fields in five slices of 60 items, grounded), 2 -> 4 raised field exact match from 78.1% to 80.6% for about
-#: 30% more forward passes; 8 gained under a point more on two slices, and 0 (the MAP decode at once) lost 9
-#: points on one.
+#: commit-time check, its least confident positions). More rounds buy field accuracy on the built-in model's
+#: held-out extraction for more forward passes; this is where the gain levels off (benchmarks/README.md).
 DEFAULT_MAX_RETRIES = 4
 #: Admissible blocks drawn from the last logits when even the MAP block fails the commit-time check.
 DEFAULT_FALLBACK_DRAWS = 32
@@ -93,8 +100,27 @@ class _Round:
     confidence: torch.Tensor
 
 
+@dataclass
+class Forward:
+    """A row program's request for one forward pass: its block's ``tokens`` ``[L]`` with ``remaining`` steps left,
+    under the masks of ``lattice`` (``None``: unconstrained)."""
+
+    context: Any
+    tokens: torch.Tensor
+    remaining: int
+    lattice: Canvas | None
+
+
+#: A run of one request: yields :class:`Forward` requests, is sent that row's logits ``[L, V]``, returns its Sample.
+RowProgram = Generator[Forward, torch.Tensor, "Sample"]
+
+
 class ConstrainedSampler:
-    """Run a :class:`Denoiser` under an optional :class:`BoundConstraint` (``None``: the model's own sampler)."""
+    """Run a :class:`Denoiser` under an optional :class:`BoundConstraint` (``None``: the model's own sampler).
+
+    One sampler is one request; :meth:`generate` and :meth:`infill` run it alone, :meth:`program` gives its run
+    as a row program for a :class:`BatchRunner` to share forward passes with others.
+    """
 
     def __init__(
         self,
@@ -117,17 +143,29 @@ class ConstrainedSampler:
         self.on_draft = on_draft
         self.on_commit = on_commit
         self.forward_passes = 0
-        self._masks_cache: dict[tuple, torch.Tensor] = {}
+        self._context: Any = None
 
     # ---------------------------------------------------------------- public entry points
 
     def generate(self, prompt_ids: list[int], max_new_tokens: int) -> Sample:
-        """Up to ``max_new_tokens`` tokens of text after the prompt, block by block."""
+        """Up to ``max_new_tokens`` tokens of text after the prompt, block by block.
+
+        Raises :class:`RequestError` for a budget below one token, :class:`ConstraintUnsatisfiable` (with the
+        text so far) when no accepted text fits, :class:`DenoiserError` when the model cannot serve.
+        """
+        return run_alone(self.denoiser, self.program(prompt_ids, max_new_tokens))
+
+    def infill(self, prompt_ids: list[int], tokens: list[int | None]) -> Sample:
+        """Regenerate the ``None`` positions of a whole-text canvas, keeping the others exactly."""
+        return run_alone(self.denoiser, self.infill_program(prompt_ids, tokens))
+
+    def program(self, prompt_ids: list[int], max_new_tokens: int) -> RowProgram:
+        """The run of :meth:`generate` as a row program; its errors are raised when it is first advanced."""
         if max_new_tokens <= 0:
-            raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
+            raise RequestError(f"max_new_tokens must be positive, got {max_new_tokens}")
         length = self.denoiser.canvas_length
         n_blocks = math.ceil(max_new_tokens / length)
-        self.denoiser.begin(prompt_ids, n_blocks * length)
+        self._context = self.denoiser.begin(prompt_ids, n_blocks * length)
         blocks: list[tuple[int, ...]] = []
         state = None
         for index in range(n_blocks):
@@ -138,7 +176,7 @@ class ConstrainedSampler:
                     f"no text accepted by the constraint fits in max_new_tokens={max_new_tokens}",
                     partial=self._text(blocks),
                 )
-            block = self._block(canvas, length, prefix=blocks, last=last)
+            block = yield from self._block(canvas, length, prefix=blocks, last=last)
             blocks.append(tuple(block))
             if self.on_commit is not None:
                 self.on_commit(block)
@@ -146,18 +184,18 @@ class ConstrainedSampler:
                 break
             if self.bound is not None:
                 state = self.bound.canvas_from(block, final=False, start=state).end_state()
-            self.denoiser.commit(block)
+            self.denoiser.commit(self._context, block)
         return Sample(tuple(blocks), self.forward_passes, self.end_token_ids)
 
-    def infill(self, prompt_ids: list[int], tokens: list[int | None]) -> Sample:
-        """Regenerate the ``None`` positions of a whole-text canvas, keeping the others exactly."""
+    def infill_program(self, prompt_ids: list[int], tokens: list[int | None]) -> RowProgram:
+        """The run of :meth:`infill` as a row program."""
         if self.bound is None:
-            raise ValueError("infill needs a constraint")
+            raise RequestError("infill needs a constraint")
         canvas = self.bound.canvas_from(tokens, final=True)
         if not canvas.feasible():
             raise ConstraintUnsatisfiable("no accepted text agrees with the kept tokens", partial=None)
-        self.denoiser.begin(prompt_ids, len(tokens))
-        block = self._block(canvas, len(tokens), prefix=[], last=True)
+        self._context = self.denoiser.begin(prompt_ids, len(tokens))
+        block = yield from self._block(canvas, len(tokens), prefix=[], last=True)
         if self.on_commit is not None:
             self.on_commit(block)
         return Sample((tuple(block),), self.forward_passes, self.end_token_ids)
@@ -172,20 +210,21 @@ class ConstrainedSampler:
         canvas.decide({i: self.end_token_ids[0] for i in range(max(text_budget, 0), positions)})
         return canvas
 
-    def _block(self, cv: Canvas | None, length: int, *, prefix: list, last: bool) -> list[int]:
+    def _block(self, cv: Canvas | None, length: int, *, prefix: list, last: bool) -> Generator:
         """Denoise positions ``0..length-1`` of ``cv`` until they form an admissible block; see the module doc."""
-        canvas = self.denoiser.new_canvas(self.generator, length)
+        tokens = self.denoiser.new_block(self._context, self.generator, length)
         fixed = torch.zeros(length, dtype=torch.bool)
+        user_fixed: set[int] = set()
         if cv is not None:
             given = {i: token for i, token in enumerate(cv.tokens[:length]) if token is not None}
             user_fixed = set(given)
             if given:
                 positions = torch.tensor(sorted(given))
-                canvas[positions] = torch.tensor([given[i] for i in sorted(given)], device=canvas.device)
+                tokens[positions] = torch.tensor([given[i] for i in sorted(given)], device=tokens.device)
                 fixed[positions] = True
         accepted_with = torch.full((length,), float("nan"))
         for attempt in range(self.max_retries + 1):
-            result = self._denoise(cv, canvas, fixed, accepted_with)
+            result = yield from self._denoise(cv, tokens, fixed, accepted_with)
             block = result.draft.tolist()
             if cv is None:
                 return block
@@ -201,12 +240,12 @@ class ConstrainedSampler:
             accepted_with[reopen] = float("nan")
             fixed = torch.tensor([token is not None for token in cv.tokens[:length]])
             allowed = self._block_masks(cv, length) if self.denoiser.noise == "uniform" else None
-            canvas = self.denoiser.renoise(result.draft.clone(), fixed, allowed, self.generator)
+            tokens = self.denoiser.renoise(result.draft.clone(), fixed, allowed, self.generator)
         raise AssertionError("unreachable: the last attempt returns")
 
     def _denoise(
-        self, cv: Canvas | None, canvas: torch.Tensor, fixed: torch.Tensor, accepted_with: torch.Tensor
-    ) -> _Round:
+        self, cv: Canvas | None, tokens: torch.Tensor, fixed: torch.Tensor, accepted_with: torch.Tensor
+    ) -> Generator:
         """One round of up to ``steps`` denoising steps; ``fixed`` positions are kept throughout.
 
         ``accepted_with`` records, for a mask model, the confidence each position was accepted with.
@@ -215,38 +254,36 @@ class ConstrainedSampler:
         fixed = fixed.clone()
         result = None
         for remaining in range(self.denoiser.steps, 0, -1):
-            allowed = self._block_masks(cv, canvas.shape[0]) if cv is not None else None
-            logits = self.denoiser.predict(canvas, remaining, allowed)
+            logits = yield Forward(self._context, tokens, remaining, cv)
             self.forward_passes += 1
-            proposal = self.denoiser.propose(logits, canvas, self.generator)
+            proposal = self.denoiser.propose(self._context, logits, tokens, self.generator)
             accepted = self._accept(cv, proposal, fixed)
             if cv is not None and any(accepted.values()) and not cv.feasible():
                 raise AssertionError("accepted tokens left the canvas infeasible")
             keep = fixed.clone()
             chosen = [i for i, ok in accepted.items() if ok]
             keep[chosen] = True
-            next_canvas = canvas.clone()
-            next_canvas[chosen] = proposal.tokens[chosen]
+            next_tokens = tokens.clone()
+            next_tokens[chosen] = proposal.tokens[chosen]
             noise_allowed = None
             if cv is not None and not persistent:
-                noise_allowed = self._block_masks(cv, canvas.shape[0])
+                noise_allowed = self._block_masks(cv, tokens.shape[0])
                 cv.decide({i: None for i in chosen if not fixed[i]})
-            canvas = self.denoiser.renoise(next_canvas, keep, noise_allowed, self.generator)
+            tokens = self.denoiser.renoise(next_tokens, keep, noise_allowed, self.generator)
             if persistent:
                 newly = [i for i in chosen if not fixed[i]]
                 accepted_with[newly] = proposal.confidence[newly].float().cpu()
                 fixed = keep
-            draft = self.denoiser.draft(logits, canvas)
+            draft = self.denoiser.draft(logits, tokens)
             if self.on_draft is not None:
                 self.on_draft(self.forward_passes, draft)
             last = proposal.confidence.float().cpu()
             result = _Round(logits, draft, torch.where(torch.isnan(accepted_with), last, accepted_with))
-            if self.denoiser.converged(logits, draft, canvas):
+            if self.denoiser.converged(self._context, logits, draft, tokens):
                 break
         if result is None:
             raise DenoiserError("the denoiser is configured with zero steps")
         return result
-
     def _accept(self, cv: Canvas | None, proposal: Proposal, fixed: torch.Tensor) -> dict[int, bool]:
         """Decide the proposed positions in order while the canvas stays feasible; ``{position: accepted}``."""
         outcome: dict[int, bool] = {}
@@ -267,8 +304,8 @@ class ConstrainedSampler:
 
         The tokens right of a clash were predicted around a layout that the left part contradicts (a value one
         token longer shifts every later key); kept, they would pin that layout and leave the retry only holes
-        to fill, which strings then absorb as junk. On 120 held-out JSON items this raised field exact match
-        from 40.4% to 43.9% over keeping every non-clashing token, at twice the forward passes.
+        to fill, which strings then absorb as junk. Reopening the rest buys field accuracy for more forward
+        passes (benchmarks/README.md).
         """
         for position in range(length):
             if cv.tokens[position] is not None:
@@ -333,39 +370,167 @@ class ConstrainedSampler:
     # ---------------------------------------------------------------- helpers
 
     def _block_masks(self, cv: Canvas, length: int) -> torch.Tensor:
-        """Allowed tokens ``[length, V_model]`` of the block's positions.
-
-        Cached by the canvas's decisions: a uniform-noise step asks twice (before acceptance, with only the
-        pinned positions decided, which repeats every step; after it, for the noise), so two entries are kept.
-        """
-        key = (id(cv), tuple(cv.tokens))
-        rows = self._masks_cache.get(key)
-        if rows is None:
-            if self._device.type == "cpu":
-                rows = cv.masks()[:length]
-            else:  # move the bitmask, unpack it on the device
-                rows = unpack_masks(cv.packed_masks(copy=False)[:length].to(self._device), cv.vocab_size)
-            width = self.denoiser.vocab_size
-            if rows.shape[1] < width:
-                padding = torch.zeros(length, width - rows.shape[1], dtype=torch.bool, device=rows.device)
-                rows = torch.cat([rows, padding], dim=1)
-            elif rows.shape[1] > width:
-                rows = rows[:, :width]
-                if not rows.any(dim=1).all():
-                    raise DenoiserError(
-                        f"the model's vocabulary ({width}) lacks tokens the constraint needs (tokenizer has "
-                        f"{cv.vocab_size})"
-                    )
-            if len(self._masks_cache) >= 2:
-                self._masks_cache.pop(next(iter(self._masks_cache)))
-            rows = self._masks_cache[key] = rows.to(self._device)
-        return rows
-
-    @property
-    def _device(self) -> torch.device:
-        return getattr(self.denoiser, "device", torch.device("cpu"))
+        """Allowed tokens ``[length, V_model]`` of the block's positions, on the denoiser's device."""
+        return model_masks(cv.packed_masks(copy=False)[:length].to(_device(self.denoiser)), cv.vocab_size,
+                           self.denoiser.vocab_size)
 
     def _text(self, blocks: list) -> str | None:
         if self.bound is None:
             return None
         return self.bound.decode(Sample(tuple(blocks), 0, self.end_token_ids).token_ids)
+
+
+def _device(denoiser: Denoiser) -> torch.device:
+    return getattr(denoiser, "device", torch.device("cpu"))
+
+
+def model_masks(packed: torch.Tensor, vocab_size: int, model_vocab_size: int) -> torch.Tensor:
+    """Bool masks ``[..., model_vocab_size]`` from packed ones over the tokenizer's ``vocab_size`` tokens.
+
+    The model's output layer may be wider than the tokenizer (padding rows, never allowed) or narrower (then
+    every row must still allow one of the model's tokens). Unpacked on the packed tensor's device.
+    """
+    rows = unpack_masks(packed.reshape(-1, packed.shape[-1]), vocab_size).view(*packed.shape[:-1], vocab_size)
+    if vocab_size < model_vocab_size:
+        padding = torch.zeros(*rows.shape[:-1], model_vocab_size - vocab_size, dtype=torch.bool, device=rows.device)
+        rows = torch.cat([rows, padding], dim=-1)
+    elif vocab_size > model_vocab_size:
+        rows = rows[..., :model_vocab_size]
+        if not rows.any(dim=-1).all():
+            raise DenoiserError(
+                f"the model's vocabulary ({model_vocab_size}) lacks tokens the constraint needs (tokenizer has "
+                f"{vocab_size})"
+            )
+    return rows
+
+
+def run_alone(denoiser: Denoiser, program: RowProgram) -> Sample:
+    """Run one row program to its end; its error is raised."""
+    runner = BatchRunner(denoiser)
+    outcome: list = []
+    runner.add(program, outcome.append)
+    while runner.busy:
+        runner.step()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+@dataclass
+class BatchStats:
+    """What a :class:`BatchRunner` spent: forward passes (one per step and block length), the rows they served,
+    and the wall time of the model's ``predict`` against everything else (the constraint's and the rows' own
+    work: masks, acceptance, renoising, checks, decodes)."""
+
+    forward_passes: int = 0
+    row_steps: int = 0
+    predict_seconds: float = 0.0
+    other_seconds: float = 0.0
+
+    @property
+    def constraint_share(self) -> float:
+        """The share of step time spent outside the model's forward pass."""
+        total = self.predict_seconds + self.other_seconds
+        return self.other_seconds / total if total else 0.0
+
+
+@dataclass
+class _Live:
+    program: RowProgram
+    done: Callable[[Any], None]
+    request: Forward | None = None
+
+
+@dataclass
+class BatchRunner:
+    """Row programs sharing forward passes: at most ``max_rows`` in flight, the rest waiting in order.
+
+    Each :meth:`step` serves every live row's pending :class:`Forward` with one ``predict`` per block length
+    (the masks of all constrained rows packed into one tensor, moved to the device once and unpacked there),
+    sends each row its logits and lets it run to its next request. A row that returns or raises a
+    :class:`ConstrainedError` is handed to its ``done`` callback (the Sample, or the error) and leaves; a waiting
+    row takes its slot at once, starting with its first block.
+    """
+
+    denoiser: Denoiser
+    max_rows: int | None = None
+    stats: BatchStats = field(default_factory=BatchStats)
+    _live: list[_Live] = field(default_factory=list)
+    _waiting: list[_Live] = field(default_factory=list)
+
+    def add(self, program: RowProgram, done: Callable[[Any], None]) -> None:
+        """Queue a row program; ``done`` receives its Sample or its ConstrainedError."""
+        self._waiting.append(_Live(program, done))
+
+    @property
+    def busy(self) -> bool:
+        """Whether any row is live or waiting."""
+        return bool(self._live or self._waiting)
+
+    def step(self) -> None:
+        """Admit waiting rows into free slots, then one forward pass per block length for the live rows."""
+        started = time.perf_counter()
+        predicting = 0.0
+        while self._waiting and (self.max_rows is None or len(self._live) < self.max_rows):
+            row = self._waiting.pop(0)
+            if self._advance(row, None):
+                self._live.append(row)
+        by_length: dict[int, list[_Live]] = {}
+        for row in self._live:
+            by_length.setdefault(row.request.tokens.shape[0], []).append(row)
+        for rows in by_length.values():
+            tokens = torch.stack([row.request.tokens for row in rows]).to(_device(self.denoiser))
+            allowed = self._allowed(rows)
+            before = time.perf_counter()
+            try:
+                logits = self.denoiser.predict(
+                    [row.request.context for row in rows], tokens, [row.request.remaining for row in rows], allowed
+                )
+            except ConstrainedError as error:  # the model failed this pass: every row in it fails with it
+                for row in rows:
+                    self._finish(row, error)
+                continue
+            finally:
+                predicting += time.perf_counter() - before
+            self.stats.forward_passes += 1
+            self.stats.row_steps += len(rows)
+            for index, row in enumerate(rows):
+                self._advance(row, logits[index])
+        self.stats.predict_seconds += predicting
+        self.stats.other_seconds += time.perf_counter() - started - predicting
+
+    def _allowed(self, rows: list[_Live]) -> torch.Tensor | None:
+        """The rows' masks ``[B, L, V_model]`` from one packed tensor (``None`` when no row is constrained)."""
+        lattices = [row.request.lattice for row in rows]
+        constrained = [lattice is not None for lattice in lattices]
+        if not any(constrained):
+            return None
+        length = rows[0].request.tokens.shape[0]
+        reference = next(lattice for lattice in lattices if lattice is not None)
+        words = reference.packed_masks(copy=False).shape[1]
+        packed = torch.full((len(rows), length, words), -1, dtype=torch.int32)  # unconstrained rows: every bit
+        for index, lattice in enumerate(lattices):
+            if lattice is not None:
+                packed[index] = lattice.packed_masks(copy=False)[:length]
+        device = _device(self.denoiser)
+        allowed = model_masks(packed.to(device), reference.vocab_size, self.denoiser.vocab_size)
+        if not all(constrained):
+            allowed[torch.tensor([not c for c in constrained], device=device)] = True
+        return allowed
+
+    def _advance(self, row: _Live, logits: torch.Tensor | None) -> bool:
+        """Run the row to its next request; False (and ``done`` called) when it has finished."""
+        try:
+            row.request = row.program.send(logits) if logits is not None else next(row.program)
+            return True
+        except StopIteration as stop:
+            self._finish(row, stop.value)
+        except ConstrainedError as error:
+            self._finish(row, error)
+        return False
+
+    def _finish(self, row: _Live, outcome: Any) -> None:
+        if row in self._live:
+            self._live.remove(row)
+        row.program.close()
+        row.done(outcome)

@@ -112,10 +112,10 @@ def test_gemma_non_finite_logits(tokenizer):
 def scripted(rows: list[list[float]], vocab: int = 6, **options) -> MaskedDiffusionDenoiser:
     """A masked-diffusion hook whose logits for sequence index ``j`` are ``rows[j]`` (padded with -5)."""
 
-    def logits_fn(ids: torch.Tensor) -> torch.Tensor:
-        out = torch.full((1, ids.shape[1], vocab), -5.0)
+    def logits_fn(ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        out = torch.full((*ids.shape, vocab), -5.0)
         for j, row in enumerate(rows[: ids.shape[1]]):
-            out[0, j, : len(row)] = torch.tensor(row)
+            out[:, j, : len(row)] = torch.tensor(row)
         return out
 
     return MaskedDiffusionDenoiser(logits_fn, mask_token_id=vocab - 1, vocab_size=vocab, **options)
@@ -140,19 +140,20 @@ def test_low_confidence_remasking_unmasks_evenly():
     # 6 positions in 3 steps: two per step, the most confident first
     rows = [[0.0]] * 2 + [[float(k)] + [0.0] * 3 for k in (1, 6, 2, 5, 3, 4)]
     denoiser = scripted(rows, canvas_length=6, steps=3)
-    denoiser.begin([4, 4], 6)
-    canvas = denoiser.new_canvas(torch.Generator())
-    logits = denoiser.predict(canvas, 3, None)
-    proposal = denoiser.propose(logits, canvas, torch.Generator())
+    row = denoiser.begin([4, 4], 6)
+    tokens = denoiser.new_block(row, torch.Generator())
+    logits = denoiser.predict([row], tokens.unsqueeze(0), [3], None)[0]
+    proposal = denoiser.propose(row, logits, tokens, torch.Generator())
     assert proposal.order.tolist() == [1, 3]
 
 
 def test_threshold_decoding_takes_every_confident_position():
     rows = [[0.0]] * 2 + [[9.0, 0, 0, 0], [9.0, 0, 0, 0], [0.5, 0, 0, 0], [9.0, 0, 0, 0]]
     denoiser = scripted(rows, canvas_length=4, steps=4, threshold=0.9)
-    denoiser.begin([4, 4], 4)
-    canvas = denoiser.new_canvas(torch.Generator())
-    proposal = denoiser.propose(denoiser.predict(canvas, 4, None), canvas, torch.Generator())
+    row = denoiser.begin([4, 4], 4)
+    tokens = denoiser.new_block(row, torch.Generator())
+    proposal = denoiser.propose(row, denoiser.predict([row], tokens.unsqueeze(0), [4], None)[0], tokens,
+                                torch.Generator())
     assert sorted(proposal.order.tolist()) == [0, 1, 3]
 
 
@@ -196,7 +197,7 @@ def test_dream_and_llada_are_recognised_by_model_type():
             self.config = SimpleNamespace(model_type=model_type, vocab_size=6, mask_token_id=5,
                                           max_position_embeddings=64)
 
-        def forward(self, input_ids):
+        def forward(self, input_ids, attention_mask=None):
             return SimpleNamespace(logits=torch.zeros(*input_ids.shape, 6))
 
     assert as_denoiser(RemoteCode("Dream")).shifted is True

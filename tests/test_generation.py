@@ -75,7 +75,7 @@ def check_schema_generation(kind: str, name: str, seed: int) -> None:
     validator = jsonschema.validators.validator_for(schema)(schema, format_checker=jsonschema.FormatChecker())
     assert not list(validator.iter_errors(result.value)), result.text
     assert result.value == json.loads(result.text) and compiled(name).accepts(result.text)
-    assert len(result.token_ids) <= 64 and result.steps > 0
+    assert len(result.token_ids) <= 64 and result.forward_passes > 0
 
 
 needs_maskbench = pytest.mark.skipif(not MASKBENCH.is_dir(), reason="MaskBench data is not checked out")
@@ -117,11 +117,11 @@ def test_result_fields_and_streaming():
         seed=1, callback=lambda step, text: drafts.append((step, text)), streamer=Recorder(),
     )
     assert 20 <= len(result.text) <= 24 and result.text.isalpha()
-    assert result.tokens_per_forward == pytest.approx(len(result.token_ids) / result.steps)
-    assert [step for step, _ in drafts] == list(range(1, result.steps + 1))
+    assert result.tokens_per_forward == pytest.approx(len(result.token_ids) / result.forward_passes)
+    assert [step for step, _ in drafts] == list(range(1, result.forward_passes + 1))
     assert drafts[-1][1] == result.text
     kinds = [event[0] for event in events]
-    assert kinds[0] == "put" and kinds[-1] == "end" and kinds.count("draft") == result.steps
+    assert kinds[0] == "put" and kinds[-1] == "end" and kinds.count("draft") == result.forward_passes
     assert events[0][1] == [[tokenizer().bos_token_id, *tokenizer().encode("spell", add_special_tokens=False)]]
     committed = [t for event in events[1:-1] if event[0] == "put" for t in event[1][0]]
     assert committed == result.token_ids

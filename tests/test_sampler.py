@@ -50,11 +50,11 @@ def test_jointly_conflicting_acceptances_keep_the_surer_and_remask_the_other(tok
     a, b = byte_id("a"), byte_id("b")
     rows = {0: {a: 5.0, b: 0.0}, 1: {a: 4.0, b: 3.9}}
 
-    def logits_fn(ids):
-        out = torch.zeros(1, ids.shape[1], len(tokenizer))
+    def logits_fn(ids, attention_mask):
+        out = torch.zeros(*ids.shape, len(tokenizer))
         for position, row in rows.items():
             for token, value in row.items():
-                out[0, 1 + position, token] = value
+                out[:, 1 + position, token] = value
         return out
 
     def denoiser():
@@ -80,31 +80,31 @@ class ScriptedUniformDenoiser:
         self.rows, self.vocab_size, self.canvas_length = rows, vocab_size, len(rows)
 
     def begin(self, prompt_ids, max_new_tokens):
-        pass
+        return None
 
-    def new_canvas(self, generator, length=None):
+    def new_block(self, context, generator, length=None):
         return torch.zeros(length or self.canvas_length, dtype=torch.long)
 
-    def predict(self, canvas, remaining, allowed):
-        logits = torch.full((canvas.shape[0], self.vocab_size), -10.0)
+    def predict(self, contexts, tokens, remaining, allowed):
+        logits = torch.full((*tokens.shape, self.vocab_size), -10.0)
         for position, row in self.rows.items():
             for token, value in row.items():
-                logits[position, token] = value
+                logits[:, position, token] = value
         return logits.masked_fill_(~allowed, float("-inf"))
 
-    def propose(self, logits, canvas, generator):
+    def propose(self, context, logits, tokens, generator):
         return Proposal(tokens=logits.argmax(-1), order=torch.zeros(0, dtype=torch.long), confidence=logits.amax(-1))
 
-    def renoise(self, canvas, keep, allowed, generator):
-        return canvas
+    def renoise(self, tokens, keep, allowed, generator):
+        return tokens
 
-    def draft(self, logits, canvas):
+    def draft(self, logits, tokens):
         return logits.argmax(-1)
 
-    def converged(self, logits, draft, canvas):
+    def converged(self, context, logits, draft, tokens):
         return True
 
-    def commit(self, block):
+    def commit(self, context, block):
         pass
 
 

@@ -9,26 +9,41 @@ predicts every position at once. Each step unmasks some positions for good:
   ``threshold`` is kept, and at least the single most confident one.
 
 Confidence is the probability of the predicted token. Any ``AutoModelForMaskedLM`` works through
-:meth:`MaskedDiffusionDenoiser.from_masked_lm`; any callable returning ``[B, N, V]`` logits for a masked sequence
-(LLaDA, Dream) works directly. Dream is trained autoregressive-style, so its logits are *shifted*: the logits at
-index ``i`` predict the token at ``i + 1``; ``shifted=True`` reads them one position earlier.
+:meth:`MaskedDiffusionDenoiser.from_masked_lm`; any callable ``logits_fn(input_ids, attention_mask)`` returning
+``[B, N, V]`` logits for masked sequences (LLaDA, Dream) works directly. Dream is trained autoregressive-style,
+so its logits are *shifted*: the logits at index ``i`` predict the token at ``i + 1``; ``shifted=True`` reads them
+one position earlier.
+
+Batches: row ``b`` is its context then its block; rows of different lengths are right-padded (so every real
+token keeps its position) and ``attention_mask`` marks the real tokens. When all rows have the same length the
+mask is ``None``: the model's plain call.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from ..errors import DenoiserError
 from .base import Proposal, check_finite, mask_logits, sample_rows
 
-LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+#: ``(input_ids [B, N], attention_mask [B, N] bool or None) -> logits [B, N, V]``.
+LogitsFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+@dataclass
+class MaskedRow:
+    """One row's context: the prompt and committed blocks, and its block's steps left (the schedule's input)."""
+
+    ids: list[int]
+    remaining: int = 0
 
 
 class MaskedDiffusionDenoiser:
-    """A masked-diffusion model behind a ``logits_fn(input_ids [1, N]) -> logits [1, N, V]``."""
+    """A masked-diffusion model behind a ``logits_fn(input_ids [B, N], attention_mask) -> logits [B, N, V]``."""
 
     noise = "mask"
 
@@ -64,8 +79,6 @@ class MaskedDiffusionDenoiser:
         self.max_positions = max_positions
         self.device = torch.device(device)
         self.name = name
-        self._context: list[int] = []
-        self._remaining = self.steps
 
     @classmethod
     def from_masked_lm(cls, model, tokenizer=None, *, mask_token_id: int | None = None, **options):
@@ -78,77 +91,96 @@ class MaskedDiffusionDenoiser:
         model.eval()
 
         @torch.no_grad()
-        def logits_fn(input_ids: torch.Tensor) -> torch.Tensor:
-            return model(input_ids=input_ids).logits
+        def logits_fn(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+            if attention_mask is None:
+                return model(input_ids=input_ids).logits
+            return model(input_ids=input_ids, attention_mask=attention_mask.long()).logits
 
         options.setdefault("max_positions", getattr(model.config, "max_position_embeddings", None))
         options.setdefault("device", getattr(model, "device", "cpu"))
         options.setdefault("name", type(model).__name__)
         return cls(logits_fn, mask_token_id=mask_token_id, vocab_size=model.config.vocab_size, **options)
 
-    def begin(self, prompt_ids: list[int], max_new_tokens: int) -> None:
+    def begin(self, prompt_ids: list[int], max_new_tokens: int) -> MaskedRow:
         if self.shifted and not prompt_ids:
             raise DenoiserError(
-                f"{self.name} has shifted logits: the first canvas token needs a context token before it"
+                f"{self.name} has shifted logits: the first block token needs a context token before it"
             )
         if self.max_positions is not None and len(prompt_ids) + max_new_tokens > self.max_positions:
             raise DenoiserError(
                 f"prompt of {len(prompt_ids)} tokens plus {max_new_tokens} new tokens exceeds the context of "
                 f"{self.name} ({self.max_positions} positions)"
             )
-        self._context = list(prompt_ids)
+        return MaskedRow(list(prompt_ids), self.steps)
 
-    def new_canvas(self, generator: torch.Generator, length: int | None = None) -> torch.Tensor:
+    def new_block(self, context: MaskedRow, generator: torch.Generator, length: int | None = None) -> torch.Tensor:
         return torch.full((length or self.canvas_length,), self.mask_token_id, dtype=torch.long, device=self.device)
 
     @torch.no_grad()
-    def predict(self, canvas: torch.Tensor, remaining: int, allowed: torch.Tensor | None) -> torch.Tensor:
-        self._remaining = remaining  # the unmasking schedule of the following propose() depends on it
-        context = torch.tensor(self._context, dtype=torch.long, device=self.device)
-        ids = torch.cat([context, canvas]).unsqueeze(0)
-        output = self.logits_fn(ids)
+    def predict(
+        self,
+        contexts: Sequence[MaskedRow],
+        tokens: torch.Tensor,
+        remaining: Sequence[int],
+        allowed: torch.Tensor | None,
+    ) -> torch.Tensor:
+        length = tokens.shape[1]
+        widths = [len(context.ids) + length for context in contexts]
+        ids = torch.full((len(contexts), max(widths)), self.mask_token_id, dtype=torch.long, device=self.device)
+        for row, context in enumerate(contexts):
+            context.remaining = remaining[row]  # the unmasking schedule of the row's next propose() depends on it
+            ids[row, : len(context.ids)] = torch.tensor(context.ids, dtype=torch.long, device=self.device)
+            ids[row, len(context.ids) : widths[row]] = tokens[row]
+        attention = None
+        if len(set(widths)) > 1:
+            ends = torch.tensor(widths, device=self.device)[:, None]
+            attention = torch.arange(ids.shape[1], device=self.device)[None, :] < ends
+        output = self.logits_fn(ids, attention)
         logits = getattr(output, "logits", output)
-        if logits.dim() != 3 or logits.shape[1] != ids.shape[1]:
+        if logits.dim() != 3 or logits.shape[:2] != ids.shape:
             raise DenoiserError(
                 f"{self.name} returned logits of shape {tuple(logits.shape)} for input {tuple(ids.shape)}"
             )
-        start = len(self._context) - (1 if self.shifted else 0)
-        logits = logits[0, start : start + canvas.shape[0]].float()
+        shift = 1 if self.shifted else 0
+        logits = torch.stack(
+            [logits[row, len(c.ids) - shift : len(c.ids) - shift + length] for row, c in enumerate(contexts)]
+        ).float()
         check_finite(logits, self.name)
-        logits = logits[:, : self.vocab_size].clone()
-        if allowed is None:
-            # The mask token means "undecided"; predicting it would decide nothing.
-            logits[:, self.mask_token_id] = float("-inf")
+        logits = logits[..., : self.vocab_size].clone()
+        # The mask token means "undecided"; predicting it would decide nothing (a constraint never allows it).
+        logits[..., self.mask_token_id] = float("-inf")
         if self.temperature > 0:
             logits = logits / self.temperature
         return mask_logits(logits, allowed)
 
-    def propose(self, logits: torch.Tensor, canvas: torch.Tensor, generator: torch.Generator) -> Proposal:
+    def propose(
+        self, context: MaskedRow, logits: torch.Tensor, tokens: torch.Tensor, generator: torch.Generator
+    ) -> Proposal:
         probs = torch.softmax(logits, dim=-1)
         if self.temperature > 0:
-            tokens = sample_rows(probs, generator)
+            chosen = sample_rows(probs, generator)
         else:
-            tokens = probs.argmax(dim=-1)
-        confidence = probs.gather(-1, tokens.unsqueeze(-1)).view(-1)
-        masked = canvas == self.mask_token_id
+            chosen = probs.argmax(dim=-1)
+        confidence = probs.gather(-1, chosen.unsqueeze(-1)).view(-1)
+        masked = tokens == self.mask_token_id
         candidates = torch.where(masked, confidence, torch.full_like(confidence, -1.0))
         ranked = torch.argsort(candidates, descending=True)[: int(masked.sum())]
         if self.threshold is not None:
             count = max(1, int((candidates >= self.threshold).sum()))
         else:
-            count = math.ceil(int(masked.sum()) / max(1, self._remaining))
-        return Proposal(tokens=tokens, order=ranked[:count], confidence=confidence)
+            count = math.ceil(int(masked.sum()) / max(1, context.remaining))
+        return Proposal(tokens=chosen, order=ranked[:count], confidence=confidence)
 
     def renoise(
-        self, canvas: torch.Tensor, keep: torch.Tensor, allowed: torch.Tensor | None, generator: torch.Generator
+        self, tokens: torch.Tensor, keep: torch.Tensor, allowed: torch.Tensor | None, generator: torch.Generator
     ) -> torch.Tensor:
-        return torch.where(keep, canvas, torch.full_like(canvas, self.mask_token_id))
+        return torch.where(keep, tokens, torch.full_like(tokens, self.mask_token_id))
 
-    def draft(self, logits: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
-        return torch.where(canvas == self.mask_token_id, logits.argmax(dim=-1), canvas)
+    def draft(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.where(tokens == self.mask_token_id, logits.argmax(dim=-1), tokens)
 
-    def converged(self, logits: torch.Tensor, draft: torch.Tensor, canvas: torch.Tensor) -> bool:
-        return not bool((canvas == self.mask_token_id).any())
+    def converged(self, context: MaskedRow, logits: torch.Tensor, draft: torch.Tensor, tokens: torch.Tensor) -> bool:
+        return not bool((tokens == self.mask_token_id).any())
 
-    def commit(self, block: list[int]) -> None:
-        self._context.extend(block)
+    def commit(self, context: MaskedRow, block: list[int]) -> None:
+        context.ids.extend(block)

@@ -2,7 +2,7 @@
 positions.
 
 The puzzle loop wants ``cell tokens -> log-probs [n_cells, V]`` (a ``solver.CellScorer``); the model adapters of
-``constrained.denoisers`` speak block diffusion (``begin`` with a prompt, ``new_canvas``, ``renoise``,
+``constrained.denoisers`` speak block diffusion (``begin`` with a prompt, ``new_block``, ``renoise``,
 ``predict``). This wraps the latter as the former, following the built-in model's convention
 (``constrained.default_model``): the answer (the cells' symbols) starts the canvas and ``<eos>`` fills every
 position after it. Decided cells keep their tokens; open cells hold the
@@ -34,8 +34,8 @@ class ModelScorer:
         self.eos_token_id = int(eos_token_id)
         self.generator = torch.Generator().manual_seed(seed)
         self.length = max(int(adapter.canvas_length), n_cells + 1)
-        adapter.begin(prompt_ids, self.length)
-        self.canvas = adapter.new_canvas(self.generator, self.length)
+        self.context = adapter.begin(prompt_ids, self.length)
+        self.canvas = adapter.new_block(self.context, self.generator, self.length)
         self.calls = 0
 
     def __call__(self, cells: list[int | None]) -> torch.Tensor:
@@ -52,5 +52,5 @@ class ModelScorer:
         self.canvas = self.adapter.renoise(target, keep, None, self.generator)
         remaining = max(int(self.adapter.steps) - self.calls, 1)  # the family's schedule runs from steps to 1
         self.calls += 1
-        logits = self.adapter.predict(self.canvas, remaining, None)
+        logits = self.adapter.predict([self.context], self.canvas.unsqueeze(0), [remaining], None)[0]
         return torch.log_softmax(logits[: self.n_cells].float(), dim=-1)
