@@ -43,6 +43,7 @@ _LAZY = {
     "regex": ".constraint",
     "load_default": ".default_model",
     "edit": ".edit",
+    "ConstrainedLogitsProcessor": ".logits_processor",
     "GenerationResult": ".generation",
     "generate": ".generation",
     "generate_json": ".generation",
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from .grammar import grammar
     from .json_schema import json_schema
     from .lattice import Canvas
+    from .logits_processor import ConstrainedLogitsProcessor
     from .puzzles.sudoku import solve_sudoku
     from .text_to_sql import SqlResult, generate_sql, sql
 
@@ -95,9 +97,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "BoundConstraint", "Canvas", "CompileError", "CompileTimeout", "ConstrainedError", "Constraint",
-    "ConstraintUnsatisfiable", "DatabaseError", "DenoiserError", "GenerationResult", "GrammarError", "PuzzleError",
-    "RegexError", "Request", "RequestError", "SchemaError", "SqlResult", "UnsupportedSchema", "VocabularyError",
-    "__version__", "edit", "generate", "generate_batch", "generate_json", "generate_sql", "grammar", "json_schema",
-    "load_default", "regex", "solve_sudoku", "sql",
+    "BoundConstraint", "Canvas", "CompileError", "CompileTimeout", "ConstrainedError", "ConstrainedLogitsProcessor",
+    "Constraint", "ConstraintUnsatisfiable", "DatabaseError", "DenoiserError", "GenerationResult", "GrammarError",
+    "PuzzleError", "RegexError", "Request", "RequestError", "SchemaError", "SqlResult", "UnsupportedSchema",
+    "VocabularyError", "__version__", "edit", "generate", "generate_batch", "generate_json", "generate_sql",
+    "grammar", "json_schema", "load_default", "regex", "solve_sudoku", "sql",
 ]
