@@ -43,7 +43,7 @@ import torch
 from .constraint import BoundConstraint, Constraint
 from .errors import ConstraintUnsatisfiable, RequestError
 from .lattice import Canvas
-from .sampler import DEFAULT_FALLBACK_DRAWS, model_masks
+from .sampler import DEFAULT_FALLBACK_DRAWS, block_logprobs, model_masks
 
 
 class ConstrainedLogitsProcessor:
@@ -163,11 +163,7 @@ class ConstrainedLogitsProcessor:
                    length: int, row: int) -> list[int]:
         """The constrained MAP block under ``masked``; where it ends the text and fails the commit-time check, the
         first admissible draw from the same scores that passes."""
-        logprobs = torch.zeros(len(lattice.tokens), lattice.vocab_size, dtype=torch.float32)
-        rows = torch.log_softmax(masked.float(), dim=-1).cpu()
-        width = min(rows.shape[1], lattice.vocab_size)
-        logprobs[:length] = float("-inf")
-        logprobs[:length, :width] = rows[:, :width]
+        logprobs = block_logprobs(lattice, masked)
         block = lattice.map_decode(logprobs)[:length]
         ends = tuple(bound.eos_token_ids)
         last = len(lattice.tokens) == length

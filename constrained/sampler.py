@@ -338,11 +338,7 @@ class ConstrainedSampler:
         temperatures of :data:`FALLBACK_TEMPERATURES`, each share from one forward pass) that passes; the run
         fails when none does."""
         cv.decide({i: None for i in range(length) if i not in user_fixed and cv.tokens[i] is not None})
-        logprobs = torch.zeros(len(cv.tokens), cv.vocab_size, dtype=torch.float32)
-        rows = torch.log_softmax(logits.float(), dim=-1).cpu()
-        width = min(rows.shape[1], cv.vocab_size)
-        logprobs[:length] = float("-inf")
-        logprobs[:length, :width] = rows[:, :width]
+        logprobs = block_logprobs(cv, logits)
         block = cv.map_decode(logprobs)[:length]
         violation = self._violation(prefix, block, last)
         tried = {tuple(block)}
@@ -402,6 +398,18 @@ def model_masks(packed: torch.Tensor, vocab_size: int, model_vocab_size: int) ->
                 f"{vocab_size})"
             )
     return rows
+
+
+def block_logprobs(lattice: Canvas, logits: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities ``[positions, V_tokenizer]`` of a lattice canvas for its decodes: the block's rows from
+    ``logits`` ``[L, V_model]`` (the model's extra tokens dropped), the positions after the block left flat."""
+    length = logits.shape[0]
+    logprobs = torch.zeros(len(lattice.tokens), lattice.vocab_size, dtype=torch.float32)
+    rows = torch.log_softmax(logits.float(), dim=-1).cpu()
+    width = min(rows.shape[1], lattice.vocab_size)
+    logprobs[:length] = float("-inf")
+    logprobs[:length, :width] = rows[:, :width]
+    return logprobs
 
 
 def run_alone(denoiser: Denoiser, program: RowProgram) -> Sample:
