@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .constraint import Constraint
+from .constraint import BoundConstraint, Constraint
 from .errors import ConstrainedError, RequestError
 from .generation import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -43,12 +43,14 @@ class Request:
     """One generation in a batch.
 
     ``prompt`` is text (formatted by the model's prompt convention) or token ids; ``constraint`` ``None`` runs the
-    model's own sampler; ``seed`` ``None`` draws one. ``options`` sets the sampler's per-request knobs
-    (``max_retries``, ``fallback_draws``); ``json=True`` parses the text into the result's ``.value``.
+    model's own sampler, and one already bound to the batch's tokenizer (:class:`BoundConstraint`) is shared
+    without binding it again (a server binds each schema once); ``seed`` ``None`` draws one. ``options`` sets the
+    sampler's per-request knobs (``max_retries``, ``fallback_draws``); ``json=True`` parses the text into the
+    result's ``.value``.
     """
 
     prompt: str | list[int]
-    constraint: Constraint | None = None
+    constraint: Constraint | BoundConstraint | None = None
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     seed: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)

@@ -92,9 +92,12 @@ def resolve_denoiser(model: Any, tokenizer: Any, steps: int | None, options: dic
     return as_denoiser(model, tokenizer, steps=steps, **options), tokenizer
 
 
-def bind_session(denoiser: Denoiser, tokenizer: Any, constraint: Constraint | None, seed: int | None) -> Session:
-    """One request's session on a resolved denoiser: its constraint bound, its own RNG seeded."""
-    bound = constraint.bind(tokenizer) if constraint is not None else None
+def bind_session(
+    denoiser: Denoiser, tokenizer: Any, constraint: Constraint | BoundConstraint | None, seed: int | None
+) -> Session:
+    """One request's session on a resolved denoiser: its constraint bound (an already bound one, bound to this
+    tokenizer, is shared as it is), its own RNG seeded."""
+    bound = constraint.bind(tokenizer) if isinstance(constraint, Constraint) else constraint
     generator = torch.Generator(device=getattr(denoiser, "device", torch.device("cpu")))
     generator.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,))))
     return Session(denoiser, tokenizer, bound, generator)

@@ -43,7 +43,7 @@ import torch
 from .constraint import BoundConstraint, Constraint
 from .errors import ConstraintUnsatisfiable, RequestError
 from .lattice import Canvas
-from .sampler import DEFAULT_FALLBACK_DRAWS, block_logprobs, model_masks
+from .sampler import DEFAULT_FALLBACK_DRAWS, block_logprobs, fit_vocabulary, lattice_masks
 
 
 class ConstrainedLogitsProcessor:
@@ -114,14 +114,14 @@ class ConstrainedLogitsProcessor:
             out = torch.full_like(scores, float("-inf"))
             out[:, ends[0]] = 0.0
             return out
-        block = self._block(row, bound, committed, index, length, scores.shape[-1])
+        block = self._block(row, bound, committed, index, length, scores.shape[-1], scores.device)
         if block is None:
             raise ConstraintUnsatisfiable(
                 f"no text accepted by the constraint fits in max_new_tokens={self.max_new_tokens}",
                 partial=bound.decode(committed),
             )
         lattice, allowed = block
-        masked = scores.masked_fill(~allowed.to(scores.device), float("-inf"))
+        masked = scores.masked_fill(~allowed, float("-inf"))
         target = torch.tensor(self._map_block(bound, lattice, masked, committed, length, row), device=scores.device)
         top, best = masked.max(dim=-1)
         lift = best != target
@@ -131,7 +131,8 @@ class ConstrainedLogitsProcessor:
             masked[positions, target[positions]] = (top[positions].float() + margin[positions]).to(masked.dtype)
         return masked
 
-    def _block(self, row: int, bound: BoundConstraint, committed: list[int], index: int, length: int, width: int):
+    def _block(self, row: int, bound: BoundConstraint, committed: list[int], index: int, length: int, width: int,
+               device: torch.device):
         """The lattice canvas of the rest of the budget from block ``index`` on and its block's masks over the
         model's ``width`` tokens (cached); ``None`` when nothing admissible fits."""
         key = (row, index)
@@ -144,8 +145,8 @@ class ConstrainedLogitsProcessor:
             if not lattice.feasible():
                 self._blocks[key] = None
             else:
-                packed = lattice.packed_masks()[:length]
-                self._blocks[key] = (lattice, model_masks(packed, lattice.vocab_size, width))
+                masks = lattice_masks(lattice, length, device)
+                self._blocks[key] = (lattice, fit_vocabulary(masks, width))
         return self._blocks[key]
 
     def _state(self, row: int, bound: BoundConstraint, committed: list[int], index: int, length: int) -> int | None:

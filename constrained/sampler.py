@@ -367,8 +367,7 @@ class ConstrainedSampler:
 
     def _block_masks(self, cv: Canvas, length: int) -> torch.Tensor:
         """Allowed tokens ``[length, V_model]`` of the block's positions, on the denoiser's device."""
-        return model_masks(cv.packed_masks(copy=False)[:length].to(_device(self.denoiser)), cv.vocab_size,
-                           self.denoiser.vocab_size)
+        return fit_vocabulary(lattice_masks(cv, length, _device(self.denoiser)), self.denoiser.vocab_size)
 
     def _text(self, blocks: list) -> str | None:
         if self.bound is None:
@@ -380,13 +379,24 @@ def _device(denoiser: Denoiser) -> torch.device:
     return getattr(denoiser, "device", torch.device("cpu"))
 
 
-def model_masks(packed: torch.Tensor, vocab_size: int, model_vocab_size: int) -> torch.Tensor:
-    """Bool masks ``[..., model_vocab_size]`` from packed ones over the tokenizer's ``vocab_size`` tokens.
+def lattice_masks(lattice: Canvas, length: int, device: torch.device) -> torch.Tensor:
+    """Bool ``[length, V_tokenizer]`` masks of a lattice canvas's first positions, on ``device``.
+
+    On the CPU the canvas's own bool rows (kept up to date incrementally) are read directly; for an accelerator
+    the packed bitmask is moved, a 32nd of the bytes, and unpacked there.
+    """
+    if device.type == "cpu":
+        return lattice.masks()[:length]
+    return unpack_masks(lattice.packed_masks(copy=False)[:length].to(device), lattice.vocab_size)
+
+
+def fit_vocabulary(rows: torch.Tensor, model_vocab_size: int) -> torch.Tensor:
+    """Masks ``[..., V_tokenizer]`` as ``[..., model_vocab_size]``.
 
     The model's output layer may be wider than the tokenizer (padding rows, never allowed) or narrower (then
-    every row must still allow one of the model's tokens). Unpacked on the packed tensor's device.
+    every row must still allow one of the model's tokens).
     """
-    rows = unpack_masks(packed.reshape(-1, packed.shape[-1]), vocab_size).view(*packed.shape[:-1], vocab_size)
+    vocab_size = rows.shape[-1]
     if vocab_size < model_vocab_size:
         padding = torch.zeros(*rows.shape[:-1], model_vocab_size - vocab_size, dtype=torch.bool, device=rows.device)
         rows = torch.cat([rows, padding], dim=-1)
@@ -508,20 +518,32 @@ class BatchRunner:
         self.stats.other_seconds += time.perf_counter() - started - predicting
 
     def _allowed(self, rows: list[_Live]) -> torch.Tensor | None:
-        """The rows' masks ``[B, L, V_model]`` from one packed tensor (``None`` when no row is constrained)."""
+        """The rows' masks ``[B, L, V_model]`` (``None`` when no row is constrained).
+
+        For an accelerator, one packed tensor for the batch is moved and unpacked there; on the CPU the
+        canvases' bool rows are stacked.
+        """
         lattices = [row.request.lattice for row in rows]
         constrained = [lattice is not None for lattice in lattices]
         if not any(constrained):
             return None
         length = rows[0].request.tokens.shape[0]
         reference = next(lattice for lattice in lattices if lattice is not None)
-        words = reference.packed_masks(copy=False).shape[1]
-        packed = torch.full((len(rows), length, words), -1, dtype=torch.int32)  # unconstrained rows: every bit
-        for index, lattice in enumerate(lattices):
-            if lattice is not None:
-                packed[index] = lattice.packed_masks(copy=False)[:length]
         device = _device(self.denoiser)
-        allowed = model_masks(packed.to(device), reference.vocab_size, self.denoiser.vocab_size)
+        if device.type == "cpu":
+            masks = torch.ones((len(rows), length, reference.vocab_size), dtype=torch.bool)
+            for index, lattice in enumerate(lattices):
+                if lattice is not None:
+                    masks[index] = lattice_masks(lattice, length, device)
+        else:
+            words = reference.packed_masks(copy=False).shape[1]
+            packed = torch.full((len(rows), length, words), -1, dtype=torch.int32)  # unconstrained rows: all bits
+            for index, lattice in enumerate(lattices):
+                if lattice is not None:
+                    packed[index] = lattice.packed_masks(copy=False)[:length]
+            packed = packed.to(device)
+            masks = unpack_masks(packed.view(-1, words), reference.vocab_size).view(len(rows), length, -1)
+        allowed = fit_vocabulary(masks, self.denoiser.vocab_size)
         if not all(constrained):
             allowed[torch.tensor([not c for c in constrained], device=device)] = True
         return allowed
