@@ -36,6 +36,7 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it, imported on first access.
 _LAZY = {
+    "Batcher": ".batch",
     "Request": ".batch",
     "generate_batch": ".batch",
     "BoundConstraint": ".constraint",
@@ -57,7 +58,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .batch import Request, generate_batch
+    from .batch import Batcher, Request, generate_batch
     from .constraint import BoundConstraint, Constraint, regex
     from .default_model import load_default
     from .edit import edit
@@ -97,9 +98,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "BoundConstraint", "Canvas", "CompileError", "CompileTimeout", "ConstrainedError", "ConstrainedLogitsProcessor",
-    "Constraint", "ConstraintUnsatisfiable", "DatabaseError", "DenoiserError", "GenerationResult", "GrammarError",
-    "PuzzleError", "RegexError", "Request", "RequestError", "SchemaError", "SqlResult", "UnsupportedSchema",
-    "VocabularyError", "__version__", "edit", "generate", "generate_batch", "generate_json", "generate_sql",
-    "grammar", "json_schema", "load_default", "regex", "solve_sudoku", "sql",
+    "Batcher", "BoundConstraint", "Canvas", "CompileError", "CompileTimeout", "ConstrainedError",
+    "ConstrainedLogitsProcessor", "Constraint", "ConstraintUnsatisfiable", "DatabaseError", "DenoiserError",
+    "GenerationResult", "GrammarError", "PuzzleError", "RegexError", "Request", "RequestError", "SchemaError",
+    "SqlResult", "UnsupportedSchema", "VocabularyError", "__version__", "edit", "generate", "generate_batch",
+    "generate_json", "generate_sql", "grammar", "json_schema", "load_default", "regex", "solve_sudoku", "sql",
 ]

@@ -14,7 +14,8 @@ requests come back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,65 @@ class Request:
         return cls(json_prompt(schema, prompt), constraint, json=True, **fields)
 
 
+class Batcher:
+    """A continuous batch on one model: :meth:`submit` requests at any time, :meth:`step` runs one forward pass.
+
+    What :func:`generate_batch` runs, for a caller that feeds requests as they arrive (a server's worker thread):
+    a submitted request joins at the next step and its ``done`` callback receives its :class:`GenerationResult`
+    or its :class:`ConstrainedError`. Not thread-safe: submit and step from one thread.
+
+    Parameters: as :func:`generate_batch`. Raises :class:`RequestError` for a ``max_batch_size`` below one.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Any = None,
+        tokenizer: Any = None,
+        steps: int | None = None,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        stats: BatchStats | None = None,
+        **denoiser_options: Any,
+    ) -> None:
+        if max_batch_size < 1:
+            raise RequestError(f"max_batch_size must be at least 1, got {max_batch_size}")
+        self.denoiser, self.tokenizer = resolve_denoiser(model, tokenizer, steps, denoiser_options)
+        stats = stats if stats is not None else BatchStats()
+        self.runner = BatchRunner(self.denoiser, max_rows=max_batch_size, stats=stats)
+
+    @property
+    def stats(self) -> BatchStats:
+        """Forward passes, row-steps and the split of step time so far."""
+        return self.runner.stats
+
+    @property
+    def busy(self) -> bool:
+        """Whether any request is running or waiting."""
+        return self.runner.busy
+
+    def submit(
+        self,
+        request: Request,
+        done: Callable[[GenerationResult | ConstrainedError], None],
+        *,
+        on_commit: Callable[[list[int]], None] | None = None,
+    ) -> None:
+        """Queue ``request``; ``done`` receives its outcome, ``on_commit`` each block's tokens as it commits.
+
+        A request that fails before it runs (a bind error, an unknown option) is handed to ``done`` at once.
+        """
+        try:
+            session, program = _start(request, self.denoiser, self.tokenizer, on_commit)
+        except ConstrainedError as error:
+            done(error)
+            return
+        self.runner.add(program, _finisher(session, request.json, done))
+
+    def step(self) -> None:
+        """One forward pass for the running requests (after letting waiting ones in)."""
+        self.runner.step()
+
+
 def generate_batch(
     requests: Sequence[Request],
     *,
@@ -89,24 +149,17 @@ def generate_batch(
     Raises :class:`RequestError` for a ``max_batch_size`` below one, and the model's errors that concern every
     request (no tokenizer for an explicit model, unknown denoiser options).
     """
-    if max_batch_size < 1:
-        raise RequestError(f"max_batch_size must be at least 1, got {max_batch_size}")
-    denoiser, tokenizer = resolve_denoiser(model, tokenizer, steps, denoiser_options)
-    runner = BatchRunner(denoiser, max_rows=max_batch_size, stats=stats if stats is not None else BatchStats())
+    batcher = Batcher(model=model, tokenizer=tokenizer, steps=steps, max_batch_size=max_batch_size, stats=stats,
+                      **denoiser_options)
     results: list[GenerationResult | ConstrainedError | None] = [None] * len(requests)
     for index, request in enumerate(requests):
-        try:
-            session, program = _start(request, denoiser, tokenizer)
-        except ConstrainedError as error:
-            results[index] = error
-            continue
-        runner.add(program, _receiver(results, index, session, request.json))
-    while runner.busy:
-        runner.step()
-    return results  # type: ignore[return-value]  # every slot is filled once the runner is idle
+        batcher.submit(request, functools.partial(results.__setitem__, index))
+    while batcher.busy:
+        batcher.step()
+    return results  # type: ignore[return-value]  # every slot is filled once the batch is idle
 
 
-def _start(request: Request, denoiser: Any, tokenizer: Any) -> tuple:
+def _start(request: Request, denoiser: Any, tokenizer: Any, on_commit: Callable | None) -> tuple:
     """Bind the request's constraint, seed its RNG, and make its row program."""
     unknown = set(request.options) - REQUEST_OPTIONS
     if unknown:
@@ -115,22 +168,24 @@ def _start(request: Request, denoiser: Any, tokenizer: Any) -> tuple:
     sampler = ConstrainedSampler(
         denoiser, session.bound, session.generator, end_token_ids=session.end_token_ids(),
         max_retries=request.options.get("max_retries", DEFAULT_MAX_RETRIES),
-        fallback_draws=request.options.get("fallback_draws", DEFAULT_FALLBACK_DRAWS),
+        fallback_draws=request.options.get("fallback_draws", DEFAULT_FALLBACK_DRAWS), on_commit=on_commit,
     )
     return session, sampler.program(session.prompt_ids(request.prompt), request.max_new_tokens)
 
 
-def _receiver(results: list, index: int, session: Any, parse_json: bool):
-    """The ``done`` callback of request ``index``: its packaged result or its error into its slot."""
+def _finisher(session: Any, parse_json: bool, done: Callable) -> Callable[[Any], None]:
+    """The runner's callback for one request: its Sample packaged (and parsed) for ``done``, or its error."""
 
-    def done(outcome: Any) -> None:
+    def finish(outcome: Any) -> None:
         if isinstance(outcome, ConstrainedError):
-            results[index] = outcome
+            done(outcome)
             return
         try:
             result = package(session, outcome)
-            results[index] = with_json_value(result) if parse_json else result
+            result = with_json_value(result) if parse_json else result
         except ConstrainedError as error:
-            results[index] = error
+            done(error)
+            return
+        done(result)
 
-    return done
+    return finish

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from constrained import ConstrainedError, Request, generate, generate_batch, regex
+from constrained import Batcher, ConstrainedError, Request, generate, generate_batch, regex
 from constrained.denoisers import DiffusionGemmaDenoiser, MaskedDiffusionDenoiser
 from constrained.errors import ConstraintUnsatisfiable, DenoiserError, RequestError, SchemaError
 from constrained.json_schema import json_schema
@@ -161,3 +161,20 @@ def test_non_positive_budget_is_a_typed_error(tokenizer):
         generate(regex("a"), [2], model=denoiser, tokenizer=tokenizer, max_new_tokens=0)
     with pytest.raises(RequestError, match="max_batch_size"):
         generate_batch([], model=denoiser, tokenizer=tokenizer, max_batch_size=0)
+
+
+def test_a_request_submitted_while_others_run_joins_and_gets_its_solo_result(tokenizer):
+    denoiser = hashed_denoiser(len(tokenizer), canvas_length=8, steps=4, temperature=1.0)
+    first, late = mixed_requests()[1], mixed_requests()[3]
+    batcher = Batcher(model=denoiser, tokenizer=tokenizer, max_batch_size=4)
+    outcomes, blocks = {}, []
+    batcher.submit(first, lambda outcome: outcomes.setdefault("first", outcome))
+    for _ in range(3):
+        batcher.step()
+    batcher.submit(late, lambda outcome: outcomes.setdefault("late", outcome), on_commit=blocks.append)
+    while batcher.busy:
+        batcher.step()
+    assert outcomes["first"] == solo(first, denoiser, tokenizer)
+    assert outcomes["late"] == solo(late, denoiser, tokenizer)
+    assert tuple(map(tuple, blocks)) == outcomes["late"].blocks
+    assert batcher.stats.forward_passes < outcomes["first"].forward_passes + outcomes["late"].forward_passes
