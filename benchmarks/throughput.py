@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -109,7 +110,9 @@ def main() -> None:
     for batch_size in args.batch_sizes:
         count = max(batch_size, args.requests)
         free = run(model, tokenizer, schemas, batch_size, count, args, constrained=False)
+        print(f"batch {batch_size}: unconstrained {free['wall_s']:.0f} s", file=sys.stderr, flush=True)
         bound = run(model, tokenizer, schemas, batch_size, count, args, constrained=True)
+        print(f"batch {batch_size}: constrained {bound['wall_s']:.0f} s", file=sys.stderr, flush=True)
         constraint_ms = bound["outside_model_ms_per_row_step"] - free["outside_model_ms_per_row_step"]
         rows.append({
             "batch_size": batch_size, "unconstrained": free, "constrained": bound,
