@@ -256,7 +256,7 @@ def run_grammar(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], s
     started = time.perf_counter()
     result = generate(constraint, args.prompt, model=model, tokenizer=tokenizer, max_new_tokens=args.max_new_tokens,
                       steps=args.steps, seed=args.seed, callback=draw)
-    figures = _figures(result.steps, time.perf_counter() - started, len(result.token_ids))
+    figures = _figures(result.forward_passes, time.perf_counter() - started, len(result.token_ids))
     return {"text": result.text, **figures}, result.text
 
 
