@@ -23,6 +23,7 @@ its error class and message, with any partial output, and exits with status 1; b
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sqlite3
@@ -332,11 +333,50 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--depth", type=int, default=1, help="nesting the masks track (default 1)")
     sub.add_argument("--max-new-tokens", type=int, default=96, help="token budget for the text")
     sub.add_argument("prompt", help="what the text should say")
+
+    sub = commands.add_parser("serve", help="an OpenAI-compatible HTTP server with structured outputs",
+                              description="an OpenAI-compatible HTTP server with structured outputs "
+                                          "(needs the serve extra: pip install 'constrained[serve]')")
+    sub.set_defaults(run=None)
+    sub.add_argument("--checkpoint", type=Path, default=None,
+                     help="a DiffusionGemma checkpoint directory to serve instead of the built-in model")
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sub.add_argument("--port", type=int, default=8000)
+    sub.add_argument("--db", action="append", default=[], metavar="NAME=PATH",
+                     help="a SQLite database (read-only) that SQL outputs may name; repeat for several")
+    sub.add_argument("--max-queue", type=int, default=256, help="choices that may wait before 429")
+    sub.add_argument("--max-batch", type=int, default=16, help="rows denoised together")
+    sub.add_argument("--timeout", type=float, default=300.0, help="seconds a request may take (then 408)")
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """``constrained serve``: load the model, then serve until interrupted."""
+    databases = {}
+    for entry in args.db:
+        name, _, path = entry.partition("=")
+        if not name or not path:
+            raise ConstrainedError(f"--db takes NAME=PATH, got {entry!r}")
+        databases[name] = Path(path)
+    missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConstrainedError(f"the server needs {' and '.join(missing)}: pip install 'constrained[serve]'")
+    from .server import build_engine, serve
+
+    engine = build_engine(str(args.checkpoint) if args.checkpoint else None, databases=databases,
+                          max_queue=args.max_queue, max_batch=args.max_batch, request_timeout_s=args.timeout)
+    serve(engine, host=args.host, port=args.port)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        try:
+            return _serve(args)
+        except ConstrainedError as error:
+            print(f"{type(error).__name__}: {error}", file=sys.stderr)
+            return 1
     console = Console if Console is not None else PlainConsole
     out = console(highlight=False, soft_wrap=True)
     err = console(stderr=True, highlight=False, soft_wrap=True)
