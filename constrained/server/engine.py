@@ -57,7 +57,7 @@ class Cancelled(ConstrainedError):
     reaches a client: the request has already been answered)."""
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are told apart by identity (kept in sets)
 class Job:
     """One choice to generate, as the worker runs it; ``future`` receives a :class:`Choice` or an error."""
 

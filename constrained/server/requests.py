@@ -143,7 +143,8 @@ def _vllm_format(body: dict[str, Any]) -> OutputFormat | None:
               if body.get(f"guided_{name}") is not None]
     if not found:
         return None
-    _require(len(found) == 1, f"give one structured output, not {', '.join(p for p, _, _ in found)}", found[1][0])
+    if len(found) > 1:
+        raise RequestError(f"give one structured output, not {', '.join(p for p, _, _ in found)}", found[1][0])
     param, kind, value = found[0]
     if kind == "json_schema":
         return OutputFormat(kind, _schema_of(value, param))
