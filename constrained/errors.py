@@ -51,7 +51,12 @@ class DenoiserError(ConstrainedError, ValueError):
 
 
 class RequestError(ConstrainedError, ValueError):
-    """A generation request is malformed: a token budget below one, an infill without a constraint."""
+    """A generation request is malformed: a token budget below one, an infill without a constraint, a field of
+    a server request; ``param`` names the field where there is one (OpenAI's error shape carries it)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class ConstraintUnsatisfiable(ConstrainedError):

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from constrained.errors import RequestError
 from constrained.server.formats import compile_format, read_tool_calls
-from constrained.server.requests import OutputFormat, RequestError, Tool, chat_request, completion_request
+from constrained.server.requests import OutputFormat, Tool, chat_request, completion_request
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}

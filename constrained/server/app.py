@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..errors import ConstrainedError, ConstraintUnsatisfiable, SchemaError
+from ..errors import ConstrainedError, ConstraintUnsatisfiable, RequestError, SchemaError
 from .engine import Engine, EngineFailure, QueueFull, RequestTimeout
-from .requests import CompletionRequest, RequestError, chat_request, completion_request
+from .requests import CompletionRequest, chat_request, completion_request
 from .responses import Choice, chunk_body, completion_body, error_body, response_id, usage_chunk
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20

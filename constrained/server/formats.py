@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..constraint import Constraint
-from ..errors import UnsupportedSchema
-from .requests import OutputFormat, RequestError, Tool
+from ..errors import RequestError, UnsupportedSchema
+from .requests import OutputFormat, Tool
 
 #: A plain answer under ``tool_choice="auto"``: anything that does not open a JSON object (or nothing at all).
 PLAIN_ANSWER = r"(?:[^{][\s\S]*)?"

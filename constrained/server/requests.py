@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import ConstrainedError
+from ..errors import RequestError
 
 FormatKind = Literal["json_schema", "regex", "choice", "grammar", "sql", "tool_call"]
 ToolChoice = Literal["none", "auto", "required"] | str
@@ -29,14 +29,6 @@ ToolChoice = Literal["none", "auto", "required"] | str
 MAX_CHOICES = 1_000
 MAX_N = 16
 MAX_TOOLS = 64
-
-
-class RequestError(ConstrainedError):
-    """A request body the server cannot take; ``param`` names the offending field (OpenAI's error shape)."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
 
 
 @dataclass(frozen=True)
