@@ -189,31 +189,14 @@ def generate(
     )
 
 
-def generate_json(
-    schema: Any,
-    prompt: str,
-    *,
-    model: Any = None,
-    tokenizer: Any = None,
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-    steps: int | None = None,
-    seed: int | None = None,
-    callback: Callable[[int, str], None] | None = None,
-    streamer: Any = None,
-    max_retries: int = DEFAULT_MAX_RETRIES,
-    grounded: bool = False,
-    **denoiser_options: Any,
-) -> GenerationResult:
+def generate_json(schema: Any, prompt: str, *, grounded: bool = False, **options: Any) -> GenerationResult:
     """A JSON value valid under ``schema`` for the request ``prompt``; ``.value`` holds it parsed.
 
-    ``grounded=True`` extracts rather than writes: free string and number values can only be spans and numbers of
-    ``prompt`` (``json_schema(schema, grounded_in=prompt)``), so the model may pick the wrong span but never
-    misspell or invent one.
+    ``options`` are :func:`generate`'s (``model``, ``tokenizer``, ``max_new_tokens``, ``steps``, ``seed``,
+    ``callback``, ``streamer``, ``max_retries``, denoiser options). ``grounded=True`` extracts rather than writes:
+    free string and number values can only be spans and numbers of ``prompt`` (``json_schema(schema,
+    grounded_in=prompt)``), so the model may pick the wrong span but never misspell or invent one.
     """
     constraint = json_schema(schema, grounded_in=prompt if grounded else None)
-    result = generate(
-        constraint, json_prompt(schema, prompt), model=model, tokenizer=tokenizer,
-        max_new_tokens=max_new_tokens, steps=steps, seed=seed, callback=callback, streamer=streamer,
-        max_retries=max_retries, **denoiser_options,
-    )
+    result = generate(constraint, json_prompt(schema, prompt), **options)
     return with_json_value(result)

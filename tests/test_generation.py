@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from functools import cache, lru_cache
-from pathlib import Path
 
 import jsonschema
 import pytest
 import torch
 
+from benchmarks.generation import MASKBENCH, load_schemas
 from constrained import regex
 from constrained.errors import ConstraintUnsatisfiable, DenoiserError
 from constrained.generation import generate, generate_json
@@ -18,7 +17,6 @@ from constrained.json_schema import json_schema
 from constrained.testing import byte_tokenizer, diffusion_gemma, masked_lm
 
 torch.set_num_threads(1)
-MASKBENCH = Path(__file__).parents[1] / ".." / "shared" / "data" / "maskbench"
 
 # Github_easy schemas that compile, with a valid instance of at most 60 characters (the random models need
 # budget to wander); o17460 (multipleOf) and o13671 (oneOf) also exercise the commit-time check.
@@ -31,16 +29,7 @@ QUICK = SCHEMAS[:5]
 
 @lru_cache(maxsize=1)
 def maskbench_schemas() -> dict[str, dict]:
-    if not MASKBENCH.is_dir():
-        return {}
-    wanted = {f"Github_easy---{name}" for name in SCHEMAS}
-    found = {}
-    with gzip.open(MASKBENCH / "Github_easy.jsonl.gz", "rt") as lines:
-        for line in lines:
-            row = json.loads(line)
-            if row["id"] in wanted:
-                found[row["id"].split("---")[1]] = row["schema"]
-    return found
+    return load_schemas(SCHEMAS) if MASKBENCH.is_dir() else {}
 
 
 @cache
