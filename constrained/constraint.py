@@ -15,15 +15,18 @@ from typing import Any
 
 from .errors import RegexError
 from .lattice import Canvas, StateSets
+from .regex_screen import screen
 from .token_dfa import DEAD, TokenDFA
 from .token_dfa_build import DEFAULT_TIMEOUT_S, build_token_dfa
 from .vocabulary import TokenVocabulary, as_vocabulary, byte_vocabulary
 
+#: Characters of the pattern that ``repr`` shows.
+_PREVIEW = 60
 #: The commit-time check: ``None`` when the text is fine, otherwise what it violates.
 Check = Callable[[str], "str | None"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Constraint:
     """A set of accepted texts: the regular ``pattern`` (whole-text match) and, optionally, a ``check``.
 
@@ -38,6 +41,9 @@ class Constraint:
     ``beyond_masks`` names texts the constraint accepts but its patterns leave out, so generation never
     produces them (a grammar's texts nested deeper than the masks' depth bound). With entries, ``check`` is
     exact for the whole language and alone decides :meth:`accepts`.
+
+    Immutable and safe to share between threads (two threads first using it at once may both build its text
+    automaton, with the same result).
     """
 
     pattern: str
@@ -49,6 +55,14 @@ class Constraint:
     beyond_masks: tuple[str, ...] = ()
     cached: bool = True
     compile_timeout_s: float = field(default=DEFAULT_TIMEOUT_S, repr=False)
+
+    def __repr__(self) -> str:
+        """Kind, size and a short preview: a compiled schema's pattern runs to many thousands of characters."""
+        preview = self.pattern if len(self.pattern) <= _PREVIEW else self.pattern[:_PREVIEW] + "..."
+        extras = "".join(f", {name}={len(value)}" for name, value in (
+            ("also_matches", self.also_matches), ("post_checked", self.post_checked),
+            ("ungrounded", self.ungrounded), ("beyond_masks", self.beyond_masks)) if value)
+        return f"Constraint(kind={self.kind!r}, pattern of {len(self.pattern):,} characters {preview!r}{extras})"
 
     @property
     def patterns(self) -> tuple[str, ...]:
@@ -151,7 +165,12 @@ class Constraint:
 
 
 class BoundConstraint:
-    """A constraint tied to one vocabulary: opens canvases and checks token sequences."""
+    """A constraint tied to one vocabulary: opens canvases and checks token sequences.
+
+    Thread-safe: its automaton is read-only and the memos its canvases share are used under a lock
+    (:class:`constrained.lattice.StateSets`), so one bound constraint may serve generations in several threads at
+    once, each with its own canvases.
+    """
 
     def __init__(self, constraint: Constraint, vocabulary: TokenVocabulary, dfa: TokenDFA, tokenizer: Any) -> None:
         self.constraint = constraint
@@ -255,6 +274,9 @@ class BoundConstraint:
 def regex(pattern: str) -> Constraint:
     """A constraint from a regular expression, matched against the whole text.
 
+    ``^`` and ``$`` (or ``\\A`` and ``\\z``) around the whole pattern are accepted and change nothing: the match
+    is whole-text anyway.
+
     Parameters:
         pattern: Rust ``regex`` syntax (what outlines-core compiles); no lookaround or backreferences, which no
             finite automaton expresses.
@@ -263,14 +285,12 @@ def regex(pattern: str) -> Constraint:
         The :class:`Constraint`, its text automaton already built.
 
     Raises:
-        RegexError: ``pattern`` is not a string, is malformed, or uses a construct that is not regular.
+        RegexError: ``pattern`` is not a string, is malformed, uses a construct that is not regular, has an anchor
+            in the middle, or unrolls past the size an automaton can be built from in time (judged from its text
+            by :func:`constrained.regex_screen.screen` before anything is built).
         VocabularyError: the pattern accepts no text at all.
         CompileTimeout: the automaton build exceeded its time or memory bound.
     """
     if not isinstance(pattern, str):
         raise RegexError(f"a pattern must be a string, got {type(pattern).__name__}")
-    for construct, name in (("(?=", "lookahead"), ("(?!", "negative lookahead"), ("(?<=", "lookbehind"),
-                            ("(?<!", "negative lookbehind")):
-        if construct in pattern:
-            raise RegexError(f"{name} {construct!r} is not a regular construct and cannot be compiled into masks")
-    return Constraint(pattern).compile()
+    return Constraint(screen(pattern)).compile()

@@ -37,7 +37,8 @@ def test_check_runs_after_the_pattern():
 
 @pytest.mark.parametrize(
     "pattern, what",
-    [("a(?=b)", "lookahead"), ("(?<!a)b", "lookbehind"), ("(a)\\1", "compile"), ("a(b", "compile")],
+    [("a(?=b)", "lookahead"), ("(?<!a)b", "lookbehind"), ("(a)\\1", "backreference"), ("a(b", "never closed"),
+     ("a)", "unbalanced")],
 )
 def test_unsupported_regex_syntax_is_a_clear_error(pattern, what):
     with pytest.raises(RegexError, match=what):
