@@ -28,6 +28,7 @@ from .errors import (
     RegexError,
     RequestError,
     SchemaError,
+    UnsatisfiableSchema,
     UnsupportedSchema,
     VocabularyError,
 )
@@ -101,6 +102,6 @@ __all__ = [
     "Batcher", "BoundConstraint", "Canvas", "CompileError", "CompileTimeout", "ConstrainedError",
     "ConstrainedLogitsProcessor", "Constraint", "ConstraintUnsatisfiable", "DatabaseError", "DenoiserError",
     "GenerationResult", "GrammarError", "PuzzleError", "RegexError", "Request", "RequestError", "SchemaError",
-    "SqlResult", "UnsupportedSchema", "VocabularyError", "__version__", "edit", "generate", "generate_batch",
+    "SqlResult", "UnsatisfiableSchema", "UnsupportedSchema", "VocabularyError", "__version__", "edit", "generate", "generate_batch",
     "generate_json", "generate_sql", "grammar", "json_schema", "load_default", "regex", "solve_sudoku", "sql",
 ]

@@ -29,12 +29,23 @@ class UnsupportedSchema(ConstrainedError):
         self.pointer = pointer
 
 
+class UnsatisfiableSchema(UnsupportedSchema):
+    """No JSON text satisfies the schema (as compiled: within its recursion bound); names the keywords and the
+    pointer that emptied it, such as ``minLength`` above ``maxLength``. A subclass of :class:`UnsupportedSchema`,
+    which earlier versions raised for it."""
+
+    def __init__(self, keyword: str, pointer: str, reason: str) -> None:
+        ConstrainedError.__init__(self, f"no JSON text satisfies the schema: {keyword} at {pointer or '/'}: {reason}")
+        self.keyword = keyword
+        self.pointer = pointer
+
+
 class RegexError(ConstrainedError, ValueError):
     """A regular expression is malformed or uses syntax no finite automaton expresses (backreferences, lookaround)."""
 
 
 class CompileTimeout(ConstrainedError):
-    """Compiling a constraint exceeded its time or memory bound."""
+    """Compiling a constraint exceeded its time or memory bound (for a schema: its regex's size bound too)."""
 
 
 class CompileError(ConstrainedError, RuntimeError):

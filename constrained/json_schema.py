@@ -9,6 +9,7 @@ asserted) whenever some keyword is post-checked. Formats are asserted because th
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +21,7 @@ from constrained.constraint import Constraint
 from constrained.errors import SchemaError
 from constrained.schema import formats
 from constrained.schema.compiler import Options, SchemaCompiler
+from constrained.schema.document import schema_document
 from constrained.schema.grounding import Grounding
 from constrained.schema.refs import escape_pointer_token
 
@@ -39,32 +41,41 @@ def _string_only(func):
     return lambda value: not isinstance(value, str) or func(value)
 
 
-def _as_dict(schema: Any) -> Any:
-    if isinstance(schema, (str, bytes)):
-        try:
-            return json.loads(schema)
-        except json.JSONDecodeError as error:
-            raise SchemaError(f"schema is not valid JSON: {error.msg}", "") from None
-    if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
-        return schema.model_json_schema()
-    if isinstance(schema, (dict, bool)):
-        return schema
-    raise SchemaError(f"a schema must be a dict, a JSON string or a Pydantic model class, not {type(schema).__name__}")
+class _DuplicateMember(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s object hook that refuses a repeated member name (``json`` would keep the last value)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateMember(next(name for name, _ in pairs if name in seen or seen.add(name)))
+    return value
 
 
 def _pointer(path) -> str:
     return "".join(f"/{escape_pointer_token(p)}" for p in path)
 
 
-def json_schema(schema: Any, *, options: Options | None = None, grounded_in: str | None = None) -> Constraint:
+def json_schema(schema: Any, *, max_recursion: int | None = None, options: Options | None = None,
+                grounded_in: str | None = None) -> Constraint:
     """Compile a JSON Schema into a constraint on JSON text.
 
-    What the masks cannot enforce (``uniqueItems``, formats the regex over-approximates, ...) is checked when a
-    block is committed, and named in the constraint's ``post_checked``; nothing is silently dropped.
+    What the masks cannot enforce (``uniqueItems``, formats the regex over-approximates, repeated member names
+    among free extra members, ...) is checked when a block is committed, and named in the constraint's
+    ``post_checked``; nothing is silently dropped.
 
     Parameters:
-        schema: a schema as a dict (or ``True``/``False``), as JSON text, or a Pydantic model class; its
-            ``$schema`` picks the draft (2020-12 by default).
+        schema: a schema as a dict (or ``True``/``False``), as JSON text, or a Pydantic model class
+            (:func:`constrained.schema.document.schema_document`); its ``$schema`` picks the draft (2020-12 by
+            default).
+        max_recursion: how many times one recursive ``$ref`` is followed on a path (default
+            ``Options.max_recursion``). Deeper documents are valid (``accepts`` says so) but never generated; the
+            constraint's ``beyond_masks`` lists where the masks stop. Each level multiplies the regex, so raise it
+            only as far as the documents need.
         options: bounds that keep the regex and its automaton small (:class:`constrained.schema.compiler.Options`).
         grounded_in: a source text whose spans and numbers are the only values free strings and numbers may take
             (grounded extraction, :mod:`constrained.schema.grounding`). The constraint's ``ungrounded`` then lists
@@ -76,17 +87,26 @@ def json_schema(schema: Any, *, options: Options | None = None, grounded_in: str
         ``bind()``), which can raise the errors of :meth:`Constraint.bind`.
 
     Raises:
-        SchemaError: the schema is not JSON, not a schema, or fails its meta-schema (with a JSON pointer).
-        UnsupportedSchema: a keyword can be neither compiled into the masks nor checked at commit time, or no
-            finite JSON text satisfies the schema.
-        CompileTimeout: compiling exceeded ``options.time_budget_s`` or the regex ``options.max_regex_length``.
+        SchemaError: the schema is not JSON, not a schema, fails its meta-schema (with a JSON pointer), or
+            ``max_recursion`` is not a positive integer.
+        UnsatisfiableSchema: no JSON text satisfies the schema (naming the keywords and pointer that empty it).
+        UnsupportedSchema: a keyword can be neither compiled into the masks nor checked at commit time, or the
+            schema nests past ``options.max_depth``.
+        CompileTimeout: compiling exceeded ``options.time_budget_s`` or the regex ``options.max_regex_length``
+            (naming the pointer where it was crossed).
     """
-    document = _as_dict(schema)
+    document = schema_document(schema)
+    if max_recursion is not None:
+        if isinstance(max_recursion, bool) or not isinstance(max_recursion, int) or max_recursion < 1:
+            raise SchemaError(f"max_recursion must be a positive integer, got {max_recursion!r}")
+        options = replace(options or Options(), max_recursion=max_recursion)
     cls = validators.validator_for(document) if isinstance(document, dict) else jsonschema.Draft202012Validator
     try:
         cls.check_schema(document)
     except js_exceptions.SchemaError as error:  # check_schema raises the best match among the meta-schema errors
         raise SchemaError(f"invalid schema: {error.message}", _pointer(error.path)) from None
+    except RecursionError:
+        raise SchemaError("the schema is nested too deeply to check") from None
     validator = cls(document, format_checker=format_checker())
 
     def validate(value: Any, subschema: Any) -> bool:
@@ -104,17 +124,22 @@ def json_schema(schema: Any, *, options: Options | None = None, grounded_in: str
 
     def check(text: str) -> str | None:
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_members)
         except json.JSONDecodeError as error:
             return f"not JSON: {error.msg}"
+        except _DuplicateMember as duplicate:
+            return f"member name {duplicate.name!r} is repeated in one object"
+        except RecursionError:
+            return "nested too deeply to check"
         error = js_exceptions.best_match(validator.iter_errors(data))
         return None if error is None else f"{error.message} (at {_pointer(error.absolute_path) or '/'})"
 
     return Constraint(
         compiled.pattern,
-        check=check if compiled.post_checked else None,
+        check=check if compiled.post_checked or compiled.beyond_masks else None,
         post_checked=tuple(compiled.post_checked),
         kind="json",
         ungrounded=tuple(compiled.ungrounded),
+        beyond_masks=tuple(compiled.beyond_masks),
         cached=grounded_in is None,
     )

@@ -2,11 +2,22 @@
 
 The walk is over schema nodes with their JSON pointers. ``$ref`` is inlined (bounded recursion: a reference met
 ``max_recursion`` times on the current path compiles to the empty language, so deeper nesting is simply not
-generated), ``allOf`` merges, ``anyOf``/``oneOf`` alternate, and each JSON type compiles its own keywords.
+generated, and ``beyond_masks`` says where: the commit-time check still accepts such documents), ``allOf`` merges, ``anyOf``/``oneOf`` alternate, and each JSON type
+compiles its own keywords.
 Whatever the regex cannot express exactly is appended to ``post_checked`` (keyword and pointer); the validator
 (jsonschema, the ground truth) then runs on the whole document at commit time. Over-approximation is therefore
 always paired with a post-check entry; under-approximation (a valid text the regex refuses: non-canonical
 escapes, exponents in bounded numbers, nesting past the bounds) only costs completeness.
+
+Every quantity a hostile schema can make explode is bounded while it is built, not after: the regex text (each
+node's, and the running total of the parts a node joins: nested bounded arrays double it per level), the schema
+nesting depth (the walk recurses per level), ``$ref`` re-entries per path, ``anyOf`` products, and the wall time
+(checked at every node). So any schema fails within ``time_budget_s`` and ``max_regex_length`` with a
+:class:`CompileTimeout` or :class:`UnsupportedSchema` naming the pointer where the bound was crossed.
+
+Member names are never repeated in a generated object: listed names are excluded from the keys of extra members
+in the masks, and an object whose extra members could repeat a key among themselves (a regular language cannot
+remember the keys written) is post-checked as ``unique member names``.
 """
 
 from __future__ import annotations
@@ -17,12 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from constrained.errors import CompileTimeout, UnsupportedSchema
+from constrained.errors import CompileTimeout, UnsatisfiableSchema, UnsupportedSchema
+from constrained.regex_screen import MAX_EXPANSION, expansion
 from constrained.schema import formats
 from constrained.schema.ecma import PatternNotCompilable, simple_repetition, translate
 from constrained.schema.grounding import Grounding
 from constrained.schema.keywords import POST_CHECKED, UNSUPPORTED
-from constrained.schema.layout import STRING, Layout, Regex, alternation, any_value, key_not_in, literal
+from constrained.schema.layout import STRING, Layout, Regex, RegexTooLong, alternation, any_value, key_not_in, literal
 from constrained.schema.merge import merge
 from constrained.schema.numbers import INTEGER, NUMBER, Bound, BoundTooCostly, bounded_number, to_decimal
 from constrained.schema.refs import RefResolver, escape_pointer_token
@@ -35,7 +47,7 @@ ALL_TYPES = ("object", "array", "string", "number", "integer", "boolean", "null"
 class Options:
     """Bounds that keep the regex (and its automaton) small."""
 
-    max_recursion: int = 2  # times one $ref may be re-entered on a path
+    max_recursion: int = 3  # times one $ref may be re-entered on a path
     any_depth: int = 1  # nesting of unconstrained values (extra properties, `{}` schemas)
     indent: int = 8  # spaces allowed after a newline
     max_repeat_cost: int = 4000  # counted repetition: copies x regex length above this -> unbounded + post-check
@@ -43,6 +55,7 @@ class Options:
     max_regex_length: int = 2_000_000
     time_budget_s: float = 5.0
     max_branch_product: int = 64  # anyOf x anyOf products merged; beyond, the second is post-checked
+    max_depth: int = 64  # schema nodes nested on one path (subschemas and $ref entries alike)
 
 
 @dataclass
@@ -50,6 +63,7 @@ class Compiled:
     pattern: str
     post_checked: list[str] = field(default_factory=list)
     ungrounded: list[str] = field(default_factory=list)  # needed values no grounded candidate fits
+    beyond_masks: list[str] = field(default_factory=list)  # where a recursive $ref stops being followed
 
 
 class SchemaCompiler:
@@ -70,16 +84,19 @@ class SchemaCompiler:
         self.validate = validate  # (value, subschema) -> valid? (jsonschema on the whole document's resolver)
         self.known_format = known_format
         self.options = options
-        self.layout = Layout(indent=options.indent)
+        self.layout = Layout(indent=options.indent, max_length=options.max_regex_length)
         self.refs = RefResolver(root)
         self.grounding = grounding  # restricts free strings and numbers to the source text's values
         self.post_checked: list[str] = []
         self.ungrounded: list[str] = []
+        self.beyond_masks: list[str] = []
         self._optional_depth = 0  # enclosing values the document may leave out (a grounding fallback is not needed)
         self._ref_stack: list[str] = []
         self._deadline = time.monotonic() + options.time_budget_s
+        self._depth = 0  # schema nodes open on the current path
+        self._compiled_refs: dict[tuple, tuple[Regex, tuple[str, str, str] | None]] = {}
         self._any = self._unconstrained_value()
-        self._cut = 0  # recursion cut-offs so far (to say why an empty language came out)
+        self._empty_cause: tuple[str, str, str] | None = None  # the latest (keyword, pointer, why) of an empty language
 
     # ---- bookkeeping
 
@@ -88,9 +105,34 @@ class SchemaCompiler:
         if entry not in self.post_checked:
             self.post_checked.append(entry)
 
-    def _tick(self) -> None:
+    def _tick(self, ptr: str) -> None:
         if time.monotonic() > self._deadline:
-            raise CompileTimeout(f"schema compilation exceeded {self.options.time_budget_s} s")
+            raise CompileTimeout(f"schema compilation exceeded {self.options.time_budget_s} s (at {ptr or '/'}; "
+                                 "Options.time_budget_s)")
+
+    def _too_long(self, length: int, ptr: str) -> CompileTimeout:
+        return CompileTimeout(
+            f"the regex for {ptr or '/'} reaches {length:,} characters, past max_regex_length="
+            f"{self.options.max_regex_length:,}: nesting, repetition (maxItems, counted patterns) or alternatives "
+            "there multiply its size")
+
+    def _joined(self, parts: list[Regex], ptr: str) -> list[Regex]:
+        """``parts``, after checking that together they stay within ``max_regex_length`` (they are about to be
+        joined into one regex: a node's parts can each be in bounds while their sum is not)."""
+        total = sum(len(part) for part in parts if part is not None)
+        if total > self.options.max_regex_length:
+            raise self._too_long(total, ptr)
+        return parts
+
+    def _empty(self, keyword: str, ptr: str, why: str) -> None:
+        """The empty language, noting why: if the whole schema comes out empty, the error names this cause."""
+        self._empty_cause = (keyword, ptr, why)
+        return None
+
+    def _free(self, ptr: str) -> str:
+        """The unconstrained value (its objects take any keys, so the commit-time check refuses repeats)."""
+        self.post("unique member names", ptr)
+        return self._any
 
     def _unconstrained_value(self) -> str:
         """Any value within the nesting bound (``{}``, ``true``, additional properties); grounded, its strings,
@@ -109,29 +151,57 @@ class SchemaCompiler:
         return alternation([literal_text(span) for span in self.grounding.strings if fits(span)])
 
     def compile(self) -> Compiled:
-        regex = self.required(self.root, "")
+        """The schema's regex and what it leaves to the commit-time check.
+
+        Raises:
+            UnsatisfiableSchema: no JSON text satisfies the schema (within the recursion bound), naming the
+                keywords and pointer that emptied it.
+            UnsupportedSchema: a keyword that can be neither compiled nor checked, or nesting past ``max_depth``.
+            CompileTimeout: the regex outgrew ``max_regex_length``, or the walk ``time_budget_s``.
+        """
+        try:
+            regex = self.required(self.root, "")
+        except RecursionError:  # a guard for nesting ``max_depth`` does not count (deep JSON inside ``enum``)
+            raise UnsupportedSchema("schema", "", "nested too deeply to compile") from None
         if regex is None:
-            raise UnsupportedSchema("$ref" if self._cut else "schema", "", "no finite JSON text satisfies the schema"
-                                    + (" within the recursion bound" if self._cut else ""))
-        if len(regex) > self.options.max_regex_length:
-            raise CompileTimeout(f"regex of {len(regex)} characters exceeds {self.options.max_regex_length}")
-        return Compiled(regex, self.post_checked, self.ungrounded)
+            keyword, ptr, why = self._empty_cause or ("schema", "", "it admits no value")
+            raise UnsatisfiableSchema(keyword, ptr, why)
+        return Compiled(regex, self.post_checked, self.ungrounded, self.beyond_masks)
 
     # ---- schema nodes
 
     def node(self, schema: Any, ptr: str) -> Regex:
-        self._tick()
+        self._tick(ptr)
         if schema is True or schema == {}:
-            return self._any
+            return self._free(ptr)
         if schema is False:
-            return None
+            return self._empty("false", ptr, "the schema `false` admits no value")
         if not isinstance(schema, dict):
             raise UnsupportedSchema("schema", ptr, "not an object or boolean")
-        target, ptr, pushed = self._deref(schema, ptr)
+        if self._depth >= self.options.max_depth:
+            raise UnsupportedSchema("schema", ptr, f"subschemas nested more than {self.options.max_depth} deep "
+                                    "(Options.max_depth)")
+        self._depth += 1
+        target, target_ptr, pushed = self._deref(schema, ptr)
+        # a referenced schema compiles the same wherever the same references lead to it: compile it once
+        key = (target_ptr, tuple(self._ref_stack)) if pushed and target is not None and self.grounding is None \
+            else None
         try:
-            return None if target is None else self._node(target, ptr)
+            if key in self._compiled_refs:
+                regex, cause = self._compiled_refs[key]
+                self._empty_cause = cause or self._empty_cause
+            else:
+                regex = None if target is None else self._node(target, target_ptr)
+                if key is not None:
+                    self._compiled_refs[key] = (regex, self._empty_cause if regex is None else None)
+        except RegexTooLong as error:
+            raise self._too_long(error.length, ptr) from None
         finally:
             self._pop(pushed)
+            self._depth -= 1
+        if regex is not None and len(regex) > self.options.max_regex_length:
+            raise self._too_long(len(regex), ptr)
+        return regex
 
     def required(self, schema: Any, ptr: str) -> Regex:
         """A value its parent cannot leave out: grounded where the grounding offers one. Where it does not, and no
@@ -172,13 +242,17 @@ class SchemaCompiler:
             if schema is True:
                 return {}, ptr, pushed
             if schema is False:
-                return None, ptr, pushed
+                return self._empty("false", ptr, "the schema `false` admits no value"), ptr, pushed
             ref = schema.get("$ref")
             if not isinstance(ref, str):
                 return schema, ptr, pushed
             if self._ref_stack.count(ref) >= self.options.max_recursion:
-                self._cut += 1
-                return None, ptr, pushed
+                cut = f"$ref {ref} at {ptr or '/'} entered more than {self.options.max_recursion} times"
+                if cut not in self.beyond_masks:
+                    self.beyond_masks.append(cut)
+                why = (f"{ref} is entered {self.options.max_recursion} times on this path (max_recursion): deeper "
+                       "documents are not generated, and this one needs them")
+                return self._empty("$ref", ptr, why), ptr, pushed
             target, target_ptr = self.refs.resolve(ref, f"{ptr}/$ref")
             self._ref_stack.append(ref)
             pushed += 1
@@ -240,6 +314,7 @@ class SchemaCompiler:
             sub = dict(base)
             sub["allOf"] = [*base.get("allOf", []), branch]
             parts.append(self._node_at(sub, f"{ptr}/{key}/{i}"))
+            self._joined(parts, ptr)
         return alternation(parts)
 
     def _node_at(self, schema: dict, ptr: str) -> Regex:
@@ -280,9 +355,10 @@ class SchemaCompiler:
             elif t == "null":
                 parts.append("null")
             elif t == "any":
-                parts.append(self._any)
+                parts.append(self._free(ptr))
             else:
                 raise UnsupportedSchema("type", f"{ptr}/type", f"unknown type {t!r}")
+            self._joined(parts, ptr)
         return alternation(parts)
 
     def _enum(self, schema: dict, ptr: str) -> Regex:
@@ -291,7 +367,11 @@ class SchemaCompiler:
             values = [v for v in values if any(_same(v, e) for e in schema["enum"])]
         rest = {k: v for k, v in schema.items() if k not in ("enum", "const")}
         kept = [v for v in values if self.validate(v, rest)] if rest.keys() - _ANNOTATION_KEYS else values
-        return alternation([literal(self.layout, v) for v in kept])
+        if not kept:
+            keyword = "const" if "const" in schema else "enum"
+            why = "no value is listed" if not values else "no listed value satisfies the other keywords there"
+            return self._empty(keyword, f"{ptr}/{keyword}", why)
+        return alternation(self._joined([literal(self.layout, v) for v in kept], ptr))
 
     def _grounded(self, schema: dict, candidates: tuple) -> Regex:
         """The alternation of the grounding's candidates that ``schema`` validates; ``None`` when none fits, so an
@@ -322,10 +402,14 @@ class SchemaCompiler:
             else:
                 self.post("multipleOf", f"{ptr}/multipleOf")
         try:
-            return bounded_number(lo, hi, integer=integer)
+            regex = bounded_number(lo, hi, integer=integer)
         except BoundTooCostly:
             self.post("minimum/maximum", ptr)
             return INTEGER if integer else NUMBER
+        if regex is None:
+            kind = "integer" if integer else "number"
+            return self._empty("minimum/maximum", ptr, f"no {kind} lies within the bounds")
+        return regex
 
     def _string(self, schema: dict, ptr: str) -> Regex:
         if self.grounding is not None:
@@ -334,7 +418,7 @@ class SchemaCompiler:
         max_len = schema.get("maxLength")
         max_len = None if max_len is None else int(max_len)
         if max_len is not None and max_len < min_len:
-            return None
+            return self._empty("minLength/maxLength", ptr, f"minLength {min_len} exceeds maxLength {max_len}")
         has_length = min_len > 0 or max_len is not None
         fmt = schema.get("format")
         pattern = schema.get("pattern")
@@ -355,10 +439,14 @@ class SchemaCompiler:
                 lo2 = max(lo, min_len)
                 hi2 = hi if max_len is None else (max_len if hi is None else min(hi, max_len))
                 if hi2 is not None and hi2 < lo2:
-                    return None
+                    return self._empty("pattern/minLength/maxLength", ptr,
+                                       f"the pattern's lengths ({lo}..{hi}) and minLength/maxLength "
+                                       f"({min_len}..{max_len}) leave no length")
                 return self._bounded_string(lo2, hi2, char, ptr)
             try:
                 body = translate(pattern)
+                if expansion(body) > MAX_EXPANSION:  # counts that multiply: too big an automaton
+                    raise PatternNotCompilable("unrolls too far")
             except PatternNotCompilable:
                 self.post("pattern", f"{ptr}/pattern")
             else:
@@ -402,14 +490,20 @@ class SchemaCompiler:
                 sub = {"allOf": [patterns[p] for p in matching]} if matching else extra
                 sub_ptr = f"{ptr}/required"
             compile_value = self.required if name in required else self.optional
-            value = None if (rule is not True and not self.validate(name, rule)) else compile_value(sub, sub_ptr)
+            if rule is not True and not self.validate(name, rule):
+                value = self._empty("propertyNames", f"{ptr}/propertyNames", f"member name {name!r} is refused")
+            else:
+                value = compile_value(sub, sub_ptr)
             if value is None:
                 if name in required:
                     return None
                 continue
             kind = "required" if name in required else "optional"
             items.append((self.layout.member(literal_text(name), value), kind))
+            self._joined([regex for regex, _ in items], ptr)
         tails = self._extra_members(patterns, extra, names, pattern_post, ptr)
+        if tails:
+            self.post("unique member names", ptr)
         if rule is not True and tails:
             self.post("propertyNames", f"{ptr}/propertyNames")
         count_min, count_max = schema.get("minProperties", 0), schema.get("maxProperties")
@@ -444,14 +538,15 @@ class SchemaCompiler:
                 keys.append(key)
         if extra is not False:
             value = self._any if extra is True else self.optional(extra, f"{ptr}/additionalProperties")
+            self._joined([*values, value], ptr)
             key = self._keys(key_not_in(names), lambda span: span not in names)
             if value is not None and key is not None:
                 values.append(value)
                 keys.append(key)
         if not values:
             return None
-        if loose:
-            key = self._keys(f'"{CHAR}*"', lambda span: True)
+        if loose:  # any key but the listed names (they have their own members)
+            key = self._keys(key_not_in(names), lambda span: span not in names)
             return None if key is None else self.layout.member(key, alternation(values))
         return alternation([self.layout.member(k, v) for k, v in zip(keys, values)])
 
@@ -482,9 +577,12 @@ class SchemaCompiler:
                 max_items = i
                 break
             head.append((value, i < min_items))
+            self._joined([regex for regex, _ in head], ptr)
         rest_regex = None
         if max_items is None or max_items > len(head):
             rest_regex = (self.required if min_items > len(head) else self.optional)(rest, rest_ptr)
+        if max_items is not None and max_items < min_items:
+            return self._empty("minItems/maxItems", ptr, f"minItems {min_items} exceeds maxItems {max_items}")
         if rest_regex is None:
             if min_items > len(head):
                 return None

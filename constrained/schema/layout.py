@@ -20,15 +20,25 @@ from constrained.schema.strings import CHAR, Ranges, escape, literal_text, subtr
 
 Regex = str | None
 
+
+class RegexTooLong(Exception):
+    """A piece of regex outgrew :attr:`Layout.max_length` while being built (the compiler names the pointer)."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__(f"{length} characters")
+        self.length = length
+
 #: Raw key characters for keys spelled without escapes (the only keys the complement of known names admits).
 KEY_CHARS: Ranges = subtract([(0, 0x10FFFF)], [(0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C)])
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Whitespace policy, shared by every piece of one compiled schema."""
+    """Whitespace policy, shared by every piece of one compiled schema, and the longest regex it may build
+    (:class:`RegexTooLong` past it, raised while building so that no oversized text is ever made)."""
 
     indent: int = 8
+    max_length: int | None = None
 
     @property
     def item_ws(self) -> str:
@@ -59,13 +69,17 @@ class Layout:
         after = ""
         first: list[str] = []
         empty_ok = True
+        built = 0  # characters in ``first``: quadratic in a run of optional members
         for regex, kind in reversed(items):
             if kind == "required":
                 first, empty_ok = [regex + after], False
+                built = len(first[0])
                 after = comma + regex + after
             else:
                 first = [regex + after, *first]
+                built += len(first[0])
                 after = f"(?:{comma}{regex})?" + after
+            self._bound(built + len(after))
         known = ("(?:" + "|".join(first) + ")") if len(first) > 1 else (first[0] if first else "")
         if tail:
             more = f"(?:{comma}{tail})*"
@@ -81,6 +95,10 @@ class Layout:
         if not body:
             return f"\\{{{ws}\\}}"
         return f"\\{{{ws}{body}{ws}\\}}"
+
+    def _bound(self, length: int) -> None:
+        if self.max_length is not None and length > self.max_length:
+            raise RegexTooLong(length)
 
     def array(self, head: list[tuple[str, bool]], rest: Regex, rest_min: int, rest_max: int | None) -> str:
         """An array: ``head`` elements (regex, required) in order, then ``rest`` elements, their count in
