@@ -12,8 +12,14 @@ import json
 from typing import Any
 
 from constrained.errors import DenoiserError, PuzzleError
+from constrained.schema.document import schema_document
 
 SUDOKU_CELLS = 81
+#: What a sketch shows of a long list (enum values, members, alternatives) before summarising the rest, how deep
+#: it follows nesting, and its longest text: a prompt must fit the denoiser's context beside the request.
+SKETCH_LIST_LIMIT = 32
+SKETCH_DEPTH_LIMIT = 12
+SKETCH_LENGTH_LIMIT = 2000
 
 
 def compact_json_schema(schema: Any) -> str:
@@ -21,43 +27,75 @@ def compact_json_schema(schema: Any) -> str:
 
     Why: the verbatim schema costs many tokens and the denoiser only needs field names, their order and rough
     types to know which part of the text goes where; the constraint itself enforces the exact schema. Keywords
-    without a sketch form fall back to compact JSON, so any schema renders (never raises).
+    without a sketch form fall back to compact JSON. What cannot be shown in full is summarised (the first
+    values of a long ``enum`` then ``...(+N more)``, nesting past a depth as ``...``, and the whole sketch cut at
+    :data:`SKETCH_LENGTH_LIMIT` characters), so a schema of any size gives a prompt of bounded size.
+
+    Parameters:
+        schema: what :func:`constrained.json_schema` accepts (a dict, JSON text, a Pydantic model class).
+
+    Raises:
+        SchemaError: ``schema`` is none of those.
     """
+    sketch = _sketch(schema_document(schema), 0)
+    return sketch if len(sketch) <= SKETCH_LENGTH_LIMIT else sketch[:SKETCH_LENGTH_LIMIT - 3] + "..."
+
+
+def _listed(parts: list[Any], render: Any, separator: str) -> str:
+    """``parts`` rendered and joined, the ones past :data:`SKETCH_LIST_LIMIT` summarised as a count."""
+    shown = separator.join(render(part) for part in parts[:SKETCH_LIST_LIMIT])
+    hidden = len(parts) - SKETCH_LIST_LIMIT
+    return shown + (f"{separator}...(+{hidden} more)" if hidden > 0 else "")
+
+
+def _compact(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= SKETCH_LENGTH_LIMIT else text[:SKETCH_LENGTH_LIMIT - 3] + "..."
+
+
+def _sketch(schema: Any, depth: int) -> str:
     if schema is True or schema == {}:
         return "any"
+    if depth > SKETCH_DEPTH_LIMIT:
+        return "..."
     if not isinstance(schema, dict):
-        return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+        return _compact(schema)
     if "enum" in schema and isinstance(schema["enum"], list):
-        return "|".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+        return _listed(schema["enum"], _compact, "|")
     if "const" in schema:
-        return json.dumps(schema["const"], ensure_ascii=False)
+        return _compact(schema["const"])
     for key in ("anyOf", "oneOf"):
         if isinstance(schema.get(key), list):
-            return "|".join(compact_json_schema(s) for s in schema[key])
+            return _listed(schema[key], lambda sub: _sketch(sub, depth + 1), "|")
     kind = schema.get("type")
     if isinstance(kind, list):
-        return "|".join(compact_json_schema({**schema, "type": k}) for k in kind)
+        return "|".join(_sketch({**schema, "type": k}, depth + 1) for k in kind[:SKETCH_LIST_LIMIT])
     if kind == "object" or (kind is None and "properties" in schema):
         props = schema.get("properties", {})
         if not isinstance(props, dict):
             return "object"
-        required = set(schema.get("required", []))
-        fields = [f"{name}{'' if name in required else '?'}: {compact_json_schema(sub)}" for name, sub in props.items()]
-        return "{" + ", ".join(fields) + "}" if fields else "object"
+        required = set(schema.get("required", [])) if isinstance(schema.get("required"), list) else set()
+
+        def field(item: tuple[str, Any]) -> str:
+            name, sub = item
+            return f"{name}{'' if name in required else '?'}: {_sketch(sub, depth + 1)}"
+
+        return "{" + _listed(list(props.items()), field, ", ") + "}" if props else "object"
     if kind == "array":
         items = schema.get("items")
-        return f"[{compact_json_schema(items)}]" if isinstance(items, dict) else "array"
+        return f"[{_sketch(items, depth + 1)}]" if isinstance(items, dict) else "array"
     if kind == "string" and isinstance(schema.get("format"), str):
         return f"string<{schema['format']}>"
     if isinstance(kind, str):
         return kind
     if "$ref" in schema:
         return f"ref<{schema['$ref']}>"
-    return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+    return _compact(schema)
 
 
-def json_prompt(schema: dict, text: str) -> str:
-    """Prompt asking for the JSON value, conforming to ``schema``, that ``text`` describes."""
+def json_prompt(schema: Any, text: str) -> str:
+    """Prompt asking for the JSON value, conforming to ``schema`` (anything :func:`compact_json_schema` takes),
+    that ``text`` describes."""
     return f"Schema: {compact_json_schema(schema)}\nText: {text}\nJSON:"
 
 
