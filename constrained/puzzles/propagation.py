@@ -185,6 +185,10 @@ class _Run:
                 cell = self.singles.pop()
                 b = cands[cell]
                 for peer in p.peers[cell]:
+                    if cands[peer] == b:  # two cells left only one value: blame one the puzzle left blank
+                        blank, other = (cell, peer) if p.puzzle.givens[peer] is not None else (peer, cell)
+                        raise Contradiction(f"{p.puzzle.cell_name(blank)} has no candidate left (its only one, "
+                                            f"{values_of(b)[0]}, is {p.puzzle.cell_name(other)}'s)")
                     if cands[peer] & b:
                         self.narrow(peer, cands[peer] & ~b)
             elif self.hidden:
