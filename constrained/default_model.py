@@ -9,13 +9,18 @@ answer = text then ``<eos>`` filling the rest of the canvas, canvas length ``mod
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 from pathlib import Path
 from typing import Any
 
 from .errors import DenoiserError
 
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json")
+#: Held while any checkpoint loads. Neither transformers' lazy import of a model class nor its ``from_pretrained`` is
+#: thread-safe (the latter patches torch's module constructors to build on the meta device and restores them
+#: after, so two loads at once can restore each other's patch and leave later models on the meta device).
+_LOAD_LOCK = threading.RLock()
+_default: tuple[Any, Any] | None = None
 
 
 def checkpoint_dir() -> Path:
@@ -23,14 +28,30 @@ def checkpoint_dir() -> Path:
     return Path(__file__).resolve().parent / "checkpoint"
 
 
-@lru_cache(maxsize=1)
 def load_default() -> tuple[Any, Any]:
     """``(model, tokenizer)`` of the built-in denoiser, on CPU in eval mode; loaded once per process.
+
+    Safe from any number of threads: the first caller loads while the others wait for its result. A failed load
+    is not remembered, so the next call tries again.
 
     Raises:
         DenoiserError: the checkpoint is missing or incomplete.
     """
-    return load(checkpoint_dir())
+    global _default
+    loaded = _default
+    if loaded is None:
+        with _LOAD_LOCK:
+            if _default is None:
+                _default = load(checkpoint_dir())
+            loaded = _default
+    return loaded
+
+
+def forget_default() -> None:
+    """Drop the loaded built-in denoiser, so that the next :func:`load_default` loads it again."""
+    global _default
+    with _LOAD_LOCK:
+        _default = None
 
 
 def resolve(model: Any, tokenizer: Any) -> tuple[Any, Any]:
@@ -61,13 +82,11 @@ def load(directory: Path | str) -> tuple[Any, Any]:
     The model is in float32 whatever the checkpoint stores: half-precision weights (which keep a larger model's
     file small) are widened as they load, since half-precision arithmetic on a CPU is slow or missing.
 
+    Loads run one at a time, whatever the thread (:data:`_LOAD_LOCK`).
+
     Raises:
         DenoiserError: a file the checkpoint needs is missing.
     """
-    import torch
-    from transformers import DiffusionGemmaForBlockDiffusion, PreTrainedTokenizerFast
-    from transformers.utils import logging as hf_logging
-
     directory = Path(directory)
     missing = [name for name in REQUIRED_FILES if not (directory / name).is_file()]
     if missing:
@@ -75,15 +94,20 @@ def load(directory: Path | str) -> tuple[Any, Any]:
             f"the DiffusionGemma checkpoint in {directory} lacks {', '.join(missing)} "
             "(the built-in one is rebuilt by the repository's `python -m model.train`)"
         )
-    bars_were_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the CLI's output
-    try:
-        model = DiffusionGemmaForBlockDiffusion.from_pretrained(
-            str(directory), local_files_only=True, dtype=torch.float32
-        )
-    finally:
-        if bars_were_on:
-            hf_logging.enable_progress_bar()
-    model.eval()
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory), local_files_only=True)
+    with _LOAD_LOCK:  # the first import too: transformers' lazy module fails on names imported from two threads
+        import torch
+        from transformers import DiffusionGemmaForBlockDiffusion, PreTrainedTokenizerFast
+        from transformers.utils import logging as hf_logging
+
+        bars_were_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in the CLI's output
+        try:
+            model = DiffusionGemmaForBlockDiffusion.from_pretrained(
+                str(directory), local_files_only=True, dtype=torch.float32
+            )
+        finally:
+            if bars_were_on:
+                hf_logging.enable_progress_bar()
+        model.eval()
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory), local_files_only=True)
     return model, tokenizer

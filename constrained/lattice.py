@@ -19,7 +19,10 @@ and the decodes.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,6 +56,10 @@ class StateSets(Kernel):
     that serves generation after generation on one automaton would grow without end, fastest on the large
     automata of SQL. Past ``memory_limit`` bytes the kernel forgets everything at the next decision on any
     canvas (a new :attr:`epoch`), and each canvas sweeps again on its next call.
+
+    Thread-safe: every canvas method holds :attr:`lock` (re-entrant) while it uses the kernel, so canvases of
+    one automaton may be used from several threads at once (a forget between two kernel calls of another
+    thread's canvas would void the set numbers it holds).
     """
 
     def __init__(self, dfa: TokenDFA, *, memory_limit: int = MEMORY_LIMIT_BYTES) -> None:
@@ -62,6 +69,7 @@ class StateSets(Kernel):
         self.dfa = dfa
         self.packed_width = -(-dfa.vocab_size // 32)
         self.memory_limit = memory_limit
+        self.lock = threading.RLock()
 
     def reclaim(self) -> None:
         """Forget every set once the kernel holds more than :attr:`memory_limit` bytes, then fill the memos of
@@ -116,11 +124,23 @@ class _RowBuffer:
         self.tensor = torch.from_numpy(self.rows)
 
 
+def _exclusive(method: Callable) -> Callable:
+    """A :class:`Canvas` method run holding its automaton's :attr:`StateSets.lock`."""
+    @functools.wraps(method)
+    def locked(self: Canvas, *args: Any, **kwargs: Any) -> Any:
+        with self._sets.lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
 class Canvas:
     """One canvas under a token automaton: decide positions, then ask for exact masks.
 
     ``final`` canvases must end accepted (text, then end tokens as padding); others may end in any live
     state, from which :meth:`end_state` lets the next canvas ``start``.
+
+    Not thread-safe by itself: one canvas is one generation's state, used by one thread at a time; distinct
+    canvases, even of one automaton, may be used from different threads at once.
     """
 
     def __init__(self, sets: StateSets, length: int, *, final: bool = True, start: int | None = None) -> None:
@@ -141,6 +161,7 @@ class Canvas:
         self._backward = np.empty(length + 1, dtype=np.int32)
         self._sweep_all()
 
+    @_exclusive
     def _sweep_all(self) -> None:
         """Both sweeps over the whole canvas, and rows marked unwritten: at creation, and after the kernel
         forgot its sets (every number this canvas held is void then)."""
@@ -164,6 +185,7 @@ class Canvas:
     def vocab_size(self) -> int:
         return self._dfa.vocab_size
 
+    @_exclusive
     def decide(self, changes: Mapping[int, int | None]) -> None:
         """Fix positions to tokens (or reopen them with ``None``) and update the sweeps incrementally.
 
@@ -184,6 +206,7 @@ class Canvas:
             self._sets.decide(self.tokens, self._token_ids, self._forward, self._backward,
                               changes if type(changes) is dict else dict(changes))
 
+    @_exclusive
     def feasible(self) -> bool:
         """Whether the open positions can still be filled into an admissible canvas.
 
@@ -193,6 +216,7 @@ class Canvas:
         self._current()
         return self._sets.intersects(int(self._forward[0]), int(self._backward[0]))
 
+    @_exclusive
     def allowed(self, position: int) -> torch.Tensor:
         """The mask of one position: the tokens that keep the canvas completable there.
 
@@ -245,6 +269,7 @@ class Canvas:
         """
         return self._masks_tensor(packed=True, device=device, copy=copy)
 
+    @_exclusive
     def _masks_tensor(self, packed: bool, device: torch.device | str | None, copy: bool) -> torch.Tensor:
         if self.feasible():
             rows = self._rows(packed)
@@ -268,6 +293,7 @@ class Canvas:
         self._sets.fill_rows(layout.rows, layout.keys, self._forward, self._backward, self._token_ids, packed)
         return layout.tensor
 
+    @_exclusive
     def end_state(self) -> int:
         """The automaton state after a fully decided, feasible canvas: where the next canvas starts.
 
@@ -292,6 +318,7 @@ class Canvas:
         """
         return OPEN not in self.tokens and self.feasible()
 
+    @_exclusive
     def map_decode(self, logprobs: torch.Tensor) -> list[int]:
         """The most probable admissible canvas consistent with the decided tokens (Viterbi over states).
 
@@ -327,6 +354,7 @@ class Canvas:
         """
         return next(self.sample_decodes(logprobs, generator))
 
+    @_exclusive
     def sample_decodes(self, logprobs: torch.Tensor, generator: torch.Generator | None = None
                        ) -> Iterator[list[int]]:
         """Independent draws as :meth:`sample_decode` makes them, endlessly, for the price of one forward pass
@@ -454,7 +482,11 @@ def sample_paths(
 ) -> Iterator[list[int]]:
     """Admissible paths drawn independently in proportion to their probability (forward filtering once,
     backward sampling per path)."""
-    scores = _PathScores(dfa, sets, start, backward, tokens, logprobs, total=True)
+    scores = _PathScores(dfa, sets, start, backward, tokens, logprobs, total=True)  # now: it reads the kernel
+    return _draws(scores, generator)
+
+
+def _draws(scores: _PathScores, generator: torch.Generator | None) -> Iterator[list[int]]:
     while True:
         yield scores.trace(lambda log_weights: _draw(log_weights, generator))
 

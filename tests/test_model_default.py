@@ -87,14 +87,14 @@ def test_training_record_shows_the_loss_went_down():
 
 def test_missing_checkpoint_raises_a_typed_error(tmp_path, monkeypatch):
     monkeypatch.setattr(default_model, "checkpoint_dir", lambda: tmp_path)
-    default_model.load_default.cache_clear()
+    default_model.forget_default()
     try:
         with pytest.raises(DenoiserError, match="model.train") as info:
             default_model.load_default()
         assert isinstance(info.value, ConstrainedError)
     finally:
         monkeypatch.undo()
-        default_model.load_default.cache_clear()
+        default_model.forget_default()
 
 
 def test_shipped_generation_config_matches_the_recipe():
