@@ -26,7 +26,6 @@ import argparse
 import importlib.util
 import json
 import logging
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -145,19 +144,17 @@ def _read_json_file(path: Path, what: str) -> Any:
 
 
 def _open_database(path: Path) -> Any:
-    """A ``.sql`` script (schema and rows) runs into an in-memory database; anything else is a SQLite file path."""
+    """A ``.sql`` script (schema and rows) runs into a sandboxed in-memory database
+    (:func:`constrained.text_to_sql.database.load_script`); anything else is a SQLite file path."""
+    from .text_to_sql.database import load_script
+
     if path.suffix.lower() != ".sql":
         return path
     try:
         script = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConstrainedError(f"cannot read the SQL script {path}: {exc.strerror}") from exc
-    connection = sqlite3.connect(":memory:")
-    try:
-        connection.executescript(script)
-    except sqlite3.Error as exc:
-        raise ConstrainedError(f"the SQL script {path} does not run: {exc}") from exc
-    return connection
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConstrainedError(f"cannot read the SQL script {path}: {exc}") from exc
+    return load_script(script, f"the SQL script {path}")
 
 
 def run_json(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:

@@ -4,11 +4,18 @@ Everything downstream (the identifier alternatives in the masks, the commit-time
 needs only table names, column names and declared types, so all four inputs become one small, immutable
 :class:`Schema`. A file is opened read-only through a ``file:...?mode=ro`` URI so that loading a schema can
 never create or modify a database.
+
+DDL text and SQL scripts (``constrained sql --db script.sql``) come from whoever sends them, so they run in a
+sandbox (:func:`load_script`): an in-memory database that may attach no other database (SQLite's
+``SQLITE_LIMIT_ATTACHED`` is 0, which also stops ``VACUUM INTO``), under an authorizer that refuses ``ATTACH``,
+``DETACH``, every pragma but those reading the schema, and extension loading, and within a time and size bound.
+A script can build tables and rows in memory and nothing else: it cannot read or write a file.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +24,18 @@ from typing import Any
 from ..errors import DatabaseError
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: Pragmas a script may run: they read or set its own database's schema metadata and touch no file.
+_SCRIPT_PRAGMAS = frozenset({
+    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
+    "foreign_keys", "defer_foreign_keys", "recursive_triggers", "case_sensitive_like", "user_version",
+    "application_id", "encoding",
+})
+#: SQL functions a script may not call (extension loading; the rest exist only in some builds).
+_SCRIPT_FUNCTIONS_DENIED = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
+#: A script's bounds: wall time, and the in-memory database's size (in 4 KiB pages).
+SCRIPT_TIMEOUT_S = 10.0
+SCRIPT_MAX_PAGES = 64 * 1024
+_PROGRESS_STEPS = 10_000  # SQLite virtual-machine steps between two looks at the clock
 
 
 @dataclass(frozen=True)
@@ -103,6 +122,7 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
         raise DatabaseError(f"{path} is not a SQLite database (bad header)")
     try:
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)  # read-only must not mean "may attach a writable one"
         connection.execute("PRAGMA query_only = ON")
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open {path} read-only: {exc}") from exc
@@ -129,13 +149,72 @@ def _read_tables(connection: sqlite3.Connection) -> tuple[Table, ...]:
     return tuple(tables)
 
 
-def _from_ddl(ddl: str) -> Schema:
-    connection = sqlite3.connect(":memory:")
+def load_script(script: str, source: str = "the SQL script") -> sqlite3.Connection:
+    """A new in-memory database holding what ``script`` (DDL, rows) builds, run in the sandbox the module
+    describes; the connection comes back read-only (``PRAGMA query_only``) and still unable to attach.
+
+    Parameters:
+        script: SQL statements separated by ``;``.
+        source: how errors name the script (a path, "the DDL").
+
+    Returns:
+        The connection, usable from any thread (``check_same_thread=False``).
+
+    Raises:
+        DatabaseError: the script does not run, does something the sandbox refuses (naming it), runs past
+            :data:`SCRIPT_TIMEOUT_S`, or outgrows :data:`SCRIPT_MAX_PAGES`.
+    """
+    if not isinstance(script, str):
+        raise DatabaseError(f"{source} must be text, not {type(script).__name__}")
+    connection = sqlite3.connect(":memory:", check_same_thread=False)
+    connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    connection.execute(f"PRAGMA max_page_count = {SCRIPT_MAX_PAGES}")
+    connection.execute("PRAGMA temp_store = MEMORY")
+    refused: list[str] = []
+    deadline = time.monotonic() + SCRIPT_TIMEOUT_S
+    connection.set_authorizer(lambda *request: _authorize_script(refused, *request))
+    connection.set_progress_handler(lambda: int(time.monotonic() > deadline), _PROGRESS_STEPS)
     try:
-        connection.executescript(ddl)
+        connection.executescript(script)
     except sqlite3.Error as exc:
-        raise DatabaseError(f"the DDL does not run: {exc}") from exc
-    return _nonempty(Schema(_read_tables(connection)), "the DDL")
+        connection.close()
+        if refused:
+            raise DatabaseError(f"{source} may not {refused[-1]}: a script builds tables in an in-memory database "
+                                "and touches no file") from None
+        if "interrupted" in str(exc):
+            raise DatabaseError(f"{source} ran longer than {SCRIPT_TIMEOUT_S:g} s") from None
+        if "full" in str(exc):
+            raise DatabaseError(f"{source} builds a database larger than {SCRIPT_MAX_PAGES * 4 >> 10} MiB") from None
+        raise DatabaseError(f"{source} does not run: {exc}") from None
+    except (ValueError, OverflowError, MemoryError) as exc:  # a NUL character in the text, a huge literal
+        connection.close()
+        raise DatabaseError(f"{source} does not run: {exc}") from None
+    connection.set_progress_handler(None, _PROGRESS_STEPS)
+    connection.set_authorizer(None)
+    connection.execute("PRAGMA query_only = ON")
+    return connection
+
+
+def _authorize_script(refused: list[str], action: int, first: str | None, second: str | None, *_: object) -> int:
+    """The script sandbox's authorizer; notes in ``refused`` what it denied, for the error message."""
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        verb = "attach" if action == sqlite3.SQLITE_ATTACH else "detach"
+        refused.append(f"{verb} a database ({first!r}; VACUUM INTO attaches one too)")
+    elif action == sqlite3.SQLITE_PRAGMA and (first or "").lower() not in _SCRIPT_PRAGMAS:
+        refused.append(f"run PRAGMA {first}")
+    elif action == sqlite3.SQLITE_FUNCTION and (second or "").lower() in _SCRIPT_FUNCTIONS_DENIED:
+        refused.append(f"call {second}()")
+    else:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def _from_ddl(ddl: str) -> Schema:
+    connection = load_script(ddl, "the DDL")
+    try:
+        return _nonempty(Schema(_read_tables(connection)), "the DDL")
+    finally:
+        connection.close()
 
 
 def _from_spider(entry: Mapping[str, Any]) -> Schema:
