@@ -102,6 +102,7 @@ __all__ = [
     "Batcher", "BoundConstraint", "Canvas", "CompileError", "CompileTimeout", "ConstrainedError",
     "ConstrainedLogitsProcessor", "Constraint", "ConstraintUnsatisfiable", "DatabaseError", "DenoiserError",
     "GenerationResult", "GrammarError", "PuzzleError", "RegexError", "Request", "RequestError", "SchemaError",
-    "SqlResult", "UnsatisfiableSchema", "UnsupportedSchema", "VocabularyError", "__version__", "edit", "generate", "generate_batch",
-    "generate_json", "generate_sql", "grammar", "json_schema", "load_default", "regex", "solve_sudoku", "sql",
+    "SqlResult", "UnsatisfiableSchema", "UnsupportedSchema", "VocabularyError", "__version__", "edit", "generate",
+    "generate_batch", "generate_json", "generate_sql", "grammar", "json_schema", "load_default", "regex",
+    "solve_sudoku", "sql",
 ]

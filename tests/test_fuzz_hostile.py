@@ -133,11 +133,11 @@ def load_sql(script: str) -> str:
 
 
 def solve_puzzle(puzzle: str) -> str:
-    from constrained.puzzles.solver import UniformDenoiser
+    from constrained.puzzles.solver import UniformScorer
     from constrained.puzzles.sudoku import solve_sudoku
 
     side = math.isqrt(len(puzzle)) or 9
-    return solve_sudoku(puzzle, denoiser=UniformDenoiser(side, seed=0), max_passes=200).text
+    return solve_sudoku(puzzle, scorer=UniformScorer(side, seed=0), max_passes=200).text
 
 
 # ---- strategies

@@ -148,11 +148,13 @@ def _tree(levels: int) -> dict:
 
 def test_recursion_depth_is_a_keyword_and_the_cut_is_listed():
     default = json_schema(TREE)
-    assert default.recursion_cut == ("$ref #/$defs/node at /$defs/node/properties/kids/items",)
-    assert default.accepts(json.dumps(_tree(3))) and not default.accepts(json.dumps(_tree(4)))
+    assert default.beyond_masks == ("$ref #/$defs/node at /$defs/node/properties/kids/items entered more than 3 "
+                                    "times",)
+    assert default.matches_pattern(json.dumps(_tree(3))) and not default.matches_pattern(json.dumps(_tree(4)))
+    assert default.accepts(json.dumps(_tree(4)))  # valid, only never generated
     deeper = json_schema(TREE, max_recursion=5)
-    assert deeper.accepts(json.dumps(_tree(5))) and not deeper.accepts(json.dumps(_tree(6)))
-    assert json_schema({"type": "object"}).recursion_cut == ()
+    assert deeper.matches_pattern(json.dumps(_tree(5))) and not deeper.matches_pattern(json.dumps(_tree(6)))
+    assert json_schema({"type": "object"}).beyond_masks == ()
     with pytest.raises(SchemaError, match="max_recursion"):
         json_schema(TREE, max_recursion=0)
 

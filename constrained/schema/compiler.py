@@ -2,8 +2,8 @@
 
 The walk is over schema nodes with their JSON pointers. ``$ref`` is inlined (bounded recursion: a reference met
 ``max_recursion`` times on the current path compiles to the empty language, so deeper nesting is simply not
-generated, and ``beyond_masks`` says where: the commit-time check still accepts such documents), ``allOf`` merges, ``anyOf``/``oneOf`` alternate, and each JSON type
-compiles its own keywords.
+generated; ``beyond_masks`` says where, and the commit-time check still accepts such documents), ``allOf`` merges,
+``anyOf``/``oneOf`` alternate, and each JSON type compiles its own keywords.
 Whatever the regex cannot express exactly is appended to ``post_checked`` (keyword and pointer); the validator
 (jsonschema, the ground truth) then runs on the whole document at commit time. Over-approximation is therefore
 always paired with a post-check entry; under-approximation (a valid text the regex refuses: non-canonical
