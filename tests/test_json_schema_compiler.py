@@ -311,8 +311,9 @@ def test_refs_and_bounded_recursion():
     shallow = {"v": 1, "kids": [{"v": 2}]}
     deep = {"v": 1, "kids": [{"v": 2, "kids": [{"v": 3, "kids": [{"v": 4}]}]}]}
     assert json_schema(tree).accepts(json.dumps(shallow))
-    assert not json_schema(tree, options=Options(max_recursion=2)).accepts(json.dumps(deep))
-    assert json_schema(tree, options=Options(max_recursion=4)).accepts(json.dumps(deep))
+    assert not json_schema(tree, options=Options(max_recursion=2)).matches_pattern(json.dumps(deep))
+    assert json_schema(tree, options=Options(max_recursion=2)).accepts(json.dumps(deep))  # valid, never generated
+    assert json_schema(tree, options=Options(max_recursion=4)).matches_pattern(json.dumps(deep))
     draft7 = {"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"s": {"type": "string"}},
               "properties": {"a": {"$ref": "#/definitions/s"}}, "type": "object", "required": ["a"]}
     assert_language(draft7, [{"a": "x"}], [{"a": 1}])
