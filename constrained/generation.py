@@ -180,6 +180,8 @@ def generate(
     transformers' ``generate`` produces with the same seed). ``steps`` is the number of denoising steps per block.
     Raises :class:`ConstraintUnsatisfiable` (with the partial text) when no accepted text fits in the budget,
     :class:`DenoiserError` for a model that cannot serve (no mask token, prompt too long, non-finite logits).
+    Each call opens its own session (denoiser state, canvases, generator); the model and bound constraints are
+    shared read-only.
     """
     session = open_session(constraint, model, tokenizer, steps, seed, denoiser_options)
     prompt_ids = session.prompt_ids(prompt)

@@ -119,7 +119,9 @@ class ConstrainedSampler:
     """Run a :class:`Denoiser` under an optional :class:`BoundConstraint` (``None``: the model's own sampler).
 
     One sampler is one request; :meth:`generate` and :meth:`infill` run it alone, :meth:`program` gives its run
-    as a row program for a :class:`BatchRunner` to share forward passes with others.
+    as a row program for a :class:`BatchRunner` to share forward passes with others. Not thread-safe: a sampler
+    holds one run's state (its denoiser's context, its generator, its mask cache); use one per thread. Samplers in
+    different threads may share one :class:`BoundConstraint`.
     """
 
     def __init__(
