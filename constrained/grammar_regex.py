@@ -615,6 +615,8 @@ class _Builder:
         return f"(?:{sep})?" if START in before else sep
 
     def pieces_regex(self, pieces: list[Piece], before: frozenset[str]) -> _Result:
+        if not pieces:  # an override with no spellings: the rule generates nothing
+            return _Result(None, frozenset())
         parts = [self.separator(before, p.first) + p.regex for p in pieces]
         regex = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
         return _Result(regex, frozenset().union(*(p.last for p in pieces)))

@@ -18,13 +18,23 @@ from typing import Any
 
 from ..constraint import Constraint
 from ..errors import GrammarError
-from ..grammar_regex import GrammarRegex, Piece, names_pieces
+from ..grammar_regex import OTHER, GrammarRegex, Piece, names_pieces
 from .checks import SqlChecker
 from .database import Schema, load_schema
 
 GRAMMAR_PATH = Path(str(files("constrained") / "grammars" / "sql.lark"))
 #: Aliases the masks offer (``FROM singer AS T1``): Spider's convention, and enough for nine-way joins.
 DEFAULT_ALIASES = tuple(f"T{i}" for i in range(1, 10))
+#: Names the masks offer for common table expressions (``WITH ranked AS (...)``): a regular language cannot tie a
+#: later ``FROM ranked`` to any declared name, so a finite list of the generic names analysts give them.
+DEFAULT_CTE_NAMES = ("cte", "base", "sub", "t", "totals", "counts", "stats", "summary", "ranked", "filtered",
+                     "grouped", "yearly", "monthly", "daily")
+#: Bare names the masks offer for result columns (``SUM(x) AS total``); any name double-quoted is offered too.
+#: Finite for the same reason, and because a free identifier at every ``AS`` multiplied the automaton's build
+#: time (docs/experiments.md).
+DEFAULT_OUTPUT_NAMES = ("total", "cnt", "n", "num", "amount", "average", "avg_value", "max_value", "min_value",
+                        "pct", "percentage", "share", "ratio", "rate", "diff", "difference", "growth", "rn",
+                        "rnk", "ranking", "position", "yr", "label", "category", "value", "result")
 POST_CHECKED = (
     "grammar beyond the nesting depth (Lark parse)",
     "column scoping: a column belongs to a table in scope (sqlglot qualify)",
@@ -45,22 +55,33 @@ def sql_grammar(path: Path = GRAMMAR_PATH) -> GrammarRegex:
 
 def name_spellings(names: tuple[str, ...] | list[str], grammar: GrammarRegex) -> list[str]:
     """How each name may be written: bare when the grammar's NAME takes it (not a keyword, a plain
-    identifier), otherwise double-quoted, which SQLite accepts for any name."""
+    identifier); otherwise quoted, in each of SQLite's three quotings that can hold it (``"a b"``, `` `a b` ``,
+    ``[a b]``), since analysts write all three for names with spaces, dashes or brackets."""
     bare = re.compile(grammar.terminals["NAME"].pattern.to_regexp())
     spellings = []
     for name in names:
         if bare.fullmatch(name):
             spellings.append(name)
-        else:
-            spellings.append('"' + name.replace('"', '""') + '"')
+            continue
+        spellings.append('"' + name.replace('"', '""') + '"')
+        if "`" not in name:
+            spellings.append(f"`{name}`")
+        if "]" not in name:
+            spellings.append(f"[{name}]")
     return spellings
 
 
-def sql_overrides(schema: Schema, grammar: GrammarRegex, aliases: tuple[str, ...]) -> dict[str, list[Piece]]:
+def sql_overrides(schema: Schema, grammar: GrammarRegex, aliases: tuple[str, ...], cte_names: tuple[str, ...],
+                  output_names: tuple[str, ...]) -> dict[str, list[Piece]]:
+    """The name rules of the grammar, spelled with the schema's real names and the offered aliases, CTE names
+    and result-column names (or any double-quoted one: ``AS "share of sales"``)."""
     return {
+        "output_name": [*names_pieces(name_spellings(output_names, grammar)),
+                        Piece('"[ !#-~]+"', frozenset({OTHER}), frozenset({OTHER}))],
         "table_name": names_pieces(name_spellings(schema.table_names, grammar)),
         "column_name": names_pieces(name_spellings(schema.column_names, grammar)),
         "alias": names_pieces(name_spellings(aliases, grammar)),
+        "cte_name": names_pieces(name_spellings(cte_names, grammar)),
     }
 
 
@@ -74,6 +95,7 @@ DEFAULT_MAX_WHITESPACE = 4
 
 def sql(db: Any, *, dialect: str = "sqlite", depth: int = 0, max_whitespace: int = DEFAULT_MAX_WHITESPACE,
         loose_depth: int = DEFAULT_LOOSE_DEPTH, aliases: tuple[str, ...] = DEFAULT_ALIASES,
+        cte_names: tuple[str, ...] = DEFAULT_CTE_NAMES, output_names: tuple[str, ...] = DEFAULT_OUTPUT_NAMES,
         compile_timeout_s: float = 120.0) -> Constraint:
     """The constraint for read-only queries over ``db``, naming only its tables and columns.
 
@@ -87,6 +109,8 @@ def sql(db: Any, *, dialect: str = "sqlite", depth: int = 0, max_whitespace: int
         loose_depth: levels past ``depth`` allowed with only balanced brackets of real words in the masks, and
             everything verified at commit (``0`` forbids them).
         aliases: the table aliases the masks offer.
+        cte_names: the names the masks offer for common table expressions.
+        output_names: the bare names the masks offer for result columns (any double-quoted name is offered too).
         compile_timeout_s: the bound on building the token automaton, per vocabulary.
 
     Returns:
@@ -102,7 +126,7 @@ def sql(db: Any, *, dialect: str = "sqlite", depth: int = 0, max_whitespace: int
                            "sqlglot.transpile")
     schema = load_schema(db)
     grammar = sql_grammar()
-    overrides = sql_overrides(schema, grammar, aliases)
+    overrides = sql_overrides(schema, grammar, aliases, cte_names, output_names)
     pattern = grammar.regex(depth, overrides, max_whitespace=max_whitespace, loose_depth=loose_depth)
     return Constraint(pattern, check=SqlChecker(schema, grammar.lark, dialect), post_checked=POST_CHECKED,
                       kind="sql", also_matches=(grammar.lexical_regex(overrides),),
