@@ -4,8 +4,13 @@ Completeness: the share of the 1,034 dev gold queries that the constraint of the
 the regular pattern (tested here with Python's ``re``, which reads the same syntax, so the measurement does not
 wait on automaton builds) and the commit check. Failures are grouped by cause.
 
+Analytical completeness: the same over ``benchmarks/data/analytical_sqlite.json``, queries written in the style of
+BIRD and business reporting (CTEs, windows, CAST/IIF/CASE, date and string functions, quoted names) over the
+same dev databases, not taken from Spider; each runs in SQLite on its database.
+
 Cost (``--index``): pattern length, and the token automaton's build time (what ``bind`` pays on first use, disk
-cache off) and states per database, over a byte vocabulary and over mistral-common's 32K SentencePiece one.
+cache off) and states per database, over a byte vocabulary, the built-in model's vocabulary and mistral-common's
+32K SentencePiece one.
 
 Soundness (``--walk N``): N uniform random walks over each database's byte automaton (the constraint bound to
 single bytes: at every step a uniformly chosen allowed byte; stop with probability 1/4 where the text may
@@ -15,15 +20,16 @@ scope), and it executes read-only on the real database. Walks longer than 400 by
 Generation (``--generate N``): N dev questions (a seeded sample across databases) through ``generate_sql``,
 once with the built-in model and once with a uniform-random denoiser (a DiffusionGemma whose logits are all
 zero, so every allowed token is equally likely). Per denoiser: how many runs returned a query and how many
-raised ``ConstraintUnsatisfiable``; of the returned ones, how many parse with sqlglot, pass the commit check and
-execute read-only on the real database (soundness: all of them); and execution accuracy against the gold
+raised ``ConstraintUnsatisfiable``; the run rate (returned queries that execute read-only on the real database,
+over all questions) and the median seconds per question; of the returned ones, how many parse with sqlglot,
+pass the commit check and execute (soundness: all of them); and execution accuracy against the gold
 query's rows (ordered when the gold query has ORDER BY, else as multisets). The 20 dev databases in
 ../shared/data/spider hold schemas but no rows, so accuracy is measured on populated in-memory copies
 (``populated_db.py``): a query is right when its rows equal the gold query's on all three copies, counted where
 the gold result has rows on at least one.
 
 Usage: python -m benchmarks.spider [--depth 0] [--loose-depth 3] [--generate 60] [--index] [--walk 50]
-                                   [--dbs a,b] [--data ../shared/data/spider]
+                                   [--dbs a,b] [--data ../shared/data/spider] [--analytical PATH]
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import collections
 import functools
 import json
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -44,6 +51,8 @@ from constrained.token_dfa import DEAD
 from constrained.token_dfa_build import build_token_dfa
 from constrained.vocabulary import byte_vocabulary
 
+#: The analytical query set (written for this project, not Spider's).
+ANALYTICAL = Path(__file__).resolve().parent / "data" / "analytical_sqlite.json"
 #: Populated copies per database that a generated query must match the gold query's rows on.
 POPULATED_COPIES = 3
 
@@ -141,9 +150,10 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, populate
     counts: collections.Counter[str] = collections.Counter()
     unsound: list[str] = []
     raised: list[str] = []  # why: the last violation the commit check found
-    began = time.perf_counter()
+    seconds: list[float] = []
     for index, example in enumerate(examples):
         path = data / "database" / example["db_id"] / f"{example['db_id']}.sqlite"
+        began = time.perf_counter()
         try:
             result = generate_sql(example["question"], path, model=model, tokenizer=tokenizer, execute=True,
                                   max_new_tokens=192, seed=seed + index)
@@ -151,7 +161,14 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, populate
             counts["raised"] += 1
             raised.append(f"{error}  [text: {error.partial!r}]")
             continue
+        except DatabaseError as error:  # returned, but SQLite refused to run it
+            counts["returned"] += 1
+            unsound.append(f"does not run: {error}")
+            continue
+        finally:
+            seconds.append(time.perf_counter() - began)
         counts["returned"] += 1
+        counts["runs"] += 1
         try:
             sqlglot.parse_one(result.text, read="sqlite")
             problem = judge(path).check(result.text)
@@ -172,7 +189,8 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, populate
                 continue
             counts["execution_match"] += all(same_rows(g, w, ordered) for g, w in zip(got, gold))
     return {"n": len(examples), **counts, "unsound_examples": unsound[:3], "raised_examples": raised[:5],
-            "seconds_per_question": round((time.perf_counter() - began) / max(1, len(examples)), 2)}
+            "median_seconds": round(statistics.median(seconds), 2) if seconds else 0.0,
+            "mean_seconds": round(statistics.fmean(seconds), 2) if seconds else 0.0}
 
 
 def generation_report(dev: list[dict], data: Path, count: int) -> None:
@@ -198,9 +216,10 @@ def generation_report(dev: list[dict], data: Path, count: int) -> None:
         row = generation_pass(examples, data, denoiser, tokenizer, populated)
         returned = row.get("returned", 0)
         print(f"generate_sql, {name}: {returned}/{row['n']} returned ({row.get('raised', 0)} raised), "
+              f"run rate {row.get('runs', 0)}/{row['n']} = {100 * row.get('runs', 0) / max(1, row['n']):.1f}%, "
               f"sound {row.get('sound', 0)}/{returned}, execution accuracy {row.get('execution_match', 0)} of "
               f"{row.get('execution_comparable', 0)} sound queries whose gold result has rows on the populated copies, "
-              f"{row['seconds_per_question']} s/question")
+              f"median {row['median_seconds']} s/question (mean {row['mean_seconds']})")
         for example in row["unsound_examples"]:
             print(f"    unsound: {example[:200]}")
         for example in row["raised_examples"]:
@@ -218,6 +237,8 @@ def main() -> None:
     parser.add_argument("--dbs", default="", help="comma-separated db_ids (default: all dev databases)")
     parser.add_argument("--execute", action="store_true", help="also run accepted gold queries read-only")
     parser.add_argument("--walk", type=int, default=0, help="random walks per database (soundness)")
+    parser.add_argument("--analytical", default=str(ANALYTICAL),
+                        help="the analytical query set (JSON list of db_id, question, query); '' to skip")
     parser.add_argument("--generate", type=int, default=0,
                         help="dev questions through generate_sql, built-in model and uniform denoiser")
     args = parser.parse_args()
@@ -229,18 +250,26 @@ def main() -> None:
     for example in dev:
         if example["db_id"] in wanted:
             by_db[example["db_id"]].append(example["query"])
+    analytical: dict[str, list[str]] = collections.defaultdict(list)
+    for example in json.loads(Path(args.analytical).read_text()) if args.analytical else []:
+        if example["db_id"] in wanted:
+            analytical[example["db_id"]].append(example["query"])
 
     vocabularies = {}
     if args.index:
         from benchmarks.mistral_vocab import load
+        from constrained.default_model import load_default
+        from constrained.vocabulary import as_vocabulary
 
-        vocabularies = {"bytes": byte_vocabulary(), "sp32k": load("sp32k").vocabulary}
+        vocabularies = {"bytes": byte_vocabulary(), "builtin": as_vocabulary(load_default()[1]),
+                        "sp32k": load("sp32k").vocabulary}
 
     soundness: collections.Counter[str] = collections.Counter()
     accepted = total = 0
     causes: collections.Counter[str] = collections.Counter()
     examples: dict[str, str] = {}
     exec_failures = 0
+    analytical_accepted, analytical_refused = 0, []
     for db_id in sorted(by_db):
         path = data / "database" / db_id / f"{db_id}.sqlite"
         started = time.perf_counter()
@@ -272,6 +301,12 @@ def main() -> None:
                 causes[key] += 1
                 examples.setdefault(key, f"{query}  [{problem}]" if problem else query)
         row["accepted"] = f"{db_ok}/{len(by_db[db_id])}"
+        if analytical[db_id]:
+            ok = [query for query in analytical[db_id] if all(p.fullmatch(query) for p in patterns)
+                  and constraint.check(query) is None]
+            analytical_accepted += len(ok)
+            analytical_refused += [query for query in analytical[db_id] if query not in ok]
+            row["analytical"] = f"{len(ok)}/{len(analytical[db_id])}"
         if args.walk:
             walk_counts = random_walks(constraint, path, args.walk, soundness)
             row["walks"] = walk_counts
@@ -280,6 +315,11 @@ def main() -> None:
     print(f"\ncompleteness at depth {args.depth}: {accepted}/{total} = {100 * accepted / max(total, 1):.1f}%")
     for key, count in causes.most_common():
         print(f"  {count:4d}  {key}\n        e.g. {examples[key][:220]}")
+    if analytical:
+        count = sum(len(queries) for queries in analytical.values())
+        print(f"analytical set: {analytical_accepted}/{count} = {100 * analytical_accepted / count:.1f}% accepted")
+        for query in analytical_refused:
+            print(f"    refused: {query[:200]}")
     if args.execute:
         print(f"accepted gold queries failing to execute: {exec_failures}")
     if args.walk:
