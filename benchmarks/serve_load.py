@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 import httpx
+import torch
 import uvicorn
 
 from benchmarks.generation import SCHEMAS, is_valid, load_schemas
@@ -116,8 +117,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--deadline", type=float, default=1800.0, help="seconds each phase may take at most")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     schemas = list(load_schemas(SCHEMAS[: args.schemas]).values())
     model, tokenizer = load_default()
