@@ -81,3 +81,9 @@ def test_tool_choice_auto_accepts_a_valid_call_or_plain_text_only():
 def test_sql_needs_a_database_the_server_has():
     with pytest.raises(RequestError, match="no database 'shop'"):
         compile_format(OutputFormat("sql", "shop"), {})
+
+
+def test_a_lark_grammar_compiles_through_guided_grammar():
+    body = chat(guided_grammar='start: NUMBER ("+" NUMBER)*\n%import common.NUMBER\n')
+    constraint = compile_format(body.output, {})
+    assert constraint.accepts("1+22") and not constraint.accepts("1+")
