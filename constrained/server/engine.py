@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConstrainedError
-from ..prompts import compact_sql_schema, json_prompt, prompt_ids, sql_prompt
+from ..prompts import json_prompt, prompt_ids
 from .formats import compile_format, read_tool_calls, schema_of
 from .metrics import Metrics
 from .requests import CompletionRequest, OutputFormat
@@ -115,9 +115,9 @@ class Engine:
             return json_prompt(schema, text)
         if output is not None and output.kind == "sql" and output.source in self.databases:
             from ..text_to_sql import load_schema
+            from ..text_to_sql.generate import question_prompt
 
-            schema = load_schema(self.databases[output.source])
-            return sql_prompt(compact_sql_schema({t.name: [c.name for c in t.columns] for t in schema.tables}), text)
+            return question_prompt(load_schema(self.databases[output.source]), text)
         return text
 
     # ------------------------------------------------------------------------------------------- constraints

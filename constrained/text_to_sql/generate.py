@@ -47,6 +47,11 @@ class SqlResult:
         return sqlglot.transpile(self.text, read="sqlite", write=dialect)[0]
 
 
+def question_prompt(schema: Schema, question: str) -> str:
+    """The prompt of a question over ``schema``: its tables in compact form, then the question."""
+    return sql_prompt(compact_sql_schema({t.name: [c.name for c in t.columns] for t in schema.tables}), question)
+
+
 def generate_sql(question: str, db: Any, *, model: Any = None, tokenizer: Any = None, execute: bool = False,
                  dialect: str = "sqlite", depth: int = 0, attempts: int = DEFAULT_ATTEMPTS,
                  **gen_kwargs: Any) -> SqlResult:
@@ -79,7 +84,7 @@ def generate_sql(question: str, db: Any, *, model: Any = None, tokenizer: Any = 
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
     schema = load_schema(db)
-    prompt = sql_prompt(compact_sql_schema({t.name: [c.name for c in t.columns] for t in schema.tables}), question)
+    prompt = question_prompt(schema, question)
     failures: list[ConstraintUnsatisfiable] = []
     result = None
     for constraint in _constraints(schema, question, depth, failures):
