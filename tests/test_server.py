@@ -202,3 +202,25 @@ def test_limits_answer_413_429_and_408() -> None:
         slow = httpx.post(f"{url}/v1/completions", json={**body, "max_tokens": 96}, timeout=60)
         assert slow.status_code == 408 and _error(slow)["type"] == "timeout_error"
         assert httpx.get(f"{url}/health").status_code == 200  # the server is still up
+
+
+def test_a_client_that_goes_away_frees_its_slot() -> None:
+    """A streamed request whose client disconnects is cancelled at its next block, long before it would end."""
+    model, tokenizer = load_default()
+    engine = Engine(model, tokenizer)
+    body = {"prompt": "x", "max_tokens": 1500, "guided_regex": "[0-9]{1400}", "seed": 0}  # sixteen blocks
+
+    def passes() -> float:
+        return engine.metrics.value("constrained_forward_passes_total")
+
+    with running(engine) as url:
+        assert httpx.post(f"{url}/v1/completions", json=body, timeout=120).status_code == 200
+        whole = passes()
+        with httpx.stream("POST", f"{url}/v1/completions", json={**body, "stream": True}, timeout=60) as response:
+            assert response.status_code == 200
+            next(response.iter_lines())  # the stream has started; now the client leaves
+        deadline = time.monotonic() + 120
+        while engine.metrics.value("constrained_running") or engine.metrics.value("constrained_queue_depth"):
+            assert time.monotonic() < deadline, "the cancelled request still holds its slot"
+            time.sleep(0.05)
+        assert passes() - whole < whole  # the same request, seed and passes, stopped early
