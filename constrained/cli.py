@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sub.add_argument("--port", type=int, default=8000)
     sub.add_argument("--db", action="append", default=[], metavar="NAME=PATH",
-                     help="a SQLite database (read-only) that SQL outputs may name; repeat for several")
+                     help="a SQLite file (read-only) or a .sql script that SQL outputs may name; repeat for several")
     sub.add_argument("--max-queue", type=int, default=256, help="choices that may wait before 429")
     sub.add_argument("--max-batch", type=int, default=16, help="rows denoised together")
     sub.add_argument("--timeout", type=float, default=300.0, help="seconds a request may take (then 408)")
@@ -354,7 +354,7 @@ def _serve(args: argparse.Namespace) -> int:
         name, _, path = entry.partition("=")
         if not name or not path:
             raise ConstrainedError(f"--db takes NAME=PATH, got {entry!r}")
-        databases[name] = Path(path)
+        databases[name] = _open_database(Path(path))
     missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
     if missing:
         raise ConstrainedError(f"the server needs {' and '.join(missing)}: pip install 'constrained[serve]'")

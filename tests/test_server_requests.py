@@ -87,3 +87,25 @@ def test_a_lark_grammar_compiles_through_guided_grammar():
     body = chat(guided_grammar='start: NUMBER ("+" NUMBER)*\n%import common.NUMBER\n')
     constraint = compile_format(body.output, {})
     assert constraint.accepts("1+22") and not constraint.accepts("1+")
+
+
+def test_the_engine_reads_its_databases_once_at_start():
+    from pathlib import Path
+
+    from constrained.cli import _open_database
+    from constrained.errors import DatabaseError
+    from constrained.server.engine import Engine
+    from constrained.testing import byte_tokenizer, masked_lm
+
+    tokenizer = byte_tokenizer(300)
+    script = Path(__file__).resolve().parents[1] / "examples" / "concerts.sql"
+    engine = Engine(masked_lm(len(tokenizer)), tokenizer, databases={"shop": _open_database(script)})
+    try:
+        output = OutputFormat("sql", "shop")
+        prompt = engine.prompt_of(({"role": "user", "content": "How many singers?"},), output)
+        assert prompt.startswith("Tables: singer(") and prompt.endswith("How many singers?\nSQL:")
+        assert compile_format(output, engine.databases).accepts("SELECT count(*) FROM singer")
+    finally:
+        engine.close()
+    with pytest.raises(DatabaseError, match="no database file"):
+        Engine(masked_lm(len(tokenizer)), tokenizer, databases={"x": "/nonexistent.sqlite"})

@@ -77,7 +77,8 @@ class Engine:
     Parameters:
         model, tokenizer: the denoiser (anything :func:`constrained.generate` takes) and its tokenizer.
         name: the model id ``/v1/models`` lists and responses carry.
-        databases: ``name -> SQLite path or connection`` for SQL outputs (read-only).
+        databases: ``name -> SQLite path or connection`` for SQL outputs (read-only); their schemas are read
+            once, here, so a bad ``--db`` fails at start and no request reads a database file for its prompt.
         max_queue: choices that may wait; one more is answered with :class:`QueueFull` (HTTP 429).
         max_batch: rows the worker runs together.
         request_timeout_s: wall-clock limit of one request, queueing included.
@@ -88,7 +89,7 @@ class Engine:
                  databases: Mapping[str, Any] | None = None, max_queue: int = 256, max_batch: int = 16,
                  request_timeout_s: float = 300.0, cache_size: int = 64) -> None:
         self.model, self.tokenizer, self.name = model, tokenizer, name
-        self.databases = dict(databases or {})
+        self.databases = _read_schemas(databases or {})
         self.max_queue, self.max_batch, self.request_timeout_s = max_queue, max_batch, request_timeout_s
         self.metrics = Metrics()
         self._cache: OrderedDict[str, concurrent.futures.Future] = OrderedDict()
@@ -114,10 +115,9 @@ class Engine:
         if schema is not None:
             return json_prompt(schema, text)
         if output is not None and output.kind == "sql" and output.source in self.databases:
-            from ..text_to_sql import load_schema
             from ..text_to_sql.generate import question_prompt
 
-            return question_prompt(load_schema(self.databases[output.source]), text)
+            return question_prompt(self.databases[output.source], text)
         return text
 
     # ------------------------------------------------------------------------------------------- constraints
@@ -286,6 +286,15 @@ class Engine:
         if calls is not None:
             return Choice(text, "tool_calls", tokens, tuple(calls))
         return Choice(text, finish, tokens)
+
+
+def _read_schemas(databases: Mapping[str, Any]) -> dict[str, Any]:
+    """Each database's :class:`~constrained.text_to_sql.Schema` (what ``sql()`` and the prompt both take)."""
+    if not databases:
+        return {}
+    from ..text_to_sql import load_schema
+
+    return {name: load_schema(db) for name, db in databases.items()}
 
 
 class _BlockStream:
