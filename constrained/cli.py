@@ -143,20 +143,6 @@ def _read_json_file(path: Path, what: str) -> Any:
         raise ConstrainedError(f"the {what} {path} is not JSON: {exc}") from exc
 
 
-def _open_database(path: Path) -> Any:
-    """A ``.sql`` script (schema and rows) runs into a sandboxed in-memory database
-    (:func:`constrained.text_to_sql.database.load_script`); anything else is a SQLite file path."""
-    from .text_to_sql.database import load_script
-
-    if path.suffix.lower() != ".sql":
-        return path
-    try:
-        script = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConstrainedError(f"cannot read the SQL script {path}: {exc}") from exc
-    return load_script(script, f"the SQL script {path}")
-
-
 def run_json(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:
     from .generation import generate_json
 
@@ -171,9 +157,10 @@ def run_json(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]
 
 def run_sql(args: argparse.Namespace, draw: Draw) -> tuple[dict[str, Any], str]:
     from .text_to_sql import generate_sql
+    from .text_to_sql.database import open_database
 
     model, tokenizer = _model(args)
-    db = _open_database(args.db)
+    db = open_database(args.db)
     started = time.perf_counter()
     result = generate_sql(args.question, db, model=model, tokenizer=tokenizer, execute=args.execute,
                           dialect=args.dialect, max_new_tokens=args.max_new_tokens, steps=args.steps, seed=args.seed,
@@ -349,17 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     """``constrained serve``: load the model, then serve until interrupted."""
-    databases = {}
-    for entry in args.db:
-        name, _, path = entry.partition("=")
-        if not name or not path:
-            raise ConstrainedError(f"--db takes NAME=PATH, got {entry!r}")
-        databases[name] = _open_database(Path(path))
     missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
     if missing:
         raise ConstrainedError(f"the server needs {' and '.join(missing)}: pip install 'constrained[serve]'")
-    from .server import build_engine, serve
+    from .server import build_engine, open_databases, serve
 
+    databases = open_databases(args.db)
     engine = build_engine(str(args.checkpoint) if args.checkpoint else None, databases=databases,
                           max_queue=args.max_queue, max_batch=args.max_batch, request_timeout_s=args.timeout)
     serve(engine, host=args.host, port=args.port)

@@ -92,14 +92,14 @@ def test_a_lark_grammar_compiles_through_guided_grammar():
 def test_the_engine_reads_its_databases_once_at_start():
     from pathlib import Path
 
-    from constrained.cli import _open_database
     from constrained.errors import DatabaseError
     from constrained.server.engine import Engine
     from constrained.testing import byte_tokenizer, masked_lm
+    from constrained.text_to_sql.database import open_database
 
     tokenizer = byte_tokenizer(300)
     script = Path(__file__).resolve().parents[1] / "examples" / "concerts.sql"
-    engine = Engine(masked_lm(len(tokenizer)), tokenizer, databases={"shop": _open_database(script)})
+    engine = Engine(masked_lm(len(tokenizer)), tokenizer, databases={"shop": open_database(script)})
     try:
         output = OutputFormat("sql", "shop")
         prompt = engine.prompt_of(({"role": "user", "content": "How many singers?"},), output)

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 import constrained
-from constrained.cli import _open_database
 from constrained.errors import DatabaseError
-from constrained.text_to_sql.database import load_schema, load_script
+from constrained.text_to_sql.database import load_schema, load_script, open_database
 
 TABLE = "CREATE TABLE t(a INTEGER, b TEXT);\n"
 
@@ -52,7 +51,7 @@ def test_every_file_touching_statement_is_refused_and_writes_nothing(empty_folde
     script = empty_folder.parent / "script.sql"
     script.write_text(TABLE + statement)
     with pytest.raises(DatabaseError, match="may not"):
-        _open_database(script)
+        open_database(script)
 
 
 def test_a_script_builds_its_tables_and_rows_and_is_read_only_afterwards(empty_folder):

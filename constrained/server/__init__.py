@@ -12,8 +12,29 @@ as ``response_format``, ``tools``, or vLLM's ``structured_outputs`` / ``guided_*
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+
+def open_databases(entries: Sequence[str]) -> dict[str, Any]:
+    """The databases ``--db NAME=PATH`` entries name (a SQLite file, or a ``.sql`` script run in the sandbox of
+    :func:`~constrained.text_to_sql.database.open_database`), by name.
+
+    Raises:
+        ConstrainedError: an entry is not ``NAME=PATH``.
+        DatabaseError: a script cannot be read or is refused.
+    """
+    from ..errors import ConstrainedError
+    from ..text_to_sql.database import open_database
+
+    databases = {}
+    for entry in entries:
+        name, _, path = entry.partition("=")
+        if not name or not path:
+            raise ConstrainedError(f"--db takes NAME=PATH, got {entry!r}")
+        databases[name] = open_database(Path(path))
+    return databases
 
 
 def build_engine(checkpoint: str | None = None, *, databases: Mapping[str, Any] | None = None,

@@ -195,6 +195,22 @@ def load_script(script: str, source: str = "the SQL script") -> sqlite3.Connecti
     return connection
 
 
+def open_database(path: Path) -> Path | sqlite3.Connection:
+    """The database a ``--db`` path names: a ``.sql`` script (schema and rows) runs into a sandboxed in-memory
+    database (:func:`load_script`); anything else is a SQLite file path, returned as it is.
+
+    Raises:
+        DatabaseError: the script cannot be read, or :func:`load_script` refuses it.
+    """
+    if path.suffix.lower() != ".sql":
+        return path
+    try:
+        script = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatabaseError(f"cannot read the SQL script {path}: {exc}") from exc
+    return load_script(script, f"the SQL script {path}")
+
+
 def _authorize_script(refused: list[str], action: int, first: str | None, second: str | None, *_: object) -> int:
     """The script sandbox's authorizer; notes in ``refused`` what it denied, for the error message."""
     if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
