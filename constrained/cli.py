@@ -331,17 +331,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--max-queue", type=int, default=256, help="choices that may wait before 429")
     sub.add_argument("--max-batch", type=int, default=16, help="rows denoised together")
     sub.add_argument("--timeout", type=float, default=300.0, help="seconds a request may take (then 408)")
+    sub.add_argument("--ray", action="store_true",
+                     help="serve on Ray Serve, each replica with its own engine (needs the ray extra: "
+                          "pip install 'constrained[ray]'); joins the Ray instance RAY_ADDRESS names, else a local one")
+    sub.add_argument("--replicas", type=int, default=2, help="with --ray: how many replicas (default 2)")
+    sub.add_argument("--replica-cpus", type=float, default=1.0,
+                     help="with --ray: CPUs each replica reserves, and its torch threads (default 1)")
     return parser
 
 
 def _serve(args: argparse.Namespace) -> int:
     """``constrained serve``: load the model, then serve until interrupted."""
-    missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
+    needs = ("starlette", "uvicorn", "ray") if args.ray else ("starlette", "uvicorn")
+    missing = [name for name in needs if importlib.util.find_spec(name) is None]
     if missing:
-        raise ConstrainedError(f"the server needs {' and '.join(missing)}: pip install 'constrained[serve]'")
+        extra = "ray" if args.ray else "serve"
+        raise ConstrainedError(f"the server needs {' and '.join(missing)}: pip install 'constrained[{extra}]'")
     from .server import build_engine, open_databases, serve
 
     databases = open_databases(args.db)
+    if args.ray:
+        from .ray.serve import application, run
+
+        run(application(args.checkpoint, databases=databases, replicas=args.replicas,
+                        cpus_per_replica=args.replica_cpus, max_queue=args.max_queue, max_batch=args.max_batch,
+                        request_timeout_s=args.timeout), host=args.host, port=args.port)
+        return 0
     engine = build_engine(str(args.checkpoint) if args.checkpoint else None, databases=databases,
                           max_queue=args.max_queue, max_batch=args.max_batch, request_timeout_s=args.timeout)
     serve(engine, host=args.host, port=args.port)
