@@ -1,12 +1,18 @@
 """Load on `constrained serve`: many concurrent clients with mixed MaskBench schemas, against one client at a time.
 
-    python -m benchmarks.serve_load [--clients 32] [--requests 8] [--json]
+    python -m benchmarks.serve_load [--clients 32] [--requests 8] [--ray 2] [--json]
 
 The server runs in this process (a thread) on 127.0.0.1, on a free port, over the built-in model; clients use
 HTTP on loopback only. Every schema is bound once first (its first-use cost is reported apart), then:
 
 1. one client sends ``--serial`` requests one after another (requests per second without batching);
 2. ``--clients`` clients each send ``--requests`` requests at once (continuous batching shares the passes).
+
+``--ray N`` then runs the same three phases against Ray Serve with N replicas (``constrained.ray``: the same app,
+one engine and one torch thread per replica) on a local Ray instance of ``max(N, CPUs)`` CPUs started here, on
+127.0.0.1 too, side by side with the local server's figures. A replica's first use of a schema reads the
+automaton that the local server's first use left in the disk cache. The counters are read from ``/metrics``,
+summed over the replicas (each answer names its replica; ``/metrics`` is asked until every replica has answered).
 
 Reported: requests per second of both and their ratio (target: at least 2x), p50/p99 latency, mean rows per
 forward pass, tokens per forward pass, the split of step time between the model and the constraint, and the
@@ -30,6 +36,7 @@ import uvicorn
 
 from benchmarks.generation import SCHEMAS, is_valid, load_schemas
 from constrained.default_model import load_default
+from constrained.ray import REPLICA_HEADER
 from constrained.server.app import create_app
 from constrained.server.engine import Engine
 
@@ -91,10 +98,30 @@ async def _load(url: str, schemas: list[dict], clients: int, per_client: int, ma
             **outcome, "errors": outcome["errors"][:5]}
 
 
-def _counters(engine: Engine) -> dict[str, float]:
-    names = ("constrained_forward_passes_total", "constrained_row_steps_total", "constrained_generated_tokens_total",
-             "constrained_model_seconds_total", "constrained_step_other_seconds_total")
-    return {name: engine.metrics.value(name) for name in names}
+COUNTERS = ("constrained_forward_passes_total", "constrained_row_steps_total", "constrained_generated_tokens_total",
+            "constrained_model_seconds_total", "constrained_step_other_seconds_total")
+
+
+def _scrape(text: str) -> dict[str, float]:
+    """The :data:`COUNTERS` in one ``/metrics`` text (Prometheus' format), summed over their labels."""
+    totals = dict.fromkeys(COUNTERS, 0.0)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        name = name.split("{", 1)[0]
+        if name in totals:
+            totals[name] += float(value.rsplit(" ", 1)[-1])
+    return totals
+
+
+def _counters(base_url: str, replicas: int) -> dict[str, float]:
+    """The counters summed over ``replicas`` servers behind ``base_url``, told apart by the replica header."""
+    seen: dict[str, dict[str, float]] = {}
+    for _ in range(50 * replicas):  # the proxy picks a replica per request; this many misses is chance, bounded
+        response = httpx.get(f"{base_url}/metrics", timeout=60)
+        seen[response.headers.get(REPLICA_HEADER, "local")] = _scrape(response.text)
+        if len(seen) == replicas:
+            return {name: sum(counts[name] for counts in seen.values()) for name in COUNTERS}
+    raise RuntimeError(f"/metrics reached {len(seen)} of {replicas} replicas")
 
 
 def _passes(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
@@ -108,6 +135,83 @@ def _passes(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]
             "constraint_share_of_step": round(delta["constrained_step_other_seconds_total"] / step, 3)}
 
 
+def _phases(base_url: str, replicas: int, schemas: list[dict], args: argparse.Namespace) -> dict[str, Any]:
+    """First use of every schema, then one client at a time, then all clients at once, against ``base_url``."""
+    url = f"{base_url}/v1/chat/completions"
+    report: dict[str, Any] = {}
+    started = time.perf_counter()
+    report["first_use"] = asyncio.run(_load(url, schemas, 1, len(schemas), args.max_tokens, args.deadline))
+    report["first_use"]["seconds_per_schema"] = round((time.perf_counter() - started) / len(schemas), 2)
+    before = _counters(base_url, replicas)
+    report["serial"] = asyncio.run(_load(url, schemas, 1, args.serial, args.max_tokens, args.deadline))
+    report["serial"].update(_passes(before, _counters(base_url, replicas)))
+    before = _counters(base_url, replicas)
+    report["concurrent"] = asyncio.run(_load(url, schemas, args.clients, args.requests, args.max_tokens,
+                                             args.deadline))
+    report["concurrent"].update(_passes(before, _counters(base_url, replicas)))
+    report["speedup"] = round(report["concurrent"]["requests_per_second"]
+                              / max(report["serial"]["requests_per_second"], 1e-9), 2)
+    return report
+
+
+def _local(schemas: list[dict], args: argparse.Namespace) -> dict[str, Any]:
+    """The phases against the plain server, in a thread of this process."""
+    model, tokenizer = load_default()
+    engine = Engine(model, tokenizer, max_batch=args.max_batch, max_queue=4 * args.clients * args.requests,
+                    request_timeout_s=args.deadline)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="error"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        return _phases(f"http://127.0.0.1:{port}", 1, schemas, args)
+    finally:
+        server.should_exit = True
+
+
+def _on_ray(replicas: int, schemas: list[dict], args: argparse.Namespace) -> dict[str, Any]:
+    """The phases against Ray Serve with ``replicas`` replicas on a local Ray instance, stopped afterwards."""
+    import os
+    import shutil
+    import tempfile
+
+    import ray
+    from ray import serve
+
+    from constrained.ray.serve import APP_NAME, application
+
+    folder = tempfile.mkdtemp(prefix="ray-")
+    ray.init(address="local", num_cpus=max(replicas, os.cpu_count() or 1), include_dashboard=False,
+             _temp_dir=folder, log_to_driver=False)
+    try:
+        port = _free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        started = time.perf_counter()
+        serve.run(application(replicas=replicas, max_batch=args.max_batch, request_timeout_s=args.deadline,
+                              max_queue=4 * args.clients * args.requests), name=APP_NAME)
+        start_seconds = round(time.perf_counter() - started, 1)
+        return {"replicas": replicas, "start_seconds": start_seconds,
+                **_phases(f"http://127.0.0.1:{port}", replicas, schemas, args)}
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _print(title: str, report: dict[str, Any]) -> None:
+    print(title)
+    for phase in ("first_use", "serial", "concurrent"):
+        r = report[phase]
+        split = (f", rows/forward {r['rows_per_forward']}, tokens/forward {r['tokens_per_forward']}, model "
+                 f"{r['model_share_of_step']:.0%} / constraint {r['constraint_share_of_step']:.0%} of a step"
+                 if "rows_per_forward" in r else "")
+        print(f"{phase:>12}: {r['answered']}/{r['requests']} in {r['seconds']} s, {r['requests_per_second']} req/s, "
+              f"p50 {r['latency_p50_s']} s, p99 {r['latency_p99_s']} s{split}; invalid {r['invalid']}, "
+              f"lost {r['lost']}, 5xx {r['5xx']}, 4xx {r['4xx']}")
+    print(f"  concurrent / serial requests per second: {report['speedup']}x (target >= 2x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=32)
@@ -118,49 +222,26 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--deadline", type=float, default=1800.0, help="seconds each phase may take at most")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--ray", type=int, default=0, metavar="N",
+                        help="then the same load on Ray Serve with N replicas (one torch thread each; the ray extra)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     schemas = list(load_schemas(SCHEMAS[: args.schemas]).values())
-    model, tokenizer = load_default()
-    engine = Engine(model, tokenizer, max_batch=args.max_batch, max_queue=4 * args.clients * args.requests,
-                    request_timeout_s=args.deadline)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="error"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
     report: dict[str, Any] = {"clients": args.clients, "requests_per_client": args.requests,
-                              "schemas": len(schemas), "max_tokens": args.max_tokens}
-    try:
-        started = time.perf_counter()
-        report["first_use"] = asyncio.run(_load(url, schemas, 1, len(schemas), args.max_tokens, args.deadline))
-        report["first_use"]["seconds_per_schema"] = round((time.perf_counter() - started) / len(schemas), 2)
-        before = _counters(engine)
-        report["serial"] = asyncio.run(_load(url, schemas, 1, args.serial, args.max_tokens, args.deadline))
-        report["serial"].update(_passes(before, _counters(engine)))
-        before = _counters(engine)
-        report["concurrent"] = asyncio.run(_load(url, schemas, args.clients, args.requests, args.max_tokens,
-                                                 args.deadline))
-        report["concurrent"].update(_passes(before, _counters(engine)))
-        report["speedup"] = round(report["concurrent"]["requests_per_second"]
-                                  / max(report["serial"]["requests_per_second"], 1e-9), 2)
-    finally:
-        server.should_exit = True
+                              "schemas": len(schemas), "max_tokens": args.max_tokens,
+                              "local": _local(schemas, args)}
+    if args.ray:
+        report["ray"] = _on_ray(args.ray, schemas, args)
     if args.json:
         print(json.dumps(report))
         return
-    for phase in ("serial", "concurrent"):
-        r = report[phase]
-        print(f"{phase:>10}: {r['answered']}/{r['requests']} in {r['seconds']} s, {r['requests_per_second']} req/s, "
-              f"p50 {r['latency_p50_s']} s, p99 {r['latency_p99_s']} s, rows/forward {r['rows_per_forward']}, "
-              f"tokens/forward {r['tokens_per_forward']}, model {r['model_share_of_step']:.0%} / constraint "
-              f"{r['constraint_share_of_step']:.0%} of a step; invalid {r['invalid']}, lost {r['lost']}, "
-              f"5xx {r['5xx']}, 4xx {r['4xx']}")
-    print(f"concurrent / serial requests per second: {report['speedup']}x (target >= 2x)")
+    _print(f"local server (torch threads: {torch.get_num_threads()})", report["local"])
+    if args.ray:
+        _print(f"Ray Serve, {args.ray} replicas (one torch thread each; started in {report['ray']['start_seconds']} s)",
+               report["ray"])
 
 
 if __name__ == "__main__":

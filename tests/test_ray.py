@@ -23,7 +23,8 @@ openai = pytest.importorskip("openai")
 
 import constrained.ray  # noqa: E402
 from constrained.errors import SchemaError  # noqa: E402
-from constrained.ray.serve import APP_NAME, REPLICA_HEADER  # noqa: E402
+from constrained.ray import REPLICA_HEADER  # noqa: E402
+from constrained.ray.serve import APP_NAME  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+#: The response header naming the replica that answered (set by :mod:`.serve`; read by clients and benchmarks).
+REPLICA_HEADER = "x-constrained-replica"
+
 #: Public name -> the submodule that defines it, imported on first access.
 _LAZY = {
     "extract": ".data",
@@ -40,4 +43,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["ConstrainedServer", "application", "build", "extract", "run"]
+__all__ = ["REPLICA_HEADER", "ConstrainedServer", "application", "build", "extract", "run"]

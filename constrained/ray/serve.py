@@ -30,8 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import ConstrainedError
 from ..server import build_engine, open_databases
 from ..server.app import DEFAULT_MAX_BODY_BYTES, create_app
+from . import REPLICA_HEADER
 
-REPLICA_HEADER = "x-constrained-replica"
 #: The Serve application's name (``serve status``, ``serve.delete``).
 APP_NAME = "constrained"
 
