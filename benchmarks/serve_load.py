@@ -9,8 +9,8 @@ HTTP on loopback only. Every schema is bound once first (its first-use cost is r
 2. ``--clients`` clients each send ``--requests`` requests at once (continuous batching shares the passes).
 
 ``--ray N`` then runs the same three phases against Ray Serve with N replicas (``constrained.ray``: the same app,
-one engine and one torch thread per replica) on a local Ray instance of ``max(N, CPUs)`` CPUs started here, on
-127.0.0.1 too, side by side with the local server's figures. A replica's first use of a schema reads the
+one engine and one torch thread per replica) on a local Ray instance of ``max(N, CPUs)`` CPUs started here (its
+workers at niceness 0, as this process, not Ray's 15), on 127.0.0.1 too, side by side with the local server's figures. A replica's first use of a schema reads the
 automaton that the local server's first use left in the disk cache. The counters are read from ``/metrics``,
 summed over the replicas (each answer names its replica; ``/metrics`` is asked until every replica has answered).
 
@@ -182,8 +182,9 @@ def _on_ray(replicas: int, schemas: list[dict], args: argparse.Namespace) -> dic
     from constrained.ray.serve import APP_NAME, application
 
     folder = tempfile.mkdtemp(prefix="ray-")
+    # Ray runs its workers at niceness 15; at 0 the replicas compete for the CPUs as the local server does
     ray.init(address="local", num_cpus=max(replicas, os.cpu_count() or 1), include_dashboard=False,
-             _temp_dir=folder, log_to_driver=False)
+             _temp_dir=folder, log_to_driver=False, _system_config={"worker_niceness": 0})
     try:
         port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -194,8 +195,7 @@ def _on_ray(replicas: int, schemas: list[dict], args: argparse.Namespace) -> dic
         return {"replicas": replicas, "start_seconds": start_seconds,
                 **_phases(f"http://127.0.0.1:{port}", replicas, schemas, args)}
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        ray.shutdown()  # the local instance stops with Serve in it
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -29,6 +29,12 @@ def test_import_loads_none_of_the_heavy_dependencies():
     assert _imported_after("import constrained") == set()
 
 
+def test_the_ray_package_loads_neither_ray_nor_the_model_until_a_name_is_used():
+    code = "import sys, constrained.ray; print(sorted({'ray', 'torch', 'starlette'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
 def test_a_regex_needs_no_transformers_sqlglot_or_lark():
     assert not _imported_after("import constrained; constrained.regex('[ab]+')") & {"transformers", "sqlglot", "lark"}
 

@@ -22,7 +22,7 @@ serve = pytest.importorskip("ray.serve")
 openai = pytest.importorskip("openai")
 
 import constrained.ray  # noqa: E402
-from constrained.errors import SchemaError  # noqa: E402
+from constrained.errors import ConstrainedError, RequestError, SchemaError  # noqa: E402
 from constrained.ray import REPLICA_HEADER  # noqa: E402
 from constrained.ray.serve import APP_NAME  # noqa: E402
 
@@ -95,6 +95,16 @@ class TestServe:
         jsonschema.validate(json.loads(choice.message.content), PERSON)
         assert choice.finish_reason == "stop"
 
+    def test_streaming_passes_through_the_proxy(self, client) -> None:
+        stream = client.chat.completions.create(
+            model="constrained-builtin", messages=[{"role": "user", "content": "Alan Turing, 41"}], stream=True,
+            response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}},
+            max_tokens=64, seed=5)
+        chunks = list(stream)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        jsonschema.validate(json.loads(text), PERSON)
+        assert chunks[0].choices[0].delta.role == "assistant" and chunks[-1].choices[0].finish_reason == "stop"
+
     def test_named_tool_call_arguments_validate(self, client) -> None:
         reply = client.chat.completions.create(
             model="constrained-builtin", messages=[{"role": "user", "content": "Weather in Paris?"}],
@@ -133,3 +143,14 @@ def test_extract_refuses_a_bad_schema_before_any_actor_starts() -> None:
     dataset = ray.data.from_items([{"text": "x"}])
     with pytest.raises(SchemaError):
         constrained.ray.extract(dataset, {"type": "strin"})
+
+
+def test_serve_run_arguments_are_read_or_refused() -> None:
+    from constrained.ray.serve import build
+
+    with pytest.raises(ConstrainedError, match="unknown arguments"):
+        build({"replica": "2"})
+    with pytest.raises(ConstrainedError, match="does not read as int"):
+        build({"replicas": "two"})
+    with pytest.raises(RequestError, match="replicas must be at least 1"):  # read, then handed on
+        build({"replicas": "0"})

@@ -108,8 +108,10 @@ def extract(dataset: Any, schema: Any, *, column: str = "text", actors: int = 2,
         cpus_per_actor: Ray CPUs each actor reserves, and its torch threads (at least one).
 
     Returns:
-        The dataset's rows, in order, each with its columns plus ``json`` (the generated JSON text, or ``None``)
-        and ``error`` (``"TypeName: message"``, or ``None``); exactly one of the two is set.
+        Every row of ``dataset``, with its columns plus ``json`` (the generated JSON text, or ``None``) and
+        ``error`` (``"TypeName: message"``, or ``None``); exactly one of the two is set. Rows come in the order
+        the actors finish their batches unless Ray Data is told to keep it
+        (``DataContext.get_current().execution_options.preserve_order = True``).
 
     Raises:
         SchemaError, UnsupportedSchema: ``schema`` does not compile (here, before any actor starts).

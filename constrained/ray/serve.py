@@ -141,7 +141,7 @@ def build(args: Mapping[str, str]) -> Any:
         try:
             options[name] = read(text)
         except ValueError:
-            raise ConstrainedError(f"{key}={text!r} is not a {read.__name__}") from None
+            raise ConstrainedError(f"{key}={text!r} does not read as {read.__name__}") from None
     databases = open_databases([entry for entry in args.get("db", "").split(",") if entry])
     return application(databases=databases, **options)
 
