@@ -6,14 +6,15 @@
     serve run constrained.ray.serve:build replicas=2 db=shop=shop.sqlite
 
 Why one engine per replica: the engine batches the requests it holds into shared forward passes, and a model
-pass cannot span processes, so each replica batches what Ray's proxy sends it and replicas share nothing (each
-binds and caches its own constraints; ``/metrics`` and ``/health`` describe the replica that answers). The app is
+pass cannot span processes, so each replica batches what Ray's proxy sends it and replicas share no state (each
+binds and keeps its own constraints in memory, though replicas on one machine share the disk cache of automata;
+``/metrics`` and ``/health`` describe the replica that answers). The app is
 the one :func:`constrained.server.app.create_app` builds, made inside the replica after its engine (Serve's
 late-bound ingress), so routes, limits and error shapes are the plain server's. Every answer names its replica
 in the ``x-constrained-replica`` header.
 
-A replica may hold as many requests as its engine's queue (``max_ongoing_requests = max_queue``), so the engine,
-not Ray, answers 429 when it is full, as the plain server does.
+A replica may hold as many requests as its engine's queue (``max_ongoing_requests = max_queue``; Ray's default
+of 5 would cap its batch at 5 rows), so the engine, not Ray, answers 429 when it is full, as the plain server does.
 """
 
 from __future__ import annotations
