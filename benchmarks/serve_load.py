@@ -10,9 +10,10 @@ HTTP on loopback only. Every schema is bound once first (its first-use cost is r
 
 ``--ray N`` then runs the same three phases against Ray Serve with N replicas (``constrained.ray``: the same app,
 one engine and one torch thread per replica) on a local Ray instance of ``max(N, CPUs)`` CPUs started here (its
-workers at niceness 0, as this process, not Ray's 15), on 127.0.0.1 too, side by side with the local server's figures. A replica's first use of a schema reads the
-automaton that the local server's first use left in the disk cache. The counters are read from ``/metrics``,
-summed over the replicas (each answer names its replica; ``/metrics`` is asked until every replica has answered).
+workers at niceness 0, as this process, not Ray's 15), on 127.0.0.1 too, side by side with the local server's
+figures. A replica's first use of a schema reads the automaton that the local server's first use left in the disk
+cache. The counters are read from ``/metrics``, summed over the replicas (each answer names its replica;
+``/metrics`` is asked until every replica has answered).
 
 Reported: requests per second of both and their ratio (target: at least 2x), p50/p99 latency, mean rows per
 forward pass, tokens per forward pass, the split of step time between the model and the constraint, and the
