@@ -8,10 +8,16 @@ extraction's actors need the CPUs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import jsonschema
@@ -125,6 +131,48 @@ class TestServe:
     def test_metrics_are_the_replicas_own(self, base_url: str) -> None:
         text = httpx.get(f"{base_url}/metrics", timeout=60).text
         assert "# TYPE constrained_requests_total counter" in text
+
+
+def _processes_with(variable: str) -> list[int]:
+    """Live processes whose environment holds ``variable`` (what a process started by the command inherits)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and variable.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def test_the_command_serves_on_ray_and_leaves_nothing_running_after_sigterm(tmp_path: Path) -> None:
+    """``constrained serve --ray`` on its own local instance (its files in a folder of its own); a service
+    manager's SIGTERM stops it cleanly, Ray's processes included."""
+    folder = tempfile.mkdtemp(prefix="ray-")
+    marker = f"RAY_TMPDIR={folder}"
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"} | {"RAY_TMPDIR": folder}
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        command = subprocess.Popen([sys.executable, "-m", "constrained.cli", "serve", "--ray", "--replicas", "1",
+                                    "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while "serving on" not in log.read_text():
+            assert command.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+        response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=60)
+        assert response.status_code == 200 and response.headers[REPLICA_HEADER]
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(timeout=120) == 0, log.read_text()[-2000:]
+        deadline = time.monotonic() + 30
+        while _processes_with(marker):
+            assert time.monotonic() < deadline, f"Ray processes left running: {_processes_with(marker)}"
+            time.sleep(0.5)
+    finally:
+        if command.poll() is None:
+            command.kill()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_extract_gives_every_row_back_with_valid_json_or_its_error() -> None:
