@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dfa_minimization import minimal, trimmed
+from .dfa_minimization import minimal, trimmed, unique_rows
 from .token_dfa import DEAD, TokenDFA
 
 #: Product states expanded per vectorized step of :func:`intersection` (bounds its scratch memory).
@@ -26,10 +26,10 @@ def intersection(first: TokenDFA, second: TokenDFA) -> TokenDFA:
     Returns:
         The minimal automaton of their intersection (its initial state may have no way out when it is empty).
     """
-    pairs, token_class = np.unique(np.column_stack([first.token_class, second.token_class]), axis=0,
-                                   return_inverse=True)
-    token_class = token_class.reshape(-1).astype(np.int32)
-    first_class, second_class = pairs[:, 0], pairs[:, 1]
+    both = np.column_stack([first.token_class, second.token_class])
+    pair_token, token_class = unique_rows(both)
+    token_class = token_class.astype(np.int32)
+    first_class, second_class = both[pair_token, 0], both[pair_token, 1]
     width = np.int64(second.n_states)
     known = np.array([first.initial * width + second.initial], dtype=np.int64)  # pair codes, sorted
     known_ids = np.array([0], dtype=np.int64)

@@ -54,6 +54,33 @@ def signatures(columns: tuple[np.ndarray, ...], n_states: int, seed: int) -> np.
     return np.frombuffer(signature, dtype=np.uint64).reshape(-1, 2)
 
 
+def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a 2-D integer array, as ``np.unique(rows, axis=0, return_index=True,
+    return_inverse=True)`` gives them but for the order of the distinct rows (here: of a hash of them).
+
+    Why not ``np.unique(axis=0)``: it sorts the rows as structured items, several times slower than sorting one
+    64-bit key. The key mixes every column, so rows that tie on it are equal unless two hashes collide; when
+    some do, a lexicographic sort of the whole rows decides instead.
+
+    Returns:
+        ``(first, inverse)``: the index of each distinct row's first occurrence, and each row's distinct row.
+    """
+    rows = rows.reshape(len(rows), -1)
+    mixers = np.random.default_rng(0x50B7).integers(1, 2**63, size=rows.shape[1], dtype=np.uint64) | np.uint64(1)
+    key = (rows.astype(np.uint64) * mixers).sum(axis=1, dtype=np.uint64)
+    order = np.argsort(key, kind="stable")
+    ordered = rows[order]
+    differs = (ordered[1:] != ordered[:-1]).any(axis=1)
+    if (differs & (key[order][1:] == key[order][:-1])).any():  # a collision: equal rows may not be adjacent
+        order = np.lexsort(rows.T[::-1])
+        ordered = rows[order]
+        differs = (ordered[1:] != ordered[:-1]).any(axis=1)
+    starts = np.concatenate([[True], differs]) if len(rows) else np.zeros(0, dtype=bool)
+    inverse = np.empty(len(rows), dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return order[starts], inverse
+
+
 def _reachable_states(table: np.ndarray, initial: int) -> np.ndarray:
     """States reachable from ``initial`` (forward closure, one frontier at a time)."""
     reached = np.zeros(table.shape[0] + 1, dtype=bool)
@@ -89,8 +116,7 @@ def _equivalent_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
         if len(with_edges):
             terms = edge_weights * (blocks[targets] + 1).astype(np.uint64)[:, None]
             sums[with_edges] = np.add.reduceat(terms, starts[with_edges], axis=0)
-        _, refined = np.unique(np.column_stack([blocks.astype(np.uint64), sums]), axis=0, return_inverse=True)
-        refined = refined.reshape(-1)
+        _, refined = unique_rows(np.column_stack([blocks.astype(np.uint64), sums]))
         refined_count = int(refined.max()) + 1
         if refined_count == count:
             return refined
@@ -123,9 +149,7 @@ def minimal(dfa: TokenDFA) -> TokenDFA:
     _, representatives = np.unique(blocks, return_index=True)
     merged = table[representatives]
     relabel(merged, blocks.astype(np.int32))
-    _, first_column, class_of_column = np.unique(_dense_column_signatures(merged), axis=0, return_index=True,
-                                                 return_inverse=True)
-    class_of_column = class_of_column.reshape(-1)
+    first_column, class_of_column = unique_rows(_dense_column_signatures(merged))
     table = merged[:, first_column]
     initial = int(blocks[renumber[dfa.initial]])
     order = _breadth_first(table, initial)

@@ -1,47 +1,38 @@
-"""A pattern's token automaton, determinized through outlines-core and compacted by token classes.
+"""A pattern's token automaton: the vocabulary walked through the pattern's byte automaton, compacted by token
+classes.
 
-outlines-core's ``Index`` determinizes the pattern at byte level and walks every token through it; this module
-turns its transitions (read by :mod:`.outlines_index`) into the table of a :class:`~.token_dfa.TokenDFA`:
-tokens that behave alike in every state share a column, the end tokens get a class of their own, and the
-result is made minimal (:mod:`.dfa_minimization`). Several patterns make one automaton through their product
-(:mod:`.dfa_intersection`). Two synthetic marker tokens work around how outlines-core reports matches and
-starts its search (see the markers below).
+Why not walk every token from every state: a pattern tells few bytes apart (:mod:`.byte_automaton` groups bytes
+that lead alike from every state into classes), so a 100K vocabulary spells only a few thousand distinct
+sequences of byte classes, and tokens spelling the same sequence lead alike from every state. Those sequences
+are walked from each state where a token may begin, laid out as a trie so that a prefix that dies prunes every
+sequence below it (:mod:`._token_walk`, in C). Tokens whose columns agree in every state then share a class;
+the end tokens get a class of their own, and the result is made minimal (:mod:`.dfa_minimization`). Several
+patterns make one automaton through their product (:mod:`.dfa_intersection`).
+
+A vocabulary whose decoder spells some tokens otherwise when they open the text (SentencePiece's dummy prefix:
+``▁{`` spells ``{`` there and `` {`` elsewhere) gets an initial state of its own, whose row reads each token as
+it opens a text, and which no token leads back to.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._table_passes import fill_table
+from ._token_walk import fill_rows, group_sequences, walk_boundaries
+from .byte_automaton import byte_automaton
 from .dfa_intersection import intersection
-from .dfa_minimization import minimal, signatures, trimmed
-from .errors import RegexError, VocabularyError
-from .outlines_index import index_transitions
+from .dfa_minimization import minimal, trimmed, unique_rows
+from .errors import VocabularyError
 from .token_dfa import DEAD, TokenDFA
 from .vocabulary import TokenVocabulary
 
-#: A marker appended to every pattern: U+10FFFF (private use, plane 16), spelled by one synthetic token.
-#: outlines-core 0.2.x drops a token's transition whenever the token's last byte is read from an accepting
-#: position (regex-automata reports matches one byte late), so ``(ab)+`` would refuse a second ``ab``. With
-#: the marker appended, the only accepting positions follow the marker and nothing is lost; a state is
-#: accepting for us iff the marker leads from it to the end. Real tokens with the marker's lead byte (0xF4:
-#: only plane-16 private-use characters) are left out of the index so that no state sits inside the marker.
-_MARKER_PATTERN = "\\x{10FFFF}"
-_MARKER_BYTES = "\U0010ffff".encode("utf-8")
-
-#: A marker prepended to every pattern (U+10FFFE, spelled by a second synthetic token); our initial state is
-#: the state after it. regex-automata determinizes an unanchored start as well as the anchored one, running
-#: the pattern from every position of the text at once; in a pattern whose middle can contain its own
-#: beginning (a subquery loosened to free text, a JSON string holding ``{``), those threads multiply the
-#: states. Starting with a character found nowhere else kills every thread but the anchored one, and the
-#: automaton stays the same.
-_START_PATTERN = "\\x{10FFFE}"
-_START_BYTES = "\U0010fffe".encode("utf-8")
+#: The uses of a group of spellings (a bit set): read in the middle of a text, read as the text's first token.
+_IN_MIDDLE, _AT_OPENING = 1, 2
 
 
 def pattern_dfa(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
-    """The minimal token automaton of one pattern, determinized through outlines-core and compacted by token
-    classes (in the caller's process: :mod:`.token_dfa_build` runs it in a bounded child).
+    """The minimal token automaton of one pattern (in the caller's process: :mod:`.token_dfa_build` runs it in a
+    bounded child).
 
     Parameters:
         pattern: a regular expression in outlines-core's syntax, matched against the whole text.
@@ -52,103 +43,60 @@ def pattern_dfa(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
 
     Raises:
         RegexError: outlines-core cannot compile the pattern.
-        VocabularyError: outlines-core finds that the vocabulary cannot spell any accepted text.
+        VocabularyError: the vocabulary cannot spell any text the pattern matches.
     """
-    import outlines_core
+    automaton = byte_automaton(pattern)
+    packed = vocabulary.packed_spellings
+    group, *trie, group_node = (np.frombuffer(array, dtype=np.uint8 if i == 1 else np.int32) for i, array in
+                                enumerate(group_sequences(packed.data, packed.offsets, packed.present,
+                                                          automaton.class_of_byte)))
+    middle = group[:vocabulary.size]
+    opens_otherwise = len(packed.opening_ids) > 0
+    opening = middle.copy()
+    opening[packed.opening_ids] = group[vocabulary.size:]
+    use = np.zeros(len(group_node), dtype=np.uint8)
+    use[middle[middle >= 0]] |= _IN_MIDDLE
+    if opens_otherwise:
+        use[opening[opening >= 0]] |= _AT_OPENING
+    walked = walk_boundaries(automaton.table, automaton.n_classes, *trie, use, automaton.start, opens_otherwise,
+                             0x5EED)
+    states, number = (np.frombuffer(array, dtype=np.int32) for array in walked[:2])
+    group_signature = np.frombuffer(walked[2], dtype=np.uint64).reshape(-1, 2)
+    opening_next = np.frombuffer(walked[3], dtype=np.int32)
 
-    end_ids = set(vocabulary.end_token_ids)
-    marker_id, start_id = vocabulary.size, vocabulary.size + 1
-    spelled: dict[bytes, list[int]] = {_MARKER_BYTES: [marker_id]}
-    text_tokens = 0
-    for token_id, piece in enumerate(vocabulary.token_bytes):
-        if piece is not None and token_id not in end_ids and _MARKER_BYTES[0] not in piece:
-            spelled.setdefault(piece, []).append(token_id)
-            text_tokens += 1
-    opening = [(token_id, piece) for token_id, piece in vocabulary.start_bytes.items()
-               if piece is not None and token_id not in end_ids and _MARKER_BYTES[0] not in piece]
-    for variant_id, (_, piece) in enumerate(opening, start=start_id + 1):
-        spelled.setdefault(_START_BYTES + piece, []).append(variant_id)  # how the token reads at the text start
-    if text_tokens > len(vocabulary.start_bytes):  # some token opens a text as it spells elsewhere
-        spelled.setdefault(_START_BYTES, []).insert(0, start_id)
-    try:
-        index = outlines_core.Index(
-            f"{_START_PATTERN}(?:{pattern}){_MARKER_PATTERN}",
-            outlines_core.Vocabulary(vocabulary.end_token_ids[0], spelled),
-        )
-    except (ValueError, RuntimeError, TypeError) as error:
-        if "vocabulary provided is incompatible" in str(error):
-            raise VocabularyError(f"the vocabulary cannot spell any text the constraint accepts: {error}") from None
-        raise RegexError(f"cannot compile pattern {pattern[:200]!r}: {error}") from None
-    sources, tokens, targets = index_transitions(index)
-    finals = np.array(sorted(index.get_final_states()), dtype=np.int64)
-    before_start = index.get_initial_state()
-    after_start = targets[(sources == before_start) & (tokens == start_id)]
-    if vocabulary.start_bytes:
-        sources, tokens, targets = _opening_row(sources, tokens, targets, before_start, after_start, vocabulary,
-                                                np.array([token_id for token_id, _ in opening], dtype=np.int32))
-        initial = before_start
-    else:
-        initial = int(after_start[0])
-    by_marker = tokens == marker_id
-    accepting_ids = sources[by_marker][np.isin(targets[by_marker], finals)]
-    kept = np.zeros(max(sources.max(), targets.max(), finals.max(initial=0), initial) + 1, dtype=bool)
-    kept[sources] = True
-    kept[initial] = True
-    kept[finals] = False
-    kept[before_start] = initial == before_start
-    state_ids = np.flatnonzero(kept)
-    renumber = np.full(len(kept), DEAD, dtype=np.int32)  # finals and the state before the start: DEAD
-    renumber[state_ids] = np.arange(len(state_ids))
-    token_ok = np.ones(vocabulary.size, dtype=np.uint8)  # the markers' ids lie past its end
-    token_ok[list(end_ids)] = 0
-    columns = (sources, tokens, targets, renumber, token_ok)
+    # tokens behave alike when their columns agree: the hashes of their groups' columns over the middle rows,
+    # and with an opening row, their opening spelling's next row from it (a row of its own weight in the hashes)
+    kind_token, token_kind = unique_rows(np.column_stack([middle, opening]) if opens_otherwise else middle)
+    kind_middle, kind_opening = middle[kind_token], opening[kind_token]
+    column = np.zeros((len(kind_token), 2), dtype=np.uint64)
+    column[kind_middle >= 0] = group_signature[kind_middle[kind_middle >= 0]]
+    if opens_otherwise:
+        opening_weight = np.random.default_rng(0x0BE7).integers(1, 2**63, size=2, dtype=np.uint64) | np.uint64(1)
+        next_row = np.where(kind_opening >= 0, opening_next[np.maximum(kind_opening, 0)], DEAD)
+        column += (next_row + 1).astype(np.uint64)[:, None] * opening_weight
+    representative, class_of_kind = unique_rows(column)
+    token_class = class_of_kind[token_kind].astype(np.int32)
+    end_class = len(representative)
+    token_class[list(vocabulary.end_token_ids)] = end_class
 
-    token_class = _token_classes(columns, len(state_ids))
-    end_class = int(token_class.max(initial=-1)) + 1
-    token_class[list(end_ids)] = end_class
-    n_states = len(state_ids) + 1  # + DONE
+    n_states = len(states) + 1  # + DONE
     done = n_states - 1
     table = np.full((n_states, end_class + 1), DEAD, dtype=np.int32)
-    fill_table(*columns, token_class, table, end_class + 1)
+    fill_rows(automaton.table, automaton.n_classes, *trie, group_node, states, number,
+              kind_middle[representative].astype(np.int32), table, table.shape[1])
     accepting = np.zeros(n_states, dtype=bool)
-    accepting[renumber[accepting_ids]] = True
+    accepting[:-1] = automaton.accepting[np.where(states >= 0, states, automaton.start)]
+    if opens_otherwise:
+        first = kind_opening[representative]
+        table[0, :end_class] = np.where(first >= 0, opening_next[np.maximum(first, 0)], DEAD)
     table[accepting, end_class] = done
     table[done, end_class] = done
     accepting[done] = True
 
-    return minimal(trimmed(TokenDFA(table, token_class, accepting, int(renumber[initial]), end_class)))
-
-
-def _opening_row(sources: np.ndarray, tokens: np.ndarray, targets: np.ndarray, before_start: int,
-                 after_start: np.ndarray, vocabulary: TokenVocabulary, opening_ids: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The transitions with the state before the start marker made the text's initial state, for a vocabulary
-    whose decoder spells some tokens otherwise when they open the text (SentencePiece's dummy prefix).
-
-    Why a row of its own: at the text start ``▁{`` spells ``{``, anywhere else `` {``. The Index read each such
-    token a second time, as the start marker followed by its opening bytes (ids past the start marker's, in
-    the order of ``opening_ids``); from ``before_start`` those are the token's transitions, and every token
-    that opens a text as it spells elsewhere keeps its transition from ``after_start`` (the state the start
-    marker alone leads to; empty when every token has an opening spelling, and then not in the Index, which
-    refuses a state with no way out).
-    """
-    first_variant = vocabulary.size + 2
-    reopened = np.zeros(first_variant, dtype=bool)
-    reopened[list(vocabulary.start_bytes)] = True
-    from_before = sources == before_start
-    variants = from_before & (tokens >= first_variant)
-    plain = np.isin(sources, after_start) & (tokens < first_variant)
-    plain[plain] = ~reopened[tokens[plain]]
-    return (np.concatenate([sources[~from_before], sources[variants], np.full(plain.sum(), before_start, np.int32)]),
-            np.concatenate([tokens[~from_before], opening_ids[tokens[variants] - first_variant], tokens[plain]]),
-            np.concatenate([targets[~from_before], targets[variants], targets[plain]]))
-
-
-def _token_classes(columns: tuple[np.ndarray, ...], n_states: int) -> np.ndarray:
-    """Token classes: tokens with the same transition in every state share a class (by their columns'
-    signatures)."""
-    _, classes = np.unique(signatures(columns, n_states, 0x5EED), axis=0, return_inverse=True)
-    return classes.reshape(-1).astype(np.int32)
+    dfa = trimmed(TokenDFA(table, token_class, accepting, 0, end_class))
+    if (dfa.table[0] == DEAD).all() and not dfa.accepting[0]:
+        raise VocabularyError("the vocabulary cannot spell any text the constraint accepts")
+    return minimal(dfa)
 
 
 def patterns_dfa(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> TokenDFA:

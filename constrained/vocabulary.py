@@ -31,6 +31,22 @@ END_TOKEN_NAMES = ("</s>", "<eos>", "<|endoftext|>", "<|end_of_text|>", "<|eot_i
 
 
 @dataclass(frozen=True)
+class PackedSpellings:
+    """A vocabulary's spellings as one buffer, for native code to walk without a Python object per token.
+
+    Spelling ``i`` is ``data[offsets[i]:offsets[i + 1]]`` where ``present[i]``. The first ``size`` spellings
+    are the tokens' own (absent for end tokens and tokens that spell no text); one follows for each token of
+    ``opening_ids`` (the tokens spelled otherwise when they open a text, end tokens left out): what it spells
+    there, absent where it cannot open a text.
+    """
+
+    data: bytes
+    offsets: Any  # int64 [spellings + 1]
+    present: Any  # uint8 [spellings]
+    opening_ids: Any  # int32 [opening spellings]
+
+
+@dataclass(frozen=True)
 class TokenVocabulary:
     """Bytes spelled by each token id; ``None`` for ids that never appear inside a text (specials, holes).
 
@@ -68,6 +84,23 @@ class TokenVocabulary:
                 spelled = b"\xff" if piece is None else len(piece).to_bytes(2, "little") + piece
                 digest.update(token_id.to_bytes(4, "little") + spelled)
         return digest.hexdigest()
+
+    @cached_property
+    def packed_spellings(self) -> PackedSpellings:
+        """Every spelling a token automaton walks, packed for native code: built once per vocabulary and shared
+        by every constraint bound to it (see :class:`PackedSpellings`)."""
+        import numpy as np
+
+        end_ids = set(self.end_token_ids)
+        opening_ids = sorted(token_id for token_id in self.start_bytes if token_id not in end_ids)
+        spellings = [None if token_id in end_ids else piece for token_id, piece in enumerate(self.token_bytes)]
+        spellings += [self.start_bytes[token_id] for token_id in opening_ids]
+        lengths = np.fromiter((-1 if piece is None else len(piece) for piece in spellings), dtype=np.int64,
+                              count=len(spellings))
+        offsets = np.zeros(len(spellings) + 1, dtype=np.int64)
+        np.cumsum(np.maximum(lengths, 0), out=offsets[1:])
+        return PackedSpellings(b"".join(piece for piece in spellings if piece is not None), offsets,
+                               (lengths >= 0).astype(np.uint8), np.array(opening_ids, dtype=np.int32))
 
     def spell(self, token_ids: Sequence[int]) -> bytes:
         """The bytes a token sequence spells, up to its first end token, as the tokenizer decodes it.

@@ -1,0 +1,510 @@
+/* A vocabulary walked through a byte automaton: the token automaton's transitions without visiting every token
+ * from every state.
+ *
+ * Why: a token automaton's row for a state is where each token's bytes lead from it. Walking all V tokens from
+ * each of S states costs S times the vocabulary's bytes (what outlines-core's token Index does). But a pattern
+ * tells few bytes apart: bytes whose columns agree in every byte state form one byte class, and two tokens that
+ * spell the same sequence of byte classes lead to the same state from every state. So the tokens are first
+ * reduced to their distinct class sequences (a few thousand on a JSON automaton, out of 100K tokens), those are
+ * laid out as a trie, and each state walks the trie once, skipping a whole subtree where a prefix dies.
+ *
+ * Three passes, all plain CPython API (no numpy headers at build time):
+ * - group_sequences: every spelling to the id of its distinct class sequence (its group), and the trie of the
+ *   groups, nodes in preorder (a node's subtree is the nodes up to its skip).
+ * - walk_boundaries: breadth-first over the states where a token may begin, numbering them; per group, two
+ *   random linear hashes of its column over those rows (equal columns, equal hashes), so that token classes
+ *   can be found without a dense [states, groups] table.
+ * - fill_rows: the token automaton's table, one walk per state and token class (its representative group).
+ *
+ * The byte table is int32 [byte states, byte classes] with -1 for a dead transition; node symbols are byte
+ * classes, which fit a byte because there are at most 256.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A C-contiguous buffer of items of the given size and kind (a numpy array of another dtype is refused with a
+ * TypeError rather than read as the wrong width); released again if a later argument fails. */
+static int typed_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *kinds, int writable) {
+    if (!obj) {
+        PyBuffer_Release(view);
+        return 1;
+    }
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return 0;
+    const char *format = view->format ? view->format : "B";
+    char kind = format[strlen(format) - 1];
+    if (view->itemsize != itemsize || !strchr(kinds, kind)) {
+        PyErr_Format(PyExc_TypeError, "expected an array of %zd-byte items of kind %s, got format %s",
+                     itemsize, kinds, format);
+        PyBuffer_Release(view);
+        return 0;
+    }
+    return Py_CLEANUP_SUPPORTED;
+}
+static int uint8_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 1, "B?", 0); }
+static int int32_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 4, "il", 0); }
+static int int32_out(PyObject *obj, void *view) { return typed_buffer(obj, view, 4, "il", 1); }
+static int int64_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 8, "lq", 0); }
+
+/* A growable int32 array. */
+typedef struct {
+    int32_t *items;
+    Py_ssize_t n, capacity;
+} Int32List;
+
+static int push(Int32List *list, int32_t value) {
+    if (list->n == list->capacity) {
+        Py_ssize_t capacity = list->capacity ? 2 * list->capacity : 1024;
+        int32_t *items = PyMem_Realloc(list->items, (size_t)capacity * sizeof(int32_t));
+        if (!items) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        list->items = items;
+        list->capacity = capacity;
+    }
+    list->items[list->n++] = value;
+    return 0;
+}
+
+static PyObject *bytes_of(const void *data, Py_ssize_t size) { return PyBytes_FromStringAndSize(data, size); }
+
+/* A tuple of the n new references in items (consumed); NULL, all released, if one of them is NULL. */
+static PyObject *tuple_of(PyObject **items, Py_ssize_t n) {
+    PyObject *tuple = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!items[i]) goto release;
+    if (!(tuple = PyTuple_New(n))) goto release;
+    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(tuple, i, items[i]);
+    return tuple;
+release:
+    for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(items[i]);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ group_sequences */
+
+/* The spellings' bytes mapped through the byte classes, for the comparisons of the sort (qsort has no context
+ * argument everywhere; the GIL is held throughout). */
+static const uint8_t *sorted_classes;
+static const int64_t *sorted_starts, *sorted_lengths;
+
+static int compare_sequences(const void *a, const void *b) {
+    int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
+    int64_t n = sorted_lengths[i] < sorted_lengths[j] ? sorted_lengths[i] : sorted_lengths[j];
+    int order = n ? memcmp(sorted_classes + sorted_starts[i], sorted_classes + sorted_starts[j], (size_t)n) : 0;
+    if (order) return order;
+    return (sorted_lengths[i] > sorted_lengths[j]) - (sorted_lengths[i] < sorted_lengths[j]);
+}
+
+/* group_sequences(data, offsets, present, class_of_byte): spelling i is data[offsets[i]:offsets[i + 1]] where
+ * present[i]; returns (group int32 [n] (-1 where absent), node_symbol uint8 [N], node_parent int32 [N],
+ * node_skip int32 [N], node_group int32 [N] (-1: no group ends there), group_node int32 [G]) as bytes. Groups are
+ * numbered in the order of their sequences; node 0 is the root (the empty sequence). */
+static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer data, offsets, present, class_of_byte;
+    if (!PyArg_ParseTuple(args, "O&O&O&O&", uint8_in, &data, int64_in, &offsets, uint8_in, &present, uint8_in,
+                          &class_of_byte))
+        return NULL;
+    PyObject *result = NULL;
+    uint8_t *mapped = NULL;
+    int32_t *slots = NULL, *representatives = NULL, *group_of_representative = NULL, *stack = NULL;
+    int64_t *starts = NULL, *lengths = NULL;
+    uint64_t *hashes = NULL;
+    Int32List symbols = {0}, parents = {0}, skips = {0}, node_groups = {0}, group_nodes = {0};
+    PyObject *group_bytes = NULL;
+    Py_ssize_t n = present.len;
+    const int64_t *offset = offsets.buf;
+    const uint8_t *is_present = present.buf, *bytes = data.buf, *class_of = class_of_byte.buf;
+    if (offsets.len != (n + 1) * 8 || class_of_byte.len != 256 || n > INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "offsets must be int64 [n + 1] for n spellings, class_of_byte 256 bytes");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (is_present[i] && (offset[i] < 0 || offset[i] > offset[i + 1] || offset[i + 1] > data.len)) {
+            PyErr_Format(PyExc_ValueError, "spelling %zd lies outside the data", i);
+            goto done;
+        }
+    mapped = PyMem_Malloc((size_t)data.len + 1);
+    starts = PyMem_Malloc(((size_t)n + 1) * sizeof(int64_t));
+    lengths = PyMem_Malloc(((size_t)n + 1) * sizeof(int64_t));
+    hashes = PyMem_Malloc(((size_t)n + 1) * sizeof(uint64_t));
+    representatives = PyMem_Malloc(((size_t)n + 1) * sizeof(int32_t));
+    if (!(group_bytes = PyBytes_FromStringAndSize(NULL, n * 4))) goto done;
+    int32_t *group = (int32_t *)PyBytes_AS_STRING(group_bytes);
+    Py_ssize_t n_slots = 16;
+    while (n_slots < 2 * n) n_slots *= 2;
+    slots = PyMem_Malloc((size_t)n_slots * sizeof(int32_t));
+    if (!mapped || !starts || !lengths || !hashes || !representatives || !slots) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t b = 0; b < data.len; b++) mapped[b] = class_of[bytes[b]];
+    memset(slots, 0xff, (size_t)n_slots * sizeof(int32_t));
+    /* distinct sequences by hashing: each spelling's group is at first its representative's index */
+    Py_ssize_t n_groups = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!is_present[i]) {
+            group[i] = -1;
+            continue;
+        }
+        starts[i] = offset[i];
+        lengths[i] = offset[i + 1] - offset[i];
+        uint64_t hash = 0x9E3779B97F4A7C15ull ^ (uint64_t)lengths[i];
+        for (int64_t b = 0; b < lengths[i]; b++) hash = (hash ^ mapped[starts[i] + b]) * 0x100000001B3ull;
+        hashes[i] = hash;
+        Py_ssize_t slot = (Py_ssize_t)(hash & (uint64_t)(n_slots - 1));
+        while (1) {
+            int32_t held = slots[slot];
+            if (held < 0) {
+                slots[slot] = (int32_t)i;
+                representatives[n_groups] = (int32_t)i;
+                group[i] = (int32_t)n_groups++;
+                break;
+            }
+            if (hashes[held] == hash && lengths[held] == lengths[i]
+                && !memcmp(mapped + starts[held], mapped + starts[i], (size_t)lengths[i])) {
+                group[i] = group[held];
+                break;
+            }
+            slot = (slot + 1) & (n_slots - 1);
+        }
+    }
+    /* the groups in the order of their sequences: the preorder of their trie */
+    sorted_classes = mapped;
+    sorted_starts = starts;
+    sorted_lengths = lengths;
+    qsort(representatives, (size_t)n_groups, sizeof(int32_t), compare_sequences);
+    group_of_representative = PyMem_Malloc(((size_t)n_groups + 1) * sizeof(int32_t));
+    int64_t longest = 0;
+    for (Py_ssize_t g = 0; g < n_groups; g++)
+        if (lengths[representatives[g]] > longest) longest = lengths[representatives[g]];
+    stack = PyMem_Malloc(((size_t)longest + 2) * sizeof(int32_t));
+    if (!group_of_representative || !stack) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* the trie: stack[d] is the node at depth d on the path of the sequence before */
+    if (push(&symbols, 0) < 0 || push(&parents, -1) < 0 || push(&skips, 0) < 0 || push(&node_groups, -1) < 0)
+        goto done;
+    stack[0] = 0;
+    int64_t depth = 0;
+    for (Py_ssize_t g = 0; g < n_groups; g++) {
+        int32_t i = representatives[g];
+        const uint8_t *sequence = mapped + starts[i];
+        int64_t common = 0;
+        if (g > 0) {
+            int32_t before = representatives[g - 1];
+            const uint8_t *previous = mapped + starts[before];
+            while (common < depth && common < lengths[i] && previous[common] == sequence[common]) common++;
+        }
+        for (int64_t d = depth; d > common; d--) skips.items[stack[d]] = (int32_t)symbols.n;
+        for (int64_t d = common; d < lengths[i]; d++) {
+            if (symbols.n >= INT32_MAX) {
+                PyErr_SetString(PyExc_OverflowError, "the trie has too many nodes");
+                goto done;
+            }
+            stack[d + 1] = (int32_t)symbols.n;
+            if (push(&symbols, sequence[d]) < 0 || push(&parents, stack[d]) < 0 || push(&skips, 0) < 0
+                || push(&node_groups, -1) < 0)
+                goto done;
+        }
+        depth = lengths[i];
+        node_groups.items[stack[depth]] = (int32_t)g;
+        if (push(&group_nodes, stack[depth]) < 0) goto done;
+        group_of_representative[group[i]] = (int32_t)g;
+    }
+    for (int64_t d = depth; d >= 0; d--) skips.items[stack[d]] = (int32_t)symbols.n;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (group[i] >= 0) group[i] = group_of_representative[group[i]];
+    uint8_t *symbol_bytes = PyMem_Malloc((size_t)symbols.n);
+    if (!symbol_bytes) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < symbols.n; k++) symbol_bytes[k] = (uint8_t)symbols.items[k];
+    PyObject *items[6] = {Py_NewRef(group_bytes), bytes_of(symbol_bytes, symbols.n),
+                          bytes_of(parents.items, parents.n * 4), bytes_of(skips.items, skips.n * 4),
+                          bytes_of(node_groups.items, node_groups.n * 4), bytes_of(group_nodes.items, group_nodes.n * 4)};
+    result = tuple_of(items, 6);
+    PyMem_Free(symbol_bytes);
+done:
+    Py_XDECREF(group_bytes);
+    PyMem_Free(mapped);
+    PyMem_Free(starts);
+    PyMem_Free(lengths);
+    PyMem_Free(hashes);
+    PyMem_Free(representatives);
+    PyMem_Free(slots);
+    PyMem_Free(group_of_representative);
+    PyMem_Free(stack);
+    PyMem_Free(symbols.items);
+    PyMem_Free(parents.items);
+    PyMem_Free(skips.items);
+    PyMem_Free(node_groups.items);
+    PyMem_Free(group_nodes.items);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&present);
+    PyBuffer_Release(&class_of_byte);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------ walk_boundaries */
+
+/* The byte table and the trie, checked: every next state a state, every node's parent before it, every skip
+ * past the node and within the trie, every symbol a byte class. */
+typedef struct {
+    Py_buffer table, symbol, parent, skip, node_group;
+    const int32_t *next, *parents, *skips, *groups;
+    const uint8_t *symbols;
+    Py_ssize_t n_states, n_classes, n_nodes, n_groups;
+} Walk;
+
+static void release_walk(Walk *w) {
+    PyBuffer_Release(&w->table);
+    PyBuffer_Release(&w->symbol);
+    PyBuffer_Release(&w->parent);
+    PyBuffer_Release(&w->skip);
+    PyBuffer_Release(&w->node_group);
+}
+
+static int check_walk(Walk *w, Py_ssize_t n_classes, Py_ssize_t n_groups) {
+    w->n_classes = n_classes;
+    w->n_groups = n_groups;
+    w->n_nodes = w->symbol.len;
+    if (n_classes <= 0 || n_classes > 256 || w->table.len % (n_classes * 4) || w->n_nodes < 1
+        || w->parent.len != w->n_nodes * 4 || w->skip.len != w->n_nodes * 4 || w->node_group.len != w->n_nodes * 4) {
+        PyErr_SetString(PyExc_ValueError, "table must be int32 [states, classes] with 1 to 256 classes, and the "
+                                          "trie's arrays one length, at least 1");
+        return -1;
+    }
+    w->n_states = w->table.len / (n_classes * 4);
+    w->next = w->table.buf;
+    w->symbols = w->symbol.buf;
+    w->parents = w->parent.buf;
+    w->skips = w->skip.buf;
+    w->groups = w->node_group.buf;
+    for (Py_ssize_t c = 0; c < w->n_states * n_classes; c++)
+        if (w->next[c] < -1 || w->next[c] >= w->n_states) {
+            PyErr_Format(PyExc_ValueError, "table cell %zd holds no state", c);
+            return -1;
+        }
+    for (Py_ssize_t n = 0; n < w->n_nodes; n++)
+        if ((n > 0 && (w->parents[n] < 0 || w->parents[n] >= n)) || w->skips[n] <= n || w->skips[n] > w->n_nodes
+            || w->symbols[n] >= n_classes || w->groups[n] < -1 || w->groups[n] >= n_groups) {
+            PyErr_Format(PyExc_ValueError, "trie node %zd is malformed", n);
+            return -1;
+        }
+    return 0;
+}
+
+/* A random odd 64-bit weight per (row, hash), the same for the same seed (splitmix64). */
+static inline uint64_t weight(uint64_t seed, Py_ssize_t row, int which) {
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull * (2 * (uint64_t)row + (uint64_t)which + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (z ^ (z >> 31)) | 1;
+}
+
+/* walk_boundaries(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_use, start, opening,
+ * seed): the states where a token may begin, breadth-first from byte state `start`, numbered from 0 in the order
+ * found. Row 0 is `start` itself, or with `opening` a row of its own that reads from `start` the groups whose use
+ * has bit 2 (the text's first token, spelled as it opens a text) and that no token leads back to; every other row
+ * reads the groups whose use has bit 1. Returns (states int32 [S]: each row's byte state, -1 for the opening row;
+ * number int32 [byte states]: each byte state's row or -1; signatures uint64 [groups, 2]: per group two sums over
+ * the other rows of a random odd weight of the row times its next row + 1; opening int32 [groups]: each group's
+ * next row from the opening row, -1 where it dies or is not read there), as bytes. */
+static PyObject *walk_boundaries(PyObject *Py_UNUSED(module), PyObject *args) {
+    Walk w;
+    Py_buffer use;
+    Py_ssize_t n_classes, start;
+    int opening;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "O&nO&O&O&O&O&npK", int32_in, &w.table, &n_classes, uint8_in, &w.symbol, int32_in,
+                          &w.parent, int32_in, &w.skip, int32_in, &w.node_group, uint8_in, &use, &start, &opening,
+                          &seed))
+        return NULL;
+    PyObject *result = NULL, *number_bytes = NULL, *signature_bytes = NULL, *opening_bytes = NULL;
+    int32_t *node_state = NULL;
+    Int32List states = {0};
+    if (check_walk(&w, n_classes, use.len) < 0) goto done;
+    if (start < 0 || start >= w.n_states) {
+        PyErr_SetString(PyExc_ValueError, "the start state is not a state of the table");
+        goto done;
+    }
+    const uint8_t *uses = use.buf;
+    node_state = PyMem_Malloc((size_t)w.n_nodes * sizeof(int32_t));
+    number_bytes = PyBytes_FromStringAndSize(NULL, w.n_states * 4);
+    signature_bytes = PyBytes_FromStringAndSize(NULL, w.n_groups * 16);
+    opening_bytes = PyBytes_FromStringAndSize(NULL, w.n_groups * 4);
+    if (!number_bytes || !signature_bytes || !opening_bytes) goto done;
+    if (!node_state) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int32_t *number = (int32_t *)PyBytes_AS_STRING(number_bytes);
+    uint64_t *signature = (uint64_t *)PyBytes_AS_STRING(signature_bytes);
+    int32_t *opening_next = (int32_t *)PyBytes_AS_STRING(opening_bytes);
+    memset(number, 0xff, (size_t)w.n_states * 4);
+    memset(signature, 0, (size_t)w.n_groups * 16);
+    memset(opening_next, 0xff, (size_t)w.n_groups * 4);
+    if (push(&states, opening ? -1 : (int32_t)start) < 0) goto done;
+    if (!opening) number[start] = 0;
+    for (Py_ssize_t row = 0; row < states.n; row++) {
+        int in_opening = opening && row == 0;
+        uint8_t mask = in_opening ? 2 : 1;
+        uint64_t weight0 = weight(seed, row, 0), weight1 = weight(seed, row, 1);
+        node_state[0] = in_opening ? (int32_t)start : states.items[row];
+        for (Py_ssize_t n = 0; n < w.n_nodes;) {
+            int32_t q = node_state[0];
+            if (n > 0) {
+                q = w.next[(Py_ssize_t)node_state[w.parents[n]] * w.n_classes + w.symbols[n]];
+                if (q < 0) {
+                    n = w.skips[n];
+                    continue;
+                }
+                node_state[n] = q;
+            }
+            int32_t g = w.groups[n];
+            if (g >= 0 && (uses[g] & mask)) {
+                if (number[q] < 0) {
+                    number[q] = (int32_t)states.n;
+                    if (push(&states, q) < 0) goto done;
+                }
+                uint64_t next = (uint64_t)number[q] + 1;
+                if (in_opening) {
+                    opening_next[g] = number[q];
+                } else {
+                    signature[2 * g] += weight0 * next;
+                    signature[2 * g + 1] += weight1 * next;
+                }
+            }
+            n++;
+        }
+    }
+    PyObject *items[4] = {bytes_of(states.items, states.n * 4), Py_NewRef(number_bytes),
+                          Py_NewRef(signature_bytes), Py_NewRef(opening_bytes)};
+    result = tuple_of(items, 4);
+done:
+    Py_XDECREF(number_bytes);
+    Py_XDECREF(signature_bytes);
+    Py_XDECREF(opening_bytes);
+    PyMem_Free(node_state);
+    PyMem_Free(states.items);
+    PyBuffer_Release(&use);
+    release_walk(&w);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------------ fill_rows */
+
+/* fill_rows(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_node, states, number,
+ * representatives, out, out_columns): out[row, c] = the row that group representatives[c] leads to from byte state
+ * states[row] (rows with state -1 and columns with group -1 are left as they are; a dead walk writes -1).
+ * `out` is a writable int32 [rows, out_columns] array with rows >= len(states), out_columns >= len(representatives);
+ * every state reached must have a row in `number` (as walk_boundaries numbered them). */
+static PyObject *fill_rows(PyObject *Py_UNUSED(module), PyObject *args) {
+    Walk w;
+    Py_buffer group_node, states, numbers, representatives, out;
+    Py_ssize_t n_classes, stride;
+    if (!PyArg_ParseTuple(args, "O&nO&O&O&O&O&O&O&O&O&n", int32_in, &w.table, &n_classes, uint8_in, &w.symbol,
+                          int32_in, &w.parent, int32_in, &w.skip, int32_in, &w.node_group, int32_in, &group_node,
+                          int32_in, &states, int32_in, &numbers, int32_in, &representatives, int32_out, &out,
+                          &stride))
+        return NULL;
+    PyObject *result = NULL;
+    int32_t *paths = NULL;
+    Py_ssize_t *path_start = NULL;
+    Py_ssize_t n_rows = states.len / 4, n_columns = representatives.len / 4, n_groups = group_node.len / 4;
+    if (check_walk(&w, n_classes, n_groups) < 0) goto done;
+    const int32_t *node_of = group_node.buf, *state_of = states.buf, *number = numbers.buf,
+                  *representative = representatives.buf;
+    int32_t *cell = out.buf;
+    if (numbers.len != w.n_states * 4 || stride < n_columns || out.len / 4 < n_rows * stride) {
+        PyErr_SetString(PyExc_ValueError, "number must hold a row per byte state, and out [rows, columns] at least "
+                                          "as large as states by representatives");
+        goto done;
+    }
+    /* each representative's class sequence, read off the trie once (root to node) */
+    path_start = PyMem_Malloc(((size_t)n_columns + 1) * sizeof(Py_ssize_t));
+    if (!path_start) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t total = 0;
+    for (Py_ssize_t c = 0; c < n_columns; c++) {
+        path_start[c] = total;
+        int32_t g = representative[c];
+        if (g < -1 || g >= n_groups || (g >= 0 && (node_of[g] < 0 || node_of[g] >= w.n_nodes))) {
+            PyErr_Format(PyExc_ValueError, "representative %zd is not a group of the trie", c);
+            goto done;
+        }
+        if (g >= 0)
+            for (int32_t n = node_of[g]; n > 0; n = w.parents[n]) total++;
+    }
+    path_start[n_columns] = total;
+    paths = PyMem_Malloc(((size_t)total + 1) * sizeof(int32_t));
+    if (!paths) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t c = 0; c < n_columns; c++) {
+        Py_ssize_t at = path_start[c + 1];
+        if (representative[c] >= 0)
+            for (int32_t n = node_of[representative[c]]; n > 0; n = w.parents[n]) paths[--at] = w.symbols[n];
+    }
+    for (Py_ssize_t row = 0; row < n_rows; row++) {
+        int32_t from = state_of[row];
+        if (from < 0) continue;
+        if (from >= w.n_states) {
+            PyErr_Format(PyExc_ValueError, "row %zd's state is not a state of the table", row);
+            goto done;
+        }
+        for (Py_ssize_t c = 0; c < n_columns; c++) {
+            if (representative[c] < 0) continue;
+            int32_t q = from;
+            for (Py_ssize_t i = path_start[c]; i < path_start[c + 1] && q >= 0; i++)
+                q = w.next[(Py_ssize_t)q * w.n_classes + paths[i]];
+            if (q >= 0 && number[q] < 0) {
+                PyErr_Format(PyExc_ValueError, "row %zd, column %zd: the state reached has no row", row, c);
+                goto done;
+            }
+            cell[row * stride + c] = q < 0 ? -1 : number[q];
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(paths);
+    PyMem_Free(path_start);
+    PyBuffer_Release(&group_node);
+    PyBuffer_Release(&states);
+    PyBuffer_Release(&numbers);
+    PyBuffer_Release(&representatives);
+    PyBuffer_Release(&out);
+    release_walk(&w);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"group_sequences", group_sequences, METH_VARARGS,
+     "group_sequences(data, offsets, present, class_of_byte): (group, node_symbol, node_parent, node_skip, "
+     "node_group, group_node) as bytes: each spelling's distinct class sequence and their trie."},
+    {"walk_boundaries", walk_boundaries, METH_VARARGS,
+     "walk_boundaries(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_use, start, opening, "
+     "seed): (states, number, signatures, opening) as bytes: the token-boundary states breadth-first and each "
+     "group's column hashes."},
+    {"fill_rows", fill_rows, METH_VARARGS,
+     "fill_rows(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_node, states, number, "
+     "representatives, out, out_columns): the token automaton's rows written into out."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_token_walk", "A vocabulary walked through a byte automaton.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__token_walk(void) { return PyModule_Create(&module); }
