@@ -61,19 +61,18 @@ def pattern_dfa(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     walked = walk_boundaries(automaton.table, automaton.n_classes, *trie, use, automaton.start, opens_otherwise,
                              0x5EED)
     states, number = (np.frombuffer(array, dtype=np.int32) for array in walked[:2])
-    group_signature = np.frombuffer(walked[2], dtype=np.uint64).reshape(-1, 2)
-    opening_next = np.frombuffer(walked[3], dtype=np.int32)
+    # group -1 (no spelling) indexes the last entry: no transition anywhere
+    group_signature = np.vstack([np.frombuffer(walked[2], dtype=np.uint64).reshape(-1, 2), np.zeros((1, 2), np.uint64)])
+    opening_next = np.append(np.frombuffer(walked[3], dtype=np.int32), np.int32(DEAD))
 
     # tokens behave alike when their columns agree: the hashes of their groups' columns over the middle rows,
     # and with an opening row, their opening spelling's next row from it (a row of its own weight in the hashes)
     kind_token, token_kind = unique_rows(np.column_stack([middle, opening]) if opens_otherwise else middle)
     kind_middle, kind_opening = middle[kind_token], opening[kind_token]
-    column = np.zeros((len(kind_token), 2), dtype=np.uint64)
-    column[kind_middle >= 0] = group_signature[kind_middle[kind_middle >= 0]]
+    column = group_signature[kind_middle]
     if opens_otherwise:
         opening_weight = np.random.default_rng(0x0BE7).integers(1, 2**63, size=2, dtype=np.uint64) | np.uint64(1)
-        next_row = np.where(kind_opening >= 0, opening_next[np.maximum(kind_opening, 0)], DEAD)
-        column += (next_row + 1).astype(np.uint64)[:, None] * opening_weight
+        column += (opening_next[kind_opening] + 1).astype(np.uint64)[:, None] * opening_weight
     representative, class_of_kind = unique_rows(column)
     token_class = class_of_kind[token_kind].astype(np.int32)
     end_class = len(representative)
@@ -87,8 +86,7 @@ def pattern_dfa(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     accepting = np.zeros(n_states, dtype=bool)
     accepting[:-1] = automaton.accepting[np.where(states >= 0, states, automaton.start)]
     if opens_otherwise:
-        first = kind_opening[representative]
-        table[0, :end_class] = np.where(first >= 0, opening_next[np.maximum(first, 0)], DEAD)
+        table[0, :end_class] = opening_next[kind_opening[representative]]
     table[accepting, end_class] = done
     table[done, end_class] = done
     accepting[done] = True

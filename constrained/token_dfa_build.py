@@ -69,6 +69,7 @@ def build_token_dfa(
         else:
             _LOG.debug("building a one-off token automaton")
         started = time.perf_counter()
+        vocabulary.packed_spellings  # noqa: B018 - packed here, not in the child, for every later build to find
         dfa = run_bounded(patterns_dfa, patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes,
                           what="building the token automaton")
         _LOG.log(level, "built it in %.1f s: %d states, %d token classes", time.perf_counter() - started,
