@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._table_passes import fill_table
-from .dfa_minimization import signatures, unique_rows
+from .dfa_minimization import minimal_table, signatures, trim_table, unique_rows
 from .errors import RegexError, VocabularyError
 from .outlines_index import index_transitions
 from .token_dfa import DEAD
@@ -82,7 +82,7 @@ def byte_automaton(pattern: str) -> ByteAutomaton:
         pattern: a regular expression in outlines-core's syntax, matched against the whole text.
 
     Returns:
-        Its states reachable from the start (but the ones past the end marker), over byte classes.
+        Its minimal form (states that cannot reach the end cut, equivalent ones merged), over byte classes.
 
     Raises:
         RegexError: outlines-core cannot compile the pattern.
@@ -119,4 +119,7 @@ def byte_automaton(pattern: str) -> ByteAutomaton:
     accepting = np.zeros(len(state_ids), dtype=bool)
     accepting_states = renumber[accepting_ids]
     accepting[accepting_states[accepting_states != DEAD]] = True
-    return ByteAutomaton(table, class_of_byte.astype(np.uint8), accepting, int(renumber[start]))
+    # minimal: regex-automata leaves many equivalent states, and each would be walked by the whole vocabulary
+    trim_table(table, accepting)
+    table, accepting, class_of_column = minimal_table(table, accepting, int(renumber[start]))
+    return ByteAutomaton(table, class_of_column[class_of_byte].astype(np.uint8), accepting, 0)

@@ -21,10 +21,15 @@ from .token_dfa import DEAD, TokenDFA, incoming_edges
 def trimmed(dfa: TokenDFA) -> TokenDFA:
     """The same automaton with every transition into or out of a state that cannot reach acceptance removed
     (in place), so that a canvas never offers a token after which the text can no longer be completed."""
-    live = _live_states(dfa.table, dfa.accepting)
-    dfa.table[~live] = DEAD
-    dfa.table[np.isin(dfa.table, np.flatnonzero(~live))] = DEAD
+    trim_table(dfa.table, dfa.accepting)
     return dfa
+
+
+def trim_table(table: np.ndarray, accepting: np.ndarray) -> None:
+    """:func:`trimmed` for a bare transition table (any alphabet), in place."""
+    live = _live_states(table, accepting)
+    table[~live] = DEAD
+    table[np.isin(table, np.flatnonzero(~live))] = DEAD
 
 
 def _live_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
@@ -140,28 +145,30 @@ def minimal(dfa: TokenDFA) -> TokenDFA:
     the byte-level determinization leaves many token-level twins (the same string tail reached through
     different properties, say).
     """
-    kept = np.flatnonzero(_reachable_states(dfa.table, dfa.initial))
-    renumber = np.full(dfa.n_states, DEAD, dtype=np.int32)
+    table, accepting, class_of_column = minimal_table(dfa.table, dfa.accepting, dfa.initial)
+    return TokenDFA(table=table, token_class=class_of_column[dfa.token_class].astype(np.int32), accepting=accepting,
+                    initial=0, end_class=int(class_of_column[dfa.end_class]))
+
+
+def minimal_table(table: np.ndarray, accepting: np.ndarray, initial: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`minimal` for a bare transition table (any alphabet): ``(table, accepting, class_of_column)``, the
+    initial state numbered 0, and each old column's column in the new table."""
+    kept = np.flatnonzero(_reachable_states(table, initial))
+    renumber = np.full(len(table), DEAD, dtype=np.int32)
     renumber[kept] = np.arange(len(kept))
-    table = dfa.table[kept]
-    relabel(table, renumber)  # in place: a SQL product's table holds tens of millions of cells
-    blocks = _equivalent_states(table, dfa.accepting[kept])
+    reached = table[kept]
+    relabel(reached, renumber)  # in place: a SQL product's table holds tens of millions of cells
+    blocks = _equivalent_states(reached, accepting[kept])
     _, representatives = np.unique(blocks, return_index=True)
-    merged = table[representatives]
+    merged = reached[representatives]
     relabel(merged, blocks.astype(np.int32))
     first_column, class_of_column = unique_rows(_dense_column_signatures(merged))
-    table = merged[:, first_column]
-    initial = int(blocks[renumber[dfa.initial]])
-    order = _breadth_first(table, initial)
-    table = table[order]
-    relabel(table, np.argsort(order).astype(np.int32))  # each old number to its new one
-    return TokenDFA(
-        table=table,
-        token_class=class_of_column[dfa.token_class].astype(np.int32),
-        accepting=dfa.accepting[kept][representatives][order],
-        initial=0,
-        end_class=int(class_of_column[dfa.end_class]),
-    )
+    merged = merged[:, first_column]
+    order = _breadth_first(merged, int(blocks[renumber[initial]]))
+    merged = merged[order]
+    relabel(merged, np.argsort(order).astype(np.int32))  # each old number to its new one
+    return merged, accepting[kept][representatives][order], class_of_column
 
 
 def _breadth_first(table: np.ndarray, initial: int) -> np.ndarray:
