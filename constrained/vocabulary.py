@@ -72,17 +72,14 @@ class TokenVocabulary:
 
     @cached_property
     def fingerprint(self) -> str:
-        """A digest of the whole vocabulary: the disk cache of compiled automata is keyed by it."""
-        digest = hashlib.sha256()
-        for token_id, piece in enumerate(self.token_bytes):
-            if piece is not None:
-                digest.update(token_id.to_bytes(4, "little") + len(piece).to_bytes(2, "little") + piece)
+        """A digest of everything a token automaton depends on (each token's spelling in the middle of a text
+        and, where it differs, at its start; the end tokens; the size): the disk cache of compiled automata is
+        keyed by it. Read off :attr:`packed_spellings`, whole buffers at a time."""
+        packed = self.packed_spellings
+        digest = hashlib.sha256(b"spellings")
+        for part in (packed.data, packed.offsets.tobytes(), packed.present.tobytes(), packed.opening_ids.tobytes()):
+            digest.update(len(part).to_bytes(8, "little") + part)
         digest.update(b"end" + b"".join(i.to_bytes(4, "little") for i in self.end_token_ids))
-        if self.start_bytes:
-            digest.update(b"start")
-            for token_id, piece in sorted(self.start_bytes.items()):
-                spelled = b"\xff" if piece is None else len(piece).to_bytes(2, "little") + piece
-                digest.update(token_id.to_bytes(4, "little") + spelled)
         return digest.hexdigest()
 
     @cached_property

@@ -256,3 +256,14 @@ def test_fingerprint_covers_opening_spellings():
     plain = TokenVocabulary((b" a", None), (1,))
     prefixed = TokenVocabulary((b" a", None), (1,), {0: b"a"})
     assert plain.fingerprint != prefixed.fingerprint
+
+
+def test_fingerprint_tells_apart_what_an_automaton_depends_on():
+    """The disk cache is keyed by the fingerprint: equal spellings and end tokens give equal fingerprints, and a
+    changed byte, a token moved, a token that spells nothing, another end token or an extra token each change it."""
+    base = TokenVocabulary((b"ab", b"c", None), (2,))
+    assert TokenVocabulary((b"ab", b"c", None), (2,)).fingerprint == base.fingerprint
+    for other in [TokenVocabulary((b"ab", b"d", None), (2,)), TokenVocabulary((b"a", b"bc", None), (2,)),
+                  TokenVocabulary((b"c", b"ab", None), (2,)), TokenVocabulary((b"ab", None, None), (2,)),
+                  TokenVocabulary((b"ab", b"c", None), (1,)), TokenVocabulary((b"ab", b"c", None, None), (2,))]:
+        assert other.fingerprint != base.fingerprint, other
