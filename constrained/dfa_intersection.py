@@ -1,37 +1,39 @@
-"""The product of two token automata: the texts both accept, built over reachable state pairs only and kept
+"""The product of two byte automata: the texts both accept, built over reachable state pairs only and kept
 minimal, for constraints that are small as two automata but huge as one pattern."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .dfa_minimization import minimal, trimmed, unique_rows
-from .token_dfa import DEAD, TokenDFA
+from .byte_automaton import ByteAutomaton
+from .dfa_minimization import minimal_table, trim_table, unique_rows
+from .token_dfa import DEAD
 
 #: Product states expanded per vectorized step of :func:`intersection` (bounds its scratch memory).
 _PRODUCT_CHUNK = 256
 
 
-def intersection(first: TokenDFA, second: TokenDFA) -> TokenDFA:
-    """The minimal automaton of the texts both automata accept (both over the same vocabulary).
+def intersection(first: ByteAutomaton, second: ByteAutomaton) -> ByteAutomaton:
+    """The minimal automaton of the texts both automata accept.
 
     Why: some constraints are far smaller as two automata than as one pattern. A SQL query must follow the
     grammar *and* keep word tokens apart; written as one regex, the second rule would copy the rest of the
     query once per kind of previous token. The product is built over reachable state pairs only, one
-    frontier at a time, with token classes refined to the pairs of classes that occur together.
+    frontier at a time, with byte classes refined to the pairs of classes that occur together. Why at byte
+    level: its table has a column per byte class (tens), where a token automaton's has one per token class
+    (hundreds), and the vocabulary is then walked once, through the product.
 
     Parameters:
-        first, second: automata over the same vocabulary, with the same end tokens.
+        first, second: the two automata.
 
     Returns:
-        The minimal automaton of their intersection (its initial state may have no way out when it is empty).
+        The minimal automaton of their intersection (its start state may have no way out when it is empty).
     """
-    both = np.column_stack([first.token_class, second.token_class])
-    pair_token, token_class = unique_rows(both)
-    token_class = token_class.astype(np.int32)
-    first_class, second_class = both[pair_token, 0], both[pair_token, 1]
-    width = np.int64(second.n_states)
-    known = np.array([first.initial * width + second.initial], dtype=np.int64)  # pair codes, sorted
+    both = np.column_stack([first.class_of_byte, second.class_of_byte]).astype(np.int64)
+    pair_byte, class_of_byte = unique_rows(both)
+    first_class, second_class = both[pair_byte, 0], both[pair_byte, 1]
+    width = np.int64(len(second.table))
+    known = np.array([first.start * width + second.start], dtype=np.int64)  # pair codes, sorted
     known_ids = np.array([0], dtype=np.int64)
     codes = [known[0]]
     rows: list[np.ndarray] = []
@@ -60,5 +62,6 @@ def intersection(first: TokenDFA, second: TokenDFA) -> TokenDFA:
     table = np.concatenate(rows)
     states = np.array(codes, dtype=np.int64)
     accepting = first.accepting[states // width] & second.accepting[states % width]
-    end_class = int(token_class[np.flatnonzero(first.token_class == first.end_class)[0]])
-    return minimal(trimmed(TokenDFA(table, token_class, accepting, 0, end_class)))
+    trim_table(table, accepting)
+    table, accepting, class_of_column = minimal_table(table, accepting, 0)
+    return ByteAutomaton(table, class_of_column[class_of_byte].astype(np.uint8), accepting, 0)

@@ -7,7 +7,7 @@ sequences of byte classes, and tokens spelling the same sequence lead alike from
 are walked from each state where a token may begin, laid out as a trie so that a prefix that dies prunes every
 sequence below it (:mod:`._token_walk`, in C). Tokens whose columns agree in every state then share a class;
 the end tokens get a class of their own, and the result is made minimal (:mod:`.dfa_minimization`). Several
-patterns make one automaton through their product (:mod:`.dfa_intersection`).
+patterns make one byte automaton through their product (:mod:`.dfa_intersection`), walked once.
 
 A vocabulary whose decoder spells some tokens otherwise when they open the text (SentencePiece's dummy prefix:
 ``▁{`` spells ``{`` there and `` {`` elsewhere) gets an initial state of its own, whose row reads each token as
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._token_walk import fill_rows, group_sequences, walk_boundaries
-from .byte_automaton import byte_automaton
+from .byte_automaton import ByteAutomaton, byte_automaton
 from .dfa_intersection import intersection
 from .dfa_minimization import minimal, trimmed, unique_rows
 from .errors import VocabularyError
@@ -30,22 +30,33 @@ from .vocabulary import TokenVocabulary
 _IN_MIDDLE, _AT_OPENING = 1, 2
 
 
-def pattern_dfa(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
-    """The minimal token automaton of one pattern (in the caller's process: :mod:`.token_dfa_build` runs it in a
-    bounded child).
+def patterns_dfa(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> TokenDFA:
+    """The minimal token automaton of the texts that every pattern matches (in the caller's process:
+    :mod:`.token_dfa_build` runs it in a bounded child).
 
     Parameters:
-        pattern: a regular expression in outlines-core's syntax, matched against the whole text.
+        patterns: regular expressions in outlines-core's syntax, each matched against the whole text.
         vocabulary: the tokens (their bytes) and the end tokens.
 
     Returns:
         The minimal automaton, its states numbered breadth-first.
 
     Raises:
-        RegexError: outlines-core cannot compile the pattern.
-        VocabularyError: the vocabulary cannot spell any text the pattern matches.
+        RegexError: outlines-core cannot compile a pattern.
+        VocabularyError: the vocabulary cannot spell any text every pattern matches.
     """
-    automaton = byte_automaton(pattern)
+    automaton = byte_automaton(patterns[0])
+    for pattern in patterns[1:]:
+        automaton = intersection(automaton, byte_automaton(pattern))
+    return walked_dfa(automaton, vocabulary)
+
+
+def walked_dfa(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> TokenDFA:
+    """The minimal token automaton of the texts ``automaton`` accepts, spelled with ``vocabulary``'s tokens.
+
+    Raises:
+        VocabularyError: the vocabulary cannot spell any text the automaton accepts.
+    """
     packed = vocabulary.packed_spellings
     group, *trie, group_node = (np.frombuffer(array, dtype=np.uint8 if i == 1 else np.int32) for i, array in
                                 enumerate(group_sequences(packed.data, packed.offsets, packed.present,
@@ -95,12 +106,3 @@ def pattern_dfa(pattern: str, vocabulary: TokenVocabulary) -> TokenDFA:
     if (dfa.table[0] == DEAD).all() and not dfa.accepting[0]:
         raise VocabularyError("the vocabulary cannot spell any text the constraint accepts")
     return minimal(dfa)
-
-
-def patterns_dfa(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> TokenDFA:
-    """The minimal token automaton of the texts that every pattern matches (each determinized, then their
-    product taken; raises as :func:`pattern_dfa` does)."""
-    dfa = pattern_dfa(patterns[0], vocabulary)
-    for pattern in patterns[1:]:
-        dfa = intersection(dfa, pattern_dfa(pattern, vocabulary))
-    return dfa

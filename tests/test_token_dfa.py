@@ -122,9 +122,9 @@ def test_index_bytes_that_do_not_read_true_give_way_to_its_dicts(monkeypatch, re
     transitions come from ``get_transitions`` instead, and the automaton is the same."""
     pattern = '\\{"(a|b)*": (x|y)\\}'
     vocabulary = as_vocabulary({**VOCAB, "{": 8, "}": 9, '"': 10, ":": 11, " ": 12}, None)
-    read = pattern_automaton.pattern_dfa(pattern, vocabulary)
+    read = pattern_automaton.patterns_dfa((pattern,), vocabulary)
     monkeypatch.setattr(outlines_index, "read_index", reader)
-    listed = pattern_automaton.pattern_dfa(pattern, vocabulary)
+    listed = pattern_automaton.patterns_dfa((pattern,), vocabulary)
     for field in ("table", "token_class", "accepting"):
         assert np.array_equal(getattr(read, field), getattr(listed, field))
     assert read.initial == listed.initial

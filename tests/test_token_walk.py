@@ -29,7 +29,7 @@ import constrained
 from constrained.byte_automaton import _MARKER_BYTES, _MARKER_PATTERN, _START_BYTES, _START_PATTERN
 from constrained.errors import VocabularyError
 from constrained.outlines_index import index_transitions
-from constrained.pattern_automaton import pattern_dfa
+from constrained.pattern_automaton import patterns_dfa
 from constrained.token_dfa import DEAD, TokenDFA
 from constrained.vocabulary import TokenVocabulary, as_vocabulary, byte_vocabulary
 
@@ -103,6 +103,13 @@ def reference(pattern: str, vocabulary: TokenVocabulary) -> Reference | None:
         initial = _OPENING
         if after_start in accepting:
             accepting.add(_OPENING)
+    return _trimmed_reference(initial, sources, tokens, targets, accepting)
+
+
+def _trimmed_reference(initial: int, sources: np.ndarray, tokens: np.ndarray, targets: np.ndarray,
+                       accepting: set[int]) -> Reference | None:
+    """A reference from its transitions, those into states from which no accepting one is reachable left out;
+    ``None`` when the initial state is such a state."""
     live = np.array(sorted(accepting), dtype=np.int64)
     while True:  # the states from which an accepting one is reachable
         grown = np.union1d(live, sources[np.isin(targets, live)])
@@ -116,9 +123,33 @@ def reference(pattern: str, vocabulary: TokenVocabulary) -> Reference | None:
     order = np.argsort(sources, kind="stable")
     sources, tokens, targets = sources[order], tokens[order], targets[order]
     bounds = np.flatnonzero(np.diff(sources)) + 1
-    kept_rows = {int(row_sources[0]): (row_tokens, row_targets) for row_sources, row_tokens, row_targets
-                 in zip(*(np.split(a, bounds) for a in (sources, tokens, targets))) if len(row_sources)}
-    return Reference(initial, kept_rows, accepting)
+    rows = {int(row_sources[0]): (row_tokens, row_targets) for row_sources, row_tokens, row_targets
+            in zip(*(np.split(a, bounds) for a in (sources, tokens, targets))) if len(row_sources)}
+    return Reference(initial, rows, accepting)
+
+
+def reference_product(first: Reference, second: Reference) -> Reference | None:
+    """The reference of the texts both references accept: their product over reachable pairs of states, then
+    the pairs from which both can end together kept (``None`` when the start pair is not one of them)."""
+    number = {(first.initial, second.initial): 0}
+    frontier = [(first.initial, second.initial)]
+    sources, tokens, targets, accepting = [], [], [], set()
+    while frontier:
+        pair = frontier.pop()
+        if pair[0] in first.accepting and pair[1] in second.accepting:
+            accepting.add(number[pair])
+        (tokens_a, targets_a), (tokens_b, targets_b) = (reference.rows.get(state, (np.zeros(0, np.int64),) * 2)
+                                                        for reference, state in zip((first, second), pair))
+        common, at_a, at_b = np.intersect1d(tokens_a, tokens_b, assume_unique=True, return_indices=True)
+        for token, next_pair in zip(common.tolist(), zip(targets_a[at_a].tolist(), targets_b[at_b].tolist())):
+            if next_pair not in number:
+                number[next_pair] = len(number)
+                frontier.append(next_pair)
+            sources.append(number[pair])
+            tokens.append(token)
+            targets.append(number[next_pair])
+    return _trimmed_reference(0, np.array(sources, np.int64), np.array(tokens, np.int64),
+                              np.array(targets, np.int64), accepting)
 
 
 def assert_same_language(dfa: TokenDFA, expected: Reference, vocabulary: TokenVocabulary) -> None:
@@ -148,9 +179,9 @@ def assert_walk_matches_reference(pattern: str, vocabulary: TokenVocabulary) -> 
     expected = reference(pattern, vocabulary)
     if expected is None:
         with pytest.raises(VocabularyError):
-            pattern_dfa(pattern, vocabulary)
+            patterns_dfa((pattern,), vocabulary)
     else:
-        assert_same_language(pattern_dfa(pattern, vocabulary), expected, vocabulary)
+        assert_same_language(patterns_dfa((pattern,), vocabulary), expected, vocabulary)
 
 
 @cache
@@ -239,7 +270,7 @@ def test_opening_spellings_are_read_at_the_text_start_only():
     vocabulary = TokenVocabulary((b" x", b"x", None), (2,), {0: b"x"})
     for pattern in ["x x", "x", " x", "xx", "x( x)*"]:
         assert_walk_matches_reference(pattern, vocabulary)
-    dfa = pattern_dfa("x x", vocabulary)
+    dfa = patterns_dfa(("x x",), vocabulary)
     assert dfa.walk([0, 0]) != DEAD and dfa.accepting[dfa.walk([0, 0])]
     assert dfa.walk([1, 0]) != DEAD and dfa.accepting[dfa.walk([1, 0])]
 
@@ -251,7 +282,7 @@ def test_a_token_holding_the_markers_lead_byte_spells_no_accepted_text():
     vocabulary = TokenVocabulary((b"a", plane_16.encode(), None), (2,))
     assert_walk_matches_reference(f"a*{plane_16}?", vocabulary)
     with pytest.raises(VocabularyError):
-        pattern_dfa(plane_16, vocabulary)
+        patterns_dfa((plane_16,), vocabulary)
 
 
 # -------------------------------------------------------------------------------- real data
@@ -288,10 +319,21 @@ def _sql_patterns(database: str) -> tuple[str, ...]:
     return sql(path).patterns
 
 
+def assert_sql_matches_reference(database: str, vocabulary: TokenVocabulary) -> None:
+    """Each of a database's SQL patterns alone, and the constraint whole (the product of its patterns, which the
+    library takes at byte level and the reference at token level)."""
+    patterns = _sql_patterns(database)
+    for pattern in patterns:
+        assert_walk_matches_reference(pattern, vocabulary)
+    expected = reference(patterns[0], vocabulary)
+    for pattern in patterns[1:]:
+        expected = reference_product(expected, reference(pattern, vocabulary))
+    assert_same_language(patterns_dfa(patterns, vocabulary), expected, vocabulary)
+
+
 @pytest.mark.parametrize("database", ["concert_singer", "pets_1"])
 def test_spider_sql_over_bytes(database):
-    for pattern in _sql_patterns(database):
-        assert_walk_matches_reference(pattern, byte_vocabulary())
+    assert_sql_matches_reference(database, byte_vocabulary())
 
 
 @pytest.mark.slow
@@ -299,13 +341,19 @@ def test_spider_sql_over_bytes(database):
 def test_spider_sql_over_the_builtin_vocabulary(database):
     from constrained.default_model import load_default
 
-    vocabulary = as_vocabulary(load_default()[1])
-    for pattern in _sql_patterns(database):
-        assert_walk_matches_reference(pattern, vocabulary)
+    assert_sql_matches_reference(database, as_vocabulary(load_default()[1]))
+
+
+def test_an_intersection_matches_the_product_of_references():
+    """Two patterns over a small vocabulary: the byte-level product, walked, is the token-level product."""
+    vocabulary = as_vocabulary(VOCAB)
+    patterns = ("(a|b|é)*✓?", "[^é]*(ab|ba)+.?")
+    expected = reference_product(reference(patterns[0], vocabulary), reference(patterns[1], vocabulary))
+    assert_same_language(patterns_dfa(patterns, vocabulary), expected, vocabulary)
 
 
 def test_the_reference_can_fail():
     """The comparison tells automata apart: a pattern's automaton is not the reference of a wider pattern."""
     vocabulary = as_vocabulary(VOCAB)
     with pytest.raises(AssertionError):
-        assert_same_language(pattern_dfa("(a|b)+", vocabulary), reference("(a|b|é)+", vocabulary), vocabulary)
+        assert_same_language(patterns_dfa(("(a|b)+",), vocabulary), reference("(a|b|é)+", vocabulary), vocabulary)
