@@ -1,12 +1,10 @@
-/* The token automaton build's passes over its big arrays: outlines-core's transition list turned into our
- * table, and a table's next states renumbered in place.
+/* The automaton build's passes over transition lists: outlines-core's byte transitions turned into a table,
+ * and the columns of a transition list hashed (to find equal columns: byte classes, merged token classes).
  *
- * Why in C: a MaskBench schema's Index over a 32K vocabulary holds millions of (state, token, next state)
- * transitions (tens of millions on the largest), and a SQL product automaton's table tens of millions of cells.
- * Through numpy, renumbering states, dropping the transitions we do not keep, hashing every token's column
+ * Why in C: an automaton's transition list holds millions of (state, symbol, next state) entries on a large
+ * pattern. Through numpy, renumbering states, dropping the transitions we do not keep, hashing every column
  * and filling the table cost a dozen passes with temporaries of 8 bytes per entry (numpy widens int32
- * indices to 64 bits before it gathers): as long as outlines-core took to determinize. Here each is one
- * pass, and nothing is allocated per entry.
+ * indices to 64 bits before it gathers). Here each is one pass, and nothing is allocated per entry.
  *
  * The two passes over a transition list read the same triple of int32 arrays and keep the same
  * transitions: those whose state and next state `renumber` maps to one of ours (not -1) and whose token
@@ -156,30 +154,6 @@ done:
     return result;
 }
 
-/* relabel(table, label): every cell v of the writable int32 `table` that is not DEAD (-1) becomes label[v]
- * (an int32 array; DEAD is kept). A state renumbering applied in place. */
-static PyObject *relabel(PyObject *Py_UNUSED(module), PyObject *args) {
-    Py_buffer table, labels;
-    if (!PyArg_ParseTuple(args, "O&O&", int32_out, &table, int32_in, &labels)) return NULL;
-    PyObject *result = NULL;
-    int32_t *cell = table.buf;
-    const int32_t *label = labels.buf;
-    Py_ssize_t n = table.len / 4, n_labels = labels.len / 4;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (cell[i] == -1) continue;
-        if (cell[i] < 0 || cell[i] >= n_labels) {
-            PyErr_Format(PyExc_ValueError, "cell %zd holds %d, which has no label", i, cell[i]);
-            goto done;  /* the cells before it are relabelled already: the caller's table is scratch */
-        }
-        cell[i] = label[cell[i]];
-    }
-    result = Py_NewRef(Py_None);
-done:
-    PyBuffer_Release(&table);
-    PyBuffer_Release(&labels);
-    return result;
-}
-
 static PyMethodDef methods[] = {
     {"column_signatures", column_signatures, METH_VARARGS,
      "column_signatures(sources, tokens, targets, renumber, token_ok, weights): uint64 [vocabulary, 2] bytes, "
@@ -187,8 +161,6 @@ static PyMethodDef methods[] = {
     {"fill_table", fill_table, METH_VARARGS,
      "fill_table(sources, tokens, targets, renumber, token_ok, token_class, table, n_classes): every kept "
      "transition written into the int32 [states, classes] table."},
-    {"relabel", relabel, METH_VARARGS,
-     "relabel(table, label): every cell of the int32 table that is not -1 replaced by label[cell], in place."},
     {NULL, NULL, 0, NULL},
 };
 

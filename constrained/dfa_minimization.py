@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._table_passes import column_signatures, relabel
+from ._table_passes import column_signatures
 from .token_dfa import DEAD, TokenDFA, incoming_edges
 
 
@@ -86,57 +86,6 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[starts], inverse
 
 
-def _reachable_states(table: np.ndarray, initial: int) -> np.ndarray:
-    """States reachable from ``initial`` (forward closure, one frontier at a time)."""
-    reached = np.zeros(table.shape[0] + 1, dtype=bool)
-    reached[DEAD] = True  # the extra last slot: DEAD never joins a frontier (table[DEAD] is a real row)
-    frontier = np.array([initial])
-    while len(frontier):
-        reached[frontier] = True
-        successors = np.unique(table[frontier])
-        frontier = successors[~reached[successors]]
-    return reached[:-1]
-
-
-def _equivalent_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
-    """Per state, its block of the coarsest partition where equivalent states share a future (Moore).
-
-    Starting from accepting / not accepting, states are split while the blocks their classes lead to
-    differ. Each round sums two independent random linear hashes (128 bits) of each row over its live
-    transitions only (dead ones add nothing), so a round costs the transitions, not the table, and sorts
-    three numbers per state rather than whole rows; a collision (merging two distinct rows) has
-    probability far below ``2**-100`` per round.
-    """
-    n_states, n_classes = table.shape
-    sources, classes = np.nonzero(table != DEAD)  # sorted by source
-    targets = table[sources, classes]
-    weights = np.random.default_rng(0xB10C).integers(1, 2**63, size=(n_classes, 2), dtype=np.uint64) | 1
-    edge_weights = weights[classes]
-    starts = np.searchsorted(sources, np.arange(n_states))
-    with_edges = np.flatnonzero(np.diff(np.append(starts, len(sources))) > 0)
-    blocks = accepting.astype(np.int64)
-    count = len(np.unique(blocks))
-    while True:
-        sums = np.zeros((n_states, 2), dtype=np.uint64)
-        if len(with_edges):
-            terms = edge_weights * (blocks[targets] + 1).astype(np.uint64)[:, None]
-            sums[with_edges] = np.add.reduceat(terms, starts[with_edges], axis=0)
-        _, refined = unique_rows(np.column_stack([blocks.astype(np.uint64), sums]))
-        refined_count = int(refined.max()) + 1
-        if refined_count == count:
-            return refined
-        blocks, count = refined, refined_count
-
-
-def _dense_column_signatures(table: np.ndarray) -> np.ndarray:
-    """The signatures of the columns of a dense ``table``: merging its classes then sorts ``C`` pairs of
-    numbers instead of ``C`` whole columns of ``S`` entries."""
-    states, classes = (index.astype(np.int32) for index in np.nonzero(table != DEAD))
-    n_states, n_classes = table.shape
-    every_state, every_class = np.arange(n_states, dtype=np.int32), np.ones(n_classes, dtype=np.uint8)
-    return signatures((states, classes, table[states, classes], every_state, every_class), n_states, 0xC01)
-
-
 def minimal(dfa: TokenDFA) -> TokenDFA:
     """The minimal automaton of the same language: reachable states only, equivalent states merged, and
     classes merged where their columns became equal.
@@ -153,43 +102,95 @@ def minimal(dfa: TokenDFA) -> TokenDFA:
 def minimal_table(table: np.ndarray, accepting: np.ndarray, initial: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`minimal` for a bare transition table (any alphabet): ``(table, accepting, class_of_column)``, the
-    initial state numbered 0, and each old column's column in the new table."""
-    kept = np.flatnonzero(_reachable_states(table, initial))
-    renumber = np.full(len(table), DEAD, dtype=np.int32)
+    initial state numbered 0, and each old column's column in the new table.
+
+    Why over the live transitions: a SQL automaton's table is tens of millions of cells of which a few percent
+    are live. Read once into a list of transitions, every step (reachable states, merged states, merged columns,
+    the breadth-first order) costs the transitions, and the dense table is written once, at the end.
+    """
+    n_states, n_classes = table.shape
+    sources, classes = np.nonzero(table != DEAD)  # sorted by state, then class: the rows as they read
+    targets = table[sources, classes].astype(np.int64)
+    reached = np.zeros(n_states, dtype=bool)
+    reached[_breadth_first(sources, targets, n_states, initial)] = True
+    kept = np.flatnonzero(reached)
+    renumber = np.full(n_states, DEAD, dtype=np.int64)
     renumber[kept] = np.arange(len(kept))
-    reached = table[kept]
-    relabel(reached, renumber)  # in place: a SQL product's table holds tens of millions of cells
-    blocks = _equivalent_states(reached, accepting[kept])
+    from_kept = reached[sources]
+    sources, classes, targets = renumber[sources[from_kept]], classes[from_kept], renumber[targets[from_kept]]
+    blocks = _equivalent_states(sources, classes, targets, accepting[kept], n_classes)
     _, representatives = np.unique(blocks, return_index=True)
-    merged = reached[representatives]
-    relabel(merged, blocks.astype(np.int32))
-    first_column, class_of_column = unique_rows(_dense_column_signatures(merged))
-    merged = merged[:, first_column]
-    order = _breadth_first(merged, int(blocks[renumber[initial]]))
-    merged = merged[order]
-    relabel(merged, np.argsort(order).astype(np.int32))  # each old number to its new one
+    from_representative = np.zeros(len(kept), dtype=bool)
+    from_representative[representatives] = True
+    keep = from_representative[sources]
+    sources, classes, targets = blocks[sources[keep]], classes[keep], blocks[targets[keep]]
+    n_blocks = len(representatives)
+    columns = (sources.astype(np.int32), classes.astype(np.int32), targets.astype(np.int32),
+               np.arange(n_blocks, dtype=np.int32), np.ones(n_classes, dtype=np.uint8))
+    first_column, class_of_column = unique_rows(signatures(columns, n_blocks, 0xC01))
+    columns_kept = np.zeros(n_classes, dtype=bool)
+    columns_kept[first_column] = True
+    keep = columns_kept[classes]  # a merged column's transitions are its first member's
+    sources, classes, targets = sources[keep], class_of_column[classes[keep]], targets[keep]
+    by_row = np.lexsort((classes, sources))
+    sources, classes, targets = sources[by_row], classes[by_row], targets[by_row]
+    order = _breadth_first(sources, targets, n_blocks, int(blocks[renumber[initial]]))
+    if len(order) != n_blocks:
+        raise ValueError("every state must be reachable from the initial one")
+    rank = np.empty(n_blocks, dtype=np.int64)
+    rank[order] = np.arange(n_blocks)
+    merged = np.full((n_blocks, len(first_column)), DEAD, dtype=np.int32)
+    merged[rank[sources], classes] = rank[targets]
     return merged, accepting[kept][representatives][order], class_of_column
 
 
-def _breadth_first(table: np.ndarray, initial: int) -> np.ndarray:
-    """The states in breadth-first order from ``initial`` (every state must be reachable), a level at a time,
-    each level in order of first appearance along its predecessors' rows.
+def _breadth_first(sources: np.ndarray, targets: np.ndarray, n_states: int, initial: int) -> np.ndarray:
+    """The states reachable from ``initial`` in breadth-first order, a level at a time, each level in order of
+    first appearance along its predecessors' transitions (given sorted by state, then class).
 
     Why: numbered this way, a state's successors and predecessors lie close to it, so their bitsets span a
     few machine words instead of the whole set, which is what the canvas lattice's set unions pay for.
     """
-    seen = np.zeros(table.shape[0] + 1, dtype=bool)
-    seen[DEAD] = True  # the extra last slot: DEAD is never visited
+    offsets = np.searchsorted(sources, np.arange(n_states + 1))
+    seen = np.zeros(n_states, dtype=bool)
     seen[initial] = True
-    levels = [np.array([initial])]
+    levels = [np.array([initial], dtype=np.int64)]
     while len(levels[-1]):
-        successors = table[levels[-1]].reshape(-1)
+        starts, lengths = offsets[levels[-1]], offsets[levels[-1] + 1] - offsets[levels[-1]]
+        ends = np.cumsum(lengths)
+        successors = targets[np.arange(ends[-1]) - np.repeat(ends - lengths - starts, lengths)]
         successors = successors[~seen[successors]]
         _, first = np.unique(successors, return_index=True)
         level = successors[np.sort(first)]
         seen[level] = True
         levels.append(level)
-    order = np.concatenate(levels)
-    if len(order) != table.shape[0]:
-        raise ValueError("every state must be reachable from the initial one")
-    return order
+    return np.concatenate(levels)
+
+
+def _equivalent_states(sources: np.ndarray, classes: np.ndarray, targets: np.ndarray, accepting: np.ndarray,
+                       n_classes: int) -> np.ndarray:
+    """Per state, its block of the coarsest partition where equivalent states share a future (Moore), from
+    the live transitions (sorted by state).
+
+    Starting from accepting / not accepting, states are split while the blocks their classes lead to
+    differ. Each round sums two independent random linear hashes (128 bits) of each state's transitions,
+    so a round costs the transitions, not the table, and sorts three numbers per state rather than whole
+    rows; a collision (merging two distinct rows) has probability far below ``2**-100`` per round.
+    """
+    n_states = len(accepting)
+    weights = np.random.default_rng(0xB10C).integers(1, 2**63, size=(n_classes, 2), dtype=np.uint64) | 1
+    edge_weights = weights[classes]
+    starts = np.searchsorted(sources, np.arange(n_states))
+    with_edges = np.flatnonzero(np.diff(np.append(starts, len(sources))) > 0)
+    blocks = accepting.astype(np.int64)
+    count = len(np.unique(blocks))
+    while True:
+        sums = np.zeros((n_states, 2), dtype=np.uint64)
+        if len(with_edges):
+            terms = edge_weights * (blocks[targets] + 1).astype(np.uint64)[:, None]
+            sums[with_edges] = np.add.reduceat(terms, starts[with_edges], axis=0)
+        _, refined = unique_rows(np.column_stack([blocks.astype(np.uint64), sums]))
+        refined_count = int(refined.max()) + 1
+        if refined_count == count:
+            return refined
+        blocks, count = refined, refined_count

@@ -1,10 +1,10 @@
-"""The automaton build's passes: token columns hashed (equal iff the columns are), the table filled, relabelling."""
+"""The automaton build's passes: token columns hashed (equal iff the columns are), the table filled."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from constrained._table_passes import column_signatures, fill_table, relabel
+from constrained._table_passes import column_signatures, fill_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,29 +89,11 @@ def test_a_table_too_small_for_a_transition_is_refused():
         fill_table(*columns, np.zeros(VOCAB, np.int32), np.full((2, 1), DEAD, np.int32), 1)
 
 
-@settings(max_examples=200, deadline=None)
-@given(cells=st.lists(st.integers(-1, 5), max_size=40), labels=st.lists(st.integers(0, 99), min_size=6, max_size=6))
-def test_relabel_maps_every_live_cell_and_keeps_dead_ones(cells, labels):
-    table = np.array(cells, dtype=np.int32)
-    label = np.array(labels, dtype=np.int32)
-    expected = np.where(table == DEAD, DEAD, label[np.maximum(table, 0)])
-    relabel(table, label)
-    assert np.array_equal(table, expected)
-
-
-def test_relabel_refuses_a_cell_without_a_label():
-    with pytest.raises(ValueError, match="no label"):
-        relabel(np.array([0, 3], dtype=np.int32), np.array([1, 2], dtype=np.int32))
-    with pytest.raises(ValueError, match="no label"):
-        relabel(np.array([-2], dtype=np.int32), np.array([1, 2], dtype=np.int32))
-
-
 def test_arrays_of_another_item_type_are_refused_not_misread():
     """An int64 table would read as twice as many int32 cells; a wrong type is a TypeError instead."""
     with pytest.raises(TypeError, match="4-byte items"):
-        relabel(np.array([0, 1], dtype=np.int64), np.array([1, 2], dtype=np.int32))
-    with pytest.raises(TypeError, match="4-byte items"):
-        relabel(np.array([0, 1], dtype=np.float32), np.array([1, 2], dtype=np.int32))
+        fill_table(*_columns({(0, 0): 2}, np.ones(VOCAB, np.uint8)), np.zeros(VOCAB, np.int32),
+                   np.full((N_STATES, 1), DEAD, np.int64), 1)
     sources, tokens, targets, renumber, token_ok = _columns({(0, 0): 2}, np.ones(VOCAB, np.uint8))
     with pytest.raises(TypeError, match="1-byte items"):
         column_signatures(sources, tokens, targets, renumber, token_ok.astype(np.int32), _weights(0))
