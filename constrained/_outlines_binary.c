@@ -1,13 +1,13 @@
-/* outlines-core's token index, read from the binary form it pickles itself to.
+/* outlines-core's index, read from the binary form it pickles itself to.
  *
  * Why: `Index.get_transitions()` builds a Python dict of dicts, one entry per (state, token) transition:
- * millions of them on a MaskBench schema over a 32K vocabulary, slower to build, and as slow again to turn
- * into arrays, than determinizing was. The same Index pickles to compact bytes far faster (bincode,
+ * hundreds of thousands of them for a large pattern's byte automaton, slower to build, and as slow again to
+ * turn into arrays. The same Index pickles to compact bytes far faster (bincode,
  * variable-length integers), and this reads those bytes into three flat int32 arrays in one pass.
  *
  * The layout is outlines-core's, not a published format, so the reader trusts nothing: any surprise (a
  * truncated or oversized integer, a count that overruns the data, bytes missing or left over) makes it
- * return None, and token_dfa.py checks what it did read against the Index's own accessors before using
+ * return None, and outlines_index.py checks what it did read against the Index's own accessors before using
  * it, falling back to `get_transitions()` otherwise.
  *
  * The layout read: initial state; the final states (count, then each); the transitions (count of states,

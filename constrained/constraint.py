@@ -33,7 +33,8 @@ class Constraint:
     ``post_checked`` names what ``check`` verifies beyond the pattern, so a user sees which parts of the
     constraint the masks enforce while denoising and which are verified when a block is committed.
     ``also_matches`` are further patterns every accepted text matches too: the regular part is the
-    intersection, built at token level, for languages that are small as two automata but huge as one regex.
+    intersection (built at byte level, before the vocabulary is walked), for languages that are small as two
+    automata but huge as one regex.
     ``ungrounded`` names (by JSON pointer) the values a grounded JSON constraint's documents need but no span of
     its source text fits (they keep their schema's own language). ``cached=False`` keeps a one-off
     constraint's automata out of the caches (memory and disk).

@@ -448,8 +448,8 @@ class GrammarRegex:
 
         Why: :meth:`regex` threads the kinds of the previous token, but where that token may or may not end
         in a word character (``count(DISTINCT? col``) the separator has to stay optional, and the regex alone
-        also lets ``count(DISTINCTcol)`` or ``GROUP BYage`` through. Intersecting with this language (at
-        token level, see :func:`constrained.dfa_intersection.intersection`) removes those glued spellings without
+        also lets ``count(DISTINCTcol)`` or ``GROUP BYage`` through. Intersecting with this language (as byte
+        automata, see :func:`constrained.dfa_intersection.intersection`) removes those glued spellings without
         duplicating the rest of the query for each kind. What remains: two glued tokens that happen to spell a
         third word token of the grammar (columns ``a`` and ``ab``, say), which the commit check still catches.
 
