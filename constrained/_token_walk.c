@@ -87,13 +87,22 @@ release:
 
 /* ------------------------------------------------------------------------------------------ group_sequences */
 
-/* The spellings' bytes mapped through the byte classes, for the comparisons of the sort (qsort has no context
- * argument everywhere; the GIL is held throughout). */
+/* A group to sort: its sequence's first 8 symbols packed big-endian (so that integer order is their
+ * lexicographic order, in most comparisons all that is read), and its representative spelling. */
+typedef struct {
+    uint64_t head;
+    int32_t representative;
+} SortItem;
+
+/* The spellings' bytes mapped through the byte classes, for the comparisons the heads leave open (qsort has no
+ * context argument everywhere; the GIL is held throughout). */
 static const uint8_t *sorted_classes;
 static const int64_t *sorted_starts, *sorted_lengths;
 
 static int compare_sequences(const void *a, const void *b) {
-    int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
+    const SortItem *x = a, *y = b;
+    if (x->head != y->head) return x->head < y->head ? -1 : 1;
+    int32_t i = x->representative, j = y->representative;
     int64_t n = sorted_lengths[i] < sorted_lengths[j] ? sorted_lengths[i] : sorted_lengths[j];
     int order = n ? memcmp(sorted_classes + sorted_starts[i], sorted_classes + sorted_starts[j], (size_t)n) : 0;
     if (order) return order;
@@ -112,6 +121,7 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *result = NULL;
     uint8_t *mapped = NULL;
     int32_t *slots = NULL, *representatives = NULL, *group_of_representative = NULL, *stack = NULL;
+    SortItem *sorting = NULL;
     int64_t *starts = NULL, *lengths = NULL;
     uint64_t *hashes = NULL;
     Int32List symbols = {0}, parents = {0}, skips = {0}, node_groups = {0}, group_nodes = {0};
@@ -177,7 +187,20 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
     sorted_classes = mapped;
     sorted_starts = starts;
     sorted_lengths = lengths;
-    qsort(representatives, (size_t)n_groups, sizeof(int32_t), compare_sequences);
+    sorting = PyMem_Malloc(((size_t)n_groups + 1) * sizeof(SortItem));
+    if (!sorting) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t g = 0; g < n_groups; g++) {
+        int32_t i = representatives[g];
+        uint64_t head = 0;
+        for (int64_t b = 0; b < 8; b++) head = (head << 8) | (b < lengths[i] ? mapped[starts[i] + b] : 0);
+        sorting[g].head = head;
+        sorting[g].representative = i;
+    }
+    qsort(sorting, (size_t)n_groups, sizeof(SortItem), compare_sequences);
+    for (Py_ssize_t g = 0; g < n_groups; g++) representatives[g] = sorting[g].representative;
     group_of_representative = PyMem_Malloc(((size_t)n_groups + 1) * sizeof(int32_t));
     int64_t longest = 0;
     for (Py_ssize_t g = 0; g < n_groups; g++)
@@ -240,6 +263,7 @@ done:
     PyMem_Free(representatives);
     PyMem_Free(slots);
     PyMem_Free(group_of_representative);
+    PyMem_Free(sorting);
     PyMem_Free(stack);
     PyMem_Free(symbols.items);
     PyMem_Free(parents.items);
