@@ -87,19 +87,36 @@ class TokenDFA:
         """Only the live transitions are written: a few percent of a SQL automaton's table."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        states, classes = np.nonzero(self.table != DEAD)
-        np.savez(tmp, states=states.astype(np.int32), classes=classes.astype(np.int32),
-                 targets=self.table[states, classes], token_class=self.token_class, accepting=self.accepting,
-                 scalars=np.array([self.initial, self.end_class, *self.table.shape]))
+        np.savez(tmp, **dict(zip(_LIVE_FIELDS, self._live_form())))
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> TokenDFA:
         with np.load(path) as data:
-            initial, end_class, n_states, n_classes = (int(x) for x in data["scalars"])
-            table = np.full((n_states, n_classes), DEAD, dtype=np.int32)
-            table[data["states"], data["classes"]] = data["targets"]
-            return cls(table, data["token_class"], data["accepting"], initial, end_class)
+            return _from_live_form(*(data[name] for name in _LIVE_FIELDS))
+
+    def __reduce__(self) -> tuple:
+        """Pickled in its live form too: a bounded build sends its automaton back through a pipe, and copying a
+        SQL automaton's whole table there costs more than finding its live cells."""
+        return _from_live_form, self._live_form()
+
+    def _live_form(self) -> tuple[np.ndarray, ...]:
+        """The live transitions and everything else, as arrays named by ``_LIVE_FIELDS``."""
+        states, classes = np.nonzero(self.table != DEAD)
+        return (states.astype(np.int32), classes.astype(np.int32), self.table[states, classes], self.token_class,
+                self.accepting, np.array([self.initial, self.end_class, *self.table.shape]))
+
+
+#: The arrays of a token automaton's live form, in order.
+_LIVE_FIELDS = ("states", "classes", "targets", "token_class", "accepting", "scalars")
+
+
+def _from_live_form(states: np.ndarray, classes: np.ndarray, targets: np.ndarray, token_class: np.ndarray,
+                    accepting: np.ndarray, scalars: np.ndarray) -> TokenDFA:
+    initial, end_class, n_states, n_classes = (int(x) for x in scalars)
+    table = np.full((n_states, n_classes), DEAD, dtype=np.int32)
+    table[states, classes] = targets
+    return TokenDFA(table, token_class, accepting, initial, end_class)
 
 
 def incoming_edges(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

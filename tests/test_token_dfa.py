@@ -186,3 +186,15 @@ def test_a_one_off_build_is_noted_only_when_debugging(monkeypatch, caplog):
         token_dfa_build.build_token_dfa("(ab|c)+y", as_vocabulary(VOCAB, END), cached=False)
     notes = [record.getMessage().split(" in ")[0] for record in caplog.records]
     assert notes == ["building a one-off token automaton", "built it"]
+
+
+def test_an_automaton_pickles_whole_through_its_live_transitions():
+    """What a bounded build sends back is the same automaton: every cell, class, verdict and the two numbers."""
+    import pickle
+
+    dfa = constrained.regex("(ab|c)+x|y(ba)*").bind(VOCAB | {"x": 5, "y": 6, "c": 3}).dfa
+    copy = pickle.loads(pickle.dumps(dfa))
+    for field in ("table", "token_class", "accepting"):
+        assert np.array_equal(getattr(copy, field), getattr(dfa, field))
+        assert getattr(copy, field).dtype == getattr(dfa, field).dtype
+    assert (copy.initial, copy.end_class) == (dfa.initial, dfa.end_class)
