@@ -3,10 +3,11 @@
  *
  * Why: a token automaton's row for a state is where each token's bytes lead from it. Walking all V tokens from
  * each of S states costs S times the vocabulary's bytes (what outlines-core's token Index does). But a pattern
- * tells few bytes apart: bytes whose columns agree in every byte state form one byte class, and two tokens that
- * spell the same sequence of byte classes lead to the same state from every state. So the tokens are first
- * reduced to their distinct class sequences (a few thousand on a JSON automaton, out of 100K tokens), those are
- * laid out as a trie, and each state walks the trie once, skipping a whole subtree where a prefix dies.
+ * tells bytes apart only where its columns differ: bytes whose columns agree in every byte state form one byte
+ * class, and two tokens that spell the same sequence of byte classes lead to the same state from every state.
+ * So the tokens are first reduced to their distinct class sequences, those are laid out as a trie (shared
+ * prefixes walked once), and each state walks the trie once, skipping a whole subtree where a prefix dies: most
+ * states allow few first bytes.
  *
  * Three passes, all plain CPython API (no numpy headers at build time):
  * - group_sequences: every spelling to the id of its distinct class sequence (its group), and the trie of the

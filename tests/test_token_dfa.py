@@ -198,3 +198,17 @@ def test_an_automaton_pickles_whole_through_its_live_transitions():
         assert np.array_equal(getattr(copy, field), getattr(dfa, field))
         assert getattr(copy, field).dtype == getattr(dfa, field).dtype
     assert (copy.initial, copy.end_class) == (dfa.initial, dfa.end_class)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**64 - 1)), max_size=30))
+def test_unique_rows_finds_each_distinct_row_and_its_first_occurrence(rows):
+    """As ``np.unique(axis=0)`` but for the order of the distinct rows: each row maps to an equal distinct
+    row, distinct rows are distinct, and each is represented by its first occurrence."""
+    from constrained.dfa_minimization import unique_rows
+
+    array = np.array(rows, dtype=np.uint64).reshape(-1, 2)
+    first, inverse = unique_rows(array)
+    assert np.array_equal(array[first][inverse], array)
+    assert len(first) == len({tuple(row) for row in rows})
+    assert all(rows.index(rows[i]) == i for i in first.tolist())
