@@ -70,7 +70,7 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(first, inverse)``: the index of each distinct row's first occurrence, and each row's distinct row.
     """
-    rows = rows.reshape(len(rows), -1)
+    rows = rows[:, None] if rows.ndim == 1 else rows
     mixers = np.random.default_rng(0x50B7).integers(1, 2**63, size=rows.shape[1], dtype=np.uint64) | np.uint64(1)
     key = (rows.astype(np.uint64) * mixers).sum(axis=1, dtype=np.uint64)
     order = np.argsort(key, kind="stable")
