@@ -80,8 +80,12 @@ def walked_dfa(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> TokenDF
 
     # tokens behave alike when their columns agree: the hashes of their groups' columns over the middle rows,
     # and with an opening row, their opening spelling's next row from it (a row of its own weight in the hashes)
-    kind_token, token_kind = unique_rows(np.column_stack([middle, opening]) if opens_otherwise else middle)
-    kind_middle, kind_opening = middle[kind_token], opening[kind_token]
+    if opens_otherwise:  # a kind of token: a pair of groups
+        kind_token, token_kind = unique_rows(np.column_stack([middle, opening]))
+        kind_middle, kind_opening = middle[kind_token], opening[kind_token]
+    else:  # a kind of token: its group, or none
+        kind_middle = kind_opening = np.arange(-1, len(group_node), dtype=np.int32)
+        token_kind = middle + 1
     column = group_signature[kind_middle]
     if opens_otherwise:
         opening_weight = np.random.default_rng(0x0BE7).integers(1, 2**63, size=2, dtype=np.uint64) | np.uint64(1)
