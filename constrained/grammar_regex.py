@@ -61,6 +61,11 @@ _SPECIAL = {ord("-"): MINUS, ord("/"): SLASH, ord("*"): STAR}
 _ALL_KINDS = frozenset({WORD, MINUS, SLASH, STAR, OTHER})
 
 DEFAULT_MAX_REGEX_CHARS = 2_000_000
+#: A loosened span starts with one of its first tokens where those are at most this many keywords (letters in
+#: either case: a subquery's SELECT or WITH, a window's PARTITION or ORDER); otherwise with a character of their
+#: kinds.
+_FEW_FIRST_TOKENS = 8
+_KEYWORD_REGEX = re.compile(r"(?:\[[A-Za-z]{2}\]|[A-Za-z0-9_])+")
 DEFAULT_UNROLL_TIMEOUT_S = 60.0
 
 
@@ -434,8 +439,7 @@ class GrammarRegex:
         """
         if depth < 0 or loose_depth < 0 or max_whitespace < 1:
             raise GrammarError("depth and loose_depth must be >= 0, max_whitespace >= 1")
-        builder = _Builder(self, dict(overrides or {}), max_whitespace, max_chars,
-                           balanced_text(*brackets, loose_depth) if loose_depth else None, brackets,
+        builder = _Builder(self, dict(overrides or {}), max_whitespace, max_chars, loose_depth, brackets,
                            time.monotonic() + timeout_s)
         result = builder.rule(self.start, frozenset({START}), depth, frozenset())
         if result.regex is None:
@@ -568,15 +572,30 @@ def _literal_text(node: Any) -> str | None:
     return None
 
 
-def balanced_text(open_: str, close: str, levels: int) -> str:
-    """Any text whose ``open_``/``close`` brackets balance, nested at most ``levels - 1`` deep inside."""
+def balanced_text(open_: str, close: str, levels: int, starts: Iterable[str] | None = None,
+                  nested_start: bool = False, blank: str = "") -> str | None:
+    """Any text whose ``open_``/``close`` brackets balance, nested at most ``levels - 1`` deep inside.
+
+    With ``starts`` (regexes of bracket-free texts), only texts that open, after a run of ``blank``, with one
+    of them or (``nested_start``) with a nested bracketed span: a loosened span of the grammar that cannot be
+    empty, nor start with just anything (``lower()``, ``lower(*)``, ``FROM (WHERE``), is not written so by the
+    masks either. ``None`` when no such text exists.
+    """
     if len(open_) != 1 or len(close) != 1:
         raise GrammarError("brackets must be single characters")
     other = _class_regex(ALPHABET - {ord(open_), ord(close)})
-    text = f"{other}*"
+    texts = [f"{other}*"]  # texts[k]: nested at most k deep
     for _ in range(levels - 1):
-        text = f"(?:{other}|{_escape(ord(open_))}{text}{_escape(ord(close))})*"
-    return text
+        texts.append(f"(?:{other}|{_escape(ord(open_))}{texts[-1]}{_escape(ord(close))})*")
+    if starts is None:
+        return texts[-1]
+    options = list(starts)
+    if nested_start and levels > 1:
+        options.append(f"{_escape(ord(open_))}{texts[-2]}{_escape(ord(close))}")
+    if not options:
+        return None
+    leading = f"{blank}*" if blank else ""
+    return f"{leading}(?:{'|'.join(options)}){texts[-1]}"
 
 
 def _string_pieces(text: str, ignore_case: bool) -> list[Piece]:
@@ -590,12 +609,12 @@ class _Builder:
     """One unrolling: walks rule trees threading the kinds of the previous token, so separators fit."""
 
     def __init__(self, grammar: GrammarRegex, overrides: dict[str, list[Piece]], max_ws: int, max_chars: int,
-                 loose: str | None, brackets: tuple[str, str], deadline: float):
+                 loose_depth: int, brackets: tuple[str, str], deadline: float):
         self.g = grammar
         self.deadline = deadline
         self.cut = False  # some nesting was dropped at the depth bound
         self.glued_words = False  # some separator between two word tokens is optional
-        self.loose = loose
+        self.loose_depth = loose_depth
         self.brackets = brackets
         self.overrides = overrides
         self.ws = grammar.whitespace_class
@@ -676,7 +695,7 @@ class _Builder:
             if close is not None:
                 span = self.node_expansion(Tree("expansion", children[index + 1:close]), before, budget, stack)
                 if span.cut:  # nesting was cut off between the brackets: keep them, loosen what is inside
-                    span = _Result(self.loose, _ALL_KINDS)
+                    span = _Result(self.loosened(children[index + 1:close]), _ALL_KINDS)
                 if span.regex is None:
                     return span
                 parts.append(span.regex)
@@ -685,9 +704,81 @@ class _Builder:
             index += 1
         return self.sized(_Result("".join(parts), before, cut))
 
+    def loosened(self, children: list) -> str | None:
+        """Balanced text for a bracketed span whose nesting was cut: what the span's own texts can be, as far as
+        their opening says. Empty only where the grammar lets the span be empty; otherwise it starts with one of
+        the span's first tokens where those are a few keywords (``SELECT`` or ``WITH`` for a subquery), else with
+        a character of a kind they start with."""
+        may_be_empty, firsts = self.opening(Tree("expansion", children))
+        if may_be_empty:
+            return balanced_text(*self.brackets, self.loose_depth)
+        open_ = _escape(ord(self.brackets[0]))
+        regexes = sorted({piece.regex for piece in firsts} - {open_})
+        if len(regexes) <= _FEW_FIRST_TOKENS and all(_KEYWORD_REGEX.fullmatch(regex) for regex in regexes):
+            return balanced_text(*self.brackets, self.loose_depth, regexes, open_ in {p.regex for p in firsts},
+                                 self.ws)
+        kinds = frozenset().union(*(piece.first for piece in firsts))
+        blank = {code for code in ALPHABET if self.ws and re.fullmatch(self.ws, chr(code))}
+        opening = {code for code in ALPHABET - blank - {ord(c) for c in self.brackets} if char_kind(code) in kinds}
+        return balanced_text(*self.brackets, self.loose_depth, [_class_regex(opening)] if opening else [],
+                             char_kind(ord(self.brackets[0])) in kinds, self.ws)
+
+    def opening(self, node: Any) -> tuple[bool, frozenset[Piece]]:
+        """Whether the grammar's texts of ``node`` (at any depth) may be empty, and the tokens those that are
+        not may start with."""
+        if isinstance(node, NonTerminal):
+            return self.rule_openings[node.name]
+        if isinstance(node, Terminal):
+            if node.name not in self.piece_cache:
+                self.piece_cache[node.name] = self.g.terminal_pieces(node.name)
+            return False, frozenset(self.piece_cache[node.name])
+        if node.data in ("literal", "range"):
+            pieces = self.g.literal_pieces(node.children[0]) if node.data == "literal" else self.g.range_pieces(node)
+            return False, frozenset(pieces)
+        if node.data == "template_usage":
+            raise _template_error(node)
+        if node.data in ("alias", "value"):
+            return self.opening(node.children[0])
+        if node.data == "expansions":
+            options = [self.opening(child) for child in node.children]
+            return any(empty for empty, _ in options), frozenset().union(*(firsts for _, firsts in options))
+        if node.data == "expansion":
+            firsts: frozenset[Piece] = frozenset()
+            for child in node.children:
+                empty, more = self.opening(child)
+                firsts |= more
+                if not empty:
+                    return False, firsts
+            return True, firsts
+        if node.data == "maybe":
+            return True, self.opening(node.children[0])[1]
+        if node.data == "expr":
+            item, *ops = node.children
+            empty, firsts = self.opening(item)
+            op = str(ops[0])
+            return (op in "?*" or (op == "~" and int(ops[1]) == 0) or empty), firsts
+        raise GrammarError(f"grammar construct {node.data!r} is not supported by the regular approximation")
+
+    @cached_property
+    def rule_openings(self) -> dict[str, tuple[bool, frozenset[Piece]]]:
+        """:meth:`opening` of every rule (overridden ones by their spellings), to a fixpoint over recursion."""
+        table: dict[str, tuple[bool, frozenset[Piece]]] = {
+            name: (False, frozenset(pieces)) for name, pieces in self.overrides.items()}
+        pending = {name: tree for name, tree in self.g.rules.items() if name not in self.overrides}
+        table.update({name: (False, frozenset()) for name in pending})
+        self.rule_openings = table  # read while the fixpoint runs
+        changed = True
+        while changed:
+            changed = False
+            for name, tree in pending.items():
+                found = self.opening(tree)
+                if found != table[name]:
+                    table[name], changed = found, True
+        return table
+
     def matching_close(self, children: list, index: int) -> int | None:
         """With loosening on: the index of the closing bracket that ends a span opened at ``index``."""
-        if self.loose is None or _literal_text(children[index]) != self.brackets[0]:
+        if not self.loose_depth or _literal_text(children[index]) != self.brackets[0]:
             return None
         return next((j for j in range(index + 1, len(children)) if _literal_text(children[j]) == self.brackets[1]),
                     None)

@@ -130,6 +130,47 @@ def test_nesting_past_the_depth_is_loosened_and_checked_at_commit(music):
     assert not pattern.fullmatch("SELECT name FROM singer WHERE age > (SELECT avg(age) FROM singer")
 
 
+@pytest.mark.parametrize("query", [
+    "SELECT lower() FROM singer",  # SQLite and sqlglot both refuse a call without its arguments ...
+    "SELECT lower( ) FROM singer",
+    "SELECT sum(*) FROM singer",  # ... and `*` anywhere but count(*)
+    "SELECT name FROM singer WHERE age > lag(*)",
+    "SELECT (*) FROM singer",  # a loosened bracket opens as what it stands for does
+    "SELECT name FROM (*)",
+    "SELECT name FROM (WHERE name = 1)",  # a subquery opens with SELECT or WITH, a window with its keywords
+    "SELECT name FROM singer WHERE EXISTS (name)",
+    "SELECT rank() OVER (name) FROM singer",
+    "SELECT name FROM singer WHERE age IN ()",
+    "SELECT name FROM cte",  # a common table's name only where a WITH declares common tables
+    "SELECT T.name FROM totals AS T",
+])
+def test_dead_ends_are_out_of_the_masks(music, query):
+    assert not music[1].fullmatch(query)
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT count(*), count(*) OVER (), date() FROM singer",
+    "SELECT round(avg(age * 2), 1), lower(name) FROM singer GROUP BY name",
+    "SELECT name, rank() OVER (ORDER BY age) FROM singer",
+    "WITH totals AS (SELECT country, count(*) AS n FROM singer GROUP BY country) SELECT country FROM totals",
+    "WITH t AS (SELECT name FROM singer) SELECT name FROM t UNION SELECT concert_name FROM concert",
+])
+def test_what_the_dead_end_rules_keep(music, query):
+    assert accepted(music, query), music[0].check(query)
+
+
+def test_a_double_quoted_name_out_of_reach_is_a_string_as_in_sqlite(music):
+    """SQLite reads ``"x"`` as a column when one in reach is called x, else as a string; the masks write double-quoted
+    text wherever a string may go, so the check must read it the same way."""
+    constraint, pattern = music
+    out_of_reach = 'SELECT name FROM singer WHERE country = "concert_name"'  # a column of concert, not in FROM
+    assert pattern.fullmatch(out_of_reach) and constraint.check(out_of_reach) is None
+    assert constraint.check('SELECT name FROM singer WHERE country = "Name"') is None  # the column itself
+    assert constraint.check(
+        'SELECT name FROM singer WHERE singer_id IN (SELECT singer_id FROM concert WHERE "country" = 1)') is None
+    assert constraint.check("SELECT [concert_name] FROM singer").startswith("SQLite cannot compile it")
+
+
 def test_columns_of_a_subquery_are_looked_up_in_its_own_tables(music):
     constraint, _ = music
     ordered = "SELECT name FROM singer WHERE singer_id = (SELECT singer_id FROM concert ORDER BY year LIMIT 1)"

@@ -102,3 +102,22 @@ def test_the_lexical_language_keeps_words_apart_where_the_regex_cannot():
     assert not lexical.fullmatch("f(distinctx)")  # ... closed by the lexical language
     assert not lexical.fullmatch("f(x) asy")  # glued anywhere, not only where the regex left the gap
     assert not lexical.fullmatch("f(z)")  # a word run must be one of the grammar's word tokens
+
+
+CALLS = r"""
+start: expr
+expr: NUMBER | "(" expr ")" | "f" "(" expr ("," expr)* ")" | "g" "(" (expr |) ")" | "-" expr
+NUMBER: /[0-9]+(?![A-Za-z0-9_])/
+%ignore /[ ]+/
+"""
+
+
+def test_a_loosened_span_opens_as_the_grammars_span_does():
+    """Past the depth a bracketed span is free balanced text, but no freer than its own opening: empty only where
+    the grammar lets it be, and its first character of a kind its first tokens have (here word characters,
+    ``-`` and punctuation such as the bracket, never ``*``)."""
+    pattern = re.compile(GrammarRegex(CALLS).regex(0, loose_depth=2))
+    for text in ("f(1)", "f( -1, 2)", "f((3))", "g()", "g( )", "g(1)", "f(f(1))"):
+        assert pattern.fullmatch(text), text
+    for text in ("f()", "f( )", "f(*)", "f( *1)", "f(1"):
+        assert not pattern.fullmatch(text), text

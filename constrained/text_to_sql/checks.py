@@ -73,16 +73,35 @@ class SqlChecker:
         return self.name_problem(tree) or self.sqlite_problem(text)
 
     def strings_for_unknown_quoted_names(self, tree: exp.Expression) -> exp.Expression:
-        """SQLite reads ``"Asia"`` as a string when no column is called Asia; sqlglot always as a name."""
-        columns = {c.lower() for c in self.schema.column_names}
+        """``tree`` with every double-quoted name that names no column in its scope made a string, as SQLite
+        reads it (``"Asia"`` is a string unless a table in reach has a column Asia); sqlglot always reads a
+        name. In reach: the tables and subqueries of the query's FROM and of the queries around it, and its
+        own result-column names. The masks write double-quoted text wherever a string may go, so the check
+        must not refuse ``"name"`` where SQLite takes it as a string (a column of a table out of reach)."""
+        if not any(_is_quoted(column) for column in tree.find_all(exp.Column)):
+            return tree
+        try:
+            scopes = traverse_scope(tree)
+        except OptimizeError:
+            return tree  # name_problem reports it
+        for column, scope in _columns_by_owning_scope(scopes):
+            if _is_quoted(column) and not self.resolves(scope, column.name):
+                column.replace(exp.Literal.string(column.name))
+        return tree
 
-        def convert(node: exp.Expression) -> exp.Expression:
-            if (isinstance(node, exp.Column) and not node.table and node.this.args.get("quoted")
-                    and node.name.lower() not in columns):
-                return exp.Literal.string(node.name)
-            return node
-
-        return tree.transform(convert)
+    def resolves(self, scope: Scope, name: str) -> bool:
+        """Whether SQLite finds a column ``name`` for an unqualified reference in ``scope``."""
+        folded = name.lower()
+        for current in _scope_chain(scope):
+            for source in current.sources.values():
+                if isinstance(source, exp.Table):
+                    table = self.schema.table(source.name)
+                    if table is not None and table.column(name) is not None:
+                        return True
+                elif isinstance(source, Scope) and any(
+                        output.lower() == folded for output in source.expression.named_selects):
+                    return True
+        return _is_select_alias(scope, name)
 
     def name_problem(self, tree: exp.Expression) -> str | None:
         try:
@@ -145,6 +164,12 @@ class SqlChecker:
         connection.executescript(self.schema.ddl())
         connection.execute("PRAGMA query_only = ON")
         return connection
+
+
+def _is_quoted(column: exp.Column) -> bool:
+    """An unqualified column written in quotes. sqlglot does not keep which quotes; a bracketed or backticked
+    name that names no column is made a string too, and SQLite, which compiles the text itself, refuses it."""
+    return not column.table and bool(column.this.args.get("quoted"))
 
 
 def _scope_chain(scope: Scope) -> list[Scope]:
