@@ -25,7 +25,7 @@ from .denoisers import Denoiser, as_denoiser
 from .errors import ConstraintUnsatisfiable
 from .json_schema import json_schema
 from .prompts import json_prompt, prompt_ids
-from .sampler import DEFAULT_MAX_RETRIES, ConstrainedSampler, Sample
+from .sampler import DEFAULT_FALLBACK_DRAWS, DEFAULT_MAX_RETRIES, ConstrainedSampler, Sample
 from .vocabulary import as_vocabulary
 
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -126,6 +126,7 @@ def run_sampler(
     callback: Callable[[int, str], None] | None,
     streamer: Any,
     max_retries: int,
+    fallback_draws: int = DEFAULT_FALLBACK_DRAWS,
 ) -> GenerationResult:
     """Run ``action`` on a sampler wired to the callback and streamer, and package the result."""
     committed: list[int] = []
@@ -148,7 +149,7 @@ def run_sampler(
 
     sampler = ConstrainedSampler(
         session.denoiser, session.bound, session.generator, end_token_ids=ends, max_retries=max_retries,
-        on_draft=on_draft, on_commit=on_commit,
+        fallback_draws=fallback_draws, on_draft=on_draft, on_commit=on_commit,
     )
     if streamer is not None:
         streamer.put(torch.tensor([prompt_ids], dtype=torch.long))
@@ -172,12 +173,15 @@ def generate(
     callback: Callable[[int, str], None] | None = None,
     streamer: Any = None,
     max_retries: int = DEFAULT_MAX_RETRIES,
+    fallback_draws: int = DEFAULT_FALLBACK_DRAWS,
     **denoiser_options: Any,
 ) -> GenerationResult:
     """Generate up to ``max_new_tokens`` tokens after ``prompt`` that ``constraint`` accepts.
 
     ``constraint=None`` runs the model's own sampler unchanged (for DiffusionGemma, token for token what
     transformers' ``generate`` produces with the same seed). ``steps`` is the number of denoising steps per block.
+    ``max_retries`` and ``fallback_draws`` bound what a block that fails the constraint gets: rounds of denoising
+    again, then admissible blocks drawn from the last logits (:class:`~constrained.sampler.ConstrainedSampler`).
     Raises :class:`ConstraintUnsatisfiable` (with the partial text) when no accepted text fits in the budget,
     :class:`DenoiserError` for a model that cannot serve (no mask token, prompt too long, non-finite logits).
     Each call opens its own session (denoiser state, canvases, generator); the model and bound constraints are
@@ -187,7 +191,7 @@ def generate(
     prompt_ids = session.prompt_ids(prompt)
     return run_sampler(
         session, prompt_ids, lambda sampler: sampler.generate(prompt_ids, max_new_tokens),
-        callback=callback, streamer=streamer, max_retries=max_retries,
+        callback=callback, streamer=streamer, max_retries=max_retries, fallback_draws=fallback_draws,
     )
 
 

@@ -26,9 +26,11 @@ class ScriptedLoop:
         self.partial = partial
         self.answer = answer
         self.constraints = []
+        self.options = []
 
     def __call__(self, constraint, prompt, **kwargs):
         self.constraints.append(constraint)
+        self.options.append(kwargs)
         if len(self.constraints) <= self.failures:
             raise ConstraintUnsatisfiable("every admissible draw failed the commit check", partial=self.partial)
         return SimpleNamespace(text=self.answer)
@@ -60,3 +62,16 @@ def test_a_run_that_fails_every_attempt_raises(monkeypatch):
     assert len(loop.constraints) == 3
     with pytest.raises(ValueError):
         generate_sql("which concerts?", DDL, attempts=0)
+
+
+def test_the_schema_wide_run_draws_no_fallback_blocks_unless_asked(monkeypatch):
+    """Its draws each cost a pass over the large automaton; the FROM-first runs after it keep the sampler's own."""
+    loop = ScriptedLoop(failures=1, partial=OUT_OF_SCOPE)
+    monkeypatch.setattr(generate_module, "generate", loop)
+    generate_sql("which concerts had singers over 30?", DDL, seed=3)
+    schema_wide, scoped = loop.options
+    assert schema_wide["fallback_draws"] == 0 and "fallback_draws" not in scoped and scoped["seed"] == 3
+    loop = ScriptedLoop(failures=1, partial=OUT_OF_SCOPE)
+    monkeypatch.setattr(generate_module, "generate", loop)
+    generate_sql("which concerts had singers over 30?", DDL, fallback_draws=8)
+    assert [options["fallback_draws"] for options in loop.options] == [8, 8]

@@ -30,6 +30,11 @@ from .scope import from_clause_of, scoped_sql, tables_by_relevance
 
 #: Generation runs before giving up: the schema-wide constraint, then FROM clauses decided first.
 DEFAULT_ATTEMPTS = 4
+#: Admissible blocks the schema-wide run draws when its best block fails the commit check (the sampler's
+#: ``fallback_draws``), unless the caller sets them. Its automaton is the large one, and each share of draws is a
+#: pass over all its states at every position of the canvas, while what the draws fail on is mostly column scope,
+#: which the FROM-first runs settle over automata a tenth of the size, whose draws are cheap.
+SCHEMA_WIDE_FALLBACK_DRAWS = 0
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ def generate_sql(question: str, db: Any, *, model: Any = None, tokenizer: Any = 
 
     When a run ends with no admissible query, the next one decides the FROM clause first (the failed run's
     own, where it is admissible, then single tables by relevance to the question), up to ``attempts`` runs.
+    The schema-wide run draws no fallback blocks unless ``fallback_draws`` says otherwise
+    (:data:`SCHEMA_WIDE_FALLBACK_DRAWS`).
 
     Parameters:
         question: the question, placed in the prompt (never into a query).
@@ -69,7 +76,8 @@ def generate_sql(question: str, db: Any, *, model: Any = None, tokenizer: Any = 
         dialect: the dialect of the returned ``sql`` (generated in SQLite's, converted by sqlglot).
         depth: nesting the schema-wide masks track exactly (see :func:`constrained.sql`).
         attempts: generation runs at most, the schema-wide one included.
-        gen_kwargs: go to :func:`constrained.generation.generate` (``max_new_tokens``, ``steps``, ``seed``, ...).
+        gen_kwargs: go to :func:`constrained.generation.generate` (``max_new_tokens``, ``steps``, ``seed``,
+            ``fallback_draws``, ...).
 
     Returns:
         The query, the generated text, the rows when executed, and the generation's figures.
@@ -87,9 +95,10 @@ def generate_sql(question: str, db: Any, *, model: Any = None, tokenizer: Any = 
     prompt = question_prompt(schema, question)
     failures: list[ConstraintUnsatisfiable] = []
     result = None
-    for constraint in _constraints(schema, question, depth, failures):
+    for index, constraint in enumerate(_constraints(schema, question, depth, failures)):
+        options = gen_kwargs if index else {"fallback_draws": SCHEMA_WIDE_FALLBACK_DRAWS, **gen_kwargs}
         try:
-            result = generate(constraint, prompt, model=model, tokenizer=tokenizer, **gen_kwargs)
+            result = generate(constraint, prompt, model=model, tokenizer=tokenizer, **options)
             break
         except ConstraintUnsatisfiable as error:
             failures.append(error)

@@ -137,6 +137,7 @@ def scoped_sql(db: Any, from_clause: str, *, max_whitespace: int = DEFAULT_MAX_W
     fixed = Piece(literal_text_regex(clause, False), frozenset({WORD}), frozenset({char_kind(ord(clause[-1]))}))
     overrides.update(
         from_clause=[fixed],
+        plain_from_clause=[fixed],  # the FROM of a query without WITH (sql.lark keeps the two apart)
         column_ref=names_pieces(references),
         qualifier=names_pieces(qualifiers),
         output_name=[],
