@@ -345,7 +345,7 @@ class ConstrainedSampler:
         violation = self._violation(prefix, block, last)
         tried = {tuple(block)}
         share = -(-self.fallback_draws // len(FALLBACK_TEMPERATURES))
-        for temperature in FALLBACK_TEMPERATURES if violation is not None else ():
+        for temperature in FALLBACK_TEMPERATURES if violation is not None and share else ():  # each: one pass
             for drawn in itertools.islice(cv.sample_decodes(logprobs / temperature, self.generator), share):
                 drawn = drawn[:length]
                 if tuple(drawn) in tried:

@@ -152,6 +152,20 @@ def test_failing_commit_check_raises_with_the_partial_text(tokenizer, gemma):
     assert regex("[a-c]{3}").accepts(failure.value.partial)
 
 
+def test_no_fallback_draws_means_no_drawing_passes(tokenizer, gemma, monkeypatch):
+    """``fallback_draws=0`` leaves the MAP block alone: no lattice pass for draws (each costs one over the whole
+    automaton and canvas), and the failure says no other draw was tried."""
+    from constrained.lattice import Canvas
+
+    def no_draws(*args, **kwargs):
+        raise AssertionError("sample_decodes called with fallback_draws=0")
+
+    monkeypatch.setattr(Canvas, "sample_decodes", no_draws)
+    never = Constraint("[a-c]{3}", check=lambda text: "rejected at commit time")
+    with pytest.raises(ConstraintUnsatisfiable, match="and 0 other admissible draws"):
+        run(DiffusionGemmaDenoiser(gemma, steps=3), never, tokenizer, 8, fallback_draws=0)
+
+
 def test_commit_check_is_never_bypassed(tokenizer, bert):
     # the regex cannot count letters; the check can. Every run either satisfies it or fails loudly.
     counted = Constraint("[ab]{6}", check=lambda text: None if text.count("a") == 3 else "needs three a")
