@@ -230,32 +230,36 @@ class _PatternConverter:
         return set(ALPHABET - found) if negate else found & ALPHABET
 
     # ---- boundary kinds
-    def item_kinds(self, item: tuple[Any, Any], ci: bool, from_end: bool) -> tuple[set[str], bool]:
-        """(kinds of the first -- or last -- character, whether the item can match the empty string)."""
+    def item_codes(self, item: tuple[Any, Any], ci: bool, from_end: bool) -> tuple[set[int], bool]:
+        """(the first -- or last -- characters, whether the item can match the empty string)."""
         op, av = item
         if op in (sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.IN, sre_constants.ANY):
-            return {char_kind(c) for c in self.codes(item, ci)}, False
+            return self.codes(item, ci), False
         if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
-            kinds, nullable = self.seq_kinds(av[2], ci, from_end)
-            return kinds, nullable or av[0] == 0
+            codes, nullable = self.seq_codes(av[2], ci, from_end)
+            return codes, nullable or av[0] == 0
         if op is sre_constants.SUBPATTERN:
-            return self.seq_kinds(av[3], ci, from_end)
+            return self.seq_codes(av[3], ci, from_end)
         if op is sre_constants.BRANCH:
-            results = [self.seq_kinds(alt, ci, from_end) for alt in av[1]]
-            return set().union(*(k for k, _ in results)), any(n for _, n in results)
+            results = [self.seq_codes(alt, ci, from_end) for alt in av[1]]
+            return set().union(*(c for c, _ in results)), any(n for _, n in results)
         if op in (sre_constants.ASSERT_NOT, sre_constants.ASSERT):
             return set(), True
         raise self.fail(op)
 
-    def seq_kinds(self, seq: Iterable, ci: bool, from_end: bool) -> tuple[set[str], bool]:
+    def seq_codes(self, seq: Iterable, ci: bool, from_end: bool) -> tuple[set[int], bool]:
         items = list(seq)
-        kinds: set[str] = set()
+        codes: set[int] = set()
         for item in reversed(items) if from_end else items:
-            item_kinds, nullable = self.item_kinds(item, ci, from_end)
-            kinds |= item_kinds
+            item_codes, nullable = self.item_codes(item, ci, from_end)
+            codes |= item_codes
             if not nullable:
-                return kinds, False
-        return kinds, True
+                return codes, False
+        return codes, True
+
+    def seq_kinds(self, seq: Iterable, ci: bool, from_end: bool) -> tuple[set[str], bool]:
+        codes, nullable = self.seq_codes(seq, ci, from_end)
+        return {char_kind(c) for c in codes}, nullable
 
     def last_kinds(self, items: list, ci: bool) -> set[str]:
         return self.seq_kinds(items, ci, from_end=True)[0]
@@ -287,6 +291,13 @@ _CONSTRUCT_NAMES = {
     sre_constants.GROUPREF_EXISTS: "a conditional group",
     sre_constants.AT: "an anchor",
 }
+
+
+@lru_cache(maxsize=4096)
+def first_codes(regex: str) -> frozenset[int]:
+    """The characters a text of ``regex`` (a piece's, in the syntax :class:`Piece` holds) can start with."""
+    converter = _PatternConverter("piece", regex)
+    return frozenset(converter.seq_codes(sre_parse.parse(regex), False, from_end=False)[0])
 
 
 def _class_regex(codes: Iterable[int]) -> str:
@@ -708,7 +719,7 @@ class _Builder:
         """Balanced text for a bracketed span whose nesting was cut: what the span's own texts can be, as far as
         their opening says. Empty only where the grammar lets the span be empty; otherwise it starts with one of
         the span's first tokens where those are a few keywords (``SELECT`` or ``WITH`` for a subquery), else with
-        a character of a kind they start with."""
+        a character one of them starts with (a name, a literal, a bracket or a sign, never ``=`` or ``*``)."""
         may_be_empty, firsts = self.opening(Tree("expansion", children))
         if may_be_empty:
             return balanced_text(*self.brackets, self.loose_depth)
@@ -717,11 +728,10 @@ class _Builder:
         if len(regexes) <= _FEW_FIRST_TOKENS and all(_KEYWORD_REGEX.fullmatch(regex) for regex in regexes):
             return balanced_text(*self.brackets, self.loose_depth, regexes, open_ in {p.regex for p in firsts},
                                  self.ws)
-        kinds = frozenset().union(*(piece.first for piece in firsts))
-        blank = {code for code in ALPHABET if self.ws and re.fullmatch(self.ws, chr(code))}
-        opening = {code for code in ALPHABET - blank - {ord(c) for c in self.brackets} if char_kind(code) in kinds}
+        codes = frozenset().union(*(first_codes(piece.regex) for piece in firsts))
+        opening = codes - {ord(c) for c in self.brackets}
         return balanced_text(*self.brackets, self.loose_depth, [_class_regex(opening)] if opening else [],
-                             char_kind(ord(self.brackets[0])) in kinds, self.ws)
+                             ord(self.brackets[0]) in codes, self.ws)
 
     def opening(self, node: Any) -> tuple[bool, frozenset[Piece]]:
         """Whether the grammar's texts of ``node`` (at any depth) may be empty, and the tokens those that are

@@ -140,6 +140,7 @@ def test_nesting_past_the_depth_is_loosened_and_checked_at_commit(music):
     "SELECT name FROM (WHERE name = 1)",  # a subquery opens with SELECT or WITH, a window with its keywords
     "SELECT name FROM singer WHERE EXISTS (name)",
     "SELECT rank() OVER (name) FROM singer",
+    "SELECT name FROM singer WHERE (= 1)",  # a bracketed expression opens as an expression does
     "SELECT name FROM singer WHERE age IN ()",
     "SELECT name FROM cte",  # a common table's name only where a WITH declares common tables
     "SELECT T.name FROM totals AS T",

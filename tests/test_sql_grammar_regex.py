@@ -114,10 +114,10 @@ NUMBER: /[0-9]+(?![A-Za-z0-9_])/
 
 def test_a_loosened_span_opens_as_the_grammars_span_does():
     """Past the depth a bracketed span is free balanced text, but no freer than its own opening: empty only where
-    the grammar lets it be, and its first character of a kind its first tokens have (here word characters,
-    ``-`` and punctuation such as the bracket, never ``*``)."""
+    the grammar lets it be, and its first character one its first tokens start with (here a digit, ``f``, ``g``,
+    ``-`` or a bracket, never ``,`` or ``*``)."""
     pattern = re.compile(GrammarRegex(CALLS).regex(0, loose_depth=2))
     for text in ("f(1)", "f( -1, 2)", "f((3))", "g()", "g( )", "g(1)", "f(f(1))"):
         assert pattern.fullmatch(text), text
-    for text in ("f()", "f( )", "f(*)", "f( *1)", "f(1"):
+    for text in ("f()", "f( )", "f(*)", "f( *1)", "f(,1)", "f(x)", "f(1"):
         assert not pattern.fullmatch(text), text
