@@ -22,8 +22,8 @@ once with the built-in model and once with a uniform-random denoiser (a Diffusio
 zero, so every allowed token is equally likely). Per denoiser: how many runs returned a query and how many
 raised ``ConstraintUnsatisfiable``; the run rate (returned queries that execute read-only on the real database,
 over all questions) and the median seconds per question; of the returned ones, how many parse with sqlglot,
-pass the commit check and execute (soundness: all of them); and execution accuracy against the gold
-query's rows (ordered when the gold query has ORDER BY, else as multisets). The 20 dev databases in
+pass the commit check and execute (soundness: all of them), with every unsound and every raised run listed;
+and execution accuracy against the gold query's rows (ordered when the gold query has ORDER BY, else as multisets). The 20 dev databases in
 ../shared/data/spider hold schemas but no rows, so accuracy is measured on populated in-memory copies
 (``populated_db.py``): a query is right when its rows equal the gold query's on all three copies, counted where
 the gold result has rows on at least one.
@@ -38,6 +38,7 @@ import argparse
 import collections
 import functools
 import json
+import os
 import re
 import statistics
 import time
@@ -49,6 +50,7 @@ from constrained.text_to_sql.compiler import DEFAULT_LOOSE_DEPTH, DEFAULT_MAX_WH
 from constrained.text_to_sql.execute import execute_readonly
 from constrained.token_dfa import DEAD
 from constrained.token_dfa_build import build_token_dfa
+from constrained.token_dfa_cache import cache_dir
 from constrained.vocabulary import byte_vocabulary
 
 #: The analytical query set (written for this project, not Spider's).
@@ -188,7 +190,7 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, populate
             except DatabaseError:
                 continue
             counts["execution_match"] += all(same_rows(g, w, ordered) for g, w in zip(got, gold))
-    return {"n": len(examples), **counts, "unsound_examples": unsound[:3], "raised_examples": raised[:5],
+    return {"n": len(examples), **counts, "unsound_examples": unsound, "raised_examples": raised,
             "median_seconds": round(statistics.median(seconds), 2) if seconds else 0.0,
             "mean_seconds": round(statistics.fmean(seconds), 2) if seconds else 0.0}
 
@@ -212,18 +214,24 @@ def generation_report(dev: list[dict], data: Path, count: int) -> None:
 
     denoisers = {"built-in model": model,
                  "uniform random": zero_logit_model(len(tokenizer), model.config.canvas_length)}
+    cached = sum(1 for _ in (cache_dir() / "token_dfa").glob("*")) if (cache_dir() / "token_dfa").is_dir() else 0
+    print(f"generate_sql over {len(examples)} questions of {len({e['db_id'] for e in examples})} databases; "
+          f"automaton cache {cache_dir()} holding {cached} entries at the start "
+          f"({'cold' if not cached else 'warm or partly warm'})")
     for name, denoiser in denoisers.items():
+        load = os.getloadavg()[0]
         row = generation_pass(examples, data, denoiser, tokenizer, populated)
         returned = row.get("returned", 0)
         print(f"generate_sql, {name}: {returned}/{row['n']} returned ({row.get('raised', 0)} raised), "
               f"run rate {row.get('runs', 0)}/{row['n']} = {100 * row.get('runs', 0) / max(1, row['n']):.1f}%, "
               f"sound {row.get('sound', 0)}/{returned}, execution accuracy {row.get('execution_match', 0)} of "
               f"{row.get('execution_comparable', 0)} sound queries whose gold result has rows on the populated copies, "
-              f"median {row['median_seconds']} s/question (mean {row['mean_seconds']})")
+              f"median {row['median_seconds']} s/question (mean {row['mean_seconds']}), "
+              f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
         for example in row["unsound_examples"]:
-            print(f"    unsound: {example[:200]}")
+            print(f"    unsound: {example[:300]}")
         for example in row["raised_examples"]:
-            print(f"    raised: {example[:200]}")
+            print(f"    raised: {example[:300]}")
 
 
 def main() -> None:
