@@ -23,10 +23,10 @@ zero, so every allowed token is equally likely). Per denoiser: how many runs ret
 raised ``ConstraintUnsatisfiable``; the run rate (returned queries that execute read-only on the real database,
 over all questions) and the median seconds per question; of the returned ones, how many parse with sqlglot,
 pass the commit check and execute (soundness: all of them), with every unsound and every raised run listed;
-and execution accuracy against the gold query's rows (ordered when the gold query has ORDER BY, else as multisets). The 20 dev databases in
-../shared/data/spider hold schemas but no rows, so accuracy is measured on populated in-memory copies
-(``populated_db.py``): a query is right when its rows equal the gold query's on all three copies, counted where
-the gold result has rows on at least one.
+and execution accuracy against the gold query's rows (ordered when the gold query has ORDER BY, else as
+multisets). The 20 dev databases in ../shared/data/spider hold schemas but no rows, so accuracy is measured on
+populated in-memory copies (``populated_db.py``): a query is right when its rows equal the gold query's on all
+three copies, counted where the gold result has rows on at least one.
 
 Usage: python -m benchmarks.spider [--depth 0] [--loose-depth 3] [--generate 60] [--index] [--walk 50]
                                    [--dbs a,b] [--data ../shared/data/spider] [--analytical PATH]

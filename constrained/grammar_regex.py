@@ -265,15 +265,22 @@ class _PatternConverter:
         return self.seq_kinds(items, ci, from_end=True)[0]
 
     def pieces(self, flags: Iterable[str]) -> list[Piece]:
-        """The pattern split at its top-level alternatives, so each part gets the separator that fits it."""
+        """The pattern split at its top-level alternatives (inside a plain group too, as in
+        ``/(?:1[.]5|[.]5)(?![A-Za-z0-9_])/``), so each part gets the separator that fits it and the lexical
+        language files it by its own first character."""
         ci = "i" in set(flags)
         try:
             tree = list(sre_parse.parse(self.pattern, sre_constants.SRE_FLAG_IGNORECASE if ci else 0))
         except re.error as exc:
             raise GrammarError(f"terminal {self.name} /{self.pattern}/ is not a valid regex: {exc}") from exc
         alternatives = [tree]
-        if len(tree) == 1 and tree[0][0] is sre_constants.BRANCH:
-            alternatives = [list(alt) for alt in tree[0][1][1]]
+        body, tail = tree, []  # a trailing word boundary applies to each alternative alike
+        if len(tree) == 2 and tree[1][0] is sre_constants.ASSERT_NOT and self._word_boundary(tree[1][1], tree, ci):
+            body, tail = tree[:1], tree[1:]
+        if len(body) == 1 and body[0][0] is sre_constants.SUBPATTERN and not any(body[0][1][1:3]):
+            body = list(body[0][1][3])  # (?:a|b): a group that changes no flag is its alternatives
+        if len(body) == 1 and body[0][0] is sre_constants.BRANCH:
+            alternatives = [list(alt) + tail for alt in body[0][1][1]]
         pieces = []
         for alt in alternatives:
             first, nullable = self.seq_kinds(alt, ci, from_end=False)

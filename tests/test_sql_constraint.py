@@ -141,6 +141,9 @@ def test_nesting_past_the_depth_is_loosened_and_checked_at_commit(music):
     "SELECT name FROM singer WHERE EXISTS (name)",
     "SELECT rank() OVER (name) FROM singer",
     "SELECT name FROM singer WHERE (= 1)",  # a bracketed expression opens as an expression does
+    "SELECT name, lag(age) FROM singer",  # a window function only with its OVER
+    "SELECT rank() FROM singer",
+    "SELECT2.5 FROM singer",  # a decimal glued to a keyword
     "SELECT name FROM singer WHERE age IN ()",
     "SELECT name FROM cte",  # a common table's name only where a WITH declares common tables
     "SELECT T.name FROM totals AS T",

@@ -104,6 +104,18 @@ def test_the_lexical_language_keeps_words_apart_where_the_regex_cannot():
     assert not lexical.fullmatch("f(z)")  # a word run must be one of the grammar's word tokens
 
 
+
+def test_a_terminal_whose_alternatives_start_differently_is_filed_by_each():
+    """``/(?:1.5|.5)(?![...])/`` starts with a digit or a dot: split into its alternatives, the word-first one
+    needs a space after a word and the lexical language keeps it apart from one (``SELECT2.2`` is no text)."""
+    grammar = GrammarRegex('start: "select"i NUMBER\nNUMBER: /(?:[0-9]+\\.[0-9]+|\\.[0-9]+)(?![A-Za-z0-9_])/\n'
+                           '%ignore " "')
+    assert [sorted(piece.first) for piece in grammar.terminal_pieces("NUMBER")] == [["w"], ["p"]]
+    both = [re.compile(grammar.regex(0)), re.compile(grammar.lexical_regex())]
+    for text in ("select 2.2", "select.5", "select .5"):
+        assert all(p.fullmatch(text) for p in both), text
+    assert not all(p.fullmatch("select2.2") for p in both)
+
 CALLS = r"""
 start: expr
 expr: NUMBER | "(" expr ")" | "f" "(" expr ("," expr)* ")" | "g" "(" (expr |) ")" | "-" expr

@@ -47,6 +47,19 @@ def test_one_table_offers_its_own_columns_only():
     assert not matches(constraint, "SELECT name FROM singer WHERE age > (SELECT 1 FROM singer)")  # no subqueries
 
 
+@pytest.mark.parametrize("query", [
+    "SELECT total(count(*)) FROM singer",  # an aggregate of an aggregate: SQLite's misuse
+    "SELECT lower(DISTINCT name) FROM singer",  # DISTINCT only in an aggregate
+    "SELECT lag(age) FROM singer",  # a window function without OVER (and no windows here at all)
+    "SELECT lower() FROM singer",
+    "SELECT sum(*) FROM singer",
+])
+def test_calls_are_written_as_sqlite_takes_them(query):
+    constraint = scoped_sql(DDL, "FROM singer")
+    assert matches(constraint, "SELECT round(avg(age), 1), count(DISTINCT name), max(age, 3), count(*) FROM singer")
+    assert not matches(constraint, query)
+
+
 def test_a_join_offers_qualified_columns_of_its_tables():
     constraint = scoped_sql(DDL, JOIN)
     assert matches(constraint, f"SELECT T1.name, T2.title {JOIN} WHERE T2.year > 2000 ORDER BY T1.age DESC")
