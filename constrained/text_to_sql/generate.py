@@ -28,8 +28,9 @@ from .database import Schema, load_schema
 from .execute import execute_readonly
 from .scope import from_clause_of, scoped_sql, tables_by_relevance
 
-#: Generation runs before giving up: the schema-wide constraint, then FROM clauses decided first.
-DEFAULT_ATTEMPTS = 4
+#: Generation runs before giving up: the schema-wide constraint, then FROM clauses decided first. A FROM-first
+#: run binds and draws over a small automaton, so a few more of them cost seconds.
+DEFAULT_ATTEMPTS = 6
 #: Admissible blocks the schema-wide run draws when its best block fails the commit check (the sampler's
 #: ``fallback_draws``), unless the caller sets them. Its automaton is the large one, and each share of draws is a
 #: pass over all its states at every position of the canvas, while what the draws fail on is mostly column scope,
