@@ -323,8 +323,8 @@ def main() -> None:
     print(f"\ncompleteness at depth {args.depth}: {accepted}/{total} = {100 * accepted / max(total, 1):.1f}%")
     for key, count in causes.most_common():
         print(f"  {count:4d}  {key}\n        e.g. {examples[key][:220]}")
-    if analytical:
-        count = sum(len(queries) for queries in analytical.values())
+    count = sum(len(queries) for queries in analytical.values())
+    if count:  # the dictionary gets a key per database looked up, so its size says nothing
         print(f"analytical set: {analytical_accepted}/{count} = {100 * analytical_accepted / count:.1f}% accepted")
         for query in analytical_refused:
             print(f"    refused: {query[:200]}")
