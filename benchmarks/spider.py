@@ -195,10 +195,14 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, populate
             "mean_seconds": round(statistics.fmean(seconds), 2) if seconds else 0.0}
 
 
-def generation_report(dev: list[dict], data: Path, count: int) -> None:
+def generation_report(dev: list[dict], data: Path, count: int, which: str = "both") -> None:
     import random
 
+    import torch
+
     from constrained.default_model import load_default
+
+    torch.set_num_threads(1)  # the machine's cores are shared: more threads only add contention to the figures
 
     examples = random.Random(0).sample(dev, min(count, len(dev)))
     model, tokenizer = load_default()
@@ -214,6 +218,8 @@ def generation_report(dev: list[dict], data: Path, count: int) -> None:
 
     denoisers = {"built-in model": model,
                  "uniform random": zero_logit_model(len(tokenizer), model.config.canvas_length)}
+    denoisers = {name: denoiser for name, denoiser in denoisers.items()
+                 if which == "both" or name.startswith({"model": "built-in", "uniform": "uniform"}[which])}
     cached = sum(1 for _ in (cache_dir() / "token_dfa").glob("*")) if (cache_dir() / "token_dfa").is_dir() else 0
     print(f"generate_sql over {len(examples)} questions of {len({e['db_id'] for e in examples})} databases; "
           f"automaton cache {cache_dir()} holding {cached} entries at the start "
@@ -249,6 +255,8 @@ def main() -> None:
                         help="the analytical query set (JSON list of db_id, question, query); '' to skip")
     parser.add_argument("--generate", type=int, default=0,
                         help="dev questions through generate_sql, built-in model and uniform denoiser")
+    parser.add_argument("--denoisers", choices=("both", "model", "uniform"), default="both",
+                        help="which denoisers --generate runs")
     args = parser.parse_args()
 
     data = Path(args.data)
@@ -333,7 +341,7 @@ def main() -> None:
     if args.walk:
         print(f"random walks: {dict(soundness)}")
     if args.generate:
-        generation_report([x for x in dev if x["db_id"] in wanted], data, args.generate)
+        generation_report([x for x in dev if x["db_id"] in wanted], data, args.generate, args.denoisers)
 
 
 if __name__ == "__main__":
