@@ -19,6 +19,7 @@ import multiprocessing
 import pickle
 import resource
 import signal
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -76,6 +77,7 @@ def run_bounded(task: Callable[..., T], *args: Any, timeout_s: float, memory_byt
     process = context.Process(target=_child, args=(task, args, limit, sender))
     process.start()
     sender.close()
+    status = None
     try:
         if not receiver.poll(timeout_s):
             raise CompileTimeout(f"{what} took longer than {timeout_s:g} s")
@@ -86,8 +88,11 @@ def run_bounded(task: Callable[..., T], *args: Any, timeout_s: float, memory_byt
             status, payload = "ended", None
     finally:
         process.kill()
-        process.join()
         receiver.close()
+        if status in (None, "ended"):
+            process.join()
+        else:  # answered: the child's exit status is not needed, and a large child takes a while to tear down
+            threading.Thread(target=process.join, name="reaping a bounded child", daemon=True).start()
     if status == "ok":
         return payload
     if status == "raised":

@@ -75,6 +75,17 @@ def _byte_vocabulary() -> Any:
     return outlines_core.Vocabulary(_END_ID, spelled)
 
 
+def load_in_parent() -> None:
+    """Import outlines-core and numpy's random generators, and make the byte vocabulary, in this process.
+
+    Why: a build runs in a forked child (:mod:`.token_dfa_build`), which would otherwise import and make them
+    again on every build and throw them away; made once in the parent, every later child finds them.
+    """
+    import numpy.random  # noqa: F401 - numpy imports it lazily, at the first hash of a build
+
+    _byte_vocabulary()
+
+
 def byte_automaton(pattern: str) -> ByteAutomaton:
     """The automaton of ``pattern`` over bytes, determinized through outlines-core.
 

@@ -11,6 +11,8 @@ import logging
 import time
 
 from .bounded_child import run_bounded
+from .build_helper import build_in_helper
+from .byte_automaton import load_in_parent
 from .errors import VocabularyError
 from .pattern_automaton import patterns_dfa
 from .token_dfa import DEAD, TokenDFA
@@ -70,8 +72,12 @@ def build_token_dfa(
             _LOG.debug("building a one-off token automaton")
         started = time.perf_counter()
         vocabulary.packed_spellings  # noqa: B018 - packed here, not in the child, for every later build to find
-        dfa = run_bounded(patterns_dfa, patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes,
-                          what="building the token automaton")
+        what = "building the token automaton"
+        dfa = build_in_helper(patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes, what=what)
+        if dfa is None:  # the helper is starting or busy: forked from here
+            load_in_parent()
+            dfa = run_bounded(patterns_dfa, patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes,
+                              what=what)
         _LOG.log(level, "built it in %.1f s: %d states, %d token classes", time.perf_counter() - started,
                  dfa.n_states, dfa.n_classes)
         if cached:

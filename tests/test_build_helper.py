@@ -1,0 +1,101 @@
+"""The build helper: a small process that forks the bounded builds. A build through it is the build the caller
+would have made, under the same bounds and with the same errors; it belongs to the process that started it and
+ends with it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from constrained import build_helper
+from constrained.bounded_child import run_bounded
+from constrained.build_helper import build_in_helper, warm_build_helper
+from constrained.errors import CompileError, CompileTimeout, RegexError
+from constrained.pattern_automaton import patterns_dfa
+from constrained.vocabulary import TokenVocabulary
+
+VOCABULARY = TokenVocabulary((b"a", b"b", b"ab", b"c", b"z", b"zz", None), (6,))
+
+
+def _helped(patterns: tuple[str, ...], **bounds):
+    """A build through this process's helper, which must be ready."""
+    assert warm_build_helper(60.0), "the build helper did not start"
+    options = {"timeout_s": 60.0, "memory_bytes": None, **bounds}
+    return build_in_helper(patterns, VOCABULARY, what="building", **options)
+
+
+def test_a_build_through_the_helper_is_the_callers_build():
+    built = _helped(("(ab|c)+z+", "[abcz]{2,6}"))
+    assert built is not None
+    here = patterns_dfa(("(ab|c)+z+", "[abcz]{2,6}"), VOCABULARY)
+    assert np.array_equal(built.table, here.table)
+    assert np.array_equal(built.token_class, here.token_class)
+    assert np.array_equal(built.accepting, here.accepting)
+
+
+def test_a_typed_error_of_the_build_comes_back_as_it_was():
+    with pytest.raises(RegexError, match="cannot compile pattern|unbalanced"):
+        _helped(("(ab",))
+
+
+def test_a_build_past_its_time_is_a_timeout():
+    with pytest.raises(CompileTimeout, match="building took longer than"):
+        _helped(("(ab|c)+z+",), timeout_s=1e-4)
+    assert _helped(("c",)) is not None  # the helper still builds
+
+
+def test_a_build_past_its_memory_is_a_timeout_naming_the_bound():
+    """An automaton of 2^17 states (the 17th symbol from the end is an a) cannot be made in 16 MiB."""
+    with pytest.raises(CompileTimeout, match=r"out of memory \(its bound: 16 MiB\)"):
+        _helped(("[abcz]*a[abcz]{16}",), memory_bytes=16 << 20)
+
+
+def test_a_helper_that_dies_is_a_compile_error_and_the_next_build_starts_another():
+    helper = build_helper._own_helper()
+    assert warm_build_helper(60.0)
+    helper.process.kill()
+    helper.process.wait()
+    with pytest.raises(CompileError, match="the build helper ended with no answer"):
+        build_in_helper(("c+",), VOCABULARY, timeout_s=60.0, memory_bytes=None, what="building")
+    assert build_helper._own_helper() is not helper
+    assert _helped(("c+",)) is not None
+
+
+def test_a_forked_child_does_not_use_its_parents_helper():
+    assert warm_build_helper(60.0)
+    parents = build_helper._own_helper().process.pid
+    childs = run_bounded(lambda: build_helper._own_helper().process.pid, timeout_s=60, memory_bytes=None,
+                         what="looking")
+    assert childs != parents
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting for its new parent to reap it has ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_the_helper_ends_with_the_process_that_started_it(tmp_path):
+    code = textwrap.dedent("""
+        from constrained import build_helper
+        assert build_helper.warm_build_helper(60.0)
+        print(build_helper._own_helper().process.pid, flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CONSTRAINED_CACHE": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    helper_pid = int(done.stdout)
+    deadline = time.monotonic() + 20
+    while _alive(helper_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(helper_pid)
