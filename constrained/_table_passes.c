@@ -1,12 +1,13 @@
 /* The automaton build's passes over transition lists: outlines-core's byte transitions turned into a table,
- * and the columns of a transition list hashed (to find equal columns: byte classes, merged token classes).
+ * the columns of a transition list hashed (to find equal columns: byte classes, merged token classes), and
+ * the equivalent states of a transition list found (Moore's refinement, the rounds of a minimization).
  *
  * Why in C: an automaton's transition list holds millions of (state, symbol, next state) entries on a large
  * pattern. Through numpy, renumbering states, dropping the transitions we do not keep, hashing every column
  * and filling the table cost a dozen passes with temporaries of 8 bytes per entry (numpy widens int32
  * indices to 64 bits before it gathers). Here each is one pass, and nothing is allocated per entry.
  *
- * The two passes over a transition list read the same triple of int32 arrays and keep the same
+ * The first two passes over a transition list read the same triple of int32 arrays and keep the same
  * transitions: those whose state and next state `renumber` maps to one of ours (not -1) and whose token
  * `token_ok` allows (ids past its end are outlines-core's synthetic marker tokens, not ours).
  */
@@ -39,6 +40,7 @@ static int int32_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 
 static int int32_out(PyObject *obj, void *view) { return typed_buffer(obj, view, 4, "il", 1); }
 static int uint8_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 1, "B?", 0); }
 static int uint64_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 8, "QL", 0); }
+static int int64_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 8, "lq", 0); }
 
 /* The arguments both passes share, checked. */
 typedef struct {
@@ -154,6 +156,108 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------------------------ coarsest_blocks */
+
+/* Whether states a and b agree this round: the same block, and transitions on the same classes into the same
+ * blocks (each state's transitions are given in class order). */
+static int same_row(Py_ssize_t a, Py_ssize_t b, const int64_t *start, const int32_t *cls, const int32_t *target,
+                    const int32_t *block) {
+    if (block[a] != block[b] || start[a + 1] - start[a] != start[b + 1] - start[b]) return 0;
+    for (int64_t i = start[a], j = start[b]; i < start[a + 1]; i++, j++)
+        if (cls[i] != cls[j] || block[target[i]] != block[target[j]]) return 0;
+    return 1;
+}
+
+/* coarsest_blocks(starts, classes, targets, blocks): Moore's refinement from the partition `blocks` (int32 [n],
+ * ids not negative), state s's transitions being classes/targets[starts[s]:starts[s + 1]] in class order; returns the
+ * coarsest partition that refines it and that transitions respect, as int32 [n] bytes, blocks numbered in order
+ * of their first state. Each round is one pass over the transitions with a hash table of rows, compared exactly. */
+static PyObject *coarsest_blocks(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer starts, classes, targets, blocks;
+    if (!PyArg_ParseTuple(args, "O&O&O&O&", int64_in, &starts, int32_in, &classes, int32_in, &targets, int32_in,
+                          &blocks))
+        return NULL;
+    PyObject *result = NULL;
+    int32_t *block = NULL, *refined = NULL, *slots = NULL;
+    uint64_t *hashes = NULL;
+    Py_ssize_t n = blocks.len / 4, n_edges = classes.len / 4;
+    const int64_t *start = starts.buf;
+    const int32_t *cls = classes.buf, *target = targets.buf;
+    if (starts.len != (n + 1) * 8 || targets.len != classes.len || (n && (start[0] != 0 || start[n] != n_edges))) {
+        PyErr_SetString(PyExc_ValueError, "starts must be int64 [n + 1] from 0 to the transitions' count");
+        goto done;
+    }
+    for (Py_ssize_t s = 0; s < n; s++)
+        if (start[s] > start[s + 1]) {
+            PyErr_SetString(PyExc_ValueError, "starts must not decrease");
+            goto done;
+        }
+    for (Py_ssize_t e = 0; e < n_edges; e++)
+        if (target[e] < 0 || target[e] >= n) {
+            PyErr_SetString(PyExc_ValueError, "a target lies outside the states");
+            goto done;
+        }
+    Py_ssize_t n_slots = 16;
+    while (n_slots < 2 * n) n_slots *= 2;
+    block = PyMem_Malloc(((size_t)n + 1) * sizeof(int32_t));
+    refined = PyMem_Malloc(((size_t)n + 1) * sizeof(int32_t));
+    hashes = PyMem_Malloc(((size_t)n + 1) * sizeof(uint64_t));
+    slots = PyMem_Malloc((size_t)n_slots * sizeof(int32_t));
+    if (!block || !refined || !hashes || !slots) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t s = 0; s < n; s++) {
+        block[s] = ((const int32_t *)blocks.buf)[s];
+        if (block[s] < 0) {
+            PyErr_SetString(PyExc_ValueError, "a block id is negative");
+            goto done;
+        }
+    }
+    Py_ssize_t count = -1;
+    while (1) {
+        memset(slots, 0xff, (size_t)n_slots * sizeof(int32_t));
+        Py_ssize_t n_refined = 0;
+        for (Py_ssize_t s = 0; s < n; s++) {
+            uint64_t hash = 0x9E3779B97F4A7C15ull ^ (uint64_t)block[s];
+            for (int64_t e = start[s]; e < start[s + 1]; e++)
+                hash = (hash ^ ((uint64_t)(uint32_t)cls[e] << 32 | (uint32_t)block[target[e]])) * 0x100000001B3ull;
+            hash ^= hash >> 29;
+            hashes[s] = hash;
+            Py_ssize_t slot = (Py_ssize_t)(hash & (uint64_t)(n_slots - 1));
+            while (1) {
+                int32_t held = slots[slot];
+                if (held < 0) {
+                    slots[slot] = (int32_t)s;
+                    refined[s] = (int32_t)n_refined++;
+                    break;
+                }
+                if (hashes[held] == hash && same_row(held, s, start, cls, target, block)) {
+                    refined[s] = refined[held];
+                    break;
+                }
+                slot = (slot + 1) & (n_slots - 1);
+            }
+        }
+        int32_t *swap = block;
+        block = refined;
+        refined = swap;
+        if (n_refined == count) break;
+        count = n_refined;
+    }
+    result = PyBytes_FromStringAndSize((const char *)block, n * 4);
+done:
+    PyMem_Free(block);
+    PyMem_Free(refined);
+    PyMem_Free(hashes);
+    PyMem_Free(slots);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&classes);
+    PyBuffer_Release(&targets);
+    PyBuffer_Release(&blocks);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"column_signatures", column_signatures, METH_VARARGS,
      "column_signatures(sources, tokens, targets, renumber, token_ok, weights): uint64 [vocabulary, 2] bytes, "
@@ -161,6 +265,9 @@ static PyMethodDef methods[] = {
     {"fill_table", fill_table, METH_VARARGS,
      "fill_table(sources, tokens, targets, renumber, token_ok, token_class, table, n_classes): every kept "
      "transition written into the int32 [states, classes] table."},
+    {"coarsest_blocks", coarsest_blocks, METH_VARARGS,
+     "coarsest_blocks(starts, classes, targets, blocks): int32 [n] bytes, Moore's coarsest partition refining "
+     "blocks that the transitions respect, blocks numbered by their first state."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,15 +6,16 @@ a byte-level determinization leaves many token-level twins (the same string tail
 properties, say). Why breadth-first: numbered so, a state's neighbours get nearby numbers and their bitsets span
 few machine words, which is what the lattice's set unions pay for.
 
-Equal rows and columns are found through random linear hashes (:func:`signatures`) rather than by sorting
-whole rows or columns: a round costs the live transitions, not the dense table.
+Equal columns are found through random linear hashes (:func:`signatures`) rather than by sorting whole
+columns, and equivalent states by rounds over the live transitions in C: either costs the live transitions,
+not the dense table.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._table_passes import column_signatures
+from ._table_passes import coarsest_blocks, column_signatures
 from .token_dfa import DEAD, TokenDFA, incoming_edges
 
 
@@ -118,7 +119,7 @@ def minimal_table(table: np.ndarray, accepting: np.ndarray, initial: int
     renumber[kept] = np.arange(len(kept))
     from_kept = reached[sources]
     sources, classes, targets = renumber[sources[from_kept]], classes[from_kept], renumber[targets[from_kept]]
-    blocks = _equivalent_states(sources, classes, targets, accepting[kept], n_classes)
+    blocks = _equivalent_states(sources, classes, targets, accepting[kept])
     _, representatives = np.unique(blocks, return_index=True)
     from_representative = np.zeros(len(kept), dtype=bool)
     from_representative[representatives] = True
@@ -167,30 +168,16 @@ def _breadth_first(sources: np.ndarray, targets: np.ndarray, n_states: int, init
     return np.concatenate(levels)
 
 
-def _equivalent_states(sources: np.ndarray, classes: np.ndarray, targets: np.ndarray, accepting: np.ndarray,
-                       n_classes: int) -> np.ndarray:
+def _equivalent_states(sources: np.ndarray, classes: np.ndarray, targets: np.ndarray, accepting: np.ndarray
+                       ) -> np.ndarray:
     """Per state, its block of the coarsest partition where equivalent states share a future (Moore), from
-    the live transitions (sorted by state).
+    the live transitions (sorted by state, then class).
 
-    Starting from accepting / not accepting, states are split while the blocks their classes lead to
-    differ. Each round sums two independent random linear hashes (128 bits) of each state's transitions,
-    so a round costs the transitions, not the table, and sorts three numbers per state rather than whole
-    rows; a collision (merging two distinct rows) has probability far below ``2**-100`` per round.
+    Starting from accepting / not accepting, states are split while the blocks their classes lead to differ.
+    In C (``_table_passes.coarsest_blocks``): a SQL automaton needs hundreds of rounds, and each round is one
+    pass over the transitions with a hash table of rows compared exactly, where numpy sorted every state's
+    hashed row.
     """
-    n_states = len(accepting)
-    weights = np.random.default_rng(0xB10C).integers(1, 2**63, size=(n_classes, 2), dtype=np.uint64) | 1
-    edge_weights = weights[classes]
-    starts = np.searchsorted(sources, np.arange(n_states))
-    with_edges = np.flatnonzero(np.diff(np.append(starts, len(sources))) > 0)
-    blocks = accepting.astype(np.int64)
-    count = len(np.unique(blocks))
-    while True:
-        sums = np.zeros((n_states, 2), dtype=np.uint64)
-        if len(with_edges):
-            terms = edge_weights * (blocks[targets] + 1).astype(np.uint64)[:, None]
-            sums[with_edges] = np.add.reduceat(terms, starts[with_edges], axis=0)
-        _, refined = unique_rows(np.column_stack([blocks.astype(np.uint64), sums]))
-        refined_count = int(refined.max()) + 1
-        if refined_count == count:
-            return refined
-        blocks, count = refined, refined_count
+    starts = np.searchsorted(sources, np.arange(len(accepting) + 1)).astype(np.int64)
+    blocks = coarsest_blocks(starts, classes.astype(np.int32), targets.astype(np.int32), accepting.astype(np.int32))
+    return np.frombuffer(blocks, dtype=np.int32)

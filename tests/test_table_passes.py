@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from constrained._table_passes import column_signatures, fill_table
+from constrained._table_passes import coarsest_blocks, column_signatures, fill_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from constrained.dfa_minimization import trim_table
 from constrained.token_dfa import DEAD
 
 N_IDS, VOCAB = 6, 5  # Index state ids 0..5, tokens 0..4; tokens 5 and 6 stand for the synthetic markers
@@ -99,3 +100,46 @@ def test_arrays_of_another_item_type_are_refused_not_misread():
         column_signatures(sources, tokens, targets, renumber, token_ok.astype(np.int32), _weights(0))
     with pytest.raises(TypeError, match="8-byte items"):
         column_signatures(sources, tokens, targets, renumber, token_ok, _weights(0).astype(np.int64))
+
+
+def _equivalent_pairs(table: np.ndarray, accepting: np.ndarray) -> set[tuple[int, int]]:
+    """The reference: states p and q are equivalent unless some word leads one into acceptance and the other
+    not (a missing transition leads to a rejecting sink), found by marking distinguishable pairs to a fixpoint."""
+    n, k = table.shape
+    sink = n
+    full = np.vstack([np.where(table == DEAD, sink, table), np.full((1, k), sink)])
+    accept = np.append(accepting, False)
+    apart = accept[:, None] != accept[None, :]
+    while True:
+        step = apart.copy()
+        for symbol in range(k):
+            step |= apart[full[:, symbol][:, None], full[:, symbol][None, :]]
+        if (step == apart).all():
+            break
+        apart = step
+    return {(p, q) for p in range(n) for q in range(n) if not apart[p, q]}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 3), st.data())
+def test_coarsest_blocks_put_states_together_exactly_when_they_are_equivalent(n, k, data):
+    """Over trimmed tables, Moore's blocks are the classes of the language equivalence."""
+    table = np.array(data.draw(st.lists(st.lists(st.integers(-1, n - 1), min_size=k, max_size=k), min_size=n,
+                                        max_size=n)), dtype=np.int32)
+    accepting = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    trim_table(table, accepting)  # as minimal_table gets it: no transition into a state that cannot accept
+    sources, classes = np.nonzero(table != DEAD)
+    targets = table[sources, classes]
+    starts = np.searchsorted(sources, np.arange(n + 1)).astype(np.int64)
+    blocks = np.frombuffer(coarsest_blocks(starts, classes.astype(np.int32), targets.astype(np.int32),
+                                           accepting.astype(np.int32)), dtype=np.int32)
+    together = {(p, q) for p in range(n) for q in range(n) if blocks[p] == blocks[q]}
+    assert together == _equivalent_pairs(table, accepting)
+    assert list(np.unique(blocks)) == list(range(blocks.max() + 1))
+    assert list(dict.fromkeys(blocks)) == sorted(set(blocks))  # numbered in order of their first state
+
+
+def test_coarsest_blocks_refuse_a_target_outside_the_states():
+    with pytest.raises(ValueError, match="target lies outside"):
+        coarsest_blocks(np.array([0, 1], dtype=np.int64), np.array([0], dtype=np.int32),
+                        np.array([1], dtype=np.int32), np.array([0], dtype=np.int32))
