@@ -17,6 +17,7 @@ still holds the pipe) has ended. It keeps the last :data:`VOCABULARIES_KEPT` voc
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -88,7 +89,7 @@ class _Helper:
             self.end()
             raise CompileError(f"{what} failed: the build helper ended with no answer ({error})") from None
         if status == "ok":
-            return payload
+            return pickle.loads(payload)
         raise payload
 
     def end(self) -> None:
@@ -182,6 +183,14 @@ def build_in_helper(patterns: tuple[str, ...], vocabulary: TokenVocabulary, *, t
         helper.lock.release()
 
 
+def _pickled_build(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> bytes:
+    """The automaton pickled in the build's child, so that the helper passes its bytes on without reading them
+    (unpickled, a SQL automaton's dense table is tens of MB, to be pickled again)."""
+    from .pattern_automaton import patterns_dfa
+
+    return pickle.dumps(patterns_dfa(patterns, vocabulary), protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def serve(requests: Connection, answers: Connection) -> None:
     """The helper's loop: keep the vocabularies sent, answer each build, end when the requests pipe closes."""
     from .pattern_automaton import patterns_dfa
@@ -203,7 +212,7 @@ def serve(requests: Connection, answers: Connection) -> None:
             continue
         _, fingerprint, patterns, timeout_s, memory_bytes, what = request
         try:
-            answer = ("ok", run_bounded(patterns_dfa, patterns, vocabularies[fingerprint], timeout_s=timeout_s,
+            answer = ("ok", run_bounded(_pickled_build, patterns, vocabularies[fingerprint], timeout_s=timeout_s,
                                         memory_bytes=memory_bytes, what=what))
         except ConstrainedError as error:
             answer = ("raised", error)
