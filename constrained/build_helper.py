@@ -123,12 +123,15 @@ def _forget_inherited() -> None:
 os.register_at_fork(after_in_child=_forget_inherited)
 
 
-def _own_helper() -> _Helper:
-    """This process's helper, started on first use."""
+def _own_helper() -> _Helper | None:
+    """This process's helper, started on first use; ``None`` when no interpreter can be started."""
     with _STARTING:
         helper = _HELPERS.get(os.getpid())
         if helper is None or helper.ended:
-            helper = _HELPERS[os.getpid()] = _Helper()
+            try:
+                helper = _HELPERS[os.getpid()] = _Helper()
+            except (OSError, ValueError):  # no interpreter to start (an embedded Python): builds fork here
+                return None
         return helper
 
 
@@ -144,7 +147,7 @@ def warm_build_helper(wait_s: float = 0.0) -> bool:
         Whether the helper is ready to build.
     """
     helper = _own_helper()
-    if not helper.lock.acquire(timeout=max(wait_s, 0.0)):
+    if helper is None or not helper.lock.acquire(timeout=max(wait_s, 0.0)):
         return False
     try:
         return helper.wait_ready(wait_s)
@@ -173,7 +176,7 @@ def build_in_helper(patterns: tuple[str, ...], vocabulary: TokenVocabulary, *, t
         CompileError: the helper ended with no answer.
     """
     helper = _own_helper()
-    if not helper.lock.acquire(blocking=False):
+    if helper is None or not helper.lock.acquire(blocking=False):
         return None
     try:
         if not helper.wait_ready(0.0):
