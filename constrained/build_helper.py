@@ -6,9 +6,10 @@ tokenizer, torch and a model; the helper holds the build's modules and the vocab
 vocabulary. The helper runs :func:`.bounded_child.run_bounded` itself, so every build keeps its time and memory
 bounds and its errors (``CompileTimeout``, ``CompileError``, the typed error of the build) as they were.
 
-How it is used: :func:`build_in_helper` answers ``None`` when no helper is ready and free (it is still starting,
-another thread of this process is building with it, or it has ended) and the caller forks the build itself, so
-the helper's start (an interpreter importing numpy and outlines-core) never delays a build. The helper belongs to
+How it is used: :func:`build_in_helper` answers ``None`` when no helper is ready and free (this is the process's
+first build, the helper is still starting, another thread of this process is building with it, or it has
+ended) and the caller forks the build itself, so the helper's start (an interpreter importing numpy and
+outlines-core) never delays a build, and a process that builds once never starts one. The helper belongs to
 the process that started it: a forked child of that process never writes to its parent's helper (it starts its
 own), and the helper ends when its requests pipe closes, that is when its owner (and every forked child that
 still holds the pipe) has ended. It keeps the last :data:`VOCABULARIES_KEPT` vocabularies sent to it.
@@ -112,6 +113,9 @@ class _Helper:
 #: here, inherited and closed, and starts its own).
 _HELPERS: dict[int, _Helper] = {}
 _STARTING = threading.Lock()
+#: The processes that have made a build without a helper: a process that builds once (a command-line run) never
+#: pays for starting one; it starts with a process's second build (or with :func:`warm_build_helper`).
+_BUILT_ONCE: set[int] = set()
 
 
 def _forget_inherited() -> None:
@@ -175,6 +179,9 @@ def build_in_helper(patterns: tuple[str, ...], vocabulary: TokenVocabulary, *, t
         CompileTimeout: the helper gave no answer within ``timeout_s`` and a grace period (it is then ended).
         CompileError: the helper ended with no answer.
     """
+    if os.getpid() not in _HELPERS and os.getpid() not in _BUILT_ONCE:
+        _BUILT_ONCE.add(os.getpid())
+        return None
     helper = _own_helper()
     if helper is None or not helper.lock.acquire(blocking=False):
         return None
@@ -203,10 +210,7 @@ def serve(requests: Connection, answers: Connection) -> None:
     answers.send(("ready", None))
     vocabularies: OrderedDict[str, TokenVocabulary] = OrderedDict()
     while True:
-        try:
-            request = requests.recv()
-        except EOFError:
-            return
+        request = requests.recv()
         if request[0] == "vocabulary":
             _, fingerprint, vocabulary = request
             vocabularies[fingerprint] = vocabulary
@@ -224,4 +228,7 @@ def serve(requests: Connection, answers: Connection) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is its owner's to handle; the pipe's end ends it
-    serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    try:
+        serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    except (EOFError, BrokenPipeError, ConnectionResetError):  # its owner has ended, perhaps before it was ready
+        pass

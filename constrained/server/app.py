@@ -175,10 +175,14 @@ def create_app(engine: Engine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
 
 
 def _closing(engine: Engine) -> Any:
-    """The app's lifespan: the engine's worker stops when the server does."""
+    """The app's lifespan: the build helper started (a server meets new schemas, whose builds then fork from it
+    rather than from the process holding the model), and the engine's worker stopped when the server stops."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from ..build_helper import warm_build_helper
+
+        warm_build_helper()
         try:
             yield
         finally:
