@@ -74,7 +74,7 @@ def build_token_dfa(
         vocabulary.packed_spellings  # noqa: B018 - packed here, not in the child, for every later build to find
         what = "building the token automaton"
         dfa = build_in_helper(patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes, what=what)
-        if dfa is None:  # the helper is starting or busy: forked from here
+        if dfa is None:  # no helper ready and free (a first build, or it is starting or busy): forked from here
             load_in_parent()
             dfa = run_bounded(patterns_dfa, patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes,
                               what=what)
