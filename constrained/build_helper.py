@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 VOCABULARIES_KEPT = 4
 #: How long past a build's own bound the caller waits for the helper's answer before ending the helper.
 _ANSWER_GRACE_S = 10.0
+#: What the helper's interpreter runs: this package found where the caller found it (a source checkout is put
+#: first on the path; an installed package, already on it, is left where it is).
+_HELPER_MAIN = ("import sys; root = sys.argv[1]; root in sys.path or sys.path.insert(0, root); "
+                "from constrained.build_helper import main; main(int(sys.argv[2]), int(sys.argv[3]))")
 
 
 class _Helper:
@@ -48,15 +52,13 @@ class _Helper:
         requests_read, requests_write = os.pipe()
         answers_read, answers_write = os.pipe()
         package_parent = str(Path(__file__).resolve().parents[1])
-        path = os.pathsep.join(part for part in (package_parent, os.environ.get("PYTHONPATH")) if part)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "constrained.build_helper", str(requests_read), str(answers_write)],
-            pass_fds=(requests_read, answers_write), stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path})
+            [sys.executable, "-c", _HELPER_MAIN, package_parent, str(requests_read), str(answers_write)],
+            pass_fds=(requests_read, answers_write), stdin=subprocess.DEVNULL)
         os.close(requests_read)
         os.close(answers_write)
         self.requests = Connection(requests_write, readable=False)
         self.answers = Connection(answers_read, writable=False)
-        self.owner = os.getpid()
         self.lock = threading.Lock()
         self.ready = False
         self.ended = False
@@ -226,9 +228,10 @@ def serve(requests: Connection, answers: Connection) -> None:
         answers.send(answer)
 
 
-if __name__ == "__main__":
+def main(requests_fd: int, answers_fd: int) -> None:
+    """The helper's interpreter: serve the two pipes it was given until its owner has ended."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is its owner's to handle; the pipe's end ends it
     try:
-        serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+        serve(Connection(requests_fd, writable=False), Connection(answers_fd, readable=False))
     except (EOFError, BrokenPipeError, ConnectionResetError):  # its owner has ended, perhaps before it was ready
         pass
