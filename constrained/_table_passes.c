@@ -16,31 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Argument converters for "O&": a C-contiguous buffer of the given item kind, writable or not, released again
- * if a later argument fails (Py_CLEANUP_SUPPORTED). A numpy array of another dtype is refused with a
- * TypeError rather than read as the wrong width. */
-static int typed_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *kinds, int writable) {
-    if (!obj) {  /* cleanup call */
-        PyBuffer_Release(view);
-        return 1;
-    }
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
-        return 0;
-    const char *format = view->format ? view->format : "B";
-    char kind = format[strlen(format) - 1];
-    if (view->itemsize != itemsize || !strchr(kinds, kind)) {
-        PyErr_Format(PyExc_TypeError, "expected an array of %zd-byte items of kind %s, got format %s",
-                     itemsize, kinds, format);
-        PyBuffer_Release(view);
-        return 0;
-    }
-    return Py_CLEANUP_SUPPORTED;
-}
-static int int32_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 4, "il", 0); }
-static int int32_out(PyObject *obj, void *view) { return typed_buffer(obj, view, 4, "il", 1); }
-static int uint8_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 1, "B?", 0); }
-static int uint64_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 8, "QL", 0); }
-static int int64_in(PyObject *obj, void *view) { return typed_buffer(obj, view, 8, "lq", 0); }
+#include "_typed_buffers.h"
 
 /* The arguments both passes share, checked. */
 typedef struct {
