@@ -131,6 +131,13 @@ def byte_automaton(pattern: str) -> ByteAutomaton:
     accepting_states = renumber[accepting_ids]
     accepting[accepting_states[accepting_states != DEAD]] = True
     # minimal: regex-automata leaves many equivalent states, and each would be walked by the whole vocabulary
+    return minimal_byte_automaton(table, class_of_byte, accepting, int(renumber[start]))
+
+
+def minimal_byte_automaton(table: np.ndarray, class_of_byte: np.ndarray, accepting: np.ndarray,
+                           start: int) -> ByteAutomaton:
+    """The minimal automaton of a table over byte classes (trimmed in place first): states that cannot reach
+    the end cut, equivalent states and columns merged, ``start`` numbered 0."""
     trim_table(table, accepting)
-    table, accepting, class_of_column = minimal_table(table, accepting, int(renumber[start]))
+    table, accepting, class_of_column = minimal_table(table, accepting, start)
     return ByteAutomaton(table, class_of_column[class_of_byte].astype(np.uint8), accepting, 0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .byte_automaton import ByteAutomaton
-from .dfa_minimization import minimal_table, trim_table, unique_rows
+from .byte_automaton import ByteAutomaton, minimal_byte_automaton
+from .dfa_minimization import unique_rows
 from .token_dfa import DEAD
 
 #: Product states expanded per vectorized step of :func:`intersection` (bounds its scratch memory).
@@ -62,6 +62,4 @@ def intersection(first: ByteAutomaton, second: ByteAutomaton) -> ByteAutomaton:
     table = np.concatenate(rows)
     states = np.array(codes, dtype=np.int64)
     accepting = first.accepting[states // width] & second.accepting[states % width]
-    trim_table(table, accepting)
-    table, accepting, class_of_column = minimal_table(table, accepting, 0)
-    return ByteAutomaton(table, class_of_column[class_of_byte].astype(np.uint8), accepting, 0)
+    return minimal_byte_automaton(table, class_of_byte, accepting, 0)
