@@ -133,16 +133,12 @@ class SqlChecker:
                 if table is not None and table.column(name) is None:
                     return f"unknown column '{name}' in table '{table.name}'"
             return None
-        if name == "*":
-            return None
-        in_scope = [self.schema.table(source.name) for s in _scope_chain(scope)
-                    for source in s.sources.values() if isinstance(source, exp.Table)]
-        if any(t is not None and t.column(name) is not None for t in in_scope):
+        if name == "*" or self.resolves(scope, name):
             return None
         if any(not isinstance(source, exp.Table) for s in _scope_chain(scope) for source in s.sources.values()):
-            return None  # a derived table may provide it; qualify decides
-        if _is_select_alias(scope, name):
-            return None
+            return None  # a derived table may provide it under a name sqlglot does not list; qualify decides
+        in_scope = [self.schema.table(source.name) for s in _scope_chain(scope)
+                    for source in s.sources.values() if isinstance(source, exp.Table)]
         tables = ", ".join(sorted({t.name for t in in_scope if t is not None})) or "no table"
         return f"unknown column '{name}' (not in {tables})"
 
