@@ -40,7 +40,9 @@ VOCABULARIES_KEPT = 4
 #: How long past a build's own bound the caller waits for the helper's answer before ending the helper.
 _ANSWER_GRACE_S = 10.0
 #: What the helper's interpreter runs: this package found where the caller found it (a source checkout is put
-#: first on the path; an installed package, already on it, is left where it is).
+#: first on the path; an installed package, already on it, is left where it is). The interpreter starts with
+#: ``-P``: ``-c`` would put the working directory first, and a source checkout there, without its compiled
+#: modules, would shadow the installed package.
 _HELPER_MAIN = ("import sys; root = sys.argv[1]; root in sys.path or sys.path.insert(0, root); "
                 "from constrained.build_helper import main; main(int(sys.argv[2]), int(sys.argv[3]))")
 
@@ -53,7 +55,7 @@ class _Helper:
         answers_read, answers_write = os.pipe()
         package_parent = str(Path(__file__).resolve().parents[1])
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _HELPER_MAIN, package_parent, str(requests_read), str(answers_write)],
+            [sys.executable, "-P", "-c", _HELPER_MAIN, package_parent, str(requests_read), str(answers_write)],
             pass_fds=(requests_read, answers_write), stdin=subprocess.DEVNULL)
         os.close(requests_read)
         os.close(answers_write)

@@ -99,3 +99,16 @@ def test_the_helper_ends_with_the_process_that_started_it(tmp_path):
     while _alive(helper_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(helper_pid)
+
+
+def test_the_helper_imports_the_package_its_owner_imported_not_one_in_the_working_directory(tmp_path):
+    # An installed package is found on sys.path; `python -c` would put the working directory before it, and a
+    # source checkout there (the README's first command runs from one) holds no compiled modules.
+    decoy = tmp_path / "constrained"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy package in the working directory')\n")
+    root = Path(build_helper.__file__).resolve().parents[1]
+    code = "from constrained.build_helper import warm_build_helper; print(warm_build_helper(60.0))"
+    out = subprocess.run([sys.executable, "-P", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    assert out.stdout.split() == ["True"], out.stderr[-2000:]
