@@ -139,7 +139,8 @@ def same_rows(got: list[tuple], gold: list[tuple], ordered: bool) -> bool:
     return got == gold if ordered else collections.Counter(got) == collections.Counter(gold)
 
 
-def generation_pass(examples: list[dict], data: Path, model, tokenizer, populated, seed: int = 0) -> dict:
+def generation_pass(examples: list[dict], data: Path, model, tokenizer, populated, seed: int = 0,
+                    progress: bool = False) -> dict:
     """``generate_sql`` over ``examples``; soundness and execution accuracy as the module docstring says.
 
     ``populated(db_id)`` gives the populated copies of a database that execution accuracy is measured on."""
@@ -156,19 +157,25 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, populate
     for index, example in enumerate(examples):
         path = data / "database" / example["db_id"] / f"{example['db_id']}.sqlite"
         began = time.perf_counter()
+        outcome = "runs"
         try:
             result = generate_sql(example["question"], path, model=model, tokenizer=tokenizer, execute=True,
                                   max_new_tokens=192, seed=seed + index)
         except ConstraintUnsatisfiable as error:
+            outcome = "raised"
             counts["raised"] += 1
             raised.append(f"{error}  [text: {error.partial!r}]")
             continue
         except DatabaseError as error:  # returned, but SQLite refused to run it
+            outcome = "does not run"
             counts["returned"] += 1
             unsound.append(f"does not run: {error}")
             continue
         finally:
             seconds.append(time.perf_counter() - began)
+            if progress:  # a line per question as it ends: a run stopped early still tells what it saw
+                print(f"  [{index + 1}/{len(examples)}] {example['db_id']}: {outcome} in {seconds[-1]:.1f} s",
+                      flush=True)
         counts["returned"] += 1
         counts["runs"] += 1
         try:
@@ -195,7 +202,7 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, populate
             "mean_seconds": round(statistics.fmean(seconds), 2) if seconds else 0.0}
 
 
-def generation_report(dev: list[dict], data: Path, count: int, which: str = "both") -> None:
+def generation_report(dev: list[dict], data: Path, count: int, which: str = "both", progress: bool = False) -> None:
     import random
 
     import torch
@@ -226,7 +233,7 @@ def generation_report(dev: list[dict], data: Path, count: int, which: str = "bot
           f"({'cold' if not cached else 'warm or partly warm'})")
     for name, denoiser in denoisers.items():
         load = os.getloadavg()[0]
-        row = generation_pass(examples, data, denoiser, tokenizer, populated)
+        row = generation_pass(examples, data, denoiser, tokenizer, populated, progress=progress)
         returned = row.get("returned", 0)
         print(f"generate_sql, {name}: {returned}/{row['n']} returned ({row.get('raised', 0)} raised), "
               f"run rate {row.get('runs', 0)}/{row['n']} = {100 * row.get('runs', 0) / max(1, row['n']):.1f}%, "
@@ -255,6 +262,7 @@ def main() -> None:
                         help="the analytical query set (JSON list of db_id, question, query); '' to skip")
     parser.add_argument("--generate", type=int, default=0,
                         help="dev questions through generate_sql, built-in model and uniform denoiser")
+    parser.add_argument("--progress", action="store_true", help="with --generate: a line per question as it ends")
     parser.add_argument("--denoisers", choices=("both", "model", "uniform"), default="both",
                         help="which denoisers --generate runs")
     args = parser.parse_args()
@@ -341,7 +349,8 @@ def main() -> None:
     if args.walk:
         print(f"random walks: {dict(soundness)}")
     if args.generate:
-        generation_report([x for x in dev if x["db_id"] in wanted], data, args.generate, args.denoisers)
+        generation_report([x for x in dev if x["db_id"] in wanted], data, args.generate, args.denoisers,
+                          progress=args.progress)
 
 
 if __name__ == "__main__":
