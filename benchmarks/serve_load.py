@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import threading
 import time
@@ -40,15 +39,11 @@ from constrained.default_model import load_default
 from constrained.ray import REPLICA_HEADER
 from constrained.server.app import create_app
 from constrained.server.engine import Engine
+from constrained.testing import free_local_port
 
 TEXTS = ("Ada Lovelace, 36, London, ada@example.org", "Order 1123: 3 blue chairs at 45.50 EUR, shipped",
          "Grace Hopper joined the Navy in 1943 as a lieutenant", "The museum opened in 1889 with 12 staff")
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _body(schema: dict, index: int, max_tokens: int) -> dict[str, Any]:
@@ -160,7 +155,7 @@ def _local(schemas: list[dict], args: argparse.Namespace) -> dict[str, Any]:
     model, tokenizer = load_default()
     engine = Engine(model, tokenizer, max_batch=args.max_batch, max_queue=4 * args.clients * args.requests,
                     request_timeout_s=args.deadline)
-    port = _free_port()
+    port = free_local_port()
     server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="error"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
@@ -187,7 +182,7 @@ def _on_ray(replicas: int, schemas: list[dict], args: argparse.Namespace) -> dic
     ray.init(address="local", num_cpus=max(replicas, os.cpu_count() or 1), include_dashboard=False,
              _temp_dir=folder, log_to_driver=False, _system_config={"worker_niceness": 0})
     try:
-        port = _free_port()
+        port = free_local_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         started = time.perf_counter()
         serve.run(application(replicas=replicas, max_batch=args.max_batch, request_timeout_s=args.deadline,

@@ -12,6 +12,7 @@ that the constraint sees realistic token classes (pieces that cross a string's c
 from __future__ import annotations
 
 import itertools
+import socket
 import string
 from typing import Any
 
@@ -145,3 +146,10 @@ def masked_lm(vocab_size: int, *, hidden_size: int = 32, layers: int = 2, max_po
     )
     torch.manual_seed(seed)
     return BertForMaskedLM(config).eval()
+
+
+def free_local_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now: tests and benchmarks serve only on the loopback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,27 +26,18 @@ ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 openai = pytest.importorskip("openai")
 
+from server_payloads import PERSON, WEATHER  # noqa: E402
+
 import constrained.ray  # noqa: E402
 from constrained.errors import ConstrainedError, RequestError, SchemaError  # noqa: E402
 from constrained.ray import REPLICA_HEADER  # noqa: E402
 from constrained.ray.serve import APP_NAME  # noqa: E402
+from constrained.testing import free_local_port  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
-                                           "age": {"type": "integer", "minimum": 0, "maximum": 150}},
-          "required": ["name", "age"], "additionalProperties": False}
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}, "required": ["city"],
-    "additionalProperties": False}}}
 TEXTS = ["Ada Lovelace, 36", "Alan Turing, 41", "Grace Hopper is 85 years old", "Edsger Dijkstra, 72",
          "Barbara Liskov, aged 50", "Donald Knuth, 30"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,7 +55,7 @@ def local_ray() -> Iterator[None]:
 @pytest.fixture(scope="class")
 def base_url() -> Iterator[str]:
     """Two replicas behind Ray's proxy on 127.0.0.1, for the tests of one class."""
-    port = _free_port()
+    port = free_local_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         serve.run(constrained.ray.application(replicas=2, max_batch=4, request_timeout_s=600), name=APP_NAME)
@@ -151,7 +141,7 @@ def test_the_command_serves_on_ray_and_leaves_nothing_running_after_sigterm(tmp_
     folder = tempfile.mkdtemp(prefix="ray-")
     marker = f"RAY_TMPDIR={folder}"
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"} | {"RAY_TMPDIR": folder}
-    port = _free_port()
+    port = free_local_port()
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         command = subprocess.Popen([sys.executable, "-m", "constrained.cli", "serve", "--ray", "--replicas", "1",

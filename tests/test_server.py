@@ -6,7 +6,6 @@ The server runs in a thread on 127.0.0.1, on a free port, over the built-in mode
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,30 +20,17 @@ pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
 
+from server_payloads import PERSON, TIME, WEATHER  # noqa: E402
+
 from constrained.default_model import load_default  # noqa: E402
 from constrained.server.app import create_app  # noqa: E402
 from constrained.server.engine import Engine  # noqa: E402
-
-PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
-                                           "age": {"type": "integer", "minimum": 0, "maximum": 150}},
-          "required": ["name", "age"], "additionalProperties": False}
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}, "required": ["city"],
-    "additionalProperties": False}}}
-TIME = {"type": "function", "function": {"name": "get_time", "parameters": {
-    "type": "object", "properties": {"zone": {"enum": ["UTC", "CET"]}}, "required": ["zone"],
-    "additionalProperties": False}}}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from constrained.testing import free_local_port  # noqa: E402
 
 
 @contextmanager
 def running(engine: Engine, **app_options) -> Iterator[str]:
-    port = _free_port()
+    port = free_local_port()
     server = uvicorn.Server(uvicorn.Config(create_app(engine, **app_options), host="127.0.0.1", port=port,
                                            log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
