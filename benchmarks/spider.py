@@ -71,6 +71,18 @@ def cause(pattern_ok: bool, problem: str | None, query: str) -> str:
     return "pattern: other"
 
 
+def refusal(patterns: list[re.Pattern], constraint, query: str) -> str | None:
+    """``None`` when the constraint accepts ``query``, else which part refuses it: the lexical pattern (a word that
+    is neither a keyword nor a name the constraint offers), the grammar's pattern, or the commit check, in its
+    words. A name outside the offered lists fails both patterns; the lexical one is asked first to tell."""
+    if not all(p.fullmatch(query) for p in patterns[1:]):
+        return "pattern (lexical: a word that is no keyword nor offered name)"
+    if not patterns[0].fullmatch(query):
+        return "pattern (grammar)"
+    problem = constraint.check(query)
+    return None if problem is None else f"check: {problem}"
+
+
 def max_paren_depth(text: str) -> int:
     depth = deepest = 0
     for char in text:
@@ -326,11 +338,11 @@ def main() -> None:
                 examples.setdefault(key, f"{query}  [{problem}]" if problem else query)
         row["accepted"] = f"{db_ok}/{len(by_db[db_id])}"
         if analytical[db_id]:
-            ok = [query for query in analytical[db_id] if all(p.fullmatch(query) for p in patterns)
-                  and constraint.check(query) is None]
-            analytical_accepted += len(ok)
-            analytical_refused += [query for query in analytical[db_id] if query not in ok]
-            row["analytical"] = f"{len(ok)}/{len(analytical[db_id])}"
+            why = [(refusal(patterns, constraint, query), query) for query in analytical[db_id]]
+            refused = [(reason, query) for reason, query in why if reason is not None]
+            analytical_accepted += len(why) - len(refused)
+            analytical_refused += refused
+            row["analytical"] = f"{len(why) - len(refused)}/{len(why)}"
         if args.walk:
             walk_counts = random_walks(constraint, path, args.walk, soundness)
             row["walks"] = walk_counts
@@ -342,8 +354,8 @@ def main() -> None:
     count = sum(len(queries) for queries in analytical.values())
     if count:  # the dictionary gets a key per database looked up, so its size says nothing
         print(f"analytical set: {analytical_accepted}/{count} = {100 * analytical_accepted / count:.1f}% accepted")
-        for query in analytical_refused:
-            print(f"    refused: {query[:200]}")
+        for reason, query in sorted(analytical_refused):
+            print(f"    refused by the {reason[:100]}: {query[:200]}")
     if args.execute:
         print(f"accepted gold queries failing to execute: {exec_failures}")
     if args.walk:

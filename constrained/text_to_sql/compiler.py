@@ -37,7 +37,7 @@ DEFAULT_OUTPUT_NAMES = ("total", "cnt", "n", "num", "amount", "average", "avg_va
                         "rnk", "ranking", "position", "yr", "label", "category", "value", "result")
 POST_CHECKED = (
     "grammar beyond the nesting depth (Lark parse)",
-    "column scoping: a column belongs to a table in scope (sqlglot qualify)",
+    "column scoping: a column belongs to a table in scope or is a result column declared in reach (sqlglot qualify)",
     "single read-only statement (sqlglot)",
     "SQLite compiles the query against the schema",
 )
@@ -74,12 +74,17 @@ def name_spellings(names: tuple[str, ...] | list[str], grammar: GrammarRegex) ->
 def sql_overrides(schema: Schema, grammar: GrammarRegex, aliases: tuple[str, ...], cte_names: tuple[str, ...],
                   output_names: tuple[str, ...]) -> dict[str, list[Piece]]:
     """The name rules of the grammar, spelled with the schema's real names and the offered aliases, CTE names
-    and result-column names (or any double-quoted one: ``AS "share of sales"``)."""
+    and result-column names (or any double-quoted one: ``AS "share of sales"``).
+
+    A column may also be named by one of the bare result-column names: that of a CTE or a derived table read
+    by the query, or of the query's own select list in WHERE, GROUP BY, HAVING or ORDER BY, as SQLite allows.
+    Which name was declared where is left to the commit check (a regular language cannot carry the set of
+    declared names along); double-quoted ones are not offered there, where ``"..."`` is already a string."""
     return {
         "output_name": [*names_pieces(name_spellings(output_names, grammar)),
                         Piece('"[ !#-~]+"', frozenset({OTHER}), frozenset({OTHER}))],
         "table_name": names_pieces(name_spellings(schema.table_names, grammar)),
-        "column_name": names_pieces(name_spellings(schema.column_names, grammar)),
+        "column_name": names_pieces(name_spellings([*schema.column_names, *output_names], grammar)),
         "alias": names_pieces(name_spellings(aliases, grammar)),
         "cte_name": names_pieces(name_spellings(cte_names, grammar)),
     }
@@ -110,7 +115,8 @@ def sql(db: Any, *, dialect: str = "sqlite", depth: int = 0, max_whitespace: int
             everything verified at commit (``0`` forbids them).
         aliases: the table aliases the masks offer.
         cte_names: the names the masks offer for common table expressions.
-        output_names: the bare names the masks offer for result columns (any double-quoted name is offered too).
+        output_names: the bare names the masks offer for result columns (any double-quoted name is offered too),
+            and as column names, for the result columns of CTEs, derived tables and the select list.
         compile_timeout_s: the bound on building the token automaton, per vocabulary.
 
     Returns:
