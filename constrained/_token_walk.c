@@ -15,7 +15,8 @@
  * - walk_boundaries: breadth-first over the states where a token may begin, numbering them; per group, two
  *   random linear hashes of its column over those rows (equal columns, equal hashes), so that token classes
  *   can be found without a dense [states, groups] table.
- * - fill_rows: the token automaton's table, one walk per state and token class (its representative group).
+ * - row_transitions: the token automaton's live transitions, one walk per state and token class (its
+ *   representative group).
  *
  * The byte table is int32 [byte states, byte classes] with -1 for a dead transition; node symbols are byte
  * classes, which fit a byte because there are at most 256.
@@ -403,33 +404,33 @@ done:
     return result;
 }
 
-/* ------------------------------------------------------------------------------------------------ fill_rows */
+/* ------------------------------------------------------------------------------------------ row_transitions */
 
-/* fill_rows(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_node, states, number,
- * representatives, out, out_columns): out[row, c] = the row that group representatives[c] leads to from byte state
- * states[row] (rows with state -1 and columns with group -1 are left as they are; a dead walk writes -1).
- * `out` is a writable int32 [rows, out_columns] array with rows >= len(states), out_columns >= len(representatives);
- * every state reached must have a row in `number` (as walk_boundaries numbered them). */
-static PyObject *fill_rows(PyObject *Py_UNUSED(module), PyObject *args) {
+/* row_transitions(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_node, states, number,
+ * representatives): the token automaton's live transitions, the row that group representatives[c] leads to from
+ * byte state states[row] (rows with state -1 and columns with group -1 have none; a walk that dies none either),
+ * as (rows, columns, targets) int32 bytes sorted by row, then column. Every state reached must have a row in
+ * `number` (as walk_boundaries numbered them). Why a list and not the dense [rows, columns] table: a few percent
+ * of that table is live on a SQL automaton, and every later step (trimming, minimizing, handing the automaton
+ * back from the build's child) costs the live transitions. */
+static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
     Walk w;
-    Py_buffer group_node, states, numbers, representatives, out;
-    Py_ssize_t n_classes, stride;
-    if (!PyArg_ParseTuple(args, "O&nO&O&O&O&O&O&O&O&O&n", int32_in, &w.table, &n_classes, uint8_in, &w.symbol,
+    Py_buffer group_node, states, numbers, representatives;
+    Py_ssize_t n_classes;
+    if (!PyArg_ParseTuple(args, "O&nO&O&O&O&O&O&O&O&", int32_in, &w.table, &n_classes, uint8_in, &w.symbol,
                           int32_in, &w.parent, int32_in, &w.skip, int32_in, &w.node_group, int32_in, &group_node,
-                          int32_in, &states, int32_in, &numbers, int32_in, &representatives, int32_out, &out,
-                          &stride))
+                          int32_in, &states, int32_in, &numbers, int32_in, &representatives))
         return NULL;
     PyObject *result = NULL;
     int32_t *paths = NULL;
     Py_ssize_t *path_start = NULL;
+    Int32List rows = {0}, columns = {0}, targets = {0};
     Py_ssize_t n_rows = states.len / 4, n_columns = representatives.len / 4, n_groups = group_node.len / 4;
     if (check_walk(&w, n_classes, n_groups) < 0) goto done;
     const int32_t *node_of = group_node.buf, *state_of = states.buf, *number = numbers.buf,
                   *representative = representatives.buf;
-    int32_t *cell = out.buf;
-    if (numbers.len != w.n_states * 4 || stride < n_columns || out.len / 4 < n_rows * stride) {
-        PyErr_SetString(PyExc_ValueError, "number must hold a row per byte state, and out [rows, columns] at least "
-                                          "as large as states by representatives");
+    if (numbers.len != w.n_states * 4) {
+        PyErr_SetString(PyExc_ValueError, "number must hold a row per byte state");
         goto done;
     }
     /* each representative's class sequence, read off the trie once (root to node) */
@@ -472,22 +473,28 @@ static PyObject *fill_rows(PyObject *Py_UNUSED(module), PyObject *args) {
             int32_t q = from;
             for (Py_ssize_t i = path_start[c]; i < path_start[c + 1] && q >= 0; i++)
                 q = w.next[(Py_ssize_t)q * w.n_classes + paths[i]];
-            if (q >= 0 && number[q] < 0) {
+            if (q < 0) continue;
+            if (number[q] < 0) {
                 PyErr_Format(PyExc_ValueError, "row %zd, column %zd: the state reached has no row", row, c);
                 goto done;
             }
-            cell[row * stride + c] = q < 0 ? -1 : number[q];
+            if (push(&rows, (int32_t)row) < 0 || push(&columns, (int32_t)c) < 0 || push(&targets, number[q]) < 0)
+                goto done;
         }
     }
-    result = Py_NewRef(Py_None);
+    PyObject *items[3] = {bytes_of(rows.items, rows.n * 4), bytes_of(columns.items, columns.n * 4),
+                          bytes_of(targets.items, targets.n * 4)};
+    result = tuple_of(items, 3);
 done:
     PyMem_Free(paths);
     PyMem_Free(path_start);
+    PyMem_Free(rows.items);
+    PyMem_Free(columns.items);
+    PyMem_Free(targets.items);
     PyBuffer_Release(&group_node);
     PyBuffer_Release(&states);
     PyBuffer_Release(&numbers);
     PyBuffer_Release(&representatives);
-    PyBuffer_Release(&out);
     release_walk(&w);
     return result;
 }
@@ -500,9 +507,9 @@ static PyMethodDef methods[] = {
      "walk_boundaries(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_use, start, opening, "
      "seed): (states, number, signatures, opening) as bytes: the token-boundary states breadth-first and each "
      "group's column hashes."},
-    {"fill_rows", fill_rows, METH_VARARGS,
-     "fill_rows(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_node, states, number, "
-     "representatives, out, out_columns): the token automaton's rows written into out."},
+    {"row_transitions", row_transitions, METH_VARARGS,
+     "row_transitions(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_node, states, number, "
+     "representatives): (rows, columns, targets) as int32 bytes: the token automaton's live transitions."},
     {NULL, NULL, 0, NULL},
 };
 

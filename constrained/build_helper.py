@@ -32,7 +32,7 @@ from .bounded_child import run_bounded
 from .errors import CompileError, CompileTimeout, ConstrainedError
 
 if TYPE_CHECKING:
-    from .token_dfa import TokenDFA
+    from .token_dfa import LiveTokenDFA
     from .vocabulary import TokenVocabulary
 
 #: How many vocabularies the helper keeps (the oldest sent is dropped first, and sent again when needed).
@@ -78,7 +78,7 @@ class _Helper:
         return self.ready and not self.ended
 
     def build(self, patterns: tuple[str, ...], vocabulary: TokenVocabulary, timeout_s: float,
-              memory_bytes: int | None, what: str) -> TokenDFA:
+              memory_bytes: int | None, what: str) -> LiveTokenDFA:
         """The helper's answer to one build (lock held)."""
         fingerprint = vocabulary.fingerprint
         try:
@@ -164,19 +164,19 @@ def warm_build_helper(wait_s: float = 0.0) -> bool:
 
 
 def build_in_helper(patterns: tuple[str, ...], vocabulary: TokenVocabulary, *, timeout_s: float,
-                    memory_bytes: int | None, what: str) -> TokenDFA | None:
+                    memory_bytes: int | None, what: str) -> LiveTokenDFA | None:
     """The token automaton of ``patterns`` over ``vocabulary``, built in a child of this process's helper, or
     ``None`` when the helper is not ready or busy (the caller then builds it in a child of its own).
 
     Parameters:
-        patterns: the patterns whose intersection the automaton accepts (see :func:`.pattern_automaton.patterns_dfa`).
+        patterns: the patterns whose intersection the automaton accepts (see :func:`.pattern_automaton.patterns_live`).
         vocabulary: the tokens it reads; sent to the helper on its first build there.
         timeout_s: how long the build may run.
         memory_bytes: how much address space the build may use (see :func:`.bounded_child.run_bounded`).
         what: what the build does, for messages.
 
     Returns:
-        The minimal automaton, or ``None``.
+        The minimal automaton as its live transitions, or ``None``.
 
     Raises:
         ConstrainedError: what the build raised (as :func:`.bounded_child.run_bounded` raises it).
@@ -198,11 +198,10 @@ def build_in_helper(patterns: tuple[str, ...], vocabulary: TokenVocabulary, *, t
 
 
 def _pickled_build(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> bytes:
-    """The automaton pickled in the build's child, so that the helper passes its bytes on without reading them
-    (unpickled, a SQL automaton's dense table is tens of MB, to be pickled again)."""
-    from .pattern_automaton import patterns_dfa
+    """The automaton pickled in the build's child, so that the helper passes its bytes on without reading them."""
+    from .pattern_automaton import patterns_live
 
-    return pickle.dumps(patterns_dfa(patterns, vocabulary), protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps(patterns_live(patterns, vocabulary), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def serve(requests: Connection, answers: Connection) -> None:

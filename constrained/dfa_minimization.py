@@ -16,28 +16,35 @@ from __future__ import annotations
 import numpy as np
 
 from ._table_passes import coarsest_blocks, column_signatures
-from .token_dfa import DEAD, TokenDFA, incoming_edges
-
-
-def trimmed(dfa: TokenDFA) -> TokenDFA:
-    """The same automaton with every transition into or out of a state that cannot reach acceptance removed
-    (in place), so that a canvas never offers a token after which the text can no longer be completed."""
-    trim_table(dfa.table, dfa.accepting)
-    return dfa
+from .token_dfa import DEAD
 
 
 def trim_table(table: np.ndarray, accepting: np.ndarray) -> None:
-    """:func:`trimmed` for a bare transition table (any alphabet), in place."""
-    live = _live_states(table, accepting)
-    table[~live] = DEAD
-    table[np.isin(table, np.flatnonzero(~live))] = DEAD
+    """Remove every transition into or out of a state that cannot reach acceptance (in place), so that a canvas
+    never offers a token after which the text can no longer be completed."""
+    sources, classes = np.nonzero(table != DEAD)
+    live = live_states(sources, table[sources, classes], accepting)
+    if not live.all():
+        table[~live] = DEAD
+        table[np.isin(table, np.flatnonzero(~live))] = DEAD
 
 
-def _live_states(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
-    """States from which an accepting state is reachable: a backward search from the accepting states over
-    the live transitions, each state expanded once (a scan of the whole table per round costs as many
-    rounds as the longest path, which on a SQL automaton is hundreds)."""
-    sources, _classes, _targets, offsets = incoming_edges(table)
+def trimmed_transitions(sources: np.ndarray, classes: np.ndarray, targets: np.ndarray, accepting: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`trim_table` for a list of transitions: those between states that can reach acceptance, in their
+    order."""
+    live = live_states(sources, targets, accepting)
+    keep = live[sources] & live[targets]
+    return sources[keep], classes[keep], targets[keep]
+
+
+def live_states(sources: np.ndarray, targets: np.ndarray, accepting: np.ndarray) -> np.ndarray:
+    """States from which an accepting state is reachable over the transitions ``sources -> targets``: a backward
+    search from the accepting states, each state expanded once (a scan of the whole table per round costs as
+    many rounds as the longest path, which on a SQL automaton is hundreds)."""
+    order = np.argsort(targets, kind="stable")
+    sources = sources[order]
+    offsets = np.searchsorted(targets[order], np.arange(len(accepting) + 1))
     live = accepting.copy()
     frontier = np.flatnonzero(live)
     while len(frontier):
@@ -87,31 +94,32 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[starts], inverse
 
 
-def minimal(dfa: TokenDFA) -> TokenDFA:
-    """The minimal automaton of the same language: reachable states only, equivalent states merged, and
-    classes merged where their columns became equal.
-
-    Why: every set operation of the canvas lattice costs in proportion to the states (and their arcs), and
-    the byte-level determinization leaves many token-level twins (the same string tail reached through
-    different properties, say).
-    """
-    table, accepting, class_of_column = minimal_table(dfa.table, dfa.accepting, dfa.initial)
-    return TokenDFA(table=table, token_class=class_of_column[dfa.token_class].astype(np.int32), accepting=accepting,
-                    initial=0, end_class=int(class_of_column[dfa.end_class]))
-
-
 def minimal_table(table: np.ndarray, accepting: np.ndarray, initial: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`minimal` for a bare transition table (any alphabet): ``(table, accepting, class_of_column)``, the
-    initial state numbered 0, and each old column's column in the new table.
+    """The minimal automaton of the same language as a transition table: reachable states only, equivalent states
+    merged, and columns merged where they became equal; ``(table, accepting, class_of_column)``, the initial
+    state numbered 0, and each old column's column in the new table."""
+    sources, classes = np.nonzero(table != DEAD)  # sorted by state, then class: the rows as they read
+    minimized = minimal_transitions(sources, classes, table[sources, classes], table.shape[1], accepting, initial)
+    sources, classes, targets, accepting, class_of_column = minimized
+    merged = np.full((len(accepting), int(class_of_column.max(initial=-1)) + 1), DEAD, dtype=np.int32)
+    merged[sources, classes] = targets
+    return merged, accepting, class_of_column
+
+
+def minimal_transitions(sources: np.ndarray, classes: np.ndarray, targets: np.ndarray, n_classes: int,
+                        accepting: np.ndarray, initial: int
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`minimal_table` for the live transitions of a table of ``len(accepting)`` states and ``n_classes``
+    columns, given sorted by state, then class: ``(sources, classes, targets, accepting, class_of_column)`` of
+    the minimal one (its transitions in no particular order; its columns those ``class_of_column`` maps to).
 
     Why over the live transitions: a SQL automaton's table is tens of millions of cells of which a few percent
-    are live. Read once into a list of transitions, every step (reachable states, merged states, merged columns,
-    the breadth-first order) costs the transitions, and the dense table is written once, at the end.
+    are live. Every step (reachable states, merged states, merged columns, the breadth-first order) costs the
+    transitions, and a dense table is written only by whoever needs one.
     """
-    n_states, n_classes = table.shape
-    sources, classes = np.nonzero(table != DEAD)  # sorted by state, then class: the rows as they read
-    targets = table[sources, classes].astype(np.int64)
+    n_states = len(accepting)
+    targets = targets.astype(np.int64)
     reached = np.zeros(n_states, dtype=bool)
     reached[_breadth_first(sources, targets, n_states, initial)] = True
     kept = np.flatnonzero(reached)
@@ -140,9 +148,8 @@ def minimal_table(table: np.ndarray, accepting: np.ndarray, initial: int
         raise ValueError("every state must be reachable from the initial one")
     rank = np.empty(n_blocks, dtype=np.int64)
     rank[order] = np.arange(n_blocks)
-    merged = np.full((n_blocks, len(first_column)), DEAD, dtype=np.int32)
-    merged[rank[sources], classes] = rank[targets]
-    return merged, accepting[kept][representatives][order], class_of_column
+    return (rank[sources].astype(np.int32), classes.astype(np.int32), rank[targets].astype(np.int32),
+            accepting[kept][representatives][order], class_of_column)
 
 
 def _breadth_first(sources: np.ndarray, targets: np.ndarray, n_states: int, initial: int) -> np.ndarray:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._token_walk import fill_rows, group_sequences, walk_boundaries
+from ._token_walk import group_sequences, row_transitions, walk_boundaries
 from .byte_automaton import ByteAutomaton, byte_automaton
 from .dfa_intersection import intersection
-from .dfa_minimization import minimal, trimmed, unique_rows
+from .dfa_minimization import minimal_transitions, trimmed_transitions, unique_rows
 from .errors import VocabularyError
-from .token_dfa import DEAD, TokenDFA
+from .token_dfa import DEAD, LiveTokenDFA, TokenDFA
 from .vocabulary import TokenVocabulary
 
 #: The uses of a group of spellings (a bit set): read in the middle of a text, read as the text's first token.
@@ -33,8 +33,13 @@ _IN_MIDDLE, _AT_OPENING = 1, 2
 
 
 def patterns_dfa(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> TokenDFA:
-    """The minimal token automaton of the texts that every pattern matches (in the caller's process:
-    :mod:`.token_dfa_build` runs it in a bounded child).
+    """:func:`patterns_live` with its dense table."""
+    return patterns_live(patterns, vocabulary).dense()
+
+
+def patterns_live(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> LiveTokenDFA:
+    """The minimal token automaton of the texts that every pattern matches, as its live transitions (in the
+    caller's process: :mod:`.token_dfa_build` runs it in a bounded child, which hands it back in this form).
 
     Parameters:
         patterns: regular expressions in outlines-core's syntax, each matched against the whole text.
@@ -50,11 +55,12 @@ def patterns_dfa(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> Toke
     automaton = byte_automaton(patterns[0])
     for pattern in patterns[1:]:
         automaton = intersection(automaton, byte_automaton(pattern))
-    return walked_dfa(automaton, vocabulary)
+    return walked_live(automaton, vocabulary)
 
 
-def walked_dfa(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> TokenDFA:
-    """The minimal token automaton of the texts ``automaton`` accepts, spelled with ``vocabulary``'s tokens.
+def walked_live(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> LiveTokenDFA:
+    """The minimal token automaton of the texts ``automaton`` accepts, spelled with ``vocabulary``'s tokens, as
+    its live transitions.
 
     Raises:
         VocabularyError: the vocabulary cannot spell any text the automaton accepts.
@@ -97,18 +103,27 @@ def walked_dfa(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> TokenDF
 
     n_states = len(states) + 1  # + DONE
     done = n_states - 1
-    table = np.full((n_states, end_class + 1), DEAD, dtype=np.int32)
-    fill_rows(automaton.table, automaton.n_classes, *trie, group_node, states, number,
-              kind_middle[representative].astype(np.int32), table, table.shape[1])
+    rows, columns, targets = (np.frombuffer(array, dtype=np.int32) for array in row_transitions(
+        automaton.table, automaton.n_classes, *trie, group_node, states, number,
+        kind_middle[representative].astype(np.int32)))
+    if opens_otherwise:  # the opening row (0, which the walk left out) reads each token as it opens a text
+        opened = opening_next[kind_opening[representative]]
+        first_columns = np.flatnonzero(opened != DEAD).astype(np.int32)
+        rows = np.concatenate([np.zeros(len(first_columns), dtype=np.int32), rows])
+        columns = np.concatenate([first_columns, columns])
+        targets = np.concatenate([opened[first_columns], targets])
     accepting = np.zeros(n_states, dtype=bool)
     accepting[:-1] = automaton.accepting[np.where(states >= 0, states, automaton.start)]
-    if opens_otherwise:
-        table[0, :end_class] = opening_next[kind_opening[representative]]
-    table[accepting, end_class] = done
-    table[done, end_class] = done
     accepting[done] = True
-
-    dfa = trimmed(TokenDFA(table, token_class, accepting, 0, end_class))
-    if (dfa.table[0] == DEAD).all() and not dfa.accepting[0]:
+    # the end class, the last column, leads from every accepting row (DONE's own included) to DONE
+    ending = np.flatnonzero(accepting).astype(np.int32)
+    at = np.searchsorted(rows, ending, side="right")
+    rows, columns, targets = (np.insert(rows, at, ending), np.insert(columns, at, np.int32(end_class)),
+                              np.insert(targets, at, np.int32(done)))
+    rows, columns, targets = trimmed_transitions(rows, columns, targets, accepting)
+    if not (len(rows) and rows[0] == 0) and not accepting[0]:
         raise VocabularyError("the vocabulary cannot spell any text the constraint accepts")
-    return minimal(dfa)
+    rows, columns, targets, accepting, class_of_column = minimal_transitions(rows, columns, targets, end_class + 1,
+                                                                             accepting, 0)
+    return LiveTokenDFA(rows, columns, targets, class_of_column[token_class].astype(np.int32), accepting, 0,
+                        int(class_of_column[end_class]), len(accepting), int(class_of_column.max()) + 1)

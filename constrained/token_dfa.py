@@ -85,38 +85,65 @@ class TokenDFA:
 
     def save(self, path: Path) -> None:
         """Only the live transitions are written: a few percent of a SQL automaton's table."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **dict(zip(_LIVE_FIELDS, self._live_form())))
-        os.replace(tmp, path)
+        self.live().save(path)
 
     @classmethod
     def load(cls, path: Path) -> TokenDFA:
-        with np.load(path) as data:
-            return _from_live_form(*(data[name] for name in _LIVE_FIELDS))
+        return LiveTokenDFA.load(path).dense()
 
     def __reduce__(self) -> tuple:
-        """Pickled in its live form too: a bounded build sends its automaton back through a pipe, and copying a
-        SQL automaton's whole table there costs more than finding its live cells."""
-        return _from_live_form, self._live_form()
+        """Pickled in its live form too: copying a SQL automaton's whole table through a pipe costs more than
+        finding its live cells."""
+        return LiveTokenDFA.dense, (self.live(),)
 
-    def _live_form(self) -> tuple[np.ndarray, ...]:
-        """The live transitions and everything else, as arrays named by ``_LIVE_FIELDS``."""
+    def live(self) -> LiveTokenDFA:
+        """The same automaton as its live transitions."""
         states, classes = np.nonzero(self.table != DEAD)
-        return (states.astype(np.int32), classes.astype(np.int32), self.table[states, classes], self.token_class,
-                self.accepting, np.array([self.initial, self.end_class, *self.table.shape]))
+        return LiveTokenDFA(states.astype(np.int32), classes.astype(np.int32), self.table[states, classes],
+                            self.token_class, self.accepting, self.initial, self.end_class, *self.table.shape)
 
 
-#: The arrays of a token automaton's live form, in order.
-_LIVE_FIELDS = ("states", "classes", "targets", "token_class", "accepting", "scalars")
+@dataclass(frozen=True)
+class LiveTokenDFA:
+    """A :class:`TokenDFA` as its live transitions: ``table[states[i], classes[i]] == targets[i]`` (in no
+    particular order), every other cell ``DEAD``.
 
+    Why a form of its own: a build makes the automaton in a child process and hands it back through a pipe, then
+    writes it to disk; a SQL automaton's dense table is hundreds of megabytes of which a few percent is live, so
+    the build never makes that table, and only the process that uses the automaton does (:meth:`dense`).
+    """
 
-def _from_live_form(states: np.ndarray, classes: np.ndarray, targets: np.ndarray, token_class: np.ndarray,
-                    accepting: np.ndarray, scalars: np.ndarray) -> TokenDFA:
-    initial, end_class, n_states, n_classes = (int(x) for x in scalars)
-    table = np.full((n_states, n_classes), DEAD, dtype=np.int32)
-    table[states, classes] = targets
-    return TokenDFA(table, token_class, accepting, initial, end_class)
+    states: np.ndarray  # int32 [transitions]
+    classes: np.ndarray  # int32 [transitions]
+    targets: np.ndarray  # int32 [transitions]
+    token_class: np.ndarray  # int32 [V]
+    accepting: np.ndarray  # bool [S]
+    initial: int
+    end_class: int
+    n_states: int
+    n_classes: int
+
+    def dense(self) -> TokenDFA:
+        """The automaton with its dense table."""
+        table = np.full((self.n_states, self.n_classes), DEAD, dtype=np.int32)
+        table[self.states, self.classes] = self.targets
+        return TokenDFA(table, self.token_class, self.accepting, self.initial, self.end_class)
+
+    def save(self, path: Path) -> None:
+        """Write it to ``path`` (``.npz``), atomically: a reader finds the whole file or none."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        scalars = np.array([self.initial, self.end_class, self.n_states, self.n_classes])
+        np.savez(tmp, states=self.states, classes=self.classes, targets=self.targets, token_class=self.token_class,
+                 accepting=self.accepting, scalars=scalars)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> LiveTokenDFA:
+        with np.load(path) as data:
+            initial, end_class, n_states, n_classes = (int(x) for x in data["scalars"])
+            return cls(data["states"], data["classes"], data["targets"], data["token_class"], data["accepting"],
+                       initial, end_class, n_states, n_classes)
 
 
 def incoming_edges(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

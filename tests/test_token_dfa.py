@@ -188,12 +188,23 @@ def test_a_one_off_build_is_noted_only_when_debugging(monkeypatch, caplog):
     assert notes == ["building a one-off token automaton", "built it"]
 
 
-def test_an_automaton_pickles_whole_through_its_live_transitions():
-    """What a bounded build sends back is the same automaton: every cell, class, verdict and the two numbers."""
+@pytest.mark.parametrize("route", ["pickle", "disk"])
+def test_an_automaton_travels_whole_through_its_live_transitions(route, tmp_path):
+    """What a bounded build sends back, and what the disk cache keeps, is the same automaton: every cell, class,
+    verdict and the two numbers; its live form lists the live cells alone."""
     import pickle
 
+    from constrained.token_dfa import TokenDFA
+
     dfa = constrained.regex("(ab|c)+x|y(ba)*").bind(VOCAB | {"x": 5, "y": 6, "c": 3}).dfa
-    copy = pickle.loads(pickle.dumps(dfa))
+    live = dfa.live()
+    assert len(live.states) == np.count_nonzero(dfa.table != DEAD)
+    if route == "pickle":
+        copy = pickle.loads(pickle.dumps(dfa))
+    else:
+        live.save(tmp_path / "a.npz")
+        copy = TokenDFA.load(tmp_path / "a.npz")
+    assert isinstance(copy, TokenDFA)
     for field in ("table", "token_class", "accepting"):
         assert np.array_equal(getattr(copy, field), getattr(dfa, field))
         assert getattr(copy, field).dtype == getattr(dfa, field).dtype
