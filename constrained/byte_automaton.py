@@ -1,8 +1,10 @@
-"""A pattern's automaton over bytes, determinized by outlines-core, as a dense table over byte classes.
+"""A pattern's automaton over bytes, as a dense table over byte classes.
 
 Why bytes first: determinizing a pattern is done once, at byte level, whatever the vocabulary; walking the
-vocabulary through it (:mod:`.pattern_automaton`) is then the only per-vocabulary work. outlines-core does the
-determinization: its ``Index`` over a vocabulary of the single bytes lists every byte transition of every state.
+vocabulary through it (:mod:`.pattern_automaton`) is then the only per-vocabulary work. A pattern in the syntax
+the compilers mostly write (ASCII classes, literals, groups, quantifiers) is determinized here, over the byte
+classes it tells apart (:mod:`._byte_determinize`, in C); any other goes through outlines-core, whose ``Index``
+over a vocabulary of the single bytes lists every byte transition of every state.
 
 Two synthetic marker tokens work around how outlines-core reports matches and starts its search (see the
 markers below); they are read here and do not leave this module: what comes out is the table, which states
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ._byte_determinize import determinize
 from ._table_passes import fill_table
 from .dfa_minimization import minimal_table, signatures, trim_table, unique_rows
 from .errors import RegexError, VocabularyError
@@ -87,7 +90,9 @@ def load_in_parent() -> None:
 
 
 def byte_automaton(pattern: str) -> ByteAutomaton:
-    """The automaton of ``pattern`` over bytes, determinized through outlines-core.
+    """The automaton of ``pattern`` over bytes: determinized here (:mod:`._byte_determinize`) when the pattern
+    keeps to the syntax read there (ASCII classes, literals, groups, alternation, quantifiers: what the SQL
+    compiler writes), otherwise through outlines-core, which reads the whole syntax.
 
     Parameters:
         pattern: a regular expression in outlines-core's syntax, matched against the whole text.
@@ -99,6 +104,17 @@ def byte_automaton(pattern: str) -> ByteAutomaton:
         RegexError: outlines-core cannot compile the pattern.
         VocabularyError: no text the pattern matches can be spelled (every one holds a plane-16 character).
     """
+    determinized = determinize(pattern.encode("utf-8"))
+    if determinized is not None:
+        class_of_byte, table, accepting, n_classes = determinized
+        return minimal_byte_automaton(np.frombuffer(table, dtype=np.int32).reshape(-1, n_classes).copy(),
+                                      np.frombuffer(class_of_byte, dtype=np.uint8),
+                                      np.frombuffer(accepting, dtype=np.bool_).copy(), 0)
+    return _outlines_byte_automaton(pattern)
+
+
+def _outlines_byte_automaton(pattern: str) -> ByteAutomaton:
+    """:func:`byte_automaton` through outlines-core's ``Index`` over the single bytes."""
     import outlines_core
 
     try:

@@ -12,7 +12,7 @@ What the canvas lattice needs of a pattern over a vocabulary, in a compact array
   so a canvas can hold the text followed by padding, and nothing after the padding.
 
 How one is made lives beside it, one job a module: :mod:`.byte_automaton` determinizes a pattern at byte level
-through outlines-core (:mod:`.outlines_index` reads its transitions), :mod:`.dfa_intersection` combines two,
+(in C, or through outlines-core, whose transitions :mod:`.outlines_index` reads), :mod:`.dfa_intersection` combines two,
 :mod:`.pattern_automaton` walks the vocabulary through the result, :mod:`.dfa_minimization` keeps each minimal,
 :mod:`.bounded_child` bounds the build, and
 :mod:`.token_dfa_build` serves it from the caches of :mod:`.token_dfa_cache` or builds it.
