@@ -15,8 +15,8 @@
  * - walk_boundaries: breadth-first over the states where a token may begin, numbering them; per group, two
  *   random linear hashes of its column over those rows (equal columns, equal hashes), so that token classes
  *   can be found without a dense [states, groups] table.
- * - row_transitions: the token automaton's live transitions, one walk per state and token class (its
- *   representative group).
+ * - row_transitions: the token automaton's live transitions, one pruned walk of the trie per state, keeping the
+ *   groups that represent a token class.
  *
  * The byte table is int32 [byte states, byte classes] with -1 for a dead transition; node symbols are byte
  * classes, which fit a byte because there are at most 256.
@@ -406,13 +406,20 @@ done:
 
 /* ------------------------------------------------------------------------------------------ row_transitions */
 
+static int compare_int64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* row_transitions(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_node, states, number,
  * representatives): the token automaton's live transitions, the row that group representatives[c] leads to from
  * byte state states[row] (rows with state -1 and columns with group -1 have none; a walk that dies none either),
  * as (rows, columns, targets) int32 bytes sorted by row, then column. Every state reached must have a row in
- * `number` (as walk_boundaries numbered them). Why a list and not the dense [rows, columns] table: a few percent
- * of that table is live on a SQL automaton, and every later step (trimming, minimizing, handing the automaton
- * back from the build's child) costs the live transitions. */
+ * `number` (as walk_boundaries numbered them). Each row walks the trie once, pruned where a prefix dies, as
+ * walk_boundaries does: most states allow few first bytes, so this costs far less than a walk per column. Why a
+ * list and not the dense [rows, columns] table: a few percent of that table is live on a SQL automaton, and every
+ * later step (trimming, minimizing, handing the automaton back from the build's child) costs the live
+ * transitions. */
 static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
     Walk w;
     Py_buffer group_node, states, numbers, representatives;
@@ -422,44 +429,31 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
                           int32_in, &states, int32_in, &numbers, int32_in, &representatives))
         return NULL;
     PyObject *result = NULL;
-    int32_t *paths = NULL;
-    Py_ssize_t *path_start = NULL;
+    int32_t *column_of = NULL, *node_state = NULL;
+    int64_t *hits = NULL;
     Int32List rows = {0}, columns = {0}, targets = {0};
     Py_ssize_t n_rows = states.len / 4, n_columns = representatives.len / 4, n_groups = group_node.len / 4;
     if (check_walk(&w, n_classes, n_groups) < 0) goto done;
-    const int32_t *node_of = group_node.buf, *state_of = states.buf, *number = numbers.buf,
-                  *representative = representatives.buf;
+    const int32_t *state_of = states.buf, *number = numbers.buf, *representative = representatives.buf;
     if (numbers.len != w.n_states * 4) {
         PyErr_SetString(PyExc_ValueError, "number must hold a row per byte state");
         goto done;
     }
-    /* each representative's class sequence, read off the trie once (root to node) */
-    path_start = PyMem_Malloc(((size_t)n_columns + 1) * sizeof(Py_ssize_t));
-    if (!path_start) {
+    column_of = PyMem_Malloc(((size_t)n_groups + 1) * sizeof(int32_t));
+    node_state = PyMem_Malloc((size_t)w.n_nodes * sizeof(int32_t));
+    hits = PyMem_Malloc(((size_t)n_columns + 1) * sizeof(int64_t));
+    if (!column_of || !node_state || !hits) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t total = 0;
+    for (Py_ssize_t g = 0; g < n_groups; g++) column_of[g] = -1;
     for (Py_ssize_t c = 0; c < n_columns; c++) {
-        path_start[c] = total;
         int32_t g = representative[c];
-        if (g < -1 || g >= n_groups || (g >= 0 && (node_of[g] < 0 || node_of[g] >= w.n_nodes))) {
-            PyErr_Format(PyExc_ValueError, "representative %zd is not a group of the trie", c);
+        if (g < -1 || g >= n_groups || (g >= 0 && column_of[g] >= 0)) {
+            PyErr_Format(PyExc_ValueError, "representative %zd is not a group of the trie, or another's", c);
             goto done;
         }
-        if (g >= 0)
-            for (int32_t n = node_of[g]; n > 0; n = w.parents[n]) total++;
-    }
-    path_start[n_columns] = total;
-    paths = PyMem_Malloc(((size_t)total + 1) * sizeof(int32_t));
-    if (!paths) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t c = 0; c < n_columns; c++) {
-        Py_ssize_t at = path_start[c + 1];
-        if (representative[c] >= 0)
-            for (int32_t n = node_of[representative[c]]; n > 0; n = w.parents[n]) paths[--at] = w.symbols[n];
+        if (g >= 0) column_of[g] = (int32_t)c;
     }
     for (Py_ssize_t row = 0; row < n_rows; row++) {
         int32_t from = state_of[row];
@@ -468,26 +462,42 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
             PyErr_Format(PyExc_ValueError, "row %zd's state is not a state of the table", row);
             goto done;
         }
-        for (Py_ssize_t c = 0; c < n_columns; c++) {
-            if (representative[c] < 0) continue;
+        Py_ssize_t n_hits = 0;
+        node_state[0] = from;
+        for (Py_ssize_t n = 0; n < w.n_nodes;) {
             int32_t q = from;
-            for (Py_ssize_t i = path_start[c]; i < path_start[c + 1] && q >= 0; i++)
-                q = w.next[(Py_ssize_t)q * w.n_classes + paths[i]];
-            if (q < 0) continue;
-            if (number[q] < 0) {
-                PyErr_Format(PyExc_ValueError, "row %zd, column %zd: the state reached has no row", row, c);
-                goto done;
+            if (n > 0) {
+                q = w.next[(Py_ssize_t)node_state[w.parents[n]] * w.n_classes + w.symbols[n]];
+                if (q < 0) {
+                    n = w.skips[n];
+                    continue;
+                }
+                node_state[n] = q;
             }
-            if (push(&rows, (int32_t)row) < 0 || push(&columns, (int32_t)c) < 0 || push(&targets, number[q]) < 0)
-                goto done;
+            int32_t g = w.groups[n];
+            if (g >= 0 && column_of[g] >= 0) {
+                if (number[q] < 0) {
+                    PyErr_Format(PyExc_ValueError, "row %zd, column %d: the state reached has no row", row,
+                                 column_of[g]);
+                    goto done;
+                }
+                hits[n_hits++] = ((int64_t)column_of[g] << 32) | (uint32_t)number[q];
+            }
+            n++;
         }
+        qsort(hits, (size_t)n_hits, sizeof(int64_t), compare_int64);
+        for (Py_ssize_t k = 0; k < n_hits; k++)
+            if (push(&rows, (int32_t)row) < 0 || push(&columns, (int32_t)(hits[k] >> 32)) < 0
+                || push(&targets, (int32_t)(uint32_t)hits[k]) < 0)
+                goto done;
     }
     PyObject *items[3] = {bytes_of(rows.items, rows.n * 4), bytes_of(columns.items, columns.n * 4),
                           bytes_of(targets.items, targets.n * 4)};
     result = tuple_of(items, 3);
 done:
-    PyMem_Free(paths);
-    PyMem_Free(path_start);
+    PyMem_Free(column_of);
+    PyMem_Free(node_state);
+    PyMem_Free(hits);
     PyMem_Free(rows.items);
     PyMem_Free(columns.items);
     PyMem_Free(targets.items);

@@ -108,11 +108,17 @@ def minimal_table(table: np.ndarray, accepting: np.ndarray, initial: int
 
 
 def minimal_transitions(sources: np.ndarray, classes: np.ndarray, targets: np.ndarray, n_classes: int,
-                        accepting: np.ndarray, initial: int
+                        accepting: np.ndarray, initial: int, distinct: np.ndarray | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`minimal_table` for the live transitions of a table of ``len(accepting)`` states and ``n_classes``
     columns, given sorted by state, then class: ``(sources, classes, targets, accepting, class_of_column)`` of
     the minimal one (its transitions in no particular order; its columns those ``class_of_column`` maps to).
+
+    ``distinct``, when given, is a partition of the states (an id per state) that the caller knows no finer than
+    the equivalence: states it puts apart are never equivalent, and it keeps accepting states apart from the
+    others. The equivalent states are then found from it rather than from accepting / not accepting, in as many
+    rounds as it lacks (where it is the equivalence itself, one round confirms it). A partition that put
+    equivalent states apart would leave them unmerged: the language would stay, the automaton not be minimal.
 
     Why over the live transitions: a SQL automaton's table is tens of millions of cells of which a few percent
     are live. Every step (reachable states, merged states, merged columns, the breadth-first order) costs the
@@ -127,7 +133,7 @@ def minimal_transitions(sources: np.ndarray, classes: np.ndarray, targets: np.nd
     renumber[kept] = np.arange(len(kept))
     from_kept = reached[sources]
     sources, classes, targets = renumber[sources[from_kept]], classes[from_kept], renumber[targets[from_kept]]
-    blocks = _equivalent_states(sources, classes, targets, accepting[kept])
+    blocks = _equivalent_states(sources, classes, targets, accepting[kept] if distinct is None else distinct[kept])
     _, representatives = np.unique(blocks, return_index=True)
     from_representative = np.zeros(len(kept), dtype=bool)
     from_representative[representatives] = True
@@ -175,16 +181,17 @@ def _breadth_first(sources: np.ndarray, targets: np.ndarray, n_states: int, init
     return np.concatenate(levels)
 
 
-def _equivalent_states(sources: np.ndarray, classes: np.ndarray, targets: np.ndarray, accepting: np.ndarray
+def _equivalent_states(sources: np.ndarray, classes: np.ndarray, targets: np.ndarray, apart: np.ndarray
                        ) -> np.ndarray:
     """Per state, its block of the coarsest partition where equivalent states share a future (Moore), from
     the live transitions (sorted by state, then class).
 
-    Starting from accepting / not accepting, states are split while the blocks their classes lead to differ.
+    Starting from the partition ``apart`` (accepting / not accepting, or a finer one known to keep equivalent
+    states together), states are split while the blocks their classes lead to differ.
     In C (``_table_passes.coarsest_blocks``): a SQL automaton needs hundreds of rounds, and each round is one
     pass over the transitions with a hash table of rows compared exactly, where numpy sorted every state's
     hashed row.
     """
-    starts = np.searchsorted(sources, np.arange(len(accepting) + 1)).astype(np.int64)
-    blocks = coarsest_blocks(starts, classes.astype(np.int32), targets.astype(np.int32), accepting.astype(np.int32))
+    starts = np.searchsorted(sources, np.arange(len(apart) + 1)).astype(np.int64)
+    blocks = coarsest_blocks(starts, classes.astype(np.int32), targets.astype(np.int32), apart.astype(np.int32))
     return np.frombuffer(blocks, dtype=np.int32)

@@ -58,9 +58,27 @@ def patterns_live(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> Liv
     return walked_live(automaton, vocabulary)
 
 
+def _spells_every_class_read(automaton: ByteAutomaton, node_symbol: np.ndarray, node_parent: np.ndarray,
+                             group_node: np.ndarray, use: np.ndarray) -> bool:
+    """Whether every byte class some transition of ``automaton`` reads is spelled, alone, by a token read in the
+    middle of a text (a group whose trie node hangs from the root)."""
+    nodes = group_node[(use & _IN_MIDDLE) > 0]
+    spelled = np.zeros(automaton.n_classes, dtype=bool)
+    spelled[node_symbol[nodes[(nodes > 0) & (node_parent[np.maximum(nodes, 0)] == 0)]]] = True
+    return bool(spelled[np.nonzero(automaton.table != DEAD)[1]].all())
+
+
 def walked_live(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> LiveTokenDFA:
-    """The minimal token automaton of the texts ``automaton`` accepts, spelled with ``vocabulary``'s tokens, as
-    its live transitions.
+    """The minimal token automaton of the texts ``automaton`` (minimal, as :func:`.byte_automaton.byte_automaton`
+    and :func:`.dfa_intersection.intersection` make them) accepts, spelled with ``vocabulary``'s tokens, as its
+    live transitions.
+
+    Why equivalent rows are found fast where the vocabulary has a one-byte token for every byte class the automaton
+    reads (byte fallback, byte-level BPE) and no opening spellings: two rows hold distinct byte states; the byte
+    automaton being minimal, some text ends from one and not from the other, and every byte of it, read on a
+    live path, is a one-byte token, so the same tokens tell the rows apart. A row that can only be followed by
+    end tokens is equivalent to DONE. Moore's rounds then start from that partition and confirm it in one round
+    (the hundreds they take from accepting / not accepting are most of a SQL automaton's minimization).
 
     Raises:
         VocabularyError: the vocabulary cannot spell any text the automaton accepts.
@@ -123,7 +141,13 @@ def walked_live(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> LiveTo
     rows, columns, targets = trimmed_transitions(rows, columns, targets, accepting)
     if not (len(rows) and rows[0] == 0) and not accepting[0]:
         raise VocabularyError("the vocabulary cannot spell any text the constraint accepts")
+    distinct = None
+    if not opens_otherwise and _spells_every_class_read(automaton, trie[0], trie[1], group_node, use):
+        # then each row is a byte state of its own, and a minimal byte automaton has no two equivalent: rows are
+        # equivalent only where, like DONE, they can be followed by end tokens alone (a proof in the docstring)
+        distinct = np.arange(n_states)
+        distinct[accepting & (np.bincount(rows[columns != end_class], minlength=n_states) == 0)] = done
     rows, columns, targets, accepting, class_of_column = minimal_transitions(rows, columns, targets, end_class + 1,
-                                                                             accepting, 0)
+                                                                             accepting, 0, distinct)
     return LiveTokenDFA(rows, columns, targets, class_of_column[token_class].astype(np.int32), accepting, 0,
                         int(class_of_column[end_class]), len(accepting), int(class_of_column.max()) + 1)

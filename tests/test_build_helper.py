@@ -53,9 +53,9 @@ def test_a_build_past_its_time_is_a_timeout():
 
 
 def test_a_build_past_its_memory_is_a_timeout_naming_the_bound():
-    """An automaton of 2^17 states (the 17th symbol from the end is an a) cannot be made in 16 MiB."""
+    """An automaton of 2^21 states (the 21st symbol from the end is an a) cannot be made in 16 MiB."""
     with pytest.raises(CompileTimeout, match=r"out of memory \(its bound: 16 MiB\)"):
-        _helped(("[abcz]*a[abcz]{16}",), memory_bytes=16 << 20)
+        _helped(("[abcz]*a[abcz]{20}",), memory_bytes=16 << 20)
 
 
 def test_a_helper_that_dies_is_a_compile_error_and_the_next_build_starts_another():
