@@ -429,7 +429,7 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
                           int32_in, &states, int32_in, &numbers, int32_in, &representatives))
         return NULL;
     PyObject *result = NULL;
-    int32_t *column_of = NULL, *node_state = NULL;
+    int32_t *column_of = NULL, *next_column = NULL, *node_state = NULL;
     int64_t *hits = NULL;
     Int32List rows = {0}, columns = {0}, targets = {0};
     Py_ssize_t n_rows = states.len / 4, n_columns = representatives.len / 4, n_groups = group_node.len / 4;
@@ -439,21 +439,27 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "number must hold a row per byte state");
         goto done;
     }
+    /* the columns a group represents (several where tokens alike in the middle open a text otherwise): the first
+     * in column_of, each the next in next_column, ascending */
     column_of = PyMem_Malloc(((size_t)n_groups + 1) * sizeof(int32_t));
+    next_column = PyMem_Malloc(((size_t)n_columns + 1) * sizeof(int32_t));
     node_state = PyMem_Malloc((size_t)w.n_nodes * sizeof(int32_t));
     hits = PyMem_Malloc(((size_t)n_columns + 1) * sizeof(int64_t));
-    if (!column_of || !node_state || !hits) {
+    if (!column_of || !next_column || !node_state || !hits) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t g = 0; g < n_groups; g++) column_of[g] = -1;
-    for (Py_ssize_t c = 0; c < n_columns; c++) {
+    for (Py_ssize_t c = n_columns - 1; c >= 0; c--) {
         int32_t g = representative[c];
-        if (g < -1 || g >= n_groups || (g >= 0 && column_of[g] >= 0)) {
-            PyErr_Format(PyExc_ValueError, "representative %zd is not a group of the trie, or another's", c);
+        if (g < -1 || g >= n_groups) {
+            PyErr_Format(PyExc_ValueError, "representative %zd is not a group of the trie", c);
             goto done;
         }
-        if (g >= 0) column_of[g] = (int32_t)c;
+        if (g >= 0) {
+            next_column[c] = column_of[g];
+            column_of[g] = (int32_t)c;
+        }
     }
     for (Py_ssize_t row = 0; row < n_rows; row++) {
         int32_t from = state_of[row];
@@ -481,7 +487,8 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
                                  column_of[g]);
                     goto done;
                 }
-                hits[n_hits++] = ((int64_t)column_of[g] << 32) | (uint32_t)number[q];
+                for (int32_t c = column_of[g]; c >= 0; c = next_column[c])
+                    hits[n_hits++] = ((int64_t)c << 32) | (uint32_t)number[q];
             }
             n++;
         }
@@ -496,6 +503,7 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
     result = tuple_of(items, 3);
 done:
     PyMem_Free(column_of);
+    PyMem_Free(next_column);
     PyMem_Free(node_state);
     PyMem_Free(hits);
     PyMem_Free(rows.items);

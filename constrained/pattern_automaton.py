@@ -77,7 +77,8 @@ def walked_live(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> LiveTo
     reads (byte fallback, byte-level BPE) and no opening spellings: two rows hold distinct byte states; the byte
     automaton being minimal, some text ends from one and not from the other, and every byte of it, read on a
     live path, is a one-byte token, so the same tokens tell the rows apart. A row that can only be followed by
-    end tokens is equivalent to DONE. Moore's rounds then start from that partition and confirm it in one round
+    end tokens is equivalent to DONE. For the same reason every row is live (the byte automaton is trimmed), so
+    there is nothing to trim. Moore's rounds then start from that partition and confirm it in one round
     (the hundreds they take from accepting / not accepting are most of a SQL automaton's minimization).
 
     Raises:
@@ -138,15 +139,16 @@ def walked_live(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> LiveTo
     at = np.searchsorted(rows, ending, side="right")
     rows, columns, targets = (np.insert(rows, at, ending), np.insert(columns, at, np.int32(end_class)),
                               np.insert(targets, at, np.int32(done)))
-    rows, columns, targets = trimmed_transitions(rows, columns, targets, accepting)
-    if not (len(rows) and rows[0] == 0) and not accepting[0]:
-        raise VocabularyError("the vocabulary cannot spell any text the constraint accepts")
     distinct = None
     if not opens_otherwise and _spells_every_class_read(automaton, trie[0], trie[1], group_node, use):
-        # then each row is a byte state of its own, and a minimal byte automaton has no two equivalent: rows are
-        # equivalent only where, like DONE, they can be followed by end tokens alone (a proof in the docstring)
+        # then each row is a byte state of its own, every one live, and a minimal byte automaton has no two
+        # equivalent: rows are equivalent only where, like DONE, they can be followed by end tokens alone
         distinct = np.arange(n_states)
         distinct[accepting & (np.bincount(rows[columns != end_class], minlength=n_states) == 0)] = done
+    else:
+        rows, columns, targets = trimmed_transitions(rows, columns, targets, accepting)
+    if not (len(rows) and rows[0] == 0) and not accepting[0]:
+        raise VocabularyError("the vocabulary cannot spell any text the constraint accepts")
     rows, columns, targets, accepting, class_of_column = minimal_transitions(rows, columns, targets, end_class + 1,
                                                                              accepting, 0, distinct)
     return LiveTokenDFA(rows, columns, targets, class_of_column[token_class].astype(np.int32), accepting, 0,
