@@ -447,29 +447,28 @@ static int byte_classes(Parser *ps, uint8_t class_of_byte[256], uint64_t (*set_c
 /* ---------------------------------------------------------------------------------------- subset construction */
 
 typedef struct {
-    Ints pool, offsets; /* each subset's sorted members: pool[offsets[d]:offsets[d + 1]] */
+    Ints pool, offsets; /* each subset's members, in the order found: pool[offsets[d]:offsets[d + 1]] */
+    uint64_t *hashes;   /* each subset's hash: a sum over its members, so that their order does not matter */
     int32_t *slots;     /* open addressing over the subsets, -1 free */
-    Py_ssize_t capacity;
+    Py_ssize_t capacity, hashes_capacity;
     Ints stack, found;
-    int32_t *stamp, now;
+    int32_t *stamp, *member, now; /* member[node] == now: the subset being closed holds node */
 } Subsets;
 
-static uint64_t members_hash(const int32_t *items, Py_ssize_t n) {
-    uint64_t h = 0x84222325CBF29CE4ull ^ (uint64_t)n;
-    for (Py_ssize_t i = 0; i < n; i++) h = (h ^ (uint32_t)items[i]) * 0x100000001B3ull;
-    return h ^ (h >> 31);
+static inline uint64_t node_hash(int32_t node) {
+    uint64_t z = 0x9E3779B97F4A7C15ull * ((uint64_t)node + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
 }
 
-static int compare_ints(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* The subset of `seeds` closed under empty moves (its BYTES and MATCH nodes, sorted), as a subset id: an
- * existing one or a new one appended (-1 on no memory). */
+/* The subset of `seeds` closed under empty moves (its BYTES and MATCH nodes), as a subset id: an existing one
+ * or a new one appended (-1 on no memory). Why no sorting: a subset is recognised by an order-free hash of its
+ * members and compared through the marks of the closure just made, which costs its size. */
 static int32_t closed_subset(Parser *ps, Subsets *ss, const int32_t *seeds, Py_ssize_t n_seeds) {
     ss->now++;
     ss->stack.n = ss->found.n = 0;
+    uint64_t hash = 0;
     for (Py_ssize_t i = 0; i < n_seeds; i++) {
         if (ss->stamp[seeds[i]] == ss->now) continue;
         ss->stamp[seeds[i]] = ss->now;
@@ -480,6 +479,8 @@ static int32_t closed_subset(Parser *ps, Subsets *ss, const int32_t *seeds, Py_s
         int kind = ps->kind.items[node];
         if (kind == BYTES || kind == MATCH) {
             if (ints_push(&ss->found, node) < 0) return -1;
+            ss->member[node] = ss->now;
+            hash += node_hash(node);
             continue;
         }
         for (int k = kind == SPLIT ? 1 : 0; k >= 0; k--) {
@@ -489,18 +490,22 @@ static int32_t closed_subset(Parser *ps, Subsets *ss, const int32_t *seeds, Py_s
             if (ints_push(&ss->stack, next) < 0) return -1;
         }
     }
-    qsort(ss->found.items, (size_t)ss->found.n, sizeof(int32_t), compare_ints);
+    hash ^= (uint64_t)ss->found.n * 0xD6E8FEB86659FD93ull;
     const int32_t *items = ss->found.items;
     Py_ssize_t n = ss->found.n, n_subsets = ss->offsets.n - 1;
     if (2 * (n_subsets + 1) > ss->capacity) {
         Py_ssize_t capacity = ss->capacity ? 2 * ss->capacity : 4096;
         int32_t *slots = PyMem_Malloc((size_t)capacity * sizeof(int32_t));
-        if (!slots) return -1;
+        uint64_t *hashes = PyMem_Realloc(ss->hashes, (size_t)(capacity / 2) * sizeof(uint64_t));
+        if (!slots || !hashes) {
+            PyMem_Free(slots);
+            if (hashes) ss->hashes = hashes;
+            return -1;
+        }
+        ss->hashes = hashes;
         memset(slots, 0xff, (size_t)capacity * sizeof(int32_t));
         for (Py_ssize_t d = 0; d < n_subsets; d++) {
-            const int32_t *m = ss->pool.items + ss->offsets.items[d];
-            Py_ssize_t i = (Py_ssize_t)(members_hash(m, ss->offsets.items[d + 1] - ss->offsets.items[d])
-                                        & (uint64_t)(capacity - 1));
+            Py_ssize_t i = (Py_ssize_t)(hashes[d] & (uint64_t)(capacity - 1));
             while (slots[i] >= 0) i = (i + 1) & (capacity - 1);
             slots[i] = (int32_t)d;
         }
@@ -508,15 +513,19 @@ static int32_t closed_subset(Parser *ps, Subsets *ss, const int32_t *seeds, Py_s
         ss->slots = slots;
         ss->capacity = capacity;
     }
-    Py_ssize_t i = (Py_ssize_t)(members_hash(items, n) & (uint64_t)(ss->capacity - 1));
+    Py_ssize_t i = (Py_ssize_t)(hash & (uint64_t)(ss->capacity - 1));
     for (; ss->slots[i] >= 0; i = (i + 1) & (ss->capacity - 1)) {
         int32_t d = ss->slots[i];
         Py_ssize_t begin = ss->offsets.items[d];
-        if (ss->offsets.items[d + 1] - begin == n && !memcmp(ss->pool.items + begin, items, (size_t)n * 4)) return d;
+        if (ss->hashes[d] != hash || ss->offsets.items[d + 1] - begin != n) continue;
+        Py_ssize_t k = 0;
+        while (k < n && ss->member[ss->pool.items[begin + k]] == ss->now) k++;
+        if (k == n) return d;
     }
     if (ints_reserve(&ss->pool, n) < 0 || ints_push(&ss->offsets, (int32_t)(ss->pool.n + n)) < 0) return -1;
     memcpy(ss->pool.items + ss->pool.n, items, (size_t)n * 4);
     ss->pool.n += n;
+    ss->hashes[n_subsets] = hash;
     ss->slots[i] = (int32_t)n_subsets;
     return (int32_t)n_subsets;
 }
@@ -548,7 +557,8 @@ static PyObject *determinize(PyObject *Py_UNUSED(module), PyObject *args) {
     uint8_t class_of_byte[256];
     set_classes = PyMem_Malloc(((size_t)ps.n_sets + 1) * sizeof(set_classes[0]));
     ss.stamp = PyMem_Calloc((size_t)ps.kind.n, sizeof(int32_t));
-    if (!set_classes || !ss.stamp || ints_push(&ss.offsets, 0) < 0) goto no_memory;
+    ss.member = PyMem_Calloc((size_t)ps.kind.n, sizeof(int32_t));
+    if (!set_classes || !ss.stamp || !ss.member || ints_push(&ss.offsets, 0) < 0) goto no_memory;
     int n_classes = byte_classes(&ps, class_of_byte, set_classes);
     if (closed_subset(&ps, &ss, &whole.start, 1) < 0) goto no_memory;
     Py_ssize_t accepting_capacity = 0;
@@ -602,6 +612,8 @@ done:
     PyMem_Free(ss.stack.items);
     PyMem_Free(ss.found.items);
     PyMem_Free(ss.stamp);
+    PyMem_Free(ss.member);
+    PyMem_Free(ss.hashes);
     PyMem_Free(ps.kind.items);
     PyMem_Free(ps.out.items);
     PyMem_Free(ps.set.items);
