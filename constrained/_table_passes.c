@@ -1,6 +1,7 @@
 /* The automaton build's passes over transition lists: outlines-core's byte transitions turned into a table,
- * the columns of a transition list hashed (to find equal columns: byte classes, merged token classes), and
- * the equivalent states of a transition list found (Moore's refinement, the rounds of a minimization).
+ * the columns of a transition list hashed (to find equal columns: byte classes, merged token classes), the
+ * equivalent states of a transition list found (Moore's refinement, the rounds of a minimization), and the
+ * product of two tables over their reachable pairs.
  *
  * Why in C: an automaton's transition list holds millions of (state, symbol, next state) entries on a large
  * pattern. Through numpy, renumbering states, dropping the transitions we do not keep, hashing every column
@@ -234,6 +235,174 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------------------------- product_table */
+
+static int compare_codes(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* A growable int64 array, and an open-addressing map from int64 codes to int32 ids. */
+typedef struct {
+    int64_t *items;
+    Py_ssize_t n, capacity;
+} Codes;
+
+static int push_code(Codes *a, int64_t value) {
+    if (a->n == a->capacity) {
+        Py_ssize_t capacity = a->capacity ? 2 * a->capacity : 1024;
+        int64_t *items = PyMem_Realloc(a->items, (size_t)capacity * sizeof(int64_t));
+        if (!items) return -1;
+        a->items = items;
+        a->capacity = capacity;
+    }
+    a->items[a->n++] = value;
+    return 0;
+}
+
+typedef struct {
+    int64_t *keys;
+    int32_t *ids;
+    Py_ssize_t n, capacity;
+} CodeMap;
+
+static inline Py_ssize_t code_slot(const CodeMap *m, int64_t code) {
+    uint64_t h = (uint64_t)code * 0x9E3779B97F4A7C15ull;
+    Py_ssize_t i = (Py_ssize_t)((h ^ (h >> 32)) & (uint64_t)(m->capacity - 1));
+    while (m->keys[i] >= 0 && m->keys[i] != code) i = (i + 1) & (m->capacity - 1);
+    return i;
+}
+
+static int grow_map(CodeMap *m) {
+    CodeMap bigger = {NULL, NULL, m->n, m->capacity ? 2 * m->capacity : 4096};
+    bigger.keys = PyMem_Malloc((size_t)bigger.capacity * sizeof(int64_t));
+    bigger.ids = PyMem_Malloc((size_t)bigger.capacity * sizeof(int32_t));
+    if (!bigger.keys || !bigger.ids) {
+        PyMem_Free(bigger.keys);
+        PyMem_Free(bigger.ids);
+        return -1;
+    }
+    memset(bigger.keys, 0xff, (size_t)bigger.capacity * sizeof(int64_t));
+    for (Py_ssize_t i = 0; i < m->capacity; i++)
+        if (m->keys[i] >= 0) {
+            Py_ssize_t j = code_slot(&bigger, m->keys[i]);
+            bigger.keys[j] = m->keys[i];
+            bigger.ids[j] = m->ids[i];
+        }
+    PyMem_Free(m->keys);
+    PyMem_Free(m->ids);
+    *m = bigger;
+    return 0;
+}
+
+/* product_table(first, first_columns, second, second_columns, first_class, second_class, first_start,
+ * second_start): the product of two int32 tables ([states, columns], -1 dead) over the pair classes k, which read
+ * column first_class[k] of the first and second_class[k] of the second, over the pairs reachable from the
+ * starts. Returns (table int32 [pairs, classes], codes int64 [pairs]: first state * second states + second
+ * state) as bytes. Pairs are numbered breadth-first, the start 0, each level's new pairs in order of their
+ * codes (the numbering a level-at-a-time construction through sorted arrays gives). */
+static PyObject *product_table(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer first, second, first_class, second_class;
+    Py_ssize_t first_columns, second_columns, first_start, second_start;
+    if (!PyArg_ParseTuple(args, "O&nO&nO&O&nn", int32_in, &first, &first_columns, int32_in, &second,
+                          &second_columns, int32_in, &first_class, int32_in, &second_class, &first_start,
+                          &second_start))
+        return NULL;
+    PyObject *result = NULL;
+    Codes codes = {0}, fresh = {0};
+    CodeMap map = {0};
+    int32_t *table = NULL;
+    Py_ssize_t table_capacity = 0;
+    Py_ssize_t n_classes = first_class.len / 4;
+    const int32_t *a = first.buf, *b = second.buf, *fc = first_class.buf, *sc = second_class.buf;
+    Py_ssize_t n_first = first_columns > 0 ? first.len / 4 / first_columns : 0;
+    Py_ssize_t n_second = second_columns > 0 ? second.len / 4 / second_columns : 0;
+    if (first_columns <= 0 || second_columns <= 0 || first.len != n_first * first_columns * 4
+        || second.len != n_second * second_columns * 4 || second_class.len != first_class.len
+        || first_start < 0 || first_start >= n_first || second_start < 0 || second_start >= n_second) {
+        PyErr_SetString(PyExc_ValueError, "two int32 tables, one class pair per product class, starts in them");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < n_classes; k++)
+        if (fc[k] < 0 || fc[k] >= first_columns || sc[k] < 0 || sc[k] >= second_columns) {
+            PyErr_SetString(PyExc_ValueError, "a class pair names a column outside its table");
+            goto done;
+        }
+    for (Py_ssize_t i = 0; i < n_first * first_columns; i++)
+        if (a[i] < -1 || a[i] >= n_first) goto bad_target;
+    for (Py_ssize_t i = 0; i < n_second * second_columns; i++)
+        if (b[i] < -1 || b[i] >= n_second) goto bad_target;
+    if (grow_map(&map) < 0 || push_code(&codes, (int64_t)first_start * n_second + second_start) < 0) goto no_memory;
+    Py_ssize_t slot = code_slot(&map, codes.items[0]);
+    map.keys[slot] = codes.items[0];
+    map.ids[slot] = 0;
+    map.n = 1;
+    for (Py_ssize_t begin = 0, end = 1; begin < end;) {
+        fresh.n = 0;
+        for (int pass = 0; pass < 2; pass++) { /* 1: find the level's new pairs; 2: write the rows */
+            for (Py_ssize_t id = begin; id < end; id++) {
+                int64_t p = codes.items[id] / n_second, q = codes.items[id] % n_second;
+                for (Py_ssize_t k = 0; k < n_classes; k++) {
+                    int32_t x = a[p * first_columns + fc[k]], y = b[q * second_columns + sc[k]];
+                    int64_t code = x < 0 || y < 0 ? -1 : (int64_t)x * n_second + y;
+                    if (pass == 1) {
+                        table[id * n_classes + k] = code < 0 ? -1 : map.ids[code_slot(&map, code)];
+                        continue;
+                    }
+                    if (code < 0) continue;
+                    if (2 * (map.n + 1) > map.capacity && grow_map(&map) < 0) goto no_memory;
+                    Py_ssize_t i = code_slot(&map, code);
+                    if (map.keys[i] >= 0) continue;
+                    map.keys[i] = code;
+                    map.ids[i] = -1;
+                    map.n++;
+                    if (push_code(&fresh, code) < 0) goto no_memory;
+                }
+            }
+            if (pass == 1) break;
+            qsort(fresh.items, (size_t)fresh.n, sizeof(int64_t), compare_codes);
+            for (Py_ssize_t f = 0; f < fresh.n; f++) {
+                map.ids[code_slot(&map, fresh.items[f])] = (int32_t)codes.n;
+                if (push_code(&codes, fresh.items[f]) < 0) goto no_memory;
+            }
+            if (end * n_classes > table_capacity) {
+                Py_ssize_t capacity = table_capacity ? table_capacity : 4096;
+                while (capacity < codes.n * n_classes) capacity *= 2;
+                int32_t *grown = PyMem_Realloc(table, (size_t)capacity * sizeof(int32_t));
+                if (!grown) goto no_memory;
+                table = grown;
+                table_capacity = capacity;
+            }
+        }
+        begin = end;
+        end = codes.n;
+    }
+    PyObject *table_bytes = PyBytes_FromStringAndSize((const char *)table, codes.n * n_classes * 4);
+    PyObject *code_bytes = PyBytes_FromStringAndSize((const char *)codes.items, codes.n * 8);
+    if (table_bytes && code_bytes) result = Py_BuildValue("NN", table_bytes, code_bytes);
+    else {
+        Py_XDECREF(table_bytes);
+        Py_XDECREF(code_bytes);
+    }
+    goto done;
+bad_target:
+    PyErr_SetString(PyExc_ValueError, "a table cell holds no state of its table");
+    goto done;
+no_memory:
+    PyErr_NoMemory();
+done:
+    PyMem_Free(codes.items);
+    PyMem_Free(fresh.items);
+    PyMem_Free(map.keys);
+    PyMem_Free(map.ids);
+    PyMem_Free(table);
+    PyBuffer_Release(&first);
+    PyBuffer_Release(&second);
+    PyBuffer_Release(&first_class);
+    PyBuffer_Release(&second_class);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"column_signatures", column_signatures, METH_VARARGS,
      "column_signatures(sources, tokens, targets, renumber, token_ok, weights): uint64 [vocabulary, 2] bytes, "
@@ -244,6 +413,9 @@ static PyMethodDef methods[] = {
     {"coarsest_blocks", coarsest_blocks, METH_VARARGS,
      "coarsest_blocks(starts, classes, targets, blocks): int32 [n] bytes, Moore's coarsest partition refining "
      "blocks that the transitions respect, blocks numbered by their first state."},
+    {"product_table", product_table, METH_VARARGS,
+     "product_table(first, first_columns, second, second_columns, first_class, second_class, first_start, "
+     "second_start): (table, codes) as bytes: the product of two tables over the reachable pairs."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from constrained._table_passes import coarsest_blocks, column_signatures, fill_table
+from constrained._table_passes import coarsest_blocks, column_signatures, fill_table, product_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -143,3 +143,36 @@ def test_coarsest_blocks_refuse_a_target_outside_the_states():
     with pytest.raises(ValueError, match="target lies outside"):
         coarsest_blocks(np.array([0, 1], dtype=np.int64), np.array([0], dtype=np.int32),
                         np.array([1], dtype=np.int32), np.array([0], dtype=np.int32))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_the_product_table_reads_both_tables_at_every_reachable_pair(data):
+    """Every reachable pair's row is its two states' cells read through the class pairs, and the pairs are
+    numbered breadth-first, each level in order of codes."""
+    def table(n: int, columns: int) -> np.ndarray:
+        cells = data.draw(st.lists(st.integers(-1, n - 1), min_size=n * columns, max_size=n * columns))
+        return np.array(cells, dtype=np.int32).reshape(n, columns)
+    first, second = table(data.draw(st.integers(1, 5)), 2), table(data.draw(st.integers(1, 5)), 3)
+    pairs = data.draw(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 2)), min_size=1, max_size=4))
+    first_class, second_class = (np.array(side, dtype=np.int32) for side in zip(*pairs))
+    rows, codes = product_table(first, 2, second, 3, first_class, second_class, 0, 0)
+    codes = np.frombuffer(codes, dtype=np.int64)
+    rows = np.frombuffer(rows, dtype=np.int32).reshape(len(codes), len(pairs))
+    width = len(second)
+    level, expected = [0], [0]
+    while level:
+        reached = {int(a) * width + int(b) for code in level for a, b in
+                   zip(first[code // width, first_class], second[code % width, second_class]) if a >= 0 and b >= 0}
+        level = sorted(reached - set(expected))
+        expected += level
+    assert codes.tolist() == expected
+    for row, code in zip(rows, codes):
+        a, b = first[code // width, first_class], second[code % width, second_class]
+        assert [-1 if x < 0 or y < 0 else expected.index(x * width + y) for x, y in zip(a, b)] == row.tolist()
+
+
+def test_the_product_table_refuses_a_class_outside_its_table():
+    table = np.zeros((1, 2), dtype=np.int32)
+    with pytest.raises(ValueError, match="outside its table"):
+        product_table(table, 2, table, 2, np.array([2], np.int32), np.array([0], np.int32), 0, 0)
