@@ -68,18 +68,35 @@ def _spells_every_class_read(automaton: ByteAutomaton, node_symbol: np.ndarray, 
     return bool(spelled[np.nonzero(automaton.table != DEAD)[1]].all())
 
 
+def _opening_block(rows: np.ndarray, columns: np.ndarray, targets: np.ndarray, accepting: np.ndarray,
+                   block: np.ndarray, n_columns: int) -> int:
+    """The block of the opening row (row 0), every other row's block being final: that of a row that accepts
+    alike and whose transitions lead, column by column, into the same blocks; else its own. (No token leads back
+    to the opening row, so nothing else decides whether it is equivalent to another.)"""
+    from_opening = rows == 0
+    opening = np.full(n_columns, DEAD, dtype=np.int64)
+    opening[columns[from_opening]] = block[targets[from_opening]]
+    count = np.bincount(rows, minlength=len(accepting))
+    unlike = np.bincount(rows, weights=opening[columns] != block[targets], minlength=len(accepting))
+    alike = (count == count[0]) & (unlike == 0) & (accepting == accepting[0])
+    alike[0] = False
+    found = np.flatnonzero(alike)
+    return int(block[found[0]]) if len(found) else int(block[0])
+
+
 def walked_live(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> LiveTokenDFA:
     """The minimal token automaton of the texts ``automaton`` (minimal, as :func:`.byte_automaton.byte_automaton`
     and :func:`.dfa_intersection.intersection` make them) accepts, spelled with ``vocabulary``'s tokens, as its
     live transitions.
 
     Why equivalent rows are found fast where the vocabulary has a one-byte token for every byte class the automaton
-    reads (byte fallback, byte-level BPE) and no opening spellings: two rows hold distinct byte states; the byte
-    automaton being minimal, some text ends from one and not from the other, and every byte of it, read on a
-    live path, is a one-byte token, so the same tokens tell the rows apart. A row that can only be followed by
-    end tokens is equivalent to DONE. For the same reason every row is live (the byte automaton is trimmed), so
-    there is nothing to trim. Moore's rounds then start from that partition and confirm it in one round
-    (the hundreds they take from accepting / not accepting are most of a SQL automaton's minimization).
+    reads (byte fallback, byte-level BPE): two middle rows hold distinct byte states; the byte automaton being
+    minimal, some text ends from one and not from the other, and every byte of it, read on a live path, is a
+    one-byte token, so the same tokens tell the rows apart. A row that can only be followed by end tokens is
+    equivalent to DONE, and an opening row (no token leads to it) to a row whose transitions it repeats. For
+    the same reason every row is live (the byte automaton is trimmed), so there is nothing to trim. Moore's rounds
+    then start from that partition and confirm it in one round (the hundreds they take from accepting / not
+    accepting are most of a SQL automaton's minimization).
 
     Raises:
         VocabularyError: the vocabulary cannot spell any text the automaton accepts.
@@ -140,11 +157,14 @@ def walked_live(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> LiveTo
     rows, columns, targets = (np.insert(rows, at, ending), np.insert(columns, at, np.int32(end_class)),
                               np.insert(targets, at, np.int32(done)))
     distinct = None
-    if not opens_otherwise and _spells_every_class_read(automaton, trie[0], trie[1], group_node, use):
-        # then each row is a byte state of its own, every one live, and a minimal byte automaton has no two
-        # equivalent: rows are equivalent only where, like DONE, they can be followed by end tokens alone
+    if _spells_every_class_read(automaton, trie[0], trie[1], group_node, use):
+        # then each middle row is a byte state of its own, every one live, and a minimal byte automaton has no two
+        # equivalent: rows are equivalent only where, like DONE, they can be followed by end tokens alone, and the
+        # opening row to one whose row it repeats
         distinct = np.arange(n_states)
         distinct[accepting & (np.bincount(rows[columns != end_class], minlength=n_states) == 0)] = done
+        if opens_otherwise and distinct[0] == 0:
+            distinct[0] = _opening_block(rows, columns, targets, accepting, distinct, end_class + 1)
     else:
         rows, columns, targets = trimmed_transitions(rows, columns, targets, accepting)
     if not (len(rows) and rows[0] == 0) and not accepting[0]:

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 import constrained
 from constrained.byte_automaton import _MARKER_BYTES, _MARKER_PATTERN, _START_BYTES, _START_PATTERN
+from constrained.dfa_minimization import minimal_table
 from constrained.errors import VocabularyError
 from constrained.outlines_index import index_transitions
 from constrained.pattern_automaton import patterns_dfa
@@ -273,6 +274,35 @@ def test_opening_spellings_are_read_at_the_text_start_only():
     dfa = patterns_dfa(("x x",), vocabulary)
     assert dfa.walk([0, 0]) != DEAD and dfa.accepting[dfa.walk([0, 0])]
     assert dfa.walk([1, 0]) != DEAD and dfa.accepting[dfa.walk([1, 0])]
+
+
+@st.composite
+def _byte_complete_vocabularies(draw) -> TokenVocabulary:
+    """Every single byte a token, random longer pieces, an end token, and maybe opening spellings: where the walk
+    starts its minimization from the rows it knows distinct."""
+    pieces = [bytes([byte]) for byte in range(256)] + draw(st.lists(st.sampled_from(_PIECES), max_size=6))
+    start_bytes = {}
+    if draw(st.booleans()):
+        for token_id in draw(st.sets(st.sampled_from([*b'ab" ', 0xC3, 256, 257, 258]), max_size=4)):
+            if token_id < len(pieces):
+                start_bytes[token_id] = draw(st.one_of(st.sampled_from(_PIECES), st.none()))
+    return TokenVocabulary((*pieces, None), (len(pieces),), start_bytes)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pattern=_regexes(), vocabulary=_byte_complete_vocabularies())
+def test_the_walked_automaton_is_minimal(pattern, vocabulary):
+    """Minimizing the walked automaton again merges nothing, and it reads what outlines-core's token Index reads."""
+    try:
+        dfa = patterns_dfa((pattern,), vocabulary)
+    except VocabularyError:
+        assume(False)
+    again, _, _ = minimal_table(dfa.table.copy(), dfa.accepting, dfa.initial)
+    assert again.shape == dfa.table.shape
+    try:
+        assert_same_language(dfa, reference(pattern, vocabulary), vocabulary)
+    except Refused:
+        pass
 
 
 def test_a_token_holding_the_markers_lead_byte_spells_no_accepted_text():
