@@ -273,7 +273,9 @@ class Canvas:
     def _masks_tensor(self, packed: bool, device: torch.device | str | None, copy: bool) -> torch.Tensor:
         if self.feasible():
             rows = self._rows(packed)
-            result = rows.clone() if copy else rows
+            # numpy's copy: torch's clone of a CPU tensor this size hands the copy to its thread pool, whose
+            # wake-up on a busy machine costs far more than the copy
+            result = torch.from_numpy(rows.numpy().copy()) if copy else rows
         else:
             width = self._sets.packed_width if packed else self.vocab_size
             result = torch.zeros(self.length, width, dtype=torch.int32 if packed else torch.bool)
