@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from constrained.errors import GrammarError
 from constrained.text_to_sql import sql
 from constrained.text_to_sql.compiler import sql_grammar
+from constrained.token_dfa import DEAD
+from constrained.vocabulary import byte_vocabulary
 
 SPIDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "spider"
 DDL = """CREATE TABLE singer (singer_id INTEGER, name TEXT, country TEXT, age INTEGER);
@@ -147,6 +149,7 @@ def test_nesting_past_the_depth_is_loosened_and_checked_at_commit(music):
     "SELECT name FROM singer WHERE age IN ()",
     "SELECT name FROM cte",  # a common table's name only where a WITH declares common tables
     "SELECT T.name FROM totals AS T",
+    "SELECT age / notnull FROM singer",  # NOT and NULL glued after a symbol: one word, no postfix there
 ])
 def test_dead_ends_are_out_of_the_masks(music, query):
     assert not music[1].fullmatch(query)
@@ -205,6 +208,32 @@ def test_word_tokens_never_touch(music, glued, spaced):
     constraint, _ = music
     assert re.fullmatch(constraint.pattern, glued)  # the regex alone has the gap
     assert not constraint.matches_pattern(glued) and constraint.matches_pattern(spaced)
+
+
+@pytest.fixture(scope="module")
+def exact_byte_automaton():
+    constraint = sql(DDL, loose_depth=0)
+    return constraint, constraint.bind(byte_vocabulary()).dfa
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_texts_of_the_exact_masks_are_in_the_grammar(exact_byte_automaton, rng):
+    """Where nothing is loosened, every text the masks allow parses with the grammar at commit: a random walk
+    over the byte automaton (a uniformly chosen allowed byte at each step, stopping at random where the text
+    may end) that ends is a text Lark accepts. Scope and SQLite's checks are not the subject here."""
+    constraint, dfa = exact_byte_automaton
+    state, text = dfa.initial, bytearray()
+    while len(text) < 300:
+        moves = [(byte, int(dfa.table[state, dfa.token_class[byte]])) for byte in range(256)]
+        moves = [(byte, target) for byte, target in moves if target != DEAD]
+        if dfa.accepting[state] and (not moves or rng.random() < 0.2):
+            break
+        byte, state = rng.choice(moves)
+        text.append(byte)
+    if dfa.accepting[state]:
+        query = text.decode()
+        assert constraint.check.grammar_problem(query) is None, query
 
 
 # ---- a tiny generator of queries over the schema: everything it writes is accepted
