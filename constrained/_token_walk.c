@@ -306,6 +306,21 @@ static int check_walk(Walk *w, Py_ssize_t n_classes, Py_ssize_t n_groups) {
     return 0;
 }
 
+/* The first trie node from n on whose spelling is alive from the root's state (node_state[0]), its state stored
+ * in node_state[n]; w->n_nodes when none is left. A node that dies takes its whole subtree with it (skips[n] is the
+ * first node past that subtree), which is the walk's pruning. */
+static inline Py_ssize_t live_node(const Walk *w, int32_t *node_state, Py_ssize_t n) {
+    while (n > 0 && n < w->n_nodes) {
+        int32_t q = w->next[(Py_ssize_t)node_state[w->parents[n]] * w->n_classes + w->symbols[n]];
+        if (q >= 0) {
+            node_state[n] = q;
+            return n;
+        }
+        n = w->skips[n];
+    }
+    return n;
+}
+
 /* A random odd 64-bit weight per (row, hash), the same for the same seed (splitmix64). */
 static inline uint64_t weight(uint64_t seed, Py_ssize_t row, int which) {
     uint64_t z = seed + 0x9E3779B97F4A7C15ull * (2 * (uint64_t)row + (uint64_t)which + 1);
@@ -363,17 +378,8 @@ static PyObject *walk_boundaries(PyObject *Py_UNUSED(module), PyObject *args) {
         uint8_t mask = in_opening ? 2 : 1;
         uint64_t weight0 = weight(seed, row, 0), weight1 = weight(seed, row, 1);
         node_state[0] = in_opening ? (int32_t)start : states.items[row];
-        for (Py_ssize_t n = 0; n < w.n_nodes;) {
-            int32_t q = node_state[0];
-            if (n > 0) {
-                q = w.next[(Py_ssize_t)node_state[w.parents[n]] * w.n_classes + w.symbols[n]];
-                if (q < 0) {
-                    n = w.skips[n];
-                    continue;
-                }
-                node_state[n] = q;
-            }
-            int32_t g = w.groups[n];
+        for (Py_ssize_t n = 0; (n = live_node(&w, node_state, n)) < w.n_nodes; n++) {
+            int32_t q = node_state[n], g = w.groups[n];
             if (g >= 0 && (uses[g] & mask)) {
                 if (number[q] < 0) {
                     number[q] = (int32_t)states.n;
@@ -387,7 +393,6 @@ static PyObject *walk_boundaries(PyObject *Py_UNUSED(module), PyObject *args) {
                     signature[2 * g + 1] += weight1 * next;
                 }
             }
-            n++;
         }
     }
     PyObject *items[4] = {bytes_of(states.items, states.n * 4), Py_NewRef(number_bytes),
@@ -470,17 +475,8 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
         }
         Py_ssize_t n_hits = 0;
         node_state[0] = from;
-        for (Py_ssize_t n = 0; n < w.n_nodes;) {
-            int32_t q = from;
-            if (n > 0) {
-                q = w.next[(Py_ssize_t)node_state[w.parents[n]] * w.n_classes + w.symbols[n]];
-                if (q < 0) {
-                    n = w.skips[n];
-                    continue;
-                }
-                node_state[n] = q;
-            }
-            int32_t g = w.groups[n];
+        for (Py_ssize_t n = 0; (n = live_node(&w, node_state, n)) < w.n_nodes; n++) {
+            int32_t q = node_state[n], g = w.groups[n];
             if (g >= 0 && column_of[g] >= 0) {
                 if (number[q] < 0) {
                     PyErr_Format(PyExc_ValueError, "row %zd, column %d: the state reached has no row", row,
@@ -490,7 +486,6 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
                 for (int32_t c = column_of[g]; c >= 0; c = next_column[c])
                     hits[n_hits++] = ((int64_t)c << 32) | (uint32_t)number[q];
             }
-            n++;
         }
         qsort(hits, (size_t)n_hits, sizeof(int64_t), compare_int64);
         for (Py_ssize_t k = 0; k < n_hits; k++)
