@@ -24,29 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ------------------------------------------------------------------------------------------ growable arrays */
-
-typedef struct {
-    int32_t *items;
-    Py_ssize_t n, capacity;
-} Ints;
-
-static int ints_reserve(Ints *a, Py_ssize_t extra) {
-    if (a->n + extra <= a->capacity) return 0;
-    Py_ssize_t capacity = a->capacity ? a->capacity : 1024;
-    while (capacity < a->n + extra) capacity *= 2;
-    int32_t *items = PyMem_Realloc(a->items, (size_t)capacity * sizeof(int32_t));
-    if (!items) return -1;
-    a->items = items;
-    a->capacity = capacity;
-    return 0;
-}
-
-static int ints_push(Ints *a, int32_t value) {
-    if (ints_reserve(a, 1) < 0) return -1;
-    a->items[a->n++] = value;
-    return 0;
-}
+#include "_growable_arrays.h"
 
 /* ------------------------------------------------------------------------------------------ Thompson automaton */
 
@@ -58,7 +36,7 @@ enum { BYTES, SPLIT, EMPTY, MATCH };
  * a fragment is built, its dangling outs form a list through themselves (slot = node * 2 + which; a dangling
  * slot holds the next slot of its list, or -1). */
 typedef struct {
-    Ints kind, out, set; /* out holds two per node */
+    Int32List kind, out, set; /* out holds two per node */
     uint64_t (*sets)[4];
     Py_ssize_t n_sets;
     int32_t *set_slots; /* open addressing over the distinct sets, -1 free */
@@ -74,8 +52,8 @@ typedef struct {
 
 static int32_t new_node(Parser *ps, int kind, int32_t set) {
     int32_t id = (int32_t)ps->kind.n;
-    if (ints_push(&ps->kind, kind) < 0 || ints_push(&ps->set, set) < 0 || ints_push(&ps->out, -1) < 0
-        || ints_push(&ps->out, -1) < 0) {
+    if (int32_push(&ps->kind, kind) < 0 || int32_push(&ps->set, set) < 0 || int32_push(&ps->out, -1) < 0
+        || int32_push(&ps->out, -1) < 0) {
         ps->error = NO_MEMORY;
         return -1;
     }
@@ -447,11 +425,11 @@ static int byte_classes(Parser *ps, uint8_t class_of_byte[256], uint64_t (*set_c
 /* ---------------------------------------------------------------------------------------- subset construction */
 
 typedef struct {
-    Ints pool, offsets; /* each subset's members, in the order found: pool[offsets[d]:offsets[d + 1]] */
+    Int32List pool, offsets; /* each subset's members, in the order found: pool[offsets[d]:offsets[d + 1]] */
     uint64_t *hashes;   /* each subset's hash: a sum over its members, so that their order does not matter */
     int32_t *slots;     /* open addressing over the subsets, -1 free */
     Py_ssize_t capacity, hashes_capacity;
-    Ints stack, found;
+    Int32List stack, found;
     int32_t *stamp, *member, now; /* member[node] == now: the subset being closed holds node */
 } Subsets;
 
@@ -472,13 +450,13 @@ static int32_t closed_subset(Parser *ps, Subsets *ss, const int32_t *seeds, Py_s
     for (Py_ssize_t i = 0; i < n_seeds; i++) {
         if (ss->stamp[seeds[i]] == ss->now) continue;
         ss->stamp[seeds[i]] = ss->now;
-        if (ints_push(&ss->stack, seeds[i]) < 0) return -1;
+        if (int32_push(&ss->stack, seeds[i]) < 0) return -1;
     }
     while (ss->stack.n) {
         int32_t node = ss->stack.items[--ss->stack.n];
         int kind = ps->kind.items[node];
         if (kind == BYTES || kind == MATCH) {
-            if (ints_push(&ss->found, node) < 0) return -1;
+            if (int32_push(&ss->found, node) < 0) return -1;
             ss->member[node] = ss->now;
             hash += node_hash(node);
             continue;
@@ -487,7 +465,7 @@ static int32_t closed_subset(Parser *ps, Subsets *ss, const int32_t *seeds, Py_s
             int32_t next = ps->out.items[2 * node + k];
             if (ss->stamp[next] == ss->now) continue;
             ss->stamp[next] = ss->now;
-            if (ints_push(&ss->stack, next) < 0) return -1;
+            if (int32_push(&ss->stack, next) < 0) return -1;
         }
     }
     hash ^= (uint64_t)ss->found.n * 0xD6E8FEB86659FD93ull;
@@ -522,7 +500,7 @@ static int32_t closed_subset(Parser *ps, Subsets *ss, const int32_t *seeds, Py_s
         while (k < n && ss->member[ss->pool.items[begin + k]] == ss->now) k++;
         if (k == n) return d;
     }
-    if (ints_reserve(&ss->pool, n) < 0 || ints_push(&ss->offsets, (int32_t)(ss->pool.n + n)) < 0) return -1;
+    if (int32_reserve(&ss->pool, n) < 0 || int32_push(&ss->offsets, (int32_t)(ss->pool.n + n)) < 0) return -1;
     memcpy(ss->pool.items + ss->pool.n, items, (size_t)n * 4);
     ss->pool.n += n;
     ss->hashes[n_subsets] = hash;
@@ -541,7 +519,7 @@ static PyObject *determinize(PyObject *Py_UNUSED(module), PyObject *args) {
     ps.p = pattern.buf;
     ps.n = pattern.len;
     Subsets ss = {0};
-    Ints table = {0}, bucket[256] = {{0}};
+    Int32List table = {0}, bucket[256] = {{0}};
     uint8_t *accepting = NULL;
     uint64_t (*set_classes)[4] = NULL;
     PyObject *result = NULL;
@@ -558,12 +536,12 @@ static PyObject *determinize(PyObject *Py_UNUSED(module), PyObject *args) {
     set_classes = PyMem_Malloc(((size_t)ps.n_sets + 1) * sizeof(set_classes[0]));
     ss.stamp = PyMem_Calloc((size_t)ps.kind.n, sizeof(int32_t));
     ss.member = PyMem_Calloc((size_t)ps.kind.n, sizeof(int32_t));
-    if (!set_classes || !ss.stamp || !ss.member || ints_push(&ss.offsets, 0) < 0) goto no_memory;
+    if (!set_classes || !ss.stamp || !ss.member || int32_push(&ss.offsets, 0) < 0) goto no_memory;
     int n_classes = byte_classes(&ps, class_of_byte, set_classes);
     if (closed_subset(&ps, &ss, &whole.start, 1) < 0) goto no_memory;
     Py_ssize_t accepting_capacity = 0;
     for (Py_ssize_t d = 0; d < ss.offsets.n - 1; d++) {
-        if (ints_reserve(&table, n_classes) < 0) goto no_memory;
+        if (int32_reserve(&table, n_classes) < 0) goto no_memory;
         if (d >= accepting_capacity) {
             accepting_capacity = accepting_capacity ? 2 * accepting_capacity : 4096;
             uint8_t *grown = PyMem_Realloc(accepting, (size_t)accepting_capacity);
@@ -580,7 +558,7 @@ static PyObject *determinize(PyObject *Py_UNUSED(module), PyObject *args) {
             const uint64_t *mask = set_classes[ps.set.items[node]];
             for (int w = 0; w < 4; w++)
                 for (uint64_t bits = mask[w]; bits; bits &= bits - 1)
-                    if (ints_push(&bucket[64 * w + __builtin_ctzll(bits)], ps.out.items[2 * node]) < 0) goto no_memory;
+                    if (int32_push(&bucket[64 * w + __builtin_ctzll(bits)], ps.out.items[2 * node]) < 0) goto no_memory;
         }
         for (int c = 0; c < n_classes; c++) {
             int32_t next = -1;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_growable_arrays.h"
 #include "_typed_buffers.h"
 
 /* The arguments both passes share, checked. */
@@ -237,29 +238,7 @@ done:
 
 /* ------------------------------------------------------------------------------------------- product_table */
 
-static int compare_codes(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* A growable int64 array, and an open-addressing map from int64 codes to int32 ids. */
-typedef struct {
-    int64_t *items;
-    Py_ssize_t n, capacity;
-} Codes;
-
-static int push_code(Codes *a, int64_t value) {
-    if (a->n == a->capacity) {
-        Py_ssize_t capacity = a->capacity ? 2 * a->capacity : 1024;
-        int64_t *items = PyMem_Realloc(a->items, (size_t)capacity * sizeof(int64_t));
-        if (!items) return -1;
-        a->items = items;
-        a->capacity = capacity;
-    }
-    a->items[a->n++] = value;
-    return 0;
-}
-
+/* An open-addressing map from int64 codes to int32 ids. */
 typedef struct {
     int64_t *keys;
     int32_t *ids;
@@ -309,7 +288,7 @@ static PyObject *product_table(PyObject *Py_UNUSED(module), PyObject *args) {
                           &second_start))
         return NULL;
     PyObject *result = NULL;
-    Codes codes = {0}, fresh = {0};
+    Int64List codes = {0}, fresh = {0};
     CodeMap map = {0};
     int32_t *table = NULL;
     Py_ssize_t table_capacity = 0;
@@ -332,7 +311,7 @@ static PyObject *product_table(PyObject *Py_UNUSED(module), PyObject *args) {
         if (a[i] < -1 || a[i] >= n_first) goto bad_target;
     for (Py_ssize_t i = 0; i < n_second * second_columns; i++)
         if (b[i] < -1 || b[i] >= n_second) goto bad_target;
-    if (grow_map(&map) < 0 || push_code(&codes, (int64_t)first_start * n_second + second_start) < 0) goto no_memory;
+    if (grow_map(&map) < 0 || int64_push(&codes, (int64_t)first_start * n_second + second_start) < 0) goto no_memory;
     Py_ssize_t slot = code_slot(&map, codes.items[0]);
     map.keys[slot] = codes.items[0];
     map.ids[slot] = 0;
@@ -356,14 +335,14 @@ static PyObject *product_table(PyObject *Py_UNUSED(module), PyObject *args) {
                     map.keys[i] = code;
                     map.ids[i] = -1;
                     map.n++;
-                    if (push_code(&fresh, code) < 0) goto no_memory;
+                    if (int64_push(&fresh, code) < 0) goto no_memory;
                 }
             }
             if (pass == 1) break;
-            qsort(fresh.items, (size_t)fresh.n, sizeof(int64_t), compare_codes);
+            qsort(fresh.items, (size_t)fresh.n, sizeof(int64_t), compare_int64);
             for (Py_ssize_t f = 0; f < fresh.n; f++) {
                 map.ids[code_slot(&map, fresh.items[f])] = (int32_t)codes.n;
-                if (push_code(&codes, fresh.items[f]) < 0) goto no_memory;
+                if (int64_push(&codes, fresh.items[f]) < 0) goto no_memory;
             }
             if (end * n_classes > table_capacity) {
                 Py_ssize_t capacity = table_capacity ? table_capacity : 4096;

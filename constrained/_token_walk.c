@@ -27,28 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_growable_arrays.h"
 #include "_typed_buffers.h"
-
-/* A growable int32 array. */
-typedef struct {
-    int32_t *items;
-    Py_ssize_t n, capacity;
-} Int32List;
-
-static int push(Int32List *list, int32_t value) {
-    if (list->n == list->capacity) {
-        Py_ssize_t capacity = list->capacity ? 2 * list->capacity : 1024;
-        int32_t *items = PyMem_Realloc(list->items, (size_t)capacity * sizeof(int32_t));
-        if (!items) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        list->items = items;
-        list->capacity = capacity;
-    }
-    list->items[list->n++] = value;
-    return 0;
-}
 
 static PyObject *bytes_of(const void *data, Py_ssize_t size) { return PyBytes_FromStringAndSize(data, size); }
 
@@ -191,7 +171,7 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
         goto done;
     }
     /* the trie: stack[d] is the node at depth d on the path of the sequence before */
-    if (push(&symbols, 0) < 0 || push(&parents, -1) < 0 || push(&skips, 0) < 0 || push(&node_groups, -1) < 0)
+    if (int32_push(&symbols, 0) < 0 || int32_push(&parents, -1) < 0 || int32_push(&skips, 0) < 0 || int32_push(&node_groups, -1) < 0)
         goto done;
     stack[0] = 0;
     int64_t depth = 0;
@@ -211,13 +191,13 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
                 goto done;
             }
             stack[d + 1] = (int32_t)symbols.n;
-            if (push(&symbols, sequence[d]) < 0 || push(&parents, stack[d]) < 0 || push(&skips, 0) < 0
-                || push(&node_groups, -1) < 0)
+            if (int32_push(&symbols, sequence[d]) < 0 || int32_push(&parents, stack[d]) < 0 || int32_push(&skips, 0) < 0
+                || int32_push(&node_groups, -1) < 0)
                 goto done;
         }
         depth = lengths[i];
         node_groups.items[stack[depth]] = (int32_t)g;
-        if (push(&group_nodes, stack[depth]) < 0) goto done;
+        if (int32_push(&group_nodes, stack[depth]) < 0) goto done;
         group_of_representative[group[i]] = (int32_t)g;
     }
     for (int64_t d = depth; d >= 0; d--) skips.items[stack[d]] = (int32_t)symbols.n;
@@ -371,7 +351,7 @@ static PyObject *walk_boundaries(PyObject *Py_UNUSED(module), PyObject *args) {
     memset(number, 0xff, (size_t)w.n_states * 4);
     memset(signature, 0, (size_t)w.n_groups * 16);
     memset(opening_next, 0xff, (size_t)w.n_groups * 4);
-    if (push(&states, opening ? -1 : (int32_t)start) < 0) goto done;
+    if (int32_push(&states, opening ? -1 : (int32_t)start) < 0) goto done;
     if (!opening) number[start] = 0;
     for (Py_ssize_t row = 0; row < states.n; row++) {
         int in_opening = opening && row == 0;
@@ -383,7 +363,7 @@ static PyObject *walk_boundaries(PyObject *Py_UNUSED(module), PyObject *args) {
             if (g >= 0 && (uses[g] & mask)) {
                 if (number[q] < 0) {
                     number[q] = (int32_t)states.n;
-                    if (push(&states, q) < 0) goto done;
+                    if (int32_push(&states, q) < 0) goto done;
                 }
                 uint64_t next = (uint64_t)number[q] + 1;
                 if (in_opening) {
@@ -410,11 +390,6 @@ done:
 }
 
 /* ------------------------------------------------------------------------------------------ row_transitions */
-
-static int compare_int64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
 
 /* row_transitions(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_node, states, number,
  * representatives): the token automaton's live transitions, the row that group representatives[c] leads to from
@@ -489,8 +464,8 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
         }
         qsort(hits, (size_t)n_hits, sizeof(int64_t), compare_int64);
         for (Py_ssize_t k = 0; k < n_hits; k++)
-            if (push(&rows, (int32_t)row) < 0 || push(&columns, (int32_t)(hits[k] >> 32)) < 0
-                || push(&targets, (int32_t)(uint32_t)hits[k]) < 0)
+            if (int32_push(&rows, (int32_t)row) < 0 || int32_push(&columns, (int32_t)(hits[k] >> 32)) < 0
+                || int32_push(&targets, (int32_t)(uint32_t)hits[k]) < 0)
                 goto done;
     }
     PyObject *items[3] = {bytes_of(rows.items, rows.n * 4), bytes_of(columns.items, columns.n * 4),
