@@ -1,7 +1,9 @@
 /* The automaton build's passes over transition lists: outlines-core's byte transitions turned into a table,
  * the columns of a transition list hashed (to find equal columns: byte classes, merged token classes), the
- * equivalent states of a transition list found (Moore's refinement, the rounds of a minimization), and the
- * product of two tables over their reachable pairs.
+ * equivalent states of a transition list found (Moore's refinement, the rounds of a minimization), the searches
+ * a minimization makes (the states that can reach acceptance, the states reachable in breadth-first order:
+ * through numpy, a dozen calls per level or per backward step, which on a JSON automaton of a hundred levels cost
+ * more than the search), the distinct rows of an array, and the product of two tables over their reachable pairs.
  *
  * Why in C: an automaton's transition list holds millions of (state, symbol, next state) entries on a large
  * pattern. Through numpy, renumbering states, dropping the transitions we do not keep, hashing every column
@@ -236,6 +238,188 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------------------ minimization's searches */
+
+/* live_states(sources, targets, accepting): per state (accepting: uint8 [states]), 1 if an accepting state is
+ * reachable from it over the transitions sources[e] -> targets[e] (int32, in any order), else 0, as bytes: a
+ * backward search over a reverse adjacency made in one counting pass, each state expanded once. */
+static PyObject *live_states(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer sources, targets, accepting;
+    if (!PyArg_ParseTuple(args, "O&O&O&", int32_in, &sources, int32_in, &targets, uint8_in, &accepting)) return NULL;
+    PyObject *result = NULL;
+    int64_t *first = NULL;
+    int32_t *predecessor = NULL, *queue = NULL;
+    Py_ssize_t n = accepting.len, n_edges = sources.len / 4;
+    const int32_t *source = sources.buf, *target = targets.buf;
+    const uint8_t *accepts = accepting.buf;
+    if (targets.len != sources.len) {
+        PyErr_SetString(PyExc_ValueError, "sources and targets must be int32 arrays of one length");
+        goto done;
+    }
+    for (Py_ssize_t e = 0; e < n_edges; e++)
+        if (source[e] < 0 || source[e] >= n || target[e] < 0 || target[e] >= n) {
+            PyErr_Format(PyExc_ValueError, "transition %zd: a state outside the states", e);
+            goto done;
+        }
+    first = PyMem_Calloc((size_t)n + 2, sizeof(int64_t));
+    predecessor = PyMem_Malloc(((size_t)n_edges + 1) * sizeof(int32_t));
+    queue = PyMem_Malloc(((size_t)n + 1) * sizeof(int32_t));
+    if (!first || !predecessor || !queue) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t e = 0; e < n_edges; e++) first[target[e] + 2]++;
+    for (Py_ssize_t q = 0; q < n; q++) first[q + 2] += first[q + 1];
+    for (Py_ssize_t e = 0; e < n_edges; e++) predecessor[first[target[e] + 1]++] = source[e];
+    /* now state q's predecessors are predecessor[first[q]:first[q + 1]] */
+    if (!(result = PyBytes_FromStringAndSize(NULL, n))) goto done;
+    uint8_t *live = (uint8_t *)PyBytes_AS_STRING(result);
+    Py_ssize_t head = 0, tail = 0;
+    for (Py_ssize_t q = 0; q < n; q++) {
+        live[q] = accepts[q] != 0;
+        if (live[q]) queue[tail++] = (int32_t)q;
+    }
+    while (head < tail) {
+        int32_t q = queue[head++];
+        for (int64_t e = first[q]; e < first[q + 1]; e++)
+            if (!live[predecessor[e]]) {
+                live[predecessor[e]] = 1;
+                queue[tail++] = predecessor[e];
+            }
+    }
+done:
+    PyMem_Free(first);
+    PyMem_Free(predecessor);
+    PyMem_Free(queue);
+    PyBuffer_Release(&sources);
+    PyBuffer_Release(&targets);
+    PyBuffer_Release(&accepting);
+    return result;
+}
+
+/* breadth_first(starts, targets, initial): the states reachable from `initial`, state s's transitions being
+ * targets[starts[s]:starts[s + 1]], in the order a queue visits them (a level at a time, each level in order of
+ * first appearance along its predecessors' transitions), as int32 bytes. */
+static PyObject *breadth_first(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer starts, targets;
+    Py_ssize_t initial;
+    if (!PyArg_ParseTuple(args, "O&O&n", int64_in, &starts, int32_in, &targets, &initial)) return NULL;
+    PyObject *result = NULL;
+    int32_t *order = NULL;
+    uint8_t *seen = NULL;
+    Py_ssize_t n = starts.len / 8 - 1, n_edges = targets.len / 4;
+    const int64_t *start = starts.buf;
+    const int32_t *target = targets.buf;
+    if (n < 1 || initial < 0 || initial >= n || start[0] < 0 || start[n] > n_edges) {
+        PyErr_SetString(PyExc_ValueError, "starts must be int64 [n + 1] within the transitions, initial a state");
+        goto done;
+    }
+    for (Py_ssize_t q = 0; q < n; q++)
+        if (start[q] > start[q + 1]) {
+            PyErr_SetString(PyExc_ValueError, "starts must not decrease");
+            goto done;
+        }
+    for (int64_t e = start[0]; e < start[n]; e++)
+        if (target[e] < 0 || target[e] >= n) {
+            PyErr_SetString(PyExc_ValueError, "a target lies outside the states");
+            goto done;
+        }
+    order = PyMem_Malloc((size_t)n * sizeof(int32_t));
+    seen = PyMem_Calloc((size_t)n, 1);
+    if (!order || !seen) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t head = 0, tail = 0;
+    order[tail++] = (int32_t)initial;
+    seen[initial] = 1;
+    while (head < tail) {
+        int32_t q = order[head++];
+        for (int64_t e = start[q]; e < start[q + 1]; e++)
+            if (!seen[target[e]]) {
+                seen[target[e]] = 1;
+                order[tail++] = target[e];
+            }
+    }
+    result = PyBytes_FromStringAndSize((const char *)order, tail * 4);
+done:
+    PyMem_Free(order);
+    PyMem_Free(seen);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&targets);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------- distinct_rows */
+
+/* distinct_rows(rows, width): the distinct rows of a uint64 [n, width] array, numbered in order of their first
+ * occurrence: (first int64 [k]: where each first occurs, inverse int64 [n]: each row's distinct row) as bytes. One
+ * pass with a hash table of the rows, compared exactly. */
+static PyObject *distinct_rows(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer rows;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "O&n", uint64_in, &rows, &width)) return NULL;
+    PyObject *result = NULL, *first_bytes = NULL, *inverse_bytes = NULL;
+    int64_t *first = NULL;
+    int32_t *slots = NULL;
+    uint64_t *hashes = NULL;
+    const uint64_t *row = rows.buf;
+    if (width < 1 || rows.len % (width * 8)) {
+        PyErr_SetString(PyExc_ValueError, "rows must be uint64 [n, width] with width at least 1");
+        goto done;
+    }
+    Py_ssize_t n = rows.len / (width * 8), n_slots = 16, n_distinct = 0;
+    if (n >= INT32_MAX / 2) {
+        PyErr_SetString(PyExc_OverflowError, "too many rows");
+        goto done;
+    }
+    while (n_slots < 2 * n) n_slots *= 2;
+    first = PyMem_Malloc(((size_t)n + 1) * sizeof(int64_t));
+    hashes = PyMem_Malloc(((size_t)n + 1) * sizeof(uint64_t));
+    slots = PyMem_Malloc((size_t)n_slots * sizeof(int32_t));
+    if (!first || !hashes || !slots) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (!(inverse_bytes = PyBytes_FromStringAndSize(NULL, n * 8))) goto done;
+    int64_t *inverse = (int64_t *)PyBytes_AS_STRING(inverse_bytes);
+    memset(slots, 0xff, (size_t)n_slots * sizeof(int32_t));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint64_t *words = row + i * width;
+        uint64_t hash = 0x9E3779B97F4A7C15ull;
+        for (Py_ssize_t w = 0; w < width; w++) {
+            hash = (hash ^ words[w]) * 0xBF58476D1CE4E5B9ull;
+            hash ^= hash >> 31;
+        }
+        hashes[i] = hash;
+        Py_ssize_t slot = (Py_ssize_t)(hash & (uint64_t)(n_slots - 1));
+        while (1) {
+            int32_t held = slots[slot];
+            if (held < 0) {
+                slots[slot] = (int32_t)i;
+                first[n_distinct] = i;
+                inverse[i] = n_distinct++;
+                break;
+            }
+            if (hashes[held] == hash && !memcmp(row + (Py_ssize_t)held * width, words, (size_t)width * 8)) {
+                inverse[i] = inverse[held];
+                break;
+            }
+            slot = (slot + 1) & (n_slots - 1);
+        }
+    }
+    if ((first_bytes = PyBytes_FromStringAndSize((const char *)first, n_distinct * 8)))
+        result = PyTuple_Pack(2, first_bytes, inverse_bytes);
+done:
+    Py_XDECREF(first_bytes);
+    Py_XDECREF(inverse_bytes);
+    PyMem_Free(first);
+    PyMem_Free(hashes);
+    PyMem_Free(slots);
+    PyBuffer_Release(&rows);
+    return result;
+}
+
 /* ------------------------------------------------------------------------------------------- product_table */
 
 /* An open-addressing map from int64 codes to int32 ids. */
@@ -392,6 +576,13 @@ static PyMethodDef methods[] = {
     {"coarsest_blocks", coarsest_blocks, METH_VARARGS,
      "coarsest_blocks(starts, classes, targets, blocks): int32 [n] bytes, Moore's coarsest partition refining "
      "blocks that the transitions respect, blocks numbered by their first state."},
+    {"live_states", live_states, METH_VARARGS,
+     "live_states(sources, targets, accepting): uint8 [states] bytes, 1 where an accepting state is reachable."},
+    {"breadth_first", breadth_first, METH_VARARGS,
+     "breadth_first(starts, targets, initial): int32 bytes, the states reachable from initial in queue order."},
+    {"distinct_rows", distinct_rows, METH_VARARGS,
+     "distinct_rows(rows, width): (first, inverse) int64 bytes, the distinct rows of uint64 [n, width] in order "
+     "of their first occurrence."},
     {"product_table", product_table, METH_VARARGS,
      "product_table(first, first_columns, second, second_columns, first_class, second_class, first_start, "
      "second_start): (table, codes) as bytes: the product of two tables over the reachable pairs."},

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._table_passes import coarsest_blocks, column_signatures
+from ._table_passes import breadth_first, coarsest_blocks, column_signatures, distinct_rows
+from ._table_passes import live_states as _live_states
 from .token_dfa import DEAD
 
 
@@ -41,19 +42,11 @@ def trimmed_transitions(sources: np.ndarray, classes: np.ndarray, targets: np.nd
 def live_states(sources: np.ndarray, targets: np.ndarray, accepting: np.ndarray) -> np.ndarray:
     """States from which an accepting state is reachable over the transitions ``sources -> targets``: a backward
     search from the accepting states, each state expanded once (a scan of the whole table per round costs as
-    many rounds as the longest path, which on a SQL automaton is hundreds)."""
-    order = np.argsort(targets, kind="stable")
-    sources = sources[order]
-    offsets = np.searchsorted(targets[order], np.arange(len(accepting) + 1))
-    live = accepting.copy()
-    frontier = np.flatnonzero(live)
-    while len(frontier):
-        starts, lengths = offsets[frontier], offsets[frontier + 1] - offsets[frontier]
-        ends = np.cumsum(lengths)
-        predecessors = sources[np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lengths - starts, lengths)]
-        frontier = np.unique(predecessors[~live[predecessors]])
-        live[frontier] = True
-    return live
+    many rounds as the longest path, which on a SQL automaton is hundreds), in C (``_table_passes.live_states``:
+    numpy made a dozen calls per backward step)."""
+    live = _live_states(sources.astype(np.int32, copy=False), targets.astype(np.int32, copy=False),
+                        accepting.astype(np.uint8, copy=False))
+    return np.frombuffer(live, dtype=bool).copy()
 
 
 def signatures(columns: tuple[np.ndarray, ...], n_states: int, seed: int) -> np.ndarray:
@@ -71,27 +64,28 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of a 2-D integer array, as ``np.unique(rows, axis=0, return_index=True,
     return_inverse=True)`` gives them but for the order of the distinct rows (here: of a hash of them).
 
-    Why not ``np.unique(axis=0)``: it sorts the rows as structured items, several times slower than sorting one
-    64-bit key. The key mixes every column, so rows that tie on it are equal unless two hashes collide; when
-    some do, a lexicographic sort of the whole rows decides instead.
+    Why not ``np.unique(axis=0)``: it sorts the rows as structured items, and even a sort of one 64-bit key per
+    row costs several times the one pass with a hash table of the rows (``_table_passes.distinct_rows``, in C, the
+    rows compared exactly) that finds them here. Only the distinct rows are then sorted, by a key that mixes every
+    column (or, where two distinct rows tie on it, lexicographically): the order the classes and states of an
+    automaton are numbered in, kept from the sort of every row that this replaces, so that automata stay the
+    same bit for bit.
 
     Returns:
         ``(first, inverse)``: the index of each distinct row's first occurrence, and each row's distinct row.
     """
     rows = rows[:, None] if rows.ndim == 1 else rows
+    found_first, found_inverse = distinct_rows(np.ascontiguousarray(rows, dtype=np.uint64), rows.shape[1])
+    first, inverse = np.frombuffer(found_first, dtype=np.int64), np.frombuffer(found_inverse, dtype=np.int64)
+    distinct = rows[first]
     mixers = np.random.default_rng(0x50B7).integers(1, 2**63, size=rows.shape[1], dtype=np.uint64) | np.uint64(1)
-    key = (rows.astype(np.uint64) * mixers).sum(axis=1, dtype=np.uint64)
-    order = np.argsort(key, kind="stable")
-    ordered = rows[order]
-    differs = (ordered[1:] != ordered[:-1]).any(axis=1)
-    if (differs & (key[order][1:] == key[order][:-1])).any():  # a collision: equal rows may not be adjacent
-        order = np.lexsort(rows.T[::-1])
-        ordered = rows[order]
-        differs = (ordered[1:] != ordered[:-1]).any(axis=1)
-    starts = np.concatenate([[True], differs]) if len(rows) else np.zeros(0, dtype=bool)
-    inverse = np.empty(len(rows), dtype=np.int64)
-    inverse[order] = np.cumsum(starts) - 1
-    return order[starts], inverse
+    key = (distinct.astype(np.uint64) * mixers).sum(axis=1, dtype=np.uint64)
+    order = np.argsort(key, kind="stable")  # ties by first occurrence, as a stable sort of every row gives them
+    if (key[order][1:] == key[order][:-1]).any():  # distinct rows whose keys collide
+        order = np.lexsort(distinct.T[::-1])
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[inverse]
 
 
 def minimal_table(table: np.ndarray, accepting: np.ndarray, initial: int
@@ -162,25 +156,14 @@ def minimal_transitions(sources: np.ndarray, classes: np.ndarray, targets: np.nd
 
 def _breadth_first(sources: np.ndarray, targets: np.ndarray, n_states: int, initial: int) -> np.ndarray:
     """The states reachable from ``initial`` in breadth-first order, a level at a time, each level in order of
-    first appearance along its predecessors' transitions (given sorted by state, then class).
+    first appearance along its predecessors' transitions (given sorted by state, then class): a queue, in C
+    (``_table_passes.breadth_first``; numpy made a dozen calls per level).
 
     Why: numbered this way, a state's successors and predecessors lie close to it, so their bitsets span a
     few machine words instead of the whole set, which is what the canvas lattice's set unions pay for.
     """
-    offsets = np.searchsorted(sources, np.arange(n_states + 1))
-    seen = np.zeros(n_states, dtype=bool)
-    seen[initial] = True
-    levels = [np.array([initial], dtype=np.int64)]
-    while len(levels[-1]):
-        starts, lengths = offsets[levels[-1]], offsets[levels[-1] + 1] - offsets[levels[-1]]
-        ends = np.cumsum(lengths)
-        successors = targets[np.arange(ends[-1]) - np.repeat(ends - lengths - starts, lengths)]
-        successors = successors[~seen[successors]]
-        _, first = np.unique(successors, return_index=True)
-        level = successors[np.sort(first)]
-        seen[level] = True
-        levels.append(level)
-    return np.concatenate(levels)
+    starts = np.searchsorted(sources, np.arange(n_states + 1)).astype(np.int64)
+    return np.frombuffer(breadth_first(starts, targets.astype(np.int32, copy=False), initial), dtype=np.int32)
 
 
 def _equivalent_states(sources: np.ndarray, classes: np.ndarray, targets: np.ndarray, apart: np.ndarray

@@ -1,14 +1,23 @@
-"""The automaton build's passes: token columns hashed (equal iff the columns are), the table filled."""
+"""The automaton build's passes: token columns hashed (equal iff the columns are), the table filled, equivalent
+states found, the searches of a minimization, distinct rows, and the product of two tables."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from constrained._table_passes import coarsest_blocks, column_signatures, fill_table, product_table
+from constrained._table_passes import (
+    breadth_first,
+    coarsest_blocks,
+    column_signatures,
+    distinct_rows,
+    fill_table,
+    live_states,
+    product_table,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constrained.dfa_minimization import trim_table
+from constrained.dfa_minimization import trim_table, unique_rows
 from constrained.token_dfa import DEAD
 
 N_IDS, VOCAB = 6, 5  # Index state ids 0..5, tokens 0..4; tokens 5 and 6 stand for the synthetic markers
@@ -176,3 +185,86 @@ def test_the_product_table_refuses_a_class_outside_its_table():
     table = np.zeros((1, 2), dtype=np.int32)
     with pytest.raises(ValueError, match="outside its table"):
         product_table(table, 2, table, 2, np.array([2], np.int32), np.array([0], np.int32), 0, 0)
+
+
+tables = st.integers(1, 9).flatmap(lambda n: st.tuples(
+    st.lists(st.lists(st.integers(-1, n - 1), min_size=3, max_size=3), min_size=n, max_size=n),
+    st.lists(st.booleans(), min_size=n, max_size=n), st.integers(0, n - 1), st.randoms(use_true_random=False)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(tables)
+def test_live_states_are_those_from_which_an_accepting_state_is_reachable(drawn):
+    """Over the live transitions of a table, given in any order."""
+    rows, accepting, _, shuffler = drawn
+    transitions = [(q, n) for q, row in enumerate(rows) for n in row if n != DEAD]
+    shuffler.shuffle(transitions)
+    sources = np.array([q for q, _ in transitions], dtype=np.int32)
+    targets = np.array([n for _, n in transitions], dtype=np.int32)
+    live = set(np.flatnonzero(accepting))
+    while True:  # the reference: a state is live once one of its transitions leads to a live state
+        grown = live | {q for q, row in enumerate(rows) if any(n in live for n in row)}
+        if grown == live:
+            break
+        live = grown
+    found = np.frombuffer(live_states(sources, targets, np.array(accepting, dtype=np.uint8)), dtype=np.uint8)
+    assert set(np.flatnonzero(found)) == live
+
+
+def test_live_states_refuse_a_state_outside_the_states():
+    with pytest.raises(ValueError, match="outside the states"):
+        live_states(np.array([0], dtype=np.int32), np.array([2], dtype=np.int32), np.array([0, 1], dtype=np.uint8))
+
+
+@settings(max_examples=200, deadline=None)
+@given(tables)
+def test_breadth_first_visits_the_reachable_states_level_by_level_in_order_of_first_appearance(drawn):
+    rows, _, initial, _ = drawn
+    table = np.array(rows, dtype=np.int32)
+    sources, classes = np.nonzero(table != DEAD)
+    starts = np.searchsorted(sources, np.arange(len(rows) + 1)).astype(np.int64)
+    order = list(np.frombuffer(breadth_first(starts, table[sources, classes], initial), dtype=np.int32))
+    level, expected = [initial], [initial]
+    while level:  # the reference: each level's successors, in order along the level's transitions, new ones once
+        level = [n for q in level for n in rows[q] if n != DEAD and n not in expected]
+        level = list(dict.fromkeys(level))
+        expected += level
+    assert order == expected
+
+
+def test_breadth_first_refuses_a_target_outside_the_states():
+    with pytest.raises(ValueError, match="target lies outside"):
+        breadth_first(np.array([0, 1], dtype=np.int64), np.array([1], dtype=np.int32), 0)
+
+
+row_lists = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**64 - 1) | st.integers(0, 2)), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(row_lists)
+def test_distinct_rows_are_numbered_in_order_of_their_first_occurrence(rows):
+    array = np.array(rows, dtype=np.uint64).reshape(-1, 2)
+    first, inverse = (np.frombuffer(found, dtype=np.int64) for found in distinct_rows(array, 2))
+    expected = list(dict.fromkeys(rows))
+    assert [rows[i] for i in first] == expected
+    assert [expected[k] for k in inverse] == rows
+
+
+def test_distinct_rows_refuse_rows_of_no_width():
+    with pytest.raises(ValueError, match="width at least 1"):
+        distinct_rows(np.zeros(4, dtype=np.uint64), 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(row_lists, st.randoms(use_true_random=False))
+def test_unique_rows_number_the_distinct_rows_by_their_values_whatever_order_the_rows_come_in(rows, shuffler):
+    """An automaton's classes are numbered so: two lists of the same rows get the same numbering."""
+    shuffled = rows.copy()
+    shuffler.shuffle(shuffled)
+    numbered = []
+    for given_rows in (rows, shuffled):
+        array = np.array(given_rows, dtype=np.uint64).reshape(-1, 2)
+        first, inverse = unique_rows(array)
+        assert np.array_equal(array[first][inverse], array)
+        numbered.append([tuple(row) for row in array[first].tolist()])
+    assert numbered[0] == numbered[1]
