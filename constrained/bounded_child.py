@@ -93,29 +93,48 @@ def run_bounded(task: Callable[..., T], *args: Any, timeout_s: float, memory_byt
             process.join()
         else:  # answered: the child's exit status is not needed, and a large child takes a while to tear down
             threading.Thread(target=process.join, name="reaping a bounded child", daemon=True).start()
+    if status == "ended":
+        raise ending_error(process.exitcode, what, limit)
+    return answer_result(status, payload, what, limit)
+
+
+def task_answer(task: Callable[..., T], *args: Any) -> tuple[str, Any]:
+    """``task(*args)`` as an answer that pickles, whatever happens: ``("ok", value)``, ``("memory", None)``,
+    ``("raised", error)`` for a typed error that survives pickling, ``("failed", description)`` otherwise. Read
+    back with :func:`answer_result`."""
+    try:
+        return "ok", task(*args)
+    except MemoryError:
+        return "memory", None
+    except ConstrainedError as error:
+        return ("raised", error) if _round_trips(error) else ("failed", _described(error))
+    except Exception as error:  # noqa: BLE001 - any other failure is reported to the caller, named
+        return "failed", _described(error)
+
+
+def answer_result(status: str, payload: Any, what: str, limit: int | None) -> Any:
+    """The value of a :func:`task_answer`, or the error it stands for (``limit``: the memory bound the task ran
+    under, named when it ran out of memory).
+
+    Raises:
+        ConstrainedError: the typed error the task raised.
+        CompileTimeout: the task ran out of memory.
+        CompileError: the task raised another exception.
+    """
     if status == "ok":
         return payload
     if status == "raised":
         raise payload
     if status == "memory":
         raise CompileTimeout(f"{what} ran out of memory{_bound(limit)}")
-    if status == "failed":
-        raise CompileError(f"{what} failed: {payload}")
-    raise _ending(process.exitcode, what, limit)
+    raise CompileError(f"{what} failed: {payload}")
 
 
 def _child(task: Callable[..., Any], args: tuple, limit: int | None, sender: Connection) -> None:
     """The child's side: lower its memory limit, run the task, and send back one answer, whatever happens."""
     if limit is not None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # never above either current limit: lowering only
-    try:
-        answer = ("ok", task(*args))
-    except MemoryError:
-        answer = ("memory", None)
-    except ConstrainedError as error:
-        answer = ("raised", error) if _round_trips(error) else ("failed", _described(error))
-    except Exception as error:  # noqa: BLE001 - any other failure is reported to the caller, named
-        answer = ("failed", _described(error))
+    answer = task_answer(task, *args)
     try:
         try:
             sender.send(answer)  # pickled whole before a byte is written, so a failure here leaves the pipe clean
@@ -145,8 +164,9 @@ def _bound(limit: int | None) -> str:
     return f" (its bound: {limit >> 20} MiB)" if limit is not None else ""
 
 
-def _ending(exitcode: int | None, what: str, limit: int | None) -> ConstrainedError:
-    """The error for a child that ended with no answer."""
+def ending_error(exitcode: int | None, what: str, limit: int | None) -> ConstrainedError:
+    """The error for a process that ran a task and ended with no answer, by its exit status (``None``: not
+    known; negative: the signal that ended it)."""
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
         if -exitcode in (signal.SIGABRT, signal.SIGKILL):

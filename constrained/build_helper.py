@@ -1,10 +1,17 @@
-"""A small helper process that forks the bounded token automaton builds, instead of the caller forking them.
+"""A small helper process that makes the token automaton builds, bounded, instead of the caller forking them.
 
-Why: a build runs in a forked child (:mod:`.bounded_child`), and a fork costs in proportion to what the forking
-process maps (its page tables are copied, and torn down again when the child ends). A server's process holds a
-tokenizer, torch and a model; the helper holds the build's modules and the vocabularies sent to it, once per
-vocabulary. The helper runs :func:`.bounded_child.run_bounded` itself, so every build keeps its time and memory
-bounds and its errors (``CompileTimeout``, ``CompileError``, the typed error of the build) as they were.
+Why: a build must run in a process of its own, which can be ended when it blows up (:mod:`.bounded_child`), and a
+fork costs in proportion to what the forking process maps (its page tables are copied, and torn down again when
+the child ends). A server's process holds a tokenizer, torch and a model; the helper holds the build's modules and
+the vocabularies sent to it, once per vocabulary, and is itself the process a build may blow up: it builds in
+process, with no fork per build (a forked child also paid a page fault for every page it wrote, and a hop of the
+answer through the helper). The bounds and errors stay those of :func:`.bounded_child.run_bounded`: the owner ends
+a helper that does not answer within a build's time (and a helper whose build ran past its time says so); the
+helper's address space may grow by the build's memory bound while it builds (a ``MemoryError`` is a
+``CompileTimeout`` naming the bound; native code that aborts ends the helper, which is the same); the typed error
+of the build comes back as it was raised. A helper whose resident size has grown past
+:data:`RESIDENT_BYTES_KEPT` (fragments of a large build) says so with its answer and ends; the next build starts
+another.
 
 How it is used: :func:`build_in_helper` answers ``None`` when no helper is ready and free (this is the process's
 first build, the helper is still starting, another thread of this process is building with it, or it has
@@ -19,17 +26,19 @@ from __future__ import annotations
 
 import os
 import pickle
+import resource
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import OrderedDict, deque
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .bounded_child import run_bounded
-from .errors import CompileError, CompileTimeout, ConstrainedError
+from .bounded_child import answer_result, ending_error, memory_limit, task_answer
+from .errors import CompileError, CompileTimeout
 
 if TYPE_CHECKING:
     from .token_dfa import LiveTokenDFA
@@ -37,8 +46,13 @@ if TYPE_CHECKING:
 
 #: How many vocabularies the helper keeps (the oldest sent is dropped first, and sent again when needed).
 VOCABULARIES_KEPT = 4
-#: How long past a build's own bound the caller waits for the helper's answer before ending the helper.
-_ANSWER_GRACE_S = 10.0
+#: How long past a build's own bound the caller waits for the helper's answer before ending the helper (the
+#: answer's way through the pipe; a build past its bound is the helper's to report).
+_ANSWER_GRACE_S = 1.0
+#: The resident size past which the helper ends after its answer rather than keep a large build's fragments.
+RESIDENT_BYTES_KEPT = 1 << 30
+#: How long the caller waits for a helper that closed its pipe to end, so that its exit status is known.
+_EXIT_WAIT_S = 1.0
 #: What the helper's interpreter runs: this package found where the caller found it (a source checkout is put
 #: first on the path; an installed package, already on it, is left where it is). The interpreter starts with
 #: ``-P``: ``-c`` would put the working directory first, and a source checkout there, without its compiled
@@ -89,13 +103,19 @@ class _Helper:
             if not self.answers.poll(timeout_s + _ANSWER_GRACE_S):
                 self.end()
                 raise CompileTimeout(f"{what} took longer than {timeout_s:g} s (the build helper did not answer)")
-            status, payload = self.answers.recv()
+            status, payload, ending = self.answers.recv()
         except (EOFError, OSError) as error:
+            try:  # its exit status tells how it ended
+                self.process.wait(_EXIT_WAIT_S)
+            except subprocess.TimeoutExpired:
+                pass
             self.end()
+            if self.process.returncode == -signal.SIGABRT:  # native code's end on a failed allocation
+                raise ending_error(self.process.returncode, what, memory_limit(memory_bytes)) from None
             raise CompileError(f"{what} failed: the build helper ended with no answer ({error})") from None
-        if status == "ok":
-            return pickle.loads(payload)
-        raise payload
+        if ending:
+            self.end()
+        return pickle.loads(answer_result(status, payload, what, memory_limit(memory_bytes)))
 
     def end(self) -> None:
         """Close the pipes (the helper ends when it reads their end) and stop it if it does not."""
@@ -146,7 +166,7 @@ def _own_helper() -> _Helper | None:
 def warm_build_helper(wait_s: float = 0.0) -> bool:
     """Start this process's build helper if it has none, and wait up to ``wait_s`` seconds for it to be ready.
 
-    A server may call it at start, so that its first builds already fork from the helper.
+    A server may call it at start, so that its first builds are already the helper's.
 
     Parameters:
         wait_s: how long to wait for the helper's start (an interpreter importing the build's modules).
@@ -165,8 +185,8 @@ def warm_build_helper(wait_s: float = 0.0) -> bool:
 
 def build_in_helper(patterns: tuple[str, ...], vocabulary: TokenVocabulary, *, timeout_s: float,
                     memory_bytes: int | None, what: str) -> LiveTokenDFA | None:
-    """The token automaton of ``patterns`` over ``vocabulary``, built in a child of this process's helper, or
-    ``None`` when the helper is not ready or busy (the caller then builds it in a child of its own).
+    """The token automaton of ``patterns`` over ``vocabulary``, built by this process's helper, or ``None`` when
+    the helper is not ready or busy (the caller then builds it in a child of its own).
 
     Parameters:
         patterns: the patterns whose intersection the automaton accepts (see :func:`.pattern_automaton.patterns_live`).
@@ -198,14 +218,46 @@ def build_in_helper(patterns: tuple[str, ...], vocabulary: TokenVocabulary, *, t
 
 
 def _pickled_build(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> bytes:
-    """The automaton pickled in the build's child, so that the helper passes its bytes on without reading them."""
+    """The automaton pickled, so that a build that runs out of memory while pickling is caught as the build's."""
     from .pattern_automaton import patterns_live
 
     return pickle.dumps(patterns_live(patterns, vocabulary), protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _process_bytes(field: int) -> int:
+    """A size of this process from ``/proc/self/statm`` (field 0: address space, 1: resident), in bytes; 0 where
+    the system has no ``/proc`` (macOS: the build's bound is then the whole address space's, as in a forked
+    child, and the helper never ends for its size)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[field]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def bounded_build(patterns: tuple[str, ...], vocabulary: TokenVocabulary, timeout_s: float,
+                  memory_bytes: int | None, what: str) -> tuple[str, Any]:
+    """One build in this process, as a :func:`.bounded_child.task_answer` of its pickled automaton: its address
+    space may grow by the memory bound meanwhile (the limit is put back after), and a build that ran past
+    ``timeout_s`` answers a ``CompileTimeout`` (one that never ends is its owner's to end)."""
+    limit = memory_limit(memory_bytes)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if limit is not None:
+        ceilings = [bound for bound in (soft, hard) if bound != resource.RLIM_INFINITY]
+        resource.setrlimit(resource.RLIMIT_AS, (min([_process_bytes(0) + limit, *ceilings]), hard))
+    started = time.monotonic()
+    try:
+        answer = task_answer(_pickled_build, patterns, vocabulary)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    if time.monotonic() - started > timeout_s:
+        return "raised", CompileTimeout(f"{what} took longer than {timeout_s:g} s")
+    return answer
+
+
 def serve(requests: Connection, answers: Connection) -> None:
-    """The helper's loop: keep the vocabularies sent, answer each build, end when the requests pipe closes."""
+    """The helper's loop: keep the vocabularies sent, answer each build, end when the requests pipe closes or
+    after an answer that left it larger than :data:`RESIDENT_BYTES_KEPT`."""
     from .pattern_automaton import patterns_dfa
     from .vocabulary import byte_vocabulary
 
@@ -221,12 +273,11 @@ def serve(requests: Connection, answers: Connection) -> None:
                 vocabularies.popitem(last=False)
             continue
         _, fingerprint, patterns, timeout_s, memory_bytes, what = request
-        try:
-            answer = ("ok", run_bounded(_pickled_build, patterns, vocabularies[fingerprint], timeout_s=timeout_s,
-                                        memory_bytes=memory_bytes, what=what))
-        except ConstrainedError as error:
-            answer = ("raised", error)
-        answers.send(answer)
+        status, payload = bounded_build(patterns, vocabularies[fingerprint], timeout_s, memory_bytes, what)
+        ending = _process_bytes(1) > RESIDENT_BYTES_KEPT
+        answers.send((status, payload, ending))
+        if ending:
+            return
 
 
 def main(requests_fd: int, answers_fd: int) -> None:

@@ -1,14 +1,19 @@
-"""The build helper: a small process that forks the bounded builds. A build through it is the build the caller
+"""The build helper: a small process that makes the bounded builds. A build through it is the build the caller
 would have made, under the same bounds and with the same errors; it belongs to the process that started it and
-ends with it."""
+ends with it, or after a build that left it large."""
 
 from __future__ import annotations
 
 import os
+import pickle
+import resource
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +72,43 @@ def test_a_helper_that_dies_is_a_compile_error_and_the_next_build_starts_another
         build_in_helper(("c+",), VOCABULARY, timeout_s=60.0, memory_bytes=None, what="building")
     assert build_helper._own_helper() is not helper
     assert _helped(("c+",)) is not None
+
+
+def test_a_helper_that_aborts_is_a_timeout_naming_the_bound():
+    """Native code aborts the process on a failed allocation: the helper's end by SIGABRT reads as the build's
+    memory running out, as a forked child's did."""
+    helper = build_helper._own_helper()
+    assert warm_build_helper(60.0)
+    resource.prlimit(helper.process.pid, resource.RLIMIT_CORE, (0, 0))  # no core file left behind
+    helper.process.send_signal(signal.SIGABRT)
+    helper.process.wait()
+    with pytest.raises(CompileTimeout, match=r"ended by SIGABRT.*out of memory \(its bound: 64 MiB\)"):
+        build_in_helper(("c+",), VOCABULARY, timeout_s=60.0, memory_bytes=64 << 20, what="building")
+    assert _helped(("c+",)) is not None
+
+
+def test_a_helper_grown_past_its_resident_bound_says_so_with_its_answer_and_ends(monkeypatch):
+    """``serve`` run here over two pipes, with a bound every process is past."""
+    monkeypatch.setattr(build_helper, "RESIDENT_BYTES_KEPT", 0)
+    requests_read, requests_write = os.pipe()
+    answers_read, answers_write = os.pipe()
+    requests, answers = Connection(requests_write, readable=False), Connection(answers_read, writable=False)
+    helper_side = Connection(requests_read, writable=False), Connection(answers_write, readable=False)
+    serving = threading.Thread(target=build_helper.serve, args=helper_side)
+    serving.start()
+    try:
+        assert answers.recv() == ("ready", None)
+        requests.send(("vocabulary", VOCABULARY.fingerprint, VOCABULARY))
+        requests.send(("build", VOCABULARY.fingerprint, ("c+",), 60.0, None, "building"))
+        status, payload, ending = answers.recv()
+        serving.join(60)
+        assert status == "ok" and ending and not serving.is_alive()
+        assert pickle.loads(payload).dense().walk([3, 3]) != -1  # "cc"
+    finally:
+        requests.close()
+        serving.join(60)
+        for connection in (answers, *helper_side):
+            connection.close()
 
 
 def test_a_forked_child_does_not_use_its_parents_helper():
