@@ -175,8 +175,9 @@ def create_app(engine: Engine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
 
 
 def _closing(engine: Engine) -> Any:
-    """The app's lifespan: the build helper started (a server meets new schemas, whose builds then fork from it
-    rather than from the process holding the model), and the engine's worker stopped when the server stops."""
+    """The app's lifespan: the build helper started (a server meets new schemas, whose builds the helper then
+    makes rather than a child forked from the process holding the model), and the engine's worker stopped when the
+    server stops."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
