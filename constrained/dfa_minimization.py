@@ -13,6 +13,8 @@ not the dense table.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._table_passes import breadth_first, coarsest_blocks, column_signatures, distinct_rows
@@ -60,6 +62,12 @@ def signatures(columns: tuple[np.ndarray, ...], n_states: int, seed: int) -> np.
     return np.frombuffer(signature, dtype=np.uint64).reshape(-1, 2)
 
 
+@functools.cache
+def row_mixers(width: int) -> np.ndarray:
+    """The random odd multipliers whose sum over a row's columns keys the order of :func:`unique_rows`."""
+    return np.random.default_rng(0x50B7).integers(1, 2**63, size=width, dtype=np.uint64) | np.uint64(1)
+
+
 def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of a 2-D integer array, as ``np.unique(rows, axis=0, return_index=True,
     return_inverse=True)`` gives them but for the order of the distinct rows (here: of a hash of them).
@@ -78,9 +86,8 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     found_first, found_inverse = distinct_rows(np.ascontiguousarray(rows, dtype=np.uint64), rows.shape[1])
     first, inverse = np.frombuffer(found_first, dtype=np.int64), np.frombuffer(found_inverse, dtype=np.int64)
     distinct = rows[first]
-    mixers = np.random.default_rng(0x50B7).integers(1, 2**63, size=rows.shape[1], dtype=np.uint64) | np.uint64(1)
-    key = (distinct.astype(np.uint64) * mixers).sum(axis=1, dtype=np.uint64)
-    order = np.argsort(key, kind="stable")  # ties by first occurrence, as a stable sort of every row gives them
+    key = (distinct.astype(np.uint64) * row_mixers(rows.shape[1])).sum(axis=1, dtype=np.uint64)
+    order = np.argsort(key)
     if (key[order][1:] == key[order][:-1]).any():  # distinct rows whose keys collide
         order = np.lexsort(distinct.T[::-1])
     rank = np.empty(len(order), dtype=np.int64)

@@ -17,7 +17,7 @@ from constrained._table_passes import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constrained.dfa_minimization import trim_table, unique_rows
+from constrained.dfa_minimization import row_mixers, trim_table, unique_rows
 from constrained.token_dfa import DEAD
 
 N_IDS, VOCAB = 6, 5  # Index state ids 0..5, tokens 0..4; tokens 5 and 6 stand for the synthetic markers
@@ -268,3 +268,12 @@ def test_unique_rows_number_the_distinct_rows_by_their_values_whatever_order_the
         assert np.array_equal(array[first][inverse], array)
         numbered.append([tuple(row) for row in array[first].tolist()])
     assert numbered[0] == numbered[1]
+
+
+def test_unique_rows_number_distinct_rows_whose_keys_collide_in_the_order_of_their_values():
+    """Rows (m1, 0) and (0, m0) share the key m0 * m1 under the multipliers (m0, m1)."""
+    m0, m1 = (int(m) for m in row_mixers(2))
+    rows = np.array([[m1, 0], [5, 5], [0, m0], [m1, 0]], dtype=np.uint64)
+    first, inverse = unique_rows(rows)
+    assert [tuple(row) for row in rows[first].tolist()] == [(0, m0), (5, 5), (m1, 0)]
+    assert list(first) == [2, 1, 0] and list(inverse) == [2, 1, 0, 2]
