@@ -6,15 +6,15 @@
  * tells bytes apart only where its columns differ: bytes whose columns agree in every byte state form one byte
  * class, and two tokens that spell the same sequence of byte classes lead to the same state from every state.
  * So the tokens are first reduced to their distinct class sequences, those are laid out as a trie (shared
- * prefixes walked once), and each state walks the trie once, skipping a whole subtree where a prefix dies: most
+ * prefixes walked once), and the states walk the trie, skipping a whole subtree where a prefix dies: most
  * states allow few first bytes.
  *
  * Three passes, all plain CPython API (no numpy headers at build time):
  * - group_sequences: every spelling to the id of its distinct class sequence (its group), and the trie of the
  *   groups, nodes in preorder (a node's subtree is the nodes up to its skip).
- * - walk_boundaries: breadth-first over the states where a token may begin, numbering them; per group, two
- *   random linear hashes of its column over those rows (equal columns, equal hashes), so that token classes
- *   can be found without a dense [states, groups] table.
+ * - walk_states: a row per byte state; per group, two random linear hashes of its column over those rows (equal
+ *   columns, equal hashes), so that token classes can be found without a dense [states, groups] table. The rows
+ *   go down the trie together, merged where they reach one state.
  * - row_transitions: the token automaton's live transitions, one pruned walk of the trie per state, keeping the
  *   groups that represent a token class.
  *
@@ -237,7 +237,7 @@ done:
     return result;
 }
 
-/* ------------------------------------------------------------------------------------------ walk_boundaries */
+/* ---------------------------------------------------------------------------------------------- walk_states */
 
 /* The byte table and the trie, checked: every next state a state, every node's parent before it, every skip
  * past the node and within the trie, every symbol a byte class. */
@@ -309,15 +309,46 @@ static inline uint64_t weight(uint64_t seed, Py_ssize_t row, int which) {
     return (z ^ (z >> 31)) | 1;
 }
 
-/* walk_boundaries(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_use, start, opening,
- * seed): the states where a token may begin, breadth-first from byte state `start`, numbered from 0 in the order
- * found. Row 0 is `start` itself, or with `opening` a row of its own that reads from `start` the groups whose use
- * has bit 2 (the text's first token, spelled as it opens a text) and that no token leads back to; every other row
- * reads the groups whose use has bit 1. Returns (states int32 [S]: each row's byte state, -1 for the opening row;
- * number int32 [byte states]: each byte state's row or -1; signatures uint64 [groups, 2]: per group two sums over
- * the other rows of a random odd weight of the row times its next row + 1; opening int32 [groups]: each group's
- * next row from the opening row, -1 where it dies or is not read there), as bytes. */
-static PyObject *walk_boundaries(PyObject *Py_UNUSED(module), PyObject *args) {
+/* The states a set of rows has reached at one trie node, each once, with the sums of those rows' two weights:
+ * a node's entries are a range of these shared arrays. */
+typedef struct {
+    int32_t *state;
+    uint64_t *weights; /* two per entry */
+    Py_ssize_t capacity;
+} Entries;
+
+/* Room for `needed` entries in all; -1 with MemoryError set where there is none. */
+static int reserve_entries(Entries *e, Py_ssize_t needed) {
+    if (needed <= e->capacity) return 0;
+    Py_ssize_t capacity = grown_capacity(0, e->capacity, needed);
+    int32_t *state = PyMem_Realloc(e->state, (size_t)capacity * sizeof(int32_t));
+    if (state) e->state = state;
+    uint64_t *weights = state ? PyMem_Realloc(e->weights, (size_t)capacity * 2 * sizeof(uint64_t)) : NULL;
+    if (!weights) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    e->weights = weights;
+    e->capacity = capacity;
+    return 0;
+}
+
+/* walk_states(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_use, start, opening, seed):
+ * a row per byte state (where a token may begin) and per group the hashes of its column over those rows. Row 0 is
+ * `start` (swapped with state 0: rows are the states in order otherwise), or with `opening` a row of its own that
+ * reads from `start` the groups whose use has bit 2 (the text's first token, spelled as it opens a text) and that
+ * no token leads back to, the states following in order; every other row reads the groups whose use has bit 1.
+ * Rows of states no token boundary reaches are the caller's to drop (no token leads to them: the minimization
+ * drops them). Returns (states int32 [S]: each row's byte state, -1 for the opening row; number int32 [byte
+ * states]: each byte state's row; signatures uint64 [groups, 2]: per group two sums over the other rows of a random
+ * odd weight of the row times its next row + 1; opening int32 [groups]: each group's next row from the opening
+ * row, -1 where it dies or is not read there), as bytes.
+ *
+ * Why every state at once rather than breadth-first from `start`, a walk per row: the rows go down the trie
+ * together, and rows that reach one state at a node are one entry from there on, carrying the sum of their
+ * weights (the hashes are linear in the weights). Past the first symbols most rows have met (inside a JSON string
+ * nearly every state leads to a few), so a node costs the distinct states reached there, not the rows. */
+static PyObject *walk_states(PyObject *Py_UNUSED(module), PyObject *args) {
     Walk w;
     Py_buffer use;
     Py_ssize_t n_classes, start;
@@ -327,63 +358,134 @@ static PyObject *walk_boundaries(PyObject *Py_UNUSED(module), PyObject *args) {
                           &w.parent, int32_in, &w.skip, int32_in, &w.node_group, uint8_in, &use, &start, &opening,
                           &seed))
         return NULL;
-    PyObject *result = NULL, *number_bytes = NULL, *signature_bytes = NULL, *opening_bytes = NULL;
-    int32_t *node_state = NULL;
-    Int32List states = {0};
+    PyObject *result = NULL, *states_bytes = NULL, *number_bytes = NULL, *signature_bytes = NULL,
+             *opening_bytes = NULL;
+    int32_t *node_state = NULL, *depth = NULL, *stamp = NULL, *position = NULL;
+    Py_ssize_t *segment_end = NULL;
+    uint64_t *next_plus_one = NULL;
+    Entries entries = {0};
     if (check_walk(&w, n_classes, use.len) < 0) goto done;
     if (start < 0 || start >= w.n_states) {
         PyErr_SetString(PyExc_ValueError, "the start state is not a state of the table");
         goto done;
     }
     const uint8_t *uses = use.buf;
-    node_state = PyMem_Malloc((size_t)w.n_nodes * sizeof(int32_t));
-    number_bytes = PyBytes_FromStringAndSize(NULL, w.n_states * 4);
+    Py_ssize_t n_states = w.n_states, n_rows = n_states + (opening ? 1 : 0);
+    states_bytes = PyBytes_FromStringAndSize(NULL, n_rows * 4);
+    number_bytes = PyBytes_FromStringAndSize(NULL, n_states * 4);
     signature_bytes = PyBytes_FromStringAndSize(NULL, w.n_groups * 16);
     opening_bytes = PyBytes_FromStringAndSize(NULL, w.n_groups * 4);
-    if (!number_bytes || !signature_bytes || !opening_bytes) goto done;
-    if (!node_state) {
+    if (!states_bytes || !number_bytes || !signature_bytes || !opening_bytes) goto done;
+    node_state = PyMem_Malloc((size_t)w.n_nodes * sizeof(int32_t));
+    depth = PyMem_Malloc((size_t)w.n_nodes * sizeof(int32_t));
+    stamp = PyMem_Malloc((size_t)n_states * sizeof(int32_t));
+    position = PyMem_Malloc((size_t)n_states * sizeof(int32_t));
+    next_plus_one = PyMem_Malloc((size_t)n_states * sizeof(uint64_t));
+    if (!node_state || !depth || !stamp || !position || !next_plus_one) {
         PyErr_NoMemory();
         goto done;
     }
-    int32_t *number = (int32_t *)PyBytes_AS_STRING(number_bytes);
+    int32_t *states = (int32_t *)PyBytes_AS_STRING(states_bytes), *number = (int32_t *)PyBytes_AS_STRING(number_bytes);
     uint64_t *signature = (uint64_t *)PyBytes_AS_STRING(signature_bytes);
     int32_t *opening_next = (int32_t *)PyBytes_AS_STRING(opening_bytes);
-    memset(number, 0xff, (size_t)w.n_states * 4);
     memset(signature, 0, (size_t)w.n_groups * 16);
     memset(opening_next, 0xff, (size_t)w.n_groups * 4);
-    if (int32_push(&states, opening ? -1 : (int32_t)start) < 0) goto done;
-    if (!opening) number[start] = 0;
-    for (Py_ssize_t row = 0; row < states.n; row++) {
-        int in_opening = opening && row == 0;
-        uint8_t mask = in_opening ? 2 : 1;
-        uint64_t weight0 = weight(seed, row, 0), weight1 = weight(seed, row, 1);
-        node_state[0] = in_opening ? (int32_t)start : states.items[row];
+    memset(stamp, 0xff, (size_t)n_states * sizeof(int32_t));
+    if (opening) states[0] = -1;
+    for (Py_ssize_t q = 0; q < n_states; q++) states[q + opening] = (int32_t)q;
+    if (!opening) {
+        states[0] = (int32_t)start;
+        states[start] = 0;
+    }
+    for (Py_ssize_t row = 0; row < n_rows; row++)
+        if (states[row] >= 0) number[states[row]] = (int32_t)row;
+    for (Py_ssize_t q = 0; q < n_states; q++) next_plus_one[q] = (uint64_t)number[q] + 1;
+    if (opening) { /* the opening row alone, down the trie */
+        node_state[0] = (int32_t)start;
         for (Py_ssize_t n = 0; (n = live_node(&w, node_state, n)) < w.n_nodes; n++) {
-            int32_t q = node_state[n], g = w.groups[n];
-            if (g >= 0 && (uses[g] & mask)) {
-                if (number[q] < 0) {
-                    number[q] = (int32_t)states.n;
-                    if (int32_push(&states, q) < 0) goto done;
-                }
-                uint64_t next = (uint64_t)number[q] + 1;
-                if (in_opening) {
-                    opening_next[g] = number[q];
-                } else {
-                    signature[2 * g] += weight0 * next;
-                    signature[2 * g + 1] += weight1 * next;
-                }
-            }
+            int32_t g = w.groups[n];
+            if (g >= 0 && (uses[g] & 2)) opening_next[g] = number[node_state[n]];
         }
     }
-    PyObject *items[4] = {bytes_of(states.items, states.n * 4), Py_NewRef(number_bytes),
-                          Py_NewRef(signature_bytes), Py_NewRef(opening_bytes)};
+    /* the other rows together: the entries of the node at depth d on the current path end at segment_end[d] and
+     * begin where those of its parent end (the root's, every state with its own row's weights, at 0) */
+    int32_t deepest = 0;
+    depth[0] = 0;
+    for (Py_ssize_t n = 1; n < w.n_nodes; n++) {
+        depth[n] = depth[w.parents[n]] + 1;
+        if (depth[n] > deepest) deepest = depth[n];
+    }
+    segment_end = PyMem_Malloc(((size_t)deepest + 1) * sizeof(Py_ssize_t));
+    if (!segment_end) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (reserve_entries(&entries, n_states) < 0) goto done;
+    for (Py_ssize_t q = 0; q < n_states; q++) {
+        entries.state[q] = (int32_t)q;
+        entries.weights[2 * q] = weight(seed, number[q], 0);
+        entries.weights[2 * q + 1] = weight(seed, number[q], 1);
+    }
+    segment_end[0] = n_states;
+    for (Py_ssize_t n = 0; n < w.n_nodes;) {
+        int32_t d = depth[n];
+        Py_ssize_t begin = d ? segment_end[d - 1] : 0, end = d ? begin : n_states;
+        if (d) { /* the parent's entries, one symbol further, merged by the state they reach */
+            Py_ssize_t parent_begin = d > 1 ? segment_end[d - 2] : 0;
+            if (reserve_entries(&entries, begin + (begin - parent_begin)) < 0) goto done;
+            int32_t *state = entries.state;
+            uint64_t *weights = entries.weights;
+            const int32_t *column = w.next + w.symbols[n];
+            for (Py_ssize_t i = parent_begin; i < begin; i++) {
+                int32_t q = column[(Py_ssize_t)state[i] * w.n_classes];
+                if (q < 0) continue;
+                if (stamp[q] == (int32_t)n) {
+                    weights[2 * position[q]] += weights[2 * i];
+                    weights[2 * position[q] + 1] += weights[2 * i + 1];
+                } else {
+                    stamp[q] = (int32_t)n;
+                    position[q] = (int32_t)end;
+                    state[end] = q;
+                    weights[2 * end] = weights[2 * i];
+                    weights[2 * end + 1] = weights[2 * i + 1];
+                    end++;
+                }
+            }
+            if (end == begin) { /* every row died here: so they do below */
+                n = w.skips[n];
+                continue;
+            }
+            segment_end[d] = end;
+        }
+        int32_t g = w.groups[n];
+        if (g >= 0 && (uses[g] & 1)) {
+            uint64_t sum0 = 0, sum1 = 0;
+            for (Py_ssize_t i = begin; i < end; i++) {
+                uint64_t next = next_plus_one[entries.state[i]];
+                sum0 += entries.weights[2 * i] * next;
+                sum1 += entries.weights[2 * i + 1] * next;
+            }
+            signature[2 * g] = sum0;
+            signature[2 * g + 1] = sum1;
+        }
+        n++;
+    }
+    PyObject *items[4] = {Py_NewRef(states_bytes), Py_NewRef(number_bytes), Py_NewRef(signature_bytes),
+                          Py_NewRef(opening_bytes)};
     result = tuple_of(items, 4);
 done:
+    Py_XDECREF(states_bytes);
     Py_XDECREF(number_bytes);
     Py_XDECREF(signature_bytes);
     Py_XDECREF(opening_bytes);
     PyMem_Free(node_state);
-    PyMem_Free(states.items);
+    PyMem_Free(depth);
+    PyMem_Free(stamp);
+    PyMem_Free(position);
+    PyMem_Free(next_plus_one);
+    PyMem_Free(segment_end);
+    PyMem_Free(entries.state);
+    PyMem_Free(entries.weights);
     PyBuffer_Release(&use);
     release_walk(&w);
     return result;
@@ -395,8 +497,8 @@ done:
  * representatives): the token automaton's live transitions, the row that group representatives[c] leads to from
  * byte state states[row] (rows with state -1 and columns with group -1 have none; a walk that dies none either),
  * as (rows, columns, targets) int32 bytes sorted by row, then column. Every state reached must have a row in
- * `number` (as walk_boundaries numbered them). Each row walks the trie once, pruned where a prefix dies, as
- * walk_boundaries does: most states allow few first bytes, so this costs far less than a walk per column. Why a
+ * `number` (as walk_states numbered them). Each row walks the trie once, pruned where a prefix dies: most states
+ * allow few first bytes, so this costs far less than a walk per column. Why a
  * list and not the dense [rows, columns] table: a few percent of that table is live on a SQL automaton, and every
  * later step (trimming, minimizing, handing the automaton back from the build's child) costs the live
  * transitions. */
@@ -491,10 +593,10 @@ static PyMethodDef methods[] = {
     {"group_sequences", group_sequences, METH_VARARGS,
      "group_sequences(data, offsets, present, class_of_byte): (group, node_symbol, node_parent, node_skip, "
      "node_group, group_node) as bytes: each spelling's distinct class sequence and their trie."},
-    {"walk_boundaries", walk_boundaries, METH_VARARGS,
-     "walk_boundaries(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_use, start, opening, "
-     "seed): (states, number, signatures, opening) as bytes: the token-boundary states breadth-first and each "
-     "group's column hashes."},
+    {"walk_states", walk_states, METH_VARARGS,
+     "walk_states(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_use, start, opening, "
+     "seed): (states, number, signatures, opening) as bytes: a row per byte state and each group's column "
+     "hashes."},
     {"row_transitions", row_transitions, METH_VARARGS,
      "row_transitions(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_node, states, number, "
      "representatives): (rows, columns, targets) as int32 bytes: the token automaton's live transitions."},

@@ -7,8 +7,10 @@ of the states to start from; bytes that lead alike from every state form one cla
 sequence of byte classes lead alike from every state and are walked once (on a JSON schema, whose property
 names keep most letters apart, 102K tokens still make about 65K sequences; far fewer where a pattern tells few
 bytes apart); and the sequences are laid out as a trie, so that a prefix that dies prunes every sequence below
-it (:mod:`._token_walk`, in C). Tokens whose columns agree in every state then share a class;
-the end tokens get a class of their own, and the result is made minimal (:mod:`.dfa_minimization`). Several
+it, and walked by every state at once, states that meet at a node going on as one (:mod:`._token_walk`, in C).
+Every byte state gets a row, whether or not a token boundary reaches it (with a vocabulary that spells every byte,
+all do); the minimization drops the rows no token reaches. Tokens whose columns agree in every state then share a
+class; the end tokens get a class of their own, and the result is made minimal (:mod:`.dfa_minimization`). Several
 patterns make one byte automaton through their product (:mod:`.dfa_intersection`), walked once.
 
 A vocabulary whose decoder spells some tokens otherwise when they open the text (SentencePiece's dummy prefix:
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._token_walk import group_sequences, row_transitions, walk_boundaries
+from ._token_walk import group_sequences, row_transitions, walk_states
 from .byte_automaton import ByteAutomaton, byte_automaton
 from .dfa_intersection import intersection
 from .dfa_minimization import minimal_transitions, trimmed_transitions, unique_rows
@@ -113,8 +115,7 @@ def walked_live(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> LiveTo
     use[middle[middle >= 0]] |= _IN_MIDDLE
     if opens_otherwise:
         use[opening[opening >= 0]] |= _AT_OPENING
-    walked = walk_boundaries(automaton.table, automaton.n_classes, *trie, use, automaton.start, opens_otherwise,
-                             0x5EED)
+    walked = walk_states(automaton.table, automaton.n_classes, *trie, use, automaton.start, opens_otherwise, 0x5EED)
     states, number = (np.frombuffer(array, dtype=np.int32) for array in walked[:2])
     # group -1 (no spelling) indexes the last entry: no transition anywhere
     group_signature = np.vstack([np.frombuffer(walked[2], dtype=np.uint64).reshape(-1, 2), np.zeros((1, 2), np.uint64)])
