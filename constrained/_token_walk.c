@@ -9,9 +9,10 @@
  * prefixes walked once), and the states walk the trie, skipping a whole subtree where a prefix dies: most
  * states allow few first bytes.
  *
- * Three passes, all plain CPython API (no numpy headers at build time):
- * - group_sequences: every spelling to the id of its distinct class sequence (its group), and the trie of the
- *   groups, nodes in preorder (a node's subtree is the nodes up to its skip).
+ * Four passes, all plain CPython API (no numpy headers at build time):
+ * - spelling_trie, once per vocabulary: every spelling to the id of its distinct byte sequence, and the trie of
+ *   those, nodes in preorder (a node's subtree is the nodes up to its skip).
+ * - class_trie, per pattern: the same for the spellings' class sequences (groups), merged from the byte trie.
  * - walk_states: a row per byte state; per group, two random linear hashes of its column over those rows (equal
  *   columns, equal hashes), so that token classes can be found without a dense [states, groups] table. The rows
  *   go down the trie together, merged where they reach one state.
@@ -45,18 +46,18 @@ release:
     return NULL;
 }
 
-/* ------------------------------------------------------------------------------------------ group_sequences */
+/* --------------------------------------------------------------------------------------------- spelling_trie */
 
-/* A group to sort: its sequence's first 8 symbols packed big-endian (so that integer order is their
- * lexicographic order, in most comparisons all that is read), and its representative spelling. */
+/* A group to sort: its sequence's first 8 bytes packed big-endian (so that integer order is their lexicographic
+ * order, in most comparisons all that is read), and its representative spelling. */
 typedef struct {
     uint64_t head;
     int32_t representative;
 } SortItem;
 
-/* The spellings' bytes mapped through the byte classes, for the comparisons the heads leave open (qsort has no
- * context argument everywhere; the GIL is held throughout). */
-static const uint8_t *sorted_classes;
+/* The spellings' bytes, for the comparisons the heads leave open (qsort has no context argument everywhere; the
+ * GIL is held throughout). */
+static const uint8_t *sorted_bytes;
 static const int64_t *sorted_starts, *sorted_lengths;
 
 static int compare_sequences(const void *a, const void *b) {
@@ -64,22 +65,21 @@ static int compare_sequences(const void *a, const void *b) {
     if (x->head != y->head) return x->head < y->head ? -1 : 1;
     int32_t i = x->representative, j = y->representative;
     int64_t n = sorted_lengths[i] < sorted_lengths[j] ? sorted_lengths[i] : sorted_lengths[j];
-    int order = n ? memcmp(sorted_classes + sorted_starts[i], sorted_classes + sorted_starts[j], (size_t)n) : 0;
+    int order = n ? memcmp(sorted_bytes + sorted_starts[i], sorted_bytes + sorted_starts[j], (size_t)n) : 0;
     if (order) return order;
     return (sorted_lengths[i] > sorted_lengths[j]) - (sorted_lengths[i] < sorted_lengths[j]);
 }
 
-/* group_sequences(data, offsets, present, class_of_byte): spelling i is data[offsets[i]:offsets[i + 1]] where
- * present[i]; returns (group int32 [n] (-1 where absent), node_symbol uint8 [N], node_parent int32 [N],
- * node_skip int32 [N], node_group int32 [N] (-1: no group ends there), group_node int32 [G]) as bytes. Groups are
- * numbered in the order of their sequences; node 0 is the root (the empty sequence). */
-static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
-    Py_buffer data, offsets, present, class_of_byte;
-    if (!PyArg_ParseTuple(args, "O&O&O&O&", uint8_in, &data, int64_in, &offsets, uint8_in, &present, uint8_in,
-                          &class_of_byte))
+/* spelling_trie(data, offsets, present): spelling i is data[offsets[i]:offsets[i + 1]] where present[i]; returns
+ * (group int32 [n] (-1 where absent), node_symbol uint8 [N], node_parent int32 [N], node_skip int32 [N], node_group
+ * int32 [N] (-1: no group ends there), group_node int32 [G]) as bytes: each spelling's group (its distinct byte
+ * sequence) and the trie of the groups, the groups numbered in the order of their sequences and the nodes in
+ * preorder; node 0 is the root (the empty sequence). Once per vocabulary: class_trie reads it per pattern. */
+static PyObject *spelling_trie(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer data, offsets, present;
+    if (!PyArg_ParseTuple(args, "O&O&O&", uint8_in, &data, int64_in, &offsets, uint8_in, &present))
         return NULL;
     PyObject *result = NULL;
-    uint8_t *mapped = NULL;
     int32_t *slots = NULL, *representatives = NULL, *group_of_representative = NULL, *stack = NULL;
     SortItem *sorting = NULL;
     int64_t *starts = NULL, *lengths = NULL;
@@ -88,9 +88,9 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *group_bytes = NULL;
     Py_ssize_t n = present.len;
     const int64_t *offset = offsets.buf;
-    const uint8_t *is_present = present.buf, *bytes = data.buf, *class_of = class_of_byte.buf;
-    if (offsets.len != (n + 1) * 8 || class_of_byte.len != 256 || n > INT32_MAX / 2) {
-        PyErr_SetString(PyExc_ValueError, "offsets must be int64 [n + 1] for n spellings, class_of_byte 256 bytes");
+    const uint8_t *is_present = present.buf, *spelled = data.buf;
+    if (offsets.len != (n + 1) * 8 || n > INT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "offsets must be int64 [n + 1] for n spellings");
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++)
@@ -98,7 +98,6 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
             PyErr_Format(PyExc_ValueError, "spelling %zd lies outside the data", i);
             goto done;
         }
-    mapped = PyMem_Malloc((size_t)data.len + 1);
     starts = PyMem_Malloc(((size_t)n + 1) * sizeof(int64_t));
     lengths = PyMem_Malloc(((size_t)n + 1) * sizeof(int64_t));
     hashes = PyMem_Malloc(((size_t)n + 1) * sizeof(uint64_t));
@@ -108,11 +107,10 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_ssize_t n_slots = 16;
     while (n_slots < 2 * n) n_slots *= 2;
     slots = PyMem_Malloc((size_t)n_slots * sizeof(int32_t));
-    if (!mapped || !starts || !lengths || !hashes || !representatives || !slots) {
+    if (!starts || !lengths || !hashes || !representatives || !slots) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t b = 0; b < data.len; b++) mapped[b] = class_of[bytes[b]];
     memset(slots, 0xff, (size_t)n_slots * sizeof(int32_t));
     /* distinct sequences by hashing: each spelling's group is at first its representative's index */
     Py_ssize_t n_groups = 0;
@@ -124,7 +122,7 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
         starts[i] = offset[i];
         lengths[i] = offset[i + 1] - offset[i];
         uint64_t hash = 0x9E3779B97F4A7C15ull ^ (uint64_t)lengths[i];
-        for (int64_t b = 0; b < lengths[i]; b++) hash = (hash ^ mapped[starts[i] + b]) * 0x100000001B3ull;
+        for (int64_t b = 0; b < lengths[i]; b++) hash = (hash ^ spelled[starts[i] + b]) * 0x100000001B3ull;
         hashes[i] = hash;
         Py_ssize_t slot = (Py_ssize_t)(hash & (uint64_t)(n_slots - 1));
         while (1) {
@@ -136,7 +134,7 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
                 break;
             }
             if (hashes[held] == hash && lengths[held] == lengths[i]
-                && !memcmp(mapped + starts[held], mapped + starts[i], (size_t)lengths[i])) {
+                && !memcmp(spelled + starts[held], spelled + starts[i], (size_t)lengths[i])) {
                 group[i] = group[held];
                 break;
             }
@@ -144,7 +142,7 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
         }
     }
     /* the groups in the order of their sequences: the preorder of their trie */
-    sorted_classes = mapped;
+    sorted_bytes = spelled;
     sorted_starts = starts;
     sorted_lengths = lengths;
     sorting = PyMem_Malloc(((size_t)n_groups + 1) * sizeof(SortItem));
@@ -155,7 +153,7 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
     for (Py_ssize_t g = 0; g < n_groups; g++) {
         int32_t i = representatives[g];
         uint64_t head = 0;
-        for (int64_t b = 0; b < 8; b++) head = (head << 8) | (b < lengths[i] ? mapped[starts[i] + b] : 0);
+        for (int64_t b = 0; b < 8; b++) head = (head << 8) | (b < lengths[i] ? spelled[starts[i] + b] : 0);
         sorting[g].head = head;
         sorting[g].representative = i;
     }
@@ -177,11 +175,11 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
     int64_t depth = 0;
     for (Py_ssize_t g = 0; g < n_groups; g++) {
         int32_t i = representatives[g];
-        const uint8_t *sequence = mapped + starts[i];
+        const uint8_t *sequence = spelled + starts[i];
         int64_t common = 0;
         if (g > 0) {
             int32_t before = representatives[g - 1];
-            const uint8_t *previous = mapped + starts[before];
+            const uint8_t *previous = spelled + starts[before];
             while (common < depth && common < lengths[i] && previous[common] == sequence[common]) common++;
         }
         for (int64_t d = depth; d > common; d--) skips.items[stack[d]] = (int32_t)symbols.n;
@@ -216,7 +214,6 @@ static PyObject *group_sequences(PyObject *Py_UNUSED(module), PyObject *args) {
     PyMem_Free(symbol_bytes);
 done:
     Py_XDECREF(group_bytes);
-    PyMem_Free(mapped);
     PyMem_Free(starts);
     PyMem_Free(lengths);
     PyMem_Free(hashes);
@@ -233,6 +230,185 @@ done:
     PyBuffer_Release(&data);
     PyBuffer_Release(&offsets);
     PyBuffer_Release(&present);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------------ class_trie */
+
+/* The children of a class-trie node, by class: bucket b holds the byte-trie nodes members[begin[b]:end[b]], all
+ * reached from the node's own byte-trie nodes by a byte of class symbol[b]. */
+typedef struct {
+    Int32List symbol, begin, end;
+} Buckets;
+
+/* Counts per class, all zero between calls of expand. */
+typedef struct {
+    Py_ssize_t count[256], fill[256];
+} ClassCounts;
+
+/* The byte-trie nodes below members[first:last] (their children), bucketed by the class of their byte (buckets in
+ * class order), appended to members and buckets. */
+static int expand(const uint8_t *byte_symbol, const int32_t *byte_skip, const uint8_t *class_of, Int32List *members,
+                  Buckets *buckets, ClassCounts *counts, Py_ssize_t first, Py_ssize_t last) {
+    Py_ssize_t *count = counts->count, *fill = counts->fill;
+    int present[256], n_present = 0, failed = 0;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t m = first; m < last; m++) {
+        int32_t b = members->items[m];
+        for (int32_t c = b + 1; c < byte_skip[b]; c = byte_skip[c]) {
+            uint8_t k = class_of[byte_symbol[c]];
+            if (!count[k]++) present[n_present++] = k;
+            total++;
+        }
+    }
+    for (int i = 1; i < n_present; i++)  /* insertion sort: a node has few child classes */
+        for (int j = i; j > 0 && present[j - 1] > present[j]; j--) {
+            int swap = present[j];
+            present[j] = present[j - 1];
+            present[j - 1] = swap;
+        }
+    Py_ssize_t at = members->n;
+    for (int i = 0; i < n_present && !failed; i++) {
+        int k = present[i];
+        fill[k] = at;
+        failed = int32_push(&buckets->symbol, k) < 0 || int32_push(&buckets->begin, (int32_t)at) < 0
+                 || int32_push(&buckets->end, (int32_t)(at + count[k])) < 0;
+        at += count[k];
+    }
+    if (!failed && !(failed = int32_reserve(members, total) < 0)) {
+        int32_t *items = members->items;
+        for (Py_ssize_t m = first; m < last; m++) {
+            int32_t b = items[m];
+            for (int32_t c = b + 1; c < byte_skip[b]; c = byte_skip[c]) items[fill[class_of[byte_symbol[c]]]++] = c;
+        }
+        members->n += total;
+    }
+    for (int i = 0; i < n_present; i++) count[present[i]] = 0;
+    return failed ? -1 : 0;
+}
+
+/* class_trie(node_symbol, node_skip, node_group, spelling_group, class_of_byte): from a vocabulary's byte trie (as
+ * spelling_trie makes it: the symbols, skips and groups of its nodes in preorder, and each spelling's group), the
+ * same for the spellings' class sequences under class_of_byte: (group int32 [n], node_symbol uint8 [N],
+ * node_parent int32 [N], node_skip int32 [N], node_group int32 [N], group_node int32 [G]) as bytes, as
+ * spelling_trie would make them from the spellings mapped through the classes.
+ *
+ * Why: a class-trie node is the set of byte-trie nodes whose paths spell its class sequence, so it is found by
+ * merging the children of one class, each byte-trie node visited once, where hashing and sorting the mapped
+ * spellings cost every spelling's bytes per pattern. Children are taken in class order, so the preorder is the
+ * order of the sequences. */
+static PyObject *class_trie(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer symbol, skip, node_group, spelling_group, class_of_byte;
+    if (!PyArg_ParseTuple(args, "O&O&O&O&O&", uint8_in, &symbol, int32_in, &skip, int32_in, &node_group, int32_in,
+                          &spelling_group, uint8_in, &class_of_byte))
+        return NULL;
+    PyObject *result = NULL, *group_bytes = NULL;
+    int32_t *class_group = NULL;
+    uint8_t *symbol_bytes = NULL;
+    ClassCounts *counts = NULL;
+    Int32List symbols = {0}, parents = {0}, skips = {0}, node_groups = {0}, group_nodes = {0}, members = {0};
+    Buckets buckets = {{0}, {0}, {0}};
+    /* the path: per class node on it, its id, its next bucket and last, and where its children's members begin */
+    Int32List path_node = {0}, path_next = {0}, path_last = {0}, path_members = {0};
+    Py_ssize_t n_nodes = symbol.len, n = spelling_group.len / 4, n_byte_groups = 0;
+    const uint8_t *byte_symbol = symbol.buf, *class_of = class_of_byte.buf;
+    const int32_t *byte_skip = skip.buf, *byte_group = node_group.buf, *group_of_spelling = spelling_group.buf;
+    if (n_nodes < 1 || n_nodes >= INT32_MAX || skip.len != n_nodes * 4 || node_group.len != n_nodes * 4
+        || class_of_byte.len != 256) {
+        PyErr_SetString(PyExc_ValueError, "the trie's arrays must be one length, at least 1, and class_of_byte 256 "
+                                          "bytes");
+        goto done;
+    }
+    for (Py_ssize_t b = 0; b < n_nodes; b++) {
+        if (byte_skip[b] <= b || byte_skip[b] > n_nodes || byte_group[b] < -1) {
+            PyErr_Format(PyExc_ValueError, "trie node %zd is malformed", b);
+            goto done;
+        }
+        if (byte_group[b] >= n_byte_groups) n_byte_groups = (Py_ssize_t)byte_group[b] + 1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (group_of_spelling[i] < -1 || group_of_spelling[i] >= n_byte_groups) {
+            PyErr_Format(PyExc_ValueError, "spelling %zd's group is not in the trie", i);
+            goto done;
+        }
+    class_group = PyMem_Malloc(((size_t)n_byte_groups + 1) * sizeof(int32_t));
+    counts = PyMem_Calloc(1, sizeof(ClassCounts));
+    if (!class_group || !counts) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (int32_push(&members, 0) < 0) goto done;
+    Py_ssize_t first = 0, last = 1;
+    int32_t parent = -1, k = 0;
+    while (1) {
+        /* a class node: its byte-trie nodes are members[first:last] */
+        int32_t id = (int32_t)symbols.n, group = -1;
+        if (int32_push(&symbols, k) < 0 || int32_push(&parents, parent) < 0 || int32_push(&skips, 0) < 0) goto done;
+        for (Py_ssize_t m = first; m < last; m++) {
+            int32_t byte_group_here = byte_group[members.items[m]];
+            if (byte_group_here < 0) continue;
+            if (group < 0) {
+                group = (int32_t)group_nodes.n;
+                if (int32_push(&group_nodes, id) < 0) goto done;
+            }
+            class_group[byte_group_here] = group;
+        }
+        if (int32_push(&node_groups, group) < 0) goto done;
+        Py_ssize_t lists = members.n, next = buckets.symbol.n;
+        if (expand(byte_symbol, byte_skip, class_of, &members, &buckets, counts, first, last) < 0) goto done;
+        if (int32_push(&path_node, id) < 0 || int32_push(&path_next, (int32_t)next) < 0
+            || int32_push(&path_last, (int32_t)buckets.symbol.n) < 0 || int32_push(&path_members, (int32_t)lists) < 0)
+            goto done;
+        /* the next node in preorder: the next bucket of the deepest node on the path that has one left */
+        while (path_node.n && path_next.items[path_node.n - 1] == path_last.items[path_node.n - 1]) {
+            Py_ssize_t top = path_node.n - 1;
+            skips.items[path_node.items[top]] = (int32_t)symbols.n;
+            members.n = path_members.items[top];
+            buckets.symbol.n = buckets.begin.n = buckets.end.n = top ? path_last.items[top - 1] : 0;
+            path_node.n = path_next.n = path_last.n = path_members.n = top;
+        }
+        if (!path_node.n) break;
+        Py_ssize_t top = path_node.n - 1;
+        int32_t b = path_next.items[top]++;
+        k = buckets.symbol.items[b];
+        first = buckets.begin.items[b];
+        last = buckets.end.items[b];
+        parent = path_node.items[top];
+    }
+    if (!(group_bytes = PyBytes_FromStringAndSize(NULL, n * 4))) goto done;
+    int32_t *group = (int32_t *)PyBytes_AS_STRING(group_bytes);
+    for (Py_ssize_t i = 0; i < n; i++) group[i] = group_of_spelling[i] < 0 ? -1 : class_group[group_of_spelling[i]];
+    if (!(symbol_bytes = PyMem_Malloc((size_t)symbols.n))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < symbols.n; i++) symbol_bytes[i] = (uint8_t)symbols.items[i];
+    PyObject *items[6] = {Py_NewRef(group_bytes), bytes_of(symbol_bytes, symbols.n),
+                          bytes_of(parents.items, parents.n * 4), bytes_of(skips.items, skips.n * 4),
+                          bytes_of(node_groups.items, node_groups.n * 4), bytes_of(group_nodes.items, group_nodes.n * 4)};
+    result = tuple_of(items, 6);
+done:
+    Py_XDECREF(group_bytes);
+    PyMem_Free(class_group);
+    PyMem_Free(symbol_bytes);
+    PyMem_Free(counts);
+    PyMem_Free(symbols.items);
+    PyMem_Free(parents.items);
+    PyMem_Free(skips.items);
+    PyMem_Free(node_groups.items);
+    PyMem_Free(group_nodes.items);
+    PyMem_Free(members.items);
+    PyMem_Free(buckets.symbol.items);
+    PyMem_Free(buckets.begin.items);
+    PyMem_Free(buckets.end.items);
+    PyMem_Free(path_node.items);
+    PyMem_Free(path_next.items);
+    PyMem_Free(path_last.items);
+    PyMem_Free(path_members.items);
+    PyBuffer_Release(&symbol);
+    PyBuffer_Release(&skip);
+    PyBuffer_Release(&node_group);
+    PyBuffer_Release(&spelling_group);
     PyBuffer_Release(&class_of_byte);
     return result;
 }
@@ -590,9 +766,13 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"group_sequences", group_sequences, METH_VARARGS,
-     "group_sequences(data, offsets, present, class_of_byte): (group, node_symbol, node_parent, node_skip, "
-     "node_group, group_node) as bytes: each spelling's distinct class sequence and their trie."},
+    {"spelling_trie", spelling_trie, METH_VARARGS,
+     "spelling_trie(data, offsets, present): (group, node_symbol, node_parent, node_skip, node_group, group_node) "
+     "as bytes: each spelling's distinct byte sequence and their trie."},
+    {"class_trie", class_trie, METH_VARARGS,
+     "class_trie(node_symbol, node_skip, node_group, spelling_group, class_of_byte): (group, node_symbol, "
+     "node_parent, node_skip, node_group, group_node) as bytes: each spelling's distinct class sequence and their "
+     "trie, merged from the byte trie."},
     {"walk_states", walk_states, METH_VARARGS,
      "walk_states(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_use, start, opening, "
      "seed): (states, number, signatures, opening) as bytes: a row per byte state and each group's column "

@@ -6,12 +6,13 @@ does): the byte automaton is made minimal first (:mod:`.byte_automaton`), which 
 of the states to start from; bytes that lead alike from every state form one class, so tokens spelling the same
 sequence of byte classes lead alike from every state and are walked once (on a JSON schema, whose property
 names keep most letters apart, 102K tokens still make about 65K sequences; far fewer where a pattern tells few
-bytes apart); and the sequences are laid out as a trie, so that a prefix that dies prunes every sequence below
-it, and walked by every state at once, states that meet at a node going on as one (:mod:`._token_walk`, in C).
-Every byte state gets a row, whether or not a token boundary reaches it (with a vocabulary that spells every byte,
-all do); the minimization drops the rows no token reaches. Tokens whose columns agree in every state then share a
-class; the end tokens get a class of their own, and the result is made minimal (:mod:`.dfa_minimization`). Several
-patterns make one byte automaton through their product (:mod:`.dfa_intersection`), walked once.
+bytes apart); and the sequences are laid out as a trie, merged from the vocabulary's byte trie (made once per
+vocabulary), so that a prefix that dies prunes every sequence below it, and walked by every state at once, states
+that meet at a node going on as one (:mod:`._token_walk`, in C). Every byte state gets a row, whether or not a
+token boundary reaches it (with a vocabulary that spells every byte, all do); the minimization drops the rows no
+token reaches. Tokens whose columns agree in every state then share a class; the end tokens get a class of their
+own, and the result is made minimal (:mod:`.dfa_minimization`). Several patterns make one byte automaton through
+their product (:mod:`.dfa_intersection`), walked once.
 
 A vocabulary whose decoder spells some tokens otherwise when they open the text (SentencePiece's dummy prefix:
 ``▁{`` spells ``{`` there and `` {`` elsewhere) gets an initial state of its own, whose row reads each token as
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._token_walk import group_sequences, row_transitions, walk_states
+from ._token_walk import class_trie, row_transitions, walk_states
 from .byte_automaton import ByteAutomaton, byte_automaton
 from .dfa_intersection import intersection
 from .dfa_minimization import minimal_transitions, trimmed_transitions, unique_rows
@@ -105,8 +106,8 @@ def walked_live(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> LiveTo
     """
     packed = vocabulary.packed_spellings
     group, *trie, group_node = (np.frombuffer(array, dtype=np.uint8 if i == 1 else np.int32) for i, array in
-                                enumerate(group_sequences(packed.data, packed.offsets, packed.present,
-                                                          automaton.class_of_byte)))
+                                enumerate(class_trie(packed.trie_symbol, packed.trie_skip, packed.trie_group,
+                                                     packed.spelling_group, automaton.class_of_byte)))
     middle = group[:vocabulary.size]
     opens_otherwise = len(packed.opening_ids) > 0
     opening = middle.copy()

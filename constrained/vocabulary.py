@@ -38,12 +38,21 @@ class PackedSpellings:
     are the tokens' own (absent for end tokens and tokens that spell no text); one follows for each token of
     ``opening_ids`` (the tokens spelled otherwise when they open a text, end tokens left out): what it spells
     there, absent where it cannot open a text.
+
+    The distinct spellings are also laid out as a trie (``_token_walk.spelling_trie``): its nodes in preorder,
+    each with the byte that leads to it, the first node past its subtree and the distinct spelling that ends
+    there (-1: none), and each spelling's distinct spelling (-1 where absent). Made once per vocabulary, so that
+    a pattern's walk merges it into the trie of its byte classes instead of sorting the spellings anew.
     """
 
     data: bytes
     offsets: Any  # int64 [spellings + 1]
     present: Any  # uint8 [spellings]
     opening_ids: Any  # int32 [opening spellings]
+    trie_symbol: Any  # uint8 [nodes]
+    trie_skip: Any  # int32 [nodes]
+    trie_group: Any  # int32 [nodes]
+    spelling_group: Any  # int32 [spellings]
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ class TokenVocabulary:
         by every constraint bound to it (see :class:`PackedSpellings`)."""
         import numpy as np
 
+        from ._token_walk import spelling_trie
+
         end_ids = set(self.end_token_ids)
         opening_ids = sorted(token_id for token_id in self.start_bytes if token_id not in end_ids)
         spellings = [None if token_id in end_ids else piece for token_id, piece in enumerate(self.token_bytes)]
@@ -96,8 +107,11 @@ class TokenVocabulary:
                               count=len(spellings))
         offsets = np.zeros(len(spellings) + 1, dtype=np.int64)
         np.cumsum(np.maximum(lengths, 0), out=offsets[1:])
-        return PackedSpellings(b"".join(piece for piece in spellings if piece is not None), offsets,
-                               (lengths >= 0).astype(np.uint8), np.array(opening_ids, dtype=np.int32))
+        data, present = b"".join(piece for piece in spellings if piece is not None), (lengths >= 0).astype(np.uint8)
+        group, symbol, _parent, skip, node_group, _group_node = spelling_trie(data, offsets, present)
+        return PackedSpellings(data, offsets, present, np.array(opening_ids, dtype=np.int32),
+                               np.frombuffer(symbol, dtype=np.uint8), np.frombuffer(skip, dtype=np.int32),
+                               np.frombuffer(node_group, dtype=np.int32), np.frombuffer(group, dtype=np.int32))
 
     def spell(self, token_ids: Sequence[int]) -> bytes:
         """The bytes a token sequence spells, up to its first end token, as the tokenizer decodes it.

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from constrained._token_walk import class_trie
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -313,6 +314,34 @@ def test_a_token_holding_the_markers_lead_byte_spells_no_accepted_text():
     assert_walk_matches_reference(f"a*{plane_16}?", vocabulary)
     with pytest.raises(VocabularyError):
         patterns_dfa((plane_16,), vocabulary)
+
+
+@settings(max_examples=200, deadline=None)
+@given(spellings=st.lists(st.one_of(st.none(), st.binary(max_size=5).map(lambda b: bytes(x % 4 for x in b))),
+                          max_size=12),
+       classes=st.lists(st.integers(0, 2), min_size=4, max_size=4))
+def test_the_class_trie_holds_each_distinct_class_sequence_once_in_their_order(spellings, classes):
+    """The trie merged from the vocabulary's byte trie is the one of the spellings mapped through the classes:
+    its nodes are the root and the prefixes of the distinct class sequences in their order (a preorder), each
+    spelling's group the rank of its sequence among them."""
+    class_of_byte = np.zeros(256, dtype=np.uint8)
+    class_of_byte[:4] = classes
+    vocabulary = TokenVocabulary((*spellings, None), (len(spellings),))
+    packed = vocabulary.packed_spellings
+    group, symbol, parent, skip, node_group, group_node = (
+        list(np.frombuffer(array, dtype=np.uint8 if i == 1 else np.int32)) for i, array in
+        enumerate(class_trie(packed.trie_symbol, packed.trie_skip, packed.trie_group, packed.spelling_group,
+                             class_of_byte)))
+    mapped = [None if piece is None else bytes(class_of_byte[list(piece)]) for piece in (*spellings, None)]
+    sequences = sorted({piece for piece in mapped if piece is not None})
+    prefixes = sorted({b""} | {piece[:length] for piece in sequences for length in range(len(piece) + 1)})
+    assert group == [-1 if piece is None else sequences.index(piece) for piece in mapped]
+    assert symbol == [prefix[-1] if prefix else 0 for prefix in prefixes]
+    assert parent == [prefixes.index(prefix[:-1]) if prefix else -1 for prefix in prefixes]
+    assert skip == [next((j for j in range(i + 1, len(prefixes)) if not prefixes[j].startswith(prefix)),
+                         len(prefixes)) for i, prefix in enumerate(prefixes)]
+    assert node_group == [sequences.index(prefix) if prefix in sequences else -1 for prefix in prefixes]
+    assert group_node == [prefixes.index(sequence) for sequence in sequences]
 
 
 # -------------------------------------------------------------------------------- real data
