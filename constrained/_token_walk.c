@@ -669,12 +669,58 @@ done:
 
 /* ------------------------------------------------------------------------------------------ row_transitions */
 
+/* The walk `w` cut to the paths from the root to the nodes of the groups `wanted` marks (wanted[g] >= 0): those
+ * nodes and their ancestors, in preorder as before, each group's node keeping its group and the others none;
+ * its arrays are the caller's to free (cut->symbols and the int32 arrays, one allocation). Nodes past a kept one
+ * in preorder lie in its subtree exactly where they did, so skips map to the first kept node at or past theirs. */
+static int cut_to_groups(const Walk *w, const int32_t *group_node, const int32_t *wanted, Walk *cut) {
+    *cut = *w;
+    int32_t *kept_before = PyMem_Calloc((size_t)w->n_nodes + 1, sizeof(int32_t));
+    if (!kept_before) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    /* kept_before[n + 1] marks node n kept at first; then it counts the kept nodes before n + 1 */
+    for (Py_ssize_t g = 0; g < w->n_groups; g++)
+        if (wanted[g] >= 0) kept_before[group_node[g] + 1] = 1;
+    kept_before[1] = 1; /* the root */
+    for (Py_ssize_t n = w->n_nodes - 1; n > 0; n--)
+        if (kept_before[n + 1]) kept_before[w->parents[n] + 1] = 1;
+    for (Py_ssize_t n = 0; n < w->n_nodes; n++) kept_before[n + 1] += kept_before[n];
+    Py_ssize_t n_kept = kept_before[w->n_nodes];
+    int32_t *arrays = PyMem_Malloc((size_t)n_kept * 3 * sizeof(int32_t) + (size_t)n_kept);
+    if (!arrays) {
+        PyMem_Free(kept_before);
+        PyErr_NoMemory();
+        return -1;
+    }
+    int32_t *parents = arrays, *skips = arrays + n_kept, *groups = arrays + 2 * n_kept;
+    uint8_t *symbols = (uint8_t *)(arrays + 3 * n_kept);
+    for (Py_ssize_t n = 0; n < w->n_nodes; n++) {
+        if (kept_before[n + 1] == kept_before[n]) continue;
+        int32_t k = kept_before[n], g = w->groups[n];
+        symbols[k] = w->symbols[n];
+        parents[k] = n ? kept_before[w->parents[n]] : -1;
+        skips[k] = kept_before[w->skips[n]];
+        groups[k] = g >= 0 && wanted[g] >= 0 ? g : -1;
+    }
+    PyMem_Free(kept_before);
+    cut->parents = parents;
+    cut->skips = skips;
+    cut->groups = groups;
+    cut->symbols = symbols;
+    cut->n_nodes = n_kept;
+    return 0;
+}
+
 /* row_transitions(table, n_classes, node_symbol, node_parent, node_skip, node_group, group_node, states, number,
  * representatives): the token automaton's live transitions, the row that group representatives[c] leads to from
  * byte state states[row] (rows with state -1 and columns with group -1 have none; a walk that dies none either),
  * as (rows, columns, targets) int32 bytes sorted by row, then column. Every state reached must have a row in
  * `number` (as walk_states numbered them). Each row walks the trie once, pruned where a prefix dies: most states
- * allow few first bytes, so this costs far less than a walk per column. Why a
+ * allow few first bytes, so this costs far less than a walk per column. And only the trie's paths to the groups
+ * that represent a column are walked (cut_to_groups): a token class is read off one group, so a JSON schema's
+ * tens of thousands of groups leave a few hundred paths. Why a
  * list and not the dense [rows, columns] table: a few percent of that table is live on a SQL automaton, and every
  * later step (trimming, minimizing, handing the automaton back from the build's child) costs the live
  * transitions. */
@@ -687,12 +733,14 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
                           int32_in, &states, int32_in, &numbers, int32_in, &representatives))
         return NULL;
     PyObject *result = NULL;
-    int32_t *column_of = NULL, *next_column = NULL, *node_state = NULL;
+    Walk cut;
+    int32_t *column_of = NULL, *next_column = NULL, *node_state = NULL, *cut_arrays = NULL;
     int64_t *hits = NULL;
     Int32List rows = {0}, columns = {0}, targets = {0};
     Py_ssize_t n_rows = states.len / 4, n_columns = representatives.len / 4, n_groups = group_node.len / 4;
     if (check_walk(&w, n_classes, n_groups) < 0) goto done;
-    const int32_t *state_of = states.buf, *number = numbers.buf, *representative = representatives.buf;
+    const int32_t *state_of = states.buf, *number = numbers.buf, *representative = representatives.buf,
+                  *group_node_of = group_node.buf;
     if (numbers.len != w.n_states * 4) {
         PyErr_SetString(PyExc_ValueError, "number must hold a row per byte state");
         goto done;
@@ -719,6 +767,13 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
             column_of[g] = (int32_t)c;
         }
     }
+    for (Py_ssize_t g = 0; g < n_groups; g++)
+        if (column_of[g] >= 0 && (group_node_of[g] < 0 || group_node_of[g] >= w.n_nodes)) {
+            PyErr_Format(PyExc_ValueError, "group %zd's node is not a node of the trie", g);
+            goto done;
+        }
+    if (cut_to_groups(&w, group_node_of, column_of, &cut) < 0) goto done;
+    cut_arrays = (int32_t *)cut.parents;
     for (Py_ssize_t row = 0; row < n_rows; row++) {
         int32_t from = state_of[row];
         if (from < 0) continue;
@@ -728,9 +783,9 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
         }
         Py_ssize_t n_hits = 0;
         node_state[0] = from;
-        for (Py_ssize_t n = 0; (n = live_node(&w, node_state, n)) < w.n_nodes; n++) {
-            int32_t q = node_state[n], g = w.groups[n];
-            if (g >= 0 && column_of[g] >= 0) {
+        for (Py_ssize_t n = 0; (n = live_node(&cut, node_state, n)) < cut.n_nodes; n++) {
+            int32_t q = node_state[n], g = cut.groups[n];
+            if (g >= 0) {
                 if (number[q] < 0) {
                     PyErr_Format(PyExc_ValueError, "row %zd, column %d: the state reached has no row", row,
                                  column_of[g]);
@@ -753,6 +808,7 @@ done:
     PyMem_Free(column_of);
     PyMem_Free(next_column);
     PyMem_Free(node_state);
+    PyMem_Free(cut_arrays);
     PyMem_Free(hits);
     PyMem_Free(rows.items);
     PyMem_Free(columns.items);
