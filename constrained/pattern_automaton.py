@@ -10,8 +10,9 @@ bytes apart); and the sequences are laid out as a trie, merged from the vocabula
 vocabulary), so that a prefix that dies prunes every sequence below it, and walked by every state at once, states
 that meet at a node going on as one (:mod:`._token_walk`, in C). Every byte state gets a row, whether or not a
 token boundary reaches it (with a vocabulary that spells every byte, all do); the minimization drops the rows no
-token reaches. Tokens whose columns agree in every state then share a class; the end tokens get a class of their
-own, and the result is made minimal (:mod:`.dfa_minimization`). Several patterns make one byte automaton through
+token reaches. Tokens whose columns agree in every state then share a class, and the transitions are listed by
+walking, from each row, only the trie's paths to one group per class; the end tokens get a class of their own,
+and the result is made minimal (:mod:`.dfa_minimization`). Several patterns make one byte automaton through
 their product (:mod:`.dfa_intersection`), walked once.
 
 A vocabulary whose decoder spells some tokens otherwise when they open the text (SentencePiece's dummy prefix:
