@@ -669,6 +669,12 @@ done:
 
 /* ------------------------------------------------------------------------------------------ row_transitions */
 
+/* qsort's order of int32 values, ascending. */
+static int compare_int32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* The walk `w` cut to the paths from the root to the nodes of the groups `wanted` marks (wanted[g] >= 0): those
  * nodes and their ancestors, in preorder as before, each group's node keeping its group and the others none;
  * its arrays are the caller's to free (cut->symbols and the int32 arrays, one allocation). Nodes past a kept one
@@ -734,8 +740,8 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     Walk cut;
-    int32_t *column_of = NULL, *next_column = NULL, *node_state = NULL, *cut_arrays = NULL;
-    int64_t *hits = NULL;
+    int32_t *column_of = NULL, *next_column = NULL, *node_state = NULL, *cut_arrays = NULL, *hits = NULL,
+            *target_of = NULL;
     Int32List rows = {0}, columns = {0}, targets = {0};
     Py_ssize_t n_rows = states.len / 4, n_columns = representatives.len / 4, n_groups = group_node.len / 4;
     if (check_walk(&w, n_classes, n_groups) < 0) goto done;
@@ -750,12 +756,14 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
     column_of = PyMem_Malloc(((size_t)n_groups + 1) * sizeof(int32_t));
     next_column = PyMem_Malloc(((size_t)n_columns + 1) * sizeof(int32_t));
     node_state = PyMem_Malloc((size_t)w.n_nodes * sizeof(int32_t));
-    hits = PyMem_Malloc(((size_t)n_columns + 1) * sizeof(int64_t));
-    if (!column_of || !next_column || !node_state || !hits) {
+    hits = PyMem_Malloc(((size_t)n_columns + 1) * sizeof(int32_t));
+    target_of = PyMem_Malloc(((size_t)n_columns + 1) * sizeof(int32_t));
+    if (!column_of || !next_column || !node_state || !hits || !target_of) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t g = 0; g < n_groups; g++) column_of[g] = -1;
+    for (Py_ssize_t c = 0; c < n_columns; c++) target_of[c] = -1;
     for (Py_ssize_t c = n_columns - 1; c >= 0; c--) {
         int32_t g = representative[c];
         if (g < -1 || g >= n_groups) {
@@ -791,15 +799,30 @@ static PyObject *row_transitions(PyObject *Py_UNUSED(module), PyObject *args) {
                                  column_of[g]);
                     goto done;
                 }
-                for (int32_t c = column_of[g]; c >= 0; c = next_column[c])
-                    hits[n_hits++] = ((int64_t)c << 32) | (uint32_t)number[q];
+                for (int32_t c = column_of[g]; c >= 0; c = next_column[c]) {
+                    target_of[c] = number[q];
+                    hits[n_hits++] = c;
+                }
             }
         }
-        qsort(hits, (size_t)n_hits, sizeof(int64_t), compare_int64);
-        for (Py_ssize_t k = 0; k < n_hits; k++)
-            if (int32_push(&rows, (int32_t)row) < 0 || int32_push(&columns, (int32_t)(hits[k] >> 32)) < 0
-                || int32_push(&targets, (int32_t)(uint32_t)hits[k]) < 0)
-                goto done;
+        /* the row's transitions in column order: its few columns sorted, or where it has many, all columns read */
+        if (int32_reserve(&rows, n_hits) < 0 || int32_reserve(&columns, n_hits) < 0
+            || int32_reserve(&targets, n_hits) < 0)
+            goto done;
+        if (n_hits * 16 < n_columns) {
+            qsort(hits, (size_t)n_hits, sizeof(int32_t), compare_int32);
+        } else {
+            n_hits = 0;
+            for (int32_t c = 0; c < n_columns; c++)
+                if (target_of[c] >= 0) hits[n_hits++] = c;
+        }
+        for (Py_ssize_t k = 0; k < n_hits; k++) {
+            int32_t c = hits[k];
+            rows.items[rows.n++] = (int32_t)row;
+            columns.items[columns.n++] = c;
+            targets.items[targets.n++] = target_of[c];
+            target_of[c] = -1;
+        }
     }
     PyObject *items[3] = {bytes_of(rows.items, rows.n * 4), bytes_of(columns.items, columns.n * 4),
                           bytes_of(targets.items, targets.n * 4)};
@@ -810,6 +833,7 @@ done:
     PyMem_Free(node_state);
     PyMem_Free(cut_arrays);
     PyMem_Free(hits);
+    PyMem_Free(target_of);
     PyMem_Free(rows.items);
     PyMem_Free(columns.items);
     PyMem_Free(targets.items);
