@@ -221,7 +221,8 @@ def resident_size(schema: dict, vocabulary: TokenVocabulary, canvas: int) -> dic
     bound_bytes = _resident_bytes() - before
     bound.canvas(canvas).packed_masks()
     return {"bound_mib": bound_bytes / 2**20, "with_canvas_mib": (_resident_bytes() - before) / 2**20,
-            "table_mib": bound.dfa.table.nbytes / 2**20, "token_class_mib": bound.dfa.token_class.nbytes / 2**20,
+            "transitions_mib": (bound.dfa.nbytes - bound.dfa.token_class.nbytes) / 2**20,
+            "token_class_mib": bound.dfa.token_class.nbytes / 2**20,
             "states": bound.dfa.n_states, "classes": bound.dfa.n_classes}
 
 

@@ -7,8 +7,11 @@
  * canvas's positions costs more than the look-ups it drives.  Here the sets are bitsets interned by content,
  * every operation is memoized on the sets' numbers, and the canvas sweeps and mask rows run in one call.
  *
- * Data flows one way: the automaton's table is read, never written; the canvas arrays (state-set numbers
- * per position, token ids, row keys, the mask buffer) belong to the Python Canvas and are updated in place.
+ * Data flows one way: the automaton's transitions are read, never written; the canvas arrays (state-set
+ * numbers per position, token ids, row keys, the mask buffer) belong to the Python Canvas and are updated in
+ * place.  The automaton comes as its live transitions, by state then class, never as a dense [states, classes]
+ * table: on a SQL automaton that table is hundreds of megabytes of which a few percent is live, and reading it
+ * whole cost more than everything else here.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -18,7 +21,7 @@
 #include <string.h>
 
 #define ANY_CLASS (-1)     /* "some token of any class" in post / pre */
-#define DEAD (-1)          /* the table's dead state */
+#define DEAD (-1)          /* no transition */
 #define OPEN (-1)          /* an open position in a canvas's token array */
 #define DECIDED_KEY (-2)   /* row keys of decided positions: (DECIDED_KEY, token) */
 #define EMPTY_KEY UINT64_MAX
@@ -337,8 +340,9 @@ static void arcs_free(Arcs *a) {
 
 typedef struct {
     PyObject_HEAD
-    Py_buffer table;            /* int32 [S, C], the automaton (DEAD = -1) */
-    const int32_t *delta;
+    /* The automaton's live transitions: state q's are row_classes/row_targets[row_offsets[q]:row_offsets[q + 1]],
+     * their classes ascending. */
+    int32_t *row_offsets, *row_classes, *row_targets;
     int32_t n_states, n_classes, vocab_size, row_words;
     int32_t *token_class;       /* [V] */
     int32_t *class_offsets;     /* [C + 1]: the tokens of class c are class_tokens[class_offsets[c]:...] */
@@ -378,7 +382,7 @@ static void release_sets(Kernel *k) {
 }
 
 static void kernel_release(Kernel *k) {
-    if (k->table.obj) PyBuffer_Release(&k->table);
+    free(k->row_offsets); free(k->row_classes); free(k->row_targets);
     free(k->token_class); free(k->class_offsets); free(k->class_tokens);
     if (k->class_rows)
         for (int32_t c = 0; c < k->n_classes; c++) free(k->class_rows[c]);
@@ -450,7 +454,7 @@ static int index_arcs(Kernel *k, Arcs *a, uint64_t *all) {
     return 0;
 }
 
-/* Arcs and transitions by class from the dense table: one pass to count, one to fill the leaving arcs (a
+/* Arcs and transitions by class from the transitions: one pass to count, one to fill the leaving arcs (a
  * stamp per target marks the arcs already seen from the current source, whose class sets are interned as
  * soon as the source is done), then the entering arcs by a counting sort, then each side's summaries. */
 static int build_arcs(Kernel *k) {
@@ -469,11 +473,10 @@ static int build_arcs(Kernel *k) {
     memset(stamp, 0xff, (size_t)S * sizeof(int32_t));
     Py_ssize_t arcs = 0, transitions = 0;
     for (int32_t q = 0; q < S; q++)
-        for (int32_t c = 0; c < C; c++) {
-            int32_t t = k->delta[(size_t)q * C + c];
-            if (t == DEAD) continue;
+        for (int32_t i = k->row_offsets[q]; i < k->row_offsets[q + 1]; i++) {
+            int32_t t = k->row_targets[i];
             transitions++;
-            k->by_class_offsets[c + 2]++;
+            k->by_class_offsets[k->row_classes[i] + 2]++;
             if (stamp[t] != q) { stamp[t] = q; arcs++; }
         }
     if (transitions >= INT32_MAX) goto fail;
@@ -491,9 +494,8 @@ static int build_arcs(Kernel *k) {
     int32_t p = 0;
     for (int32_t q = 0; q < S; q++) {
         int32_t first = out->offsets[q] = p;
-        for (int32_t c = 0; c < C; c++) {
-            int32_t t = k->delta[(size_t)q * C + c];
-            if (t == DEAD) continue;
+        for (int32_t i = k->row_offsets[q]; i < k->row_offsets[q + 1]; i++) {
+            int32_t c = k->row_classes[i], t = k->row_targets[i];
             if (stamp[t] != q) {
                 stamp[t] = q;
                 arc_of[t] = p;
@@ -587,45 +589,74 @@ static int start_sets(Kernel *k, const uint64_t *accepting) {
     return intern_scratch(k, &k->live);
 }
 
+/* A copy of an int32 array argument, which must hold `count` entries (count < 0: any number, put in *count_out). */
+static int32_t *int32_copy(const Py_buffer *b, Py_ssize_t count, Py_ssize_t *count_out) {
+    if (b->len % 4 || (count >= 0 && b->len != count * 4) || b->len / 4 >= INT32_MAX) return NULL;
+    if (count_out) *count_out = b->len / 4;
+    int32_t *copy = malloc(b->len ? (size_t)b->len : 1);
+    if (copy) memcpy(copy, b->buf, (size_t)b->len);
+    else PyErr_NoMemory();
+    return copy;
+}
+
+/* Whether the transitions are well formed: offsets rising from 0 to their count, each state's classes strictly
+ * ascending within the classes, every target a state (a wrong one would be read out of bounds). */
+static int transitions_valid(const Kernel *k, Py_ssize_t transitions) {
+    if (k->row_offsets[0] != 0 || k->row_offsets[k->n_states] != transitions) return 0;
+    for (int32_t q = 0; q < k->n_states; q++) {
+        if (k->row_offsets[q + 1] < k->row_offsets[q]) return 0;
+        for (int32_t i = k->row_offsets[q]; i < k->row_offsets[q + 1]; i++)
+            if (k->row_classes[i] < 0 || k->row_classes[i] >= k->n_classes
+                || (i > k->row_offsets[q] && k->row_classes[i] <= k->row_classes[i - 1])
+                || k->row_targets[i] < 0 || k->row_targets[i] >= k->n_states)
+                return 0;
+    }
+    return 1;
+}
+
 static int kernel_init(Kernel *k, PyObject *args, PyObject *kwds) {
-    static char *names[] = {"table", "token_class", "accepting", NULL};
-    PyObject *table_obj;
-    Py_buffer token_class, accepting;
+    static char *names[] = {"offsets", "classes", "targets", "n_classes", "token_class", "accepting", NULL};
+    Py_buffer offsets, classes, targets, token_class, accepting;
+    int32_t n_classes;
     uint64_t *accepting_bits = NULL;
     if (k->ready) {
         PyErr_SetString(PyExc_RuntimeError, "the kernel is already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy*y*", names, &table_obj, &token_class, &accepting))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*y*iy*y*", names, &offsets, &classes, &targets, &n_classes,
+                                     &token_class, &accepting))
         return -1;
     int status = -1;
-    if (PyObject_GetBuffer(table_obj, &k->table, PyBUF_ND | PyBUF_C_CONTIGUOUS) < 0) goto done;
-    if (k->table.ndim != 2 || k->table.itemsize != 4 || k->table.shape[0] < 1 || k->table.shape[0] >= INT32_MAX
-        || k->table.shape[1] < 1 || k->table.shape[1] >= INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "table must be a C-contiguous int32 [states, classes] array");
+    Py_ssize_t transitions = 0, vocab_size = 0;
+    if (accepting.len < 1 || accepting.len >= INT32_MAX || n_classes < 1) {
+        PyErr_SetString(PyExc_ValueError, "an automaton has at least one state and one class");
         goto done;
     }
-    k->delta = k->table.buf;
-    k->n_states = (int32_t)k->table.shape[0];
-    k->n_classes = (int32_t)k->table.shape[1];
-    if (token_class.len % 4 || token_class.len == 0 || token_class.len / 4 >= INT32_MAX
-        || accepting.len != k->n_states) {
-        PyErr_SetString(PyExc_ValueError, "token_class must be int32 [V] and accepting bool [states]");
+    k->n_states = (int32_t)accepting.len;
+    k->n_classes = n_classes;
+    if (!(k->row_offsets = int32_copy(&offsets, (Py_ssize_t)k->n_states + 1, NULL))
+        || !(k->row_classes = int32_copy(&classes, -1, &transitions))
+        || !(k->row_targets = int32_copy(&targets, transitions, NULL))
+        || !(k->token_class = int32_copy(&token_class, -1, &vocab_size))) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "offsets must be int32 [states + 1], classes and targets int32 "
+                            "[transitions] alike, token_class int32 [V], accepting bool [states]");
         goto done;
     }
-    k->vocab_size = (int32_t)(token_class.len / 4);
+    if (vocab_size < 1) {
+        PyErr_SetString(PyExc_ValueError, "token_class must not be empty");
+        goto done;
+    }
+    if (!transitions_valid(k, transitions)) {
+        PyErr_SetString(PyExc_ValueError, "the transitions must be by state, classes ascending within each, "
+                        "every class and target in range");
+        goto done;
+    }
+    k->vocab_size = (int32_t)vocab_size;
     k->row_words = (k->vocab_size + 31) / 32;
-    for (size_t i = 0; i < (size_t)k->n_states * k->n_classes; i++)
-        if (k->delta[i] < DEAD || k->delta[i] >= k->n_states) {
-            PyErr_SetString(PyExc_ValueError, "table holds a target outside the states");
-            goto done;
-        }
-    k->token_class = malloc(token_class.len);
-    if (!k->token_class) { no_memory(); goto done; }
-    memcpy(k->token_class, token_class.buf, token_class.len);
     for (int32_t t = 0; t < k->vocab_size; t++)
         if (k->token_class[t] < 0 || k->token_class[t] >= k->n_classes) {
-            PyErr_SetString(PyExc_ValueError, "token_class holds a class outside the table");
+            PyErr_SetString(PyExc_ValueError, "token_class holds a class outside the automaton's");
             goto done;
         }
     int32_t words = (k->n_states + 63) / 64;
@@ -641,6 +672,9 @@ static int kernel_init(Kernel *k, PyObject *args, PyObject *kwds) {
     status = 0;
 done:
     free(accepting_bits);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&classes);
+    PyBuffer_Release(&targets);
     PyBuffer_Release(&token_class);
     PyBuffer_Release(&accepting);
     return status;
@@ -671,10 +705,19 @@ static void fill_neighbours(Kernel *k, const Arcs *a, const uint64_t *members) {
     }
 }
 
+/* The state after a token of class c in state q, or DEAD: a binary search of q's transitions. */
+static inline int32_t transition(const Kernel *k, int32_t q, int32_t c) {
+    int32_t lo = k->row_offsets[q], end = k->row_offsets[q + 1], hi = end;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (k->row_classes[mid] < c) lo = mid + 1; else hi = mid;
+    }
+    return lo < end && k->row_classes[lo] == c ? k->row_targets[lo] : DEAD;
+}
+
 /* Into scratch (zeroed): the states reached from `members` by one token of class `c` (ANY_CLASS: of any).
  * By the class's own transitions when it has fewer than `members` has states (a property name's tokens
- * lead from a handful of states, a set in an open stretch holds hundreds), else by a table look-up per
- * member. */
+ * lead from a handful of states, a set in an open stretch holds hundreds), else by a look-up per member. */
 static void fill_post(Kernel *k, const uint64_t *members, int32_t c) {
     if (c == ANY_CLASS) {
         fill_neighbours(k, &k->out, members);
@@ -687,7 +730,7 @@ static void fill_post(Kernel *k, const uint64_t *members, int32_t c) {
         return;
     }
     FOR_MEMBERS(members, k->sets.words, q) {
-        int32_t t = k->delta[(size_t)q * k->n_classes + c];
+        int32_t t = transition(k, q, c);
         if (t != DEAD) bit_set(k->scratch, t);
     }
 }
@@ -1332,7 +1375,8 @@ static PyGetSetDef kernel_getset[] = {
 static PyTypeObject KernelType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "constrained._state_sets.Kernel",
-    .tp_doc = "Kernel(table, token_class, accepting): interned state sets of one token automaton, their "
+    .tp_doc = "Kernel(offsets, classes, targets, n_classes, token_class, accepting): interned state sets of one "
+              "token automaton (its transitions by state, classes ascending), their "
               "memoized operations, and the canvas sweeps and mask rows built on them.",
     .tp_basicsize = sizeof(Kernel),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,

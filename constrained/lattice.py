@@ -63,8 +63,9 @@ class StateSets(Kernel):
     """
 
     def __init__(self, dfa: TokenDFA, *, memory_limit: int = MEMORY_LIMIT_BYTES) -> None:
-        super().__init__(np.ascontiguousarray(dfa.table, dtype=np.int32),
-                         np.ascontiguousarray(dfa.token_class, dtype=np.int32),
+        super().__init__(*(np.ascontiguousarray(array, dtype=np.int32) for array in (dfa.offsets, dfa.classes,
+                                                                                     dfa.targets)),
+                         dfa.n_classes, np.ascontiguousarray(dfa.token_class, dtype=np.int32),
                          np.ascontiguousarray(dfa.accepting, dtype=bool))
         self.dfa = dfa
         self.packed_width = -(-dfa.vocab_size // 32)
@@ -426,7 +427,7 @@ class _PathScores:
 
     Forward, per position, the score of every state over admissible prefixes: the best prefix (max) or all of
     them (log-sum-exp, ``total=True``), restricted to states from which the rest can still be completed; it
-    runs over the automaton's live edges, not its whole table. :meth:`trace` then walks back: the end state,
+    runs over the automaton's live edges. :meth:`trace` then walks back: the end state,
     at each position an incoming edge (previous state, token class) of the current state, then a token of that
     class, each the best or drawn in proportion to its mass. The forward pass is the expensive half, so many
     paths can be traced from one.
@@ -438,7 +439,7 @@ class _PathScores:
         self.logprobs = logprobs.detach().to(torch.float64).cpu()
         self.token_class = torch.from_numpy(dfa.token_class).long()
         self.sources, self.classes_of, targets, self.offsets = (torch.from_numpy(a).long() for a in dfa.edges)
-        n_states, n_classes = dfa.table.shape
+        n_states, n_classes = dfa.n_states, dfa.n_classes
         score = torch.full((n_states,), -torch.inf, dtype=torch.float64)
         score[torch.from_numpy(sets.members(start))] = 0.0
         self.trail: list[tuple[torch.Tensor, torch.Tensor]] = []  # per position: state scores before, classes

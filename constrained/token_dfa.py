@@ -6,8 +6,8 @@ What the canvas lattice needs of a pattern over a vocabulary, in a compact array
   still reachable (live), equivalent states merged, plus ``DONE``, the state after the first end token
   (merged with any state that, like it, can only be followed by end tokens);
 * tokens grouped into *classes* of identical behaviour in every state (all letter-only tokens inside a
-  string, say): the table is ``[S, C]`` instead of ``[S, V]``, usually a few hundred columns rather than
-  tens of thousands;
+  string, say): a state's transitions are by class, usually a few hundred of them rather than tens of
+  thousands of tokens;
 * end tokens (EOS, pad) form one class leading from accepting states to ``DONE`` and from ``DONE`` to itself,
   so a canvas can hold the text followed by padding, and nothing after the padding.
 
@@ -21,7 +21,7 @@ How one is made lives beside it, one job a module: :mod:`.byte_automaton` determ
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -33,33 +33,59 @@ DEAD = -1
 
 @dataclass(frozen=True)
 class TokenDFA:
-    """A deterministic automaton over token classes.
+    """A deterministic automaton over token classes, held as its live transitions.
 
-    ``table[q, c]`` is the state after a token of class ``c`` in state ``q`` (``DEAD`` if it breaks the
-    pattern); ``token_class[t]`` maps a token id to its class; ``accepting[q]`` says a text may end in ``q``.
+    ``states[i]`` leads by a token of class ``classes[i]`` to ``targets[i]``; every other (state, class) pair is
+    ``DEAD`` (breaks the pattern). The transitions are kept sorted by state, then class (given in any order,
+    they are sorted when the automaton is made), so state ``q``'s are ``offsets[q]:offsets[q + 1]``.
+    ``token_class[t]`` maps a token id to its class; ``accepting[q]`` says a text may end in ``q``.
+
+    Why not a dense ``[states, classes]`` table: on a SQL automaton (tens of thousands of states, hundreds of
+    classes) it is hundreds of megabytes of which a few percent is live, and making it (first touching that
+    much fresh memory) and reading it whole cost more than everything else a bind does. Every user works from
+    the transitions; :attr:`table` makes the dense form on demand for those that want one (small automata,
+    tests).
     """
 
-    table: np.ndarray  # int32 [S, C]
+    states: np.ndarray  # int32 [transitions], ascending
+    classes: np.ndarray  # int32 [transitions], ascending within a state
+    targets: np.ndarray  # int32 [transitions]
     token_class: np.ndarray  # int32 [V]
     accepting: np.ndarray  # bool [S]
     initial: int
     end_class: int
+    n_states: int  # including DONE
+    n_classes: int
+
+    def __post_init__(self) -> None:
+        key = self.states.astype(np.int64) * self.n_classes + self.classes
+        if not (key[1:] > key[:-1]).all():  # a build's order: put in order once, here
+            order = np.argsort(key, kind="stable")
+            for name in ("states", "classes", "targets"):
+                object.__setattr__(self, name, getattr(self, name)[order])
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """Where each state's transitions start: state ``q``'s are ``offsets[q]:offsets[q + 1]``, int32 ``[S + 1]``."""
+        return np.searchsorted(self.states, np.arange(self.n_states + 1, dtype=np.int32)).astype(np.int32)
+
+    @cached_property
+    def table(self) -> np.ndarray:
+        """The dense table, int32 ``[S, C]``: ``table[q, c]`` is the state after a token of class ``c`` in ``q``
+        (``DEAD`` if none). Made on first use and kept: only for small automata and tests (see the class)."""
+        table = np.full((self.n_states, self.n_classes), DEAD, dtype=np.int32)
+        table[self.states, self.classes] = self.targets
+        return table
 
     @cached_property
     def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The live transitions as ``(source, token class, target)`` arrays sorted by target, and per state
-        the offset of its incoming edges (``offsets[q]:offsets[q + 1]``). Tables are sparse (a few percent of
-        ``table`` is live on a SQL automaton), so dynamic programmes over edges beat ones over the table."""
-        return incoming_edges(self.table)
-
-    @property
-    def n_states(self) -> int:
-        """States including ``DONE``."""
-        return self.table.shape[0]
-
-    @property
-    def n_classes(self) -> int:
-        return self.table.shape[1]
+        """The live transitions as ``(source, token class, target)`` arrays sorted by target (then source and
+        class), and per state the offset of its incoming edges (``offsets[q]:offsets[q + 1]``): what dynamic
+        programmes over the automaton walk backwards."""
+        order = np.argsort(self.targets, kind="stable")
+        targets = self.targets[order].astype(np.int64)
+        offsets = np.searchsorted(targets, np.arange(self.n_states + 1))
+        return self.states[order].astype(np.int64), self.classes[order].astype(np.int64), targets, offsets
 
     @property
     def vocab_size(self) -> int:
@@ -68,11 +94,16 @@ class TokenDFA:
     @property
     def nbytes(self) -> int:
         """The bytes its arrays hold (what an in-memory cache weighs it by)."""
-        return self.table.nbytes + self.token_class.nbytes + self.accepting.nbytes
+        return sum(getattr(self, name).nbytes for name in ("states", "classes", "targets", "token_class", "accepting"))
 
     def step(self, state: int, token_id: int) -> int:
-        """The state after one token, or ``DEAD``."""
-        return DEAD if state == DEAD else int(self.table[state, self.token_class[token_id]])
+        """The state after one token, or ``DEAD``: a binary search of the state's transitions."""
+        if state == DEAD:
+            return DEAD
+        first, end = int(self.offsets[state]), int(self.offsets[state + 1])
+        token_class = self.token_class[token_id]
+        at = first + int(np.searchsorted(self.classes[first:end], token_class))
+        return int(self.targets[at]) if at < end and self.classes[at] == token_class else DEAD
 
     def walk(self, token_ids: list[int], state: int | None = None) -> int:
         """The state after a token sequence, or ``DEAD`` as soon as it leaves the language."""
@@ -84,52 +115,6 @@ class TokenDFA:
         return state
 
     def save(self, path: Path) -> None:
-        """Only the live transitions are written: a few percent of a SQL automaton's table."""
-        self.live().save(path)
-
-    @classmethod
-    def load(cls, path: Path) -> TokenDFA:
-        return LiveTokenDFA.load(path).dense()
-
-    def __reduce__(self) -> tuple:
-        """Pickled in its live form too: copying a SQL automaton's whole table through a pipe costs more than
-        finding its live cells."""
-        return LiveTokenDFA.dense, (self.live(),)
-
-    def live(self) -> LiveTokenDFA:
-        """The same automaton as its live transitions."""
-        states, classes = np.nonzero(self.table != DEAD)
-        return LiveTokenDFA(states.astype(np.int32), classes.astype(np.int32), self.table[states, classes],
-                            self.token_class, self.accepting, self.initial, self.end_class, *self.table.shape)
-
-
-@dataclass(frozen=True)
-class LiveTokenDFA:
-    """A :class:`TokenDFA` as its live transitions: ``table[states[i], classes[i]] == targets[i]`` (in no
-    particular order), every other cell ``DEAD``.
-
-    Why a form of its own: a build makes the automaton in a child process and hands it back through a pipe, then
-    writes it to disk; a SQL automaton's dense table is hundreds of megabytes of which a few percent is live, so
-    the build never makes that table, and only the process that uses the automaton does (:meth:`dense`).
-    """
-
-    states: np.ndarray  # int32 [transitions]
-    classes: np.ndarray  # int32 [transitions]
-    targets: np.ndarray  # int32 [transitions]
-    token_class: np.ndarray  # int32 [V]
-    accepting: np.ndarray  # bool [S]
-    initial: int
-    end_class: int
-    n_states: int
-    n_classes: int
-
-    def dense(self) -> TokenDFA:
-        """The automaton with its dense table."""
-        table = np.full((self.n_states, self.n_classes), DEAD, dtype=np.int32)
-        table[self.states, self.classes] = self.targets
-        return TokenDFA(table, self.token_class, self.accepting, self.initial, self.end_class)
-
-    def save(self, path: Path) -> None:
         """Write it to ``path`` (``.npz``), atomically: a reader finds the whole file or none."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
@@ -139,18 +124,23 @@ class LiveTokenDFA:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> LiveTokenDFA:
+    def load(cls, path: Path) -> TokenDFA:
         with np.load(path) as data:
             initial, end_class, n_states, n_classes = (int(x) for x in data["scalars"])
             return cls(data["states"], data["classes"], data["targets"], data["token_class"], data["accepting"],
                        initial, end_class, n_states, n_classes)
 
+    def __reduce__(self) -> tuple:
+        """Its fields alone: what :attr:`table`, :attr:`offsets` and :attr:`edges` hold is made again where needed
+        (a build's child hands the automaton back through a pipe)."""
+        return TokenDFA, tuple(getattr(self, field.name) for field in fields(self))
 
-def incoming_edges(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The live transitions of ``table`` as ``(source, class, target)`` sorted by target, and per state the
-    offset of its incoming ones (``offsets[q]:offsets[q + 1]``)."""
-    sources, classes = np.nonzero(table != DEAD)
-    targets = table[sources, classes].astype(np.int64)
-    order = np.argsort(targets, kind="stable")
-    offsets = np.searchsorted(targets[order], np.arange(table.shape[0] + 1))
-    return sources[order], classes[order], targets[order], offsets
+    def dense(self) -> TokenDFA:
+        """This automaton with its :attr:`table` made now (what :func:`.pattern_automaton.patterns_dfa` promises)."""
+        _ = self.table
+        return self
+
+
+#: The name the build's modules (:mod:`.pattern_automaton`, :mod:`.build_helper`) give the automaton they hand
+#: back; it is a :class:`TokenDFA`.
+LiveTokenDFA = TokenDFA

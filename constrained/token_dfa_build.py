@@ -15,7 +15,7 @@ from .build_helper import build_in_helper
 from .byte_automaton import load_in_parent
 from .errors import VocabularyError
 from .pattern_automaton import patterns_live
-from .token_dfa import DEAD, TokenDFA
+from .token_dfa import TokenDFA
 from .token_dfa_cache import MEMORY_CACHE, cache_dir, cache_key, read_from_disk, write_to_disk
 from .vocabulary import TokenVocabulary
 
@@ -73,17 +73,16 @@ def build_token_dfa(
         started = time.perf_counter()
         vocabulary.packed_spellings  # noqa: B018 - packed here, not in the child, for every later build to find
         what = "building the token automaton"
-        live = build_in_helper(patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes, what=what)
-        if live is None:  # no helper ready and free (a first build, or it is starting or busy): forked from here
+        dfa = build_in_helper(patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes, what=what)
+        if dfa is None:  # no helper ready and free (a first build, or it is starting or busy): forked from here
             load_in_parent()
-            live = run_bounded(patterns_live, patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes,
-                               what=what)
+            dfa = run_bounded(patterns_live, patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes,
+                              what=what)
         _LOG.log(level, "built it in %.1f s: %d states, %d token classes", time.perf_counter() - started,
-                 live.n_states, live.n_classes)
+                 dfa.n_states, dfa.n_classes)
         if cached:
-            write_to_disk(key, live)
-        dfa = live.dense()
-    if (dfa.table[dfa.initial] == DEAD).all() and not dfa.accepting[dfa.initial]:
+            write_to_disk(key, dfa)
+    if dfa.offsets[dfa.initial] == dfa.offsets[dfa.initial + 1] and not dfa.accepting[dfa.initial]:
         raise VocabularyError("the vocabulary cannot spell any text the constraint accepts")
     if cached:
         MEMORY_CACHE.put(key, dfa)

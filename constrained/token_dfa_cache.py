@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from .token_dfa import LiveTokenDFA, TokenDFA
+from .token_dfa import TokenDFA
 from .vocabulary import TokenVocabulary
 
 #: Bumped whenever the tables change (their layout, or how states are numbered), so stale cache files are never read.
@@ -48,7 +48,7 @@ def read_from_disk(key: str) -> TokenDFA | None:
         return None
 
 
-def write_to_disk(key: str, dfa: LiveTokenDFA) -> None:
+def write_to_disk(key: str, dfa: TokenDFA) -> None:
     """Keep ``dfa`` on disk under ``key``; a folder that cannot be written (a read-only home) is no reason to
     fail: the next process builds it again."""
     try:

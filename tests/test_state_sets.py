@@ -29,11 +29,18 @@ def random_automaton(seed: int, n_states: int, n_classes: int, density: float, f
     return table
 
 
+def transitions_of(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernel's form of a table: its live cells by state, then class, and where each state's start."""
+    states, classes = np.nonzero(table != DEAD)
+    offsets = np.searchsorted(states, np.arange(table.shape[0] + 1))
+    return offsets.astype(np.int32), classes.astype(np.int32), table[states, classes].astype(np.int32)
+
+
 def kernel_of(table: np.ndarray, vocab_size: int = 40) -> Kernel:
     token_class = (np.arange(vocab_size) % table.shape[1]).astype(np.int32)
     accepting = np.zeros(table.shape[0], dtype=bool)
     accepting[-1] = True
-    return Kernel(table, token_class, accepting)
+    return Kernel(*transitions_of(table), table.shape[1], token_class, accepting)
 
 
 def members(kernel: Kernel, set_id: int, n_states: int) -> set[int]:
@@ -177,5 +184,27 @@ def test_bad_arguments_raise_instead_of_reading_out_of_bounds(call):
 
 def test_a_table_pointing_outside_its_states_is_refused():
     table = np.array([[0, 5]], dtype=np.int32)
-    with pytest.raises(ValueError, match="outside the states"):
+    with pytest.raises(ValueError, match="in range"):
         kernel_of(table)
+
+
+def _two_states(offsets: list[int], classes: list[int], targets: list[int], n_classes: int = 3) -> Kernel:
+    return Kernel(np.array(offsets, np.int32), np.array(classes, np.int32), np.array(targets, np.int32), n_classes,
+                  np.zeros(4, np.int32), np.array([False, True]))
+
+
+@pytest.mark.parametrize(("offsets", "classes", "targets", "n_classes"), [
+    ([0, 2, 3], [1, 0, 2], [0, 1, 1], 3),  # a state's classes out of order: its look-ups would miss
+    ([0, 2, 3], [1, 1, 2], [0, 1, 1], 3),  # a class twice from one state: not deterministic
+    ([0, 2, 3], [0, 1, 3], [0, 1, 1], 3),  # a class past the classes
+    ([0, 2, 3], [0, 1, 2], [0, -1, 1], 3),  # a dead target listed as a transition
+    ([0, 2, 2], [0, 1, 2], [0, 1, 1], 3),  # offsets that end before the transitions do
+    ([0, 3, 2], [0, 1, 2], [0, 1, 1], 3),  # offsets that fall
+    ([1, 2, 3], [0, 1, 2], [0, 1, 1], 3),  # offsets that do not start at 0
+    ([0, 2], [0, 1], [0, 1], 3),  # one offset short of the states
+    ([0, 2, 3], [0, 1, 2], [0, 1], 3),  # classes and targets of different lengths
+])
+def test_malformed_transitions_are_refused(offsets, classes, targets, n_classes):
+    _two_states([0, 2, 3], [0, 1, 2], [0, 1, 1])  # the well-formed one they break
+    with pytest.raises(ValueError):
+        _two_states(offsets, classes, targets, n_classes)

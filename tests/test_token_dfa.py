@@ -190,25 +190,69 @@ def test_a_one_off_build_is_noted_only_when_debugging(monkeypatch, caplog):
 
 @pytest.mark.parametrize("route", ["pickle", "disk"])
 def test_an_automaton_travels_whole_through_its_live_transitions(route, tmp_path):
-    """What a bounded build sends back, and what the disk cache keeps, is the same automaton: every cell, class,
-    verdict and the two numbers; its live form lists the live cells alone."""
+    """What a bounded build sends back, and what the disk cache keeps, is the same automaton: every transition,
+    class, verdict and the two numbers, and the transitions are the table's live cells alone."""
     import pickle
 
     from constrained.token_dfa import TokenDFA
 
     dfa = constrained.regex("(ab|c)+x|y(ba)*").bind(VOCAB | {"x": 5, "y": 6, "c": 3}).dfa
-    live = dfa.live()
-    assert len(live.states) == np.count_nonzero(dfa.table != DEAD)
+    assert len(dfa.states) == np.count_nonzero(dfa.table != DEAD)
     if route == "pickle":
         copy = pickle.loads(pickle.dumps(dfa))
+        assert "table" not in vars(copy)  # the table, made above, stays behind: it is made again where wanted
     else:
-        live.save(tmp_path / "a.npz")
+        dfa.save(tmp_path / "a.npz")
         copy = TokenDFA.load(tmp_path / "a.npz")
     assert isinstance(copy, TokenDFA)
-    for field in ("table", "token_class", "accepting"):
+    for field in ("states", "classes", "targets", "offsets", "table", "token_class", "accepting"):
         assert np.array_equal(getattr(copy, field), getattr(dfa, field))
         assert getattr(copy, field).dtype == getattr(dfa, field).dtype
-    assert (copy.initial, copy.end_class) == (dfa.initial, dfa.end_class)
+    assert (copy.initial, copy.end_class, copy.n_states, copy.n_classes) == (
+        dfa.initial, dfa.end_class, dfa.n_states, dfa.n_classes)
+
+
+def _random_table(seed: int, n_states: int, n_classes: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    table = rng.integers(0, n_states, size=(n_states, n_classes), dtype=np.int32)
+    table[rng.random((n_states, n_classes)) < 0.7] = DEAD
+    return table
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_states=st.integers(1, 12), n_classes=st.integers(1, 6))
+def test_transitions_given_in_any_order_make_the_automaton_their_table_says(seed, n_states, n_classes):
+    """The transitions are put in order (by state, then class) whatever order they come in, and ``step``,
+    ``walk``, ``edges`` and ``table`` all read the one automaton they describe."""
+    from constrained.token_dfa import TokenDFA
+
+    table = _random_table(seed, n_states, n_classes)
+    states, classes = np.nonzero(table != DEAD)
+    shuffled = np.random.default_rng(seed + 1).permutation(len(states))
+    vocab_size = 2 * n_classes + 1
+    token_class = (np.arange(vocab_size) % n_classes).astype(np.int32)
+    dfa = TokenDFA(states[shuffled].astype(np.int32), classes[shuffled].astype(np.int32),
+                   table[states, classes][shuffled], token_class, np.zeros(n_states, dtype=bool), 0, 0, n_states,
+                   n_classes)
+    key = dfa.states.astype(np.int64) * n_classes + dfa.classes
+    assert (np.diff(key) > 0).all()
+    assert np.array_equal(dfa.table, table)
+    for q in range(n_states):
+        assert np.array_equal(dfa.classes[dfa.offsets[q]:dfa.offsets[q + 1]], np.flatnonzero(table[q] != DEAD))
+        for token in range(vocab_size):
+            assert dfa.step(q, token) == table[q, token_class[token]]
+    assert dfa.step(DEAD, 0) == DEAD
+    tokens = np.random.default_rng(seed + 2).integers(vocab_size, size=4).tolist()
+    expected = 0
+    for token in tokens:
+        expected = DEAD if expected == DEAD else int(table[expected, token_class[token]])
+    assert dfa.walk(tokens) == expected
+    sources, edge_classes, targets, offsets = dfa.edges
+    for q in range(n_states):
+        incoming = slice(offsets[q], offsets[q + 1])
+        assert (targets[incoming] == q).all()
+        assert sorted(zip(sources[incoming].tolist(), edge_classes[incoming].tolist())) == [
+            (int(p), int(c)) for p, c in zip(*np.nonzero(table == q))]
 
 
 @settings(max_examples=200, deadline=None)
