@@ -3,7 +3,7 @@
 Why keep them: a build takes seconds to a minute, and its result depends only on the patterns and the
 vocabulary. The disk copy (keyed by both) outlives the process; the memory copy spares reading that file on
 every bind. The memory cache is a least-recently-used map bounded by count and by bytes, because a long-running
-process (a server) binds many distinct constraints, and one SQL automaton alone can hold hundreds of megabytes.
+process (a server) binds many distinct constraints, and one SQL automaton alone holds tens of megabytes.
 """
 
 from __future__ import annotations
