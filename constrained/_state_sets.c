@@ -589,7 +589,9 @@ static int start_sets(Kernel *k, const uint64_t *accepting) {
     return intern_scratch(k, &k->live);
 }
 
-/* A copy of an int32 array argument, which must hold `count` entries (count < 0: any number, put in *count_out). */
+/* A copy of an int32 array argument, which must hold `count` entries (count < 0: any number, put in *count_out);
+ * NULL with no exception set when its size is wrong (the caller says what it expected), with MemoryError when
+ * out of memory. */
 static int32_t *int32_copy(const Py_buffer *b, Py_ssize_t count, Py_ssize_t *count_out) {
     if (b->len % 4 || (count >= 0 && b->len != count * 4) || b->len / 4 >= INT32_MAX) return NULL;
     if (count_out) *count_out = b->len / 4;
