@@ -41,7 +41,7 @@ from .bounded_child import answer_result, ending_error, memory_limit, task_answe
 from .errors import CompileError, CompileTimeout
 
 if TYPE_CHECKING:
-    from .token_dfa import LiveTokenDFA
+    from .token_dfa import TokenDFA
     from .vocabulary import TokenVocabulary
 
 #: How many vocabularies the helper keeps (the oldest sent is dropped first, and sent again when needed).
@@ -92,7 +92,7 @@ class _Helper:
         return self.ready and not self.ended
 
     def build(self, patterns: tuple[str, ...], vocabulary: TokenVocabulary, timeout_s: float,
-              memory_bytes: int | None, what: str) -> LiveTokenDFA:
+              memory_bytes: int | None, what: str) -> TokenDFA:
         """The helper's answer to one build (lock held)."""
         fingerprint = vocabulary.fingerprint
         try:
@@ -184,12 +184,12 @@ def warm_build_helper(wait_s: float = 0.0) -> bool:
 
 
 def build_in_helper(patterns: tuple[str, ...], vocabulary: TokenVocabulary, *, timeout_s: float,
-                    memory_bytes: int | None, what: str) -> LiveTokenDFA | None:
+                    memory_bytes: int | None, what: str) -> TokenDFA | None:
     """The token automaton of ``patterns`` over ``vocabulary``, built by this process's helper, or ``None`` when
     the helper is not ready or busy (the caller then builds it in a child of its own).
 
     Parameters:
-        patterns: the patterns whose intersection the automaton accepts (see :func:`.pattern_automaton.patterns_live`).
+        patterns: the patterns whose intersection the automaton accepts (see :func:`.pattern_automaton.patterns_dfa`).
         vocabulary: the tokens it reads; sent to the helper on its first build there.
         timeout_s: how long the build may run.
         memory_bytes: how much address space the build may use (see :func:`.bounded_child.run_bounded`).
@@ -219,9 +219,9 @@ def build_in_helper(patterns: tuple[str, ...], vocabulary: TokenVocabulary, *, t
 
 def _pickled_build(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> bytes:
     """The automaton pickled, so that a build that runs out of memory while pickling is caught as the build's."""
-    from .pattern_automaton import patterns_live
+    from .pattern_automaton import patterns_dfa
 
-    return pickle.dumps(patterns_live(patterns, vocabulary), protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps(patterns_dfa(patterns, vocabulary), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _process_bytes(field: int) -> int:

@@ -29,7 +29,7 @@ from .byte_automaton import ByteAutomaton, byte_automaton
 from .dfa_intersection import intersection
 from .dfa_minimization import minimal_transitions, trimmed_transitions, unique_rows
 from .errors import VocabularyError
-from .token_dfa import DEAD, LiveTokenDFA, TokenDFA
+from .token_dfa import DEAD, TokenDFA
 from .vocabulary import TokenVocabulary
 
 #: The uses of a group of spellings (a bit set): read in the middle of a text, read as the text's first token.
@@ -37,13 +37,8 @@ _IN_MIDDLE, _AT_OPENING = 1, 2
 
 
 def patterns_dfa(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> TokenDFA:
-    """:func:`patterns_live` with its dense table."""
-    return patterns_live(patterns, vocabulary).dense()
-
-
-def patterns_live(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> LiveTokenDFA:
-    """The minimal token automaton of the texts that every pattern matches, as its live transitions (in the
-    caller's process: :mod:`.token_dfa_build` runs it in a bounded child, which hands it back in this form).
+    """The minimal token automaton of the texts that every pattern matches (in the caller's process:
+    :mod:`.token_dfa_build` runs it in the build helper, which hands it back).
 
     Parameters:
         patterns: regular expressions in outlines-core's syntax, each matched against the whole text.
@@ -59,7 +54,7 @@ def patterns_live(patterns: tuple[str, ...], vocabulary: TokenVocabulary) -> Liv
     automaton = byte_automaton(patterns[0])
     for pattern in patterns[1:]:
         automaton = intersection(automaton, byte_automaton(pattern))
-    return walked_live(automaton, vocabulary)
+    return walked_dfa(automaton, vocabulary)
 
 
 def _spells_every_class_read(automaton: ByteAutomaton, node_symbol: np.ndarray, node_parent: np.ndarray,
@@ -88,7 +83,7 @@ def _opening_block(rows: np.ndarray, columns: np.ndarray, targets: np.ndarray, a
     return int(block[found[0]]) if len(found) else int(block[0])
 
 
-def walked_live(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> LiveTokenDFA:
+def walked_dfa(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> TokenDFA:
     """The minimal token automaton of the texts ``automaton`` (minimal, as :func:`.byte_automaton.byte_automaton`
     and :func:`.dfa_intersection.intersection` make them) accepts, spelled with ``vocabulary``'s tokens, as its
     live transitions.
@@ -174,5 +169,5 @@ def walked_live(automaton: ByteAutomaton, vocabulary: TokenVocabulary) -> LiveTo
         raise VocabularyError("the vocabulary cannot spell any text the constraint accepts")
     rows, columns, targets, accepting, class_of_column = minimal_transitions(rows, columns, targets, end_class + 1,
                                                                              accepting, 0, distinct)
-    return LiveTokenDFA(rows, columns, targets, class_of_column[token_class].astype(np.int32), accepting, 0,
+    return TokenDFA(rows, columns, targets, class_of_column[token_class].astype(np.int32), accepting, 0,
                         int(class_of_column[end_class]), len(accepting), int(class_of_column.max()) + 1)

@@ -134,13 +134,3 @@ class TokenDFA:
         """Its fields alone: what :attr:`table`, :attr:`offsets` and :attr:`edges` hold is made again where needed
         (a build's child hands the automaton back through a pipe)."""
         return TokenDFA, tuple(getattr(self, field.name) for field in fields(self))
-
-    def dense(self) -> TokenDFA:
-        """This automaton with its :attr:`table` made now (what :func:`.pattern_automaton.patterns_dfa` promises)."""
-        _ = self.table
-        return self
-
-
-#: The name the build's modules (:mod:`.pattern_automaton`, :mod:`.build_helper`) give the automaton they hand
-#: back; it is a :class:`TokenDFA`.
-LiveTokenDFA = TokenDFA

@@ -14,7 +14,7 @@ from .bounded_child import run_bounded
 from .build_helper import build_in_helper
 from .byte_automaton import load_in_parent
 from .errors import VocabularyError
-from .pattern_automaton import patterns_live
+from .pattern_automaton import patterns_dfa
 from .token_dfa import TokenDFA
 from .token_dfa_cache import MEMORY_CACHE, cache_dir, cache_key, read_from_disk, write_to_disk
 from .vocabulary import TokenVocabulary
@@ -76,7 +76,7 @@ def build_token_dfa(
         dfa = build_in_helper(patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes, what=what)
         if dfa is None:  # no helper ready and free (a first build, or it is starting or busy): forked from here
             load_in_parent()
-            dfa = run_bounded(patterns_live, patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes,
+            dfa = run_bounded(patterns_dfa, patterns, vocabulary, timeout_s=timeout_s, memory_bytes=memory_bytes,
                               what=what)
         _LOG.log(level, "built it in %.1f s: %d states, %d token classes", time.perf_counter() - started,
                  dfa.n_states, dfa.n_classes)
