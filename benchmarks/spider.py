@@ -28,7 +28,7 @@ multisets). The 20 dev databases in ../shared/data/spider hold schemas but no ro
 populated in-memory copies (``populated_db.py``): a query is right when its rows equal the gold query's on all
 three copies, counted where the gold result has rows on at least one.
 
-Usage: python -m benchmarks.spider [--depth 0] [--loose-depth 3] [--generate 60] [--index] [--walk 50]
+Usage: python -m benchmarks.spider [--depth 0] [--loose-depth 3] [--generate 60 [--skip N]] [--index] [--walk 50]
                                    [--dbs a,b] [--data ../shared/data/spider] [--analytical PATH]
 """
 
@@ -214,7 +214,8 @@ def generation_pass(examples: list[dict], data: Path, model, tokenizer, populate
             "mean_seconds": round(statistics.fmean(seconds), 2) if seconds else 0.0}
 
 
-def generation_report(dev: list[dict], data: Path, count: int, which: str = "both", progress: bool = False) -> None:
+def generation_report(dev: list[dict], data: Path, count: int, which: str = "both", progress: bool = False,
+                      skip: int = 0) -> None:
     import random
 
     import torch
@@ -223,7 +224,7 @@ def generation_report(dev: list[dict], data: Path, count: int, which: str = "bot
 
     torch.set_num_threads(1)  # the machine's cores are shared: more threads only add contention to the figures
 
-    examples = random.Random(0).sample(dev, min(count, len(dev)))
+    examples = random.Random(0).sample(dev, min(count, len(dev)))[skip:]
     model, tokenizer = load_default()
 
     entries = {entry["db_id"]: entry for entry in json.loads((data / "tables.json").read_text())}
@@ -245,7 +246,7 @@ def generation_report(dev: list[dict], data: Path, count: int, which: str = "bot
           f"({'cold' if not cached else 'warm or partly warm'})")
     for name, denoiser in denoisers.items():
         load = os.getloadavg()[0]
-        row = generation_pass(examples, data, denoiser, tokenizer, populated, progress=progress)
+        row = generation_pass(examples, data, denoiser, tokenizer, populated, seed=skip, progress=progress)
         returned = row.get("returned", 0)
         print(f"generate_sql, {name}: {returned}/{row['n']} returned ({row.get('raised', 0)} raised), "
               f"run rate {row.get('runs', 0)}/{row['n']} = {100 * row.get('runs', 0) / max(1, row['n']):.1f}%, "
@@ -275,6 +276,9 @@ def main() -> None:
     parser.add_argument("--generate", type=int, default=0,
                         help="dev questions through generate_sql, built-in model and uniform denoiser")
     parser.add_argument("--progress", action="store_true", help="with --generate: a line per question as it ends")
+    parser.add_argument("--skip", type=int, default=0,
+                        help="with --generate: leave out the sample's first N questions (going on with a stopped run, "
+                             "each question keeping its seed)")
     parser.add_argument("--denoisers", choices=("both", "model", "uniform"), default="both",
                         help="which denoisers --generate runs")
     args = parser.parse_args()
@@ -362,7 +366,7 @@ def main() -> None:
         print(f"random walks: {dict(soundness)}")
     if args.generate:
         generation_report([x for x in dev if x["db_id"] in wanted], data, args.generate, args.denoisers,
-                          progress=args.progress)
+                          progress=args.progress, skip=args.skip)
 
 
 if __name__ == "__main__":
