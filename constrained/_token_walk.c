@@ -46,6 +46,21 @@ release:
     return NULL;
 }
 
+/* What both trie builders answer: (group per spelling, the nodes' symbols as bytes, parents, skips, group per node,
+   node per group); group_bytes is borrowed. NULL, with the error set, when memory runs out. */
+static PyObject *trie_tuple(PyObject *group_bytes, const Int32List *symbols, const Int32List *parents,
+                            const Int32List *skips, const Int32List *node_groups, const Int32List *group_nodes) {
+    uint8_t *symbol_bytes = PyMem_Malloc(symbols->n ? (size_t)symbols->n : 1);
+    if (!symbol_bytes) return PyErr_NoMemory();
+    for (Py_ssize_t k = 0; k < symbols->n; k++) symbol_bytes[k] = (uint8_t)symbols->items[k];
+    PyObject *items[6] = {Py_NewRef(group_bytes), bytes_of(symbol_bytes, symbols->n),
+                          bytes_of(parents->items, parents->n * 4), bytes_of(skips->items, skips->n * 4),
+                          bytes_of(node_groups->items, node_groups->n * 4),
+                          bytes_of(group_nodes->items, group_nodes->n * 4)};
+    PyMem_Free(symbol_bytes);
+    return tuple_of(items, 6);
+}
+
 /* --------------------------------------------------------------------------------------------- spelling_trie */
 
 /* A group to sort: its sequence's first 8 bytes packed big-endian (so that integer order is their lexicographic
@@ -201,17 +216,7 @@ static PyObject *spelling_trie(PyObject *Py_UNUSED(module), PyObject *args) {
     for (int64_t d = depth; d >= 0; d--) skips.items[stack[d]] = (int32_t)symbols.n;
     for (Py_ssize_t i = 0; i < n; i++)
         if (group[i] >= 0) group[i] = group_of_representative[group[i]];
-    uint8_t *symbol_bytes = PyMem_Malloc((size_t)symbols.n);
-    if (!symbol_bytes) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t k = 0; k < symbols.n; k++) symbol_bytes[k] = (uint8_t)symbols.items[k];
-    PyObject *items[6] = {Py_NewRef(group_bytes), bytes_of(symbol_bytes, symbols.n),
-                          bytes_of(parents.items, parents.n * 4), bytes_of(skips.items, skips.n * 4),
-                          bytes_of(node_groups.items, node_groups.n * 4), bytes_of(group_nodes.items, group_nodes.n * 4)};
-    result = tuple_of(items, 6);
-    PyMem_Free(symbol_bytes);
+    result = trie_tuple(group_bytes, &symbols, &parents, &skips, &node_groups, &group_nodes);
 done:
     Py_XDECREF(group_bytes);
     PyMem_Free(starts);
@@ -304,7 +309,6 @@ static PyObject *class_trie(PyObject *Py_UNUSED(module), PyObject *args) {
         return NULL;
     PyObject *result = NULL, *group_bytes = NULL;
     int32_t *class_group = NULL;
-    uint8_t *symbol_bytes = NULL;
     ClassCounts *counts = NULL;
     Int32List symbols = {0}, parents = {0}, skips = {0}, node_groups = {0}, group_nodes = {0}, members = {0};
     Buckets buckets = {{0}, {0}, {0}};
@@ -378,19 +382,10 @@ static PyObject *class_trie(PyObject *Py_UNUSED(module), PyObject *args) {
     if (!(group_bytes = PyBytes_FromStringAndSize(NULL, n * 4))) goto done;
     int32_t *group = (int32_t *)PyBytes_AS_STRING(group_bytes);
     for (Py_ssize_t i = 0; i < n; i++) group[i] = group_of_spelling[i] < 0 ? -1 : class_group[group_of_spelling[i]];
-    if (!(symbol_bytes = PyMem_Malloc((size_t)symbols.n))) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < symbols.n; i++) symbol_bytes[i] = (uint8_t)symbols.items[i];
-    PyObject *items[6] = {Py_NewRef(group_bytes), bytes_of(symbol_bytes, symbols.n),
-                          bytes_of(parents.items, parents.n * 4), bytes_of(skips.items, skips.n * 4),
-                          bytes_of(node_groups.items, node_groups.n * 4), bytes_of(group_nodes.items, group_nodes.n * 4)};
-    result = tuple_of(items, 6);
+    result = trie_tuple(group_bytes, &symbols, &parents, &skips, &node_groups, &group_nodes);
 done:
     Py_XDECREF(group_bytes);
     PyMem_Free(class_group);
-    PyMem_Free(symbol_bytes);
     PyMem_Free(counts);
     PyMem_Free(symbols.items);
     PyMem_Free(parents.items);
