@@ -442,7 +442,11 @@ class _PathScores:
         n_states, n_classes = dfa.n_states, dfa.n_classes
         score = torch.full((n_states,), -torch.inf, dtype=torch.float64)
         score[torch.from_numpy(sets.members(start))] = 0.0
-        self.trail: list[tuple[torch.Tensor, torch.Tensor]] = []  # per position: state scores before, classes
+        # per position: the state scores before it and its class scores, in two tensors made once: kept as a
+        # pair of small tensors per position, between the edge-sized temporaries each position makes and frees,
+        # they fragment the heap to many times their size
+        self.state_scores = torch.empty(len(self.tokens), n_states, dtype=torch.float64)
+        self.class_scores = torch.empty(len(self.tokens), n_classes, dtype=torch.float64)
         for i, token in enumerate(self.tokens):
             if token is OPEN:
                 classes = _reduce(self.logprobs[i].nan_to_num(nan=-torch.inf), self.token_class, n_classes, total)
@@ -451,7 +455,8 @@ class _PathScores:
                 classes[self.token_class[token]] = 0.0
             reachable = torch.from_numpy(sets.members(backward[i + 1]))
             candidate = torch.where(reachable[targets], score[self.sources] + classes[self.classes_of], -torch.inf)
-            self.trail.append((score, classes))
+            self.state_scores[i] = score
+            self.class_scores[i] = classes
             score = _reduce(candidate, targets, n_states, total)
         if not torch.isfinite(score).any():
             raise ConstraintUnsatisfiable("no admissible canvas has finite probability under the logits")
@@ -462,7 +467,7 @@ class _PathScores:
         state = pick(self.final)
         path: list[int] = []
         for i in range(len(self.tokens) - 1, -1, -1):
-            before, classes = self.trail[i]
+            before, classes = self.state_scores[i], self.class_scores[i]
             incoming = slice(int(self.offsets[state]), int(self.offsets[state + 1]))
             edge = incoming.start + pick(before[self.sources[incoming]] + classes[self.classes_of[incoming]])
             chosen_class = int(self.classes_of[edge])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -339,3 +341,36 @@ def test_batch_masks_stack_canvases(bound_patterns):
     batch = constrained.lattice.batch_masks(canvases)
     assert batch.shape == (2, LENGTH, len(VOCAB))
     assert torch.equal(batch[1], canvases[1].masks())
+
+
+_DECODE_PEAK_SCRIPT = """
+import ctypes, resource
+ctypes.CDLL("libc.so.6").mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD at the most glibc's own rule raises it to
+import numpy as np, torch
+torch.set_num_threads(1)
+from constrained.lattice import Canvas, StateSets
+from constrained.token_dfa import TokenDFA
+states, classes, per_state, length = 10_000, 300, 16, 96
+rng = np.random.default_rng(0)
+dfa = TokenDFA(np.repeat(np.arange(states, dtype=np.int32), per_state),
+               np.concatenate([rng.choice(classes, per_state, replace=False) for _ in range(states)]).astype(np.int32),
+               rng.integers(0, states, states * per_state, dtype=np.int32), np.arange(classes, dtype=np.int32),
+               np.ones(states, dtype=bool), 0, 0, states, classes)
+canvas = Canvas(StateSets(dfa), length)
+logprobs = torch.from_numpy(rng.standard_normal((length, classes)))
+dfa.edges
+before = int(open("/proc/self/statm").read().split()[1]) * 4096
+canvas.map_decode(logprobs)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before, length * (states + classes) * 8)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads glibc's allocator and /proc")
+def test_a_decode_holds_about_its_scores_not_the_heap_its_temporaries_leave():
+    """The decode keeps a row of scores per position while it makes and frees edge-sized temporaries; kept in
+    many small tensors between them, those rows fragment the heap to several times their size (gigabytes on a SQL
+    automaton). Its peak resident growth stays within a few times the scores it keeps."""
+    run = subprocess.run([sys.executable, "-c", _DECODE_PEAK_SCRIPT], capture_output=True, text=True, timeout=120,
+                         check=True)
+    grown, kept = map(int, run.stdout.split())
+    assert grown < 6 * kept, f"the decode grew the process by {grown >> 20} MB for {kept >> 20} MB of scores"
