@@ -93,8 +93,13 @@ class TokenDFA:
 
     @property
     def nbytes(self) -> int:
-        """The bytes its arrays hold (what an in-memory cache weighs it by)."""
-        return sum(getattr(self, name).nbytes for name in ("states", "classes", "targets", "token_class", "accepting"))
+        """The bytes its arrays hold once in use (what an in-memory cache weighs it by): its fields, and the
+        :attr:`edges` and :attr:`offsets` that decodes and steps make on first use and keep (the edges alone are
+        larger than the fields); not the :attr:`table` that only tests and small automata ask for."""
+        fields_bytes = sum(getattr(self, name).nbytes
+                           for name in ("states", "classes", "targets", "token_class", "accepting"))
+        edges_bytes = 3 * 8 * len(self.targets) + 8 * (self.n_states + 1)
+        return fields_bytes + edges_bytes + 4 * (self.n_states + 1)
 
     def step(self, state: int, token_id: int) -> int:
         """The state after one token, or ``DEAD``: a binary search of the state's transitions."""

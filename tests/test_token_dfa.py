@@ -267,3 +267,13 @@ def test_unique_rows_finds_each_distinct_row_and_its_first_occurrence(rows):
     assert np.array_equal(array[first][inverse], array)
     assert len(first) == len({tuple(row) for row in rows})
     assert all(rows.index(rows[i]) == i for i in first.tolist())
+
+
+@pytest.mark.parametrize("pattern", ["(xa|ya)b", "(ab|c)+", "[ab]{2,3}(xc|yc)"])
+def test_an_automaton_weighs_what_it_holds_once_its_edges_and_offsets_are_made(pattern):
+    """The memory cache weighs an automaton when it is put there, before decodes make its edges; the weight must
+    already count them, or the cache's bound would not bound what the process holds."""
+    dfa = constrained.regex(pattern).bind(VOCAB).dfa
+    made = [*dfa.edges, dfa.offsets]
+    fields = dfa.states, dfa.classes, dfa.targets, dfa.token_class, dfa.accepting
+    assert dfa.nbytes == sum(array.nbytes for array in (*fields, *made))
