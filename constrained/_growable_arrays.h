@@ -19,24 +19,33 @@ typedef struct {
     Py_ssize_t n, capacity;
 } Int64List;
 
-/* The capacity that makes room for `extra` more items past n. */
+/* The capacity that makes room for `extra` more items past n (also for arrays kept side by side elsewhere). */
 static inline Py_ssize_t grown_capacity(Py_ssize_t n, Py_ssize_t capacity, Py_ssize_t extra) {
     Py_ssize_t grown = capacity ? capacity : 1024;
     while (grown < n + extra) grown *= 2;
     return grown;
 }
 
-static inline int int32_reserve(Int32List *list, Py_ssize_t extra) {
-    if (list->n + extra <= list->capacity) return 0;
-    Py_ssize_t capacity = grown_capacity(list->n, list->capacity, extra);
-    int32_t *items = PyMem_Realloc(list->items, (size_t)capacity * sizeof(int32_t));
-    if (!items) {
+/* Room for `extra` more items of item_size bytes past n in *items (capacity in *capacity): 0, or -1 with
+ * MemoryError set and the array unchanged. Both list types reserve through it. */
+static inline int reserve_items(void **items, Py_ssize_t *capacity, Py_ssize_t n, Py_ssize_t extra, size_t item_size) {
+    if (n + extra <= *capacity) return 0;
+    Py_ssize_t grown = grown_capacity(n, *capacity, extra);
+    void *moved = PyMem_Realloc(*items, (size_t)grown * item_size);
+    if (!moved) {
         PyErr_NoMemory();
         return -1;
     }
-    list->items = items;
-    list->capacity = capacity;
+    *items = moved;
+    *capacity = grown;
     return 0;
+}
+
+static inline int int32_reserve(Int32List *list, Py_ssize_t extra) {
+    void *items = list->items;
+    int failed = reserve_items(&items, &list->capacity, list->n, extra, sizeof(int32_t));
+    list->items = items;
+    return failed;
 }
 
 static inline int int32_push(Int32List *list, int32_t value) {
@@ -46,16 +55,10 @@ static inline int int32_push(Int32List *list, int32_t value) {
 }
 
 static inline int int64_reserve(Int64List *list, Py_ssize_t extra) {
-    if (list->n + extra <= list->capacity) return 0;
-    Py_ssize_t capacity = grown_capacity(list->n, list->capacity, extra);
-    int64_t *items = PyMem_Realloc(list->items, (size_t)capacity * sizeof(int64_t));
-    if (!items) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    void *items = list->items;
+    int failed = reserve_items(&items, &list->capacity, list->n, extra, sizeof(int64_t));
     list->items = items;
-    list->capacity = capacity;
-    return 0;
+    return failed;
 }
 
 static inline int int64_push(Int64List *list, int64_t value) {
